@@ -1,0 +1,304 @@
+//! The validated configuration. Everything here has been checked once, in `validate`;
+//! code downstream relies on it and does not check again.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use url::Url;
+
+use super::secret::Secret;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file the config was read from, for messages.
+    pub source: PathBuf,
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub oidc: OidcConfig,
+    pub session: SessionConfig,
+    pub headers: HeaderConfig,
+    pub log: LogConfig,
+    pub identity_providers: BTreeMap<String, IdentityProvider>,
+    pub organizations: BTreeMap<String, Organization>,
+    pub routes: Vec<Route>,
+    /// Things that are allowed but probably not meant; printed by `check` and logged at start.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub upstream: Upstream,
+    pub public_url: Option<Url>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub threads: usize,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub url: Url,
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Upstream {
+    /// `host:port` as pingora expects it for a peer address.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// `intershop.identityProvider.remote`: when false only `local` IdPs are offered.
+    pub remote: bool,
+    pub jwk_cache_lifetime: Duration,
+    pub max_clock_skew: Duration,
+    pub min_access_token_lifetime_left: Duration,
+    pub state_cookie_name: String,
+    pub accept_unsigned_tokens: bool,
+    /// Where the sidecar's own endpoints live (`/oauth2`).
+    pub path_prefix: String,
+    /// Timeout for each call to an identity provider.
+    pub http_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub cookie_name: String,
+    /// AES-256 keys; the first encrypts, all decrypt.
+    pub keys: Vec<SessionKey>,
+    pub max_age: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub secure: bool,
+    pub same_site: SameSite,
+    pub domain: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKey(pub [u8; 32]);
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Lax,
+    Strict,
+    None,
+}
+
+impl SameSite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Lax => "Lax",
+            SameSite::Strict => "Strict",
+            SameSite::None => "None",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HeaderConfig {
+    /// Prefix of identity headers, e.g. `X-SSO-`; incoming headers with it are always removed.
+    pub prefix: String,
+    pub claims: Vec<IdentityHeader>,
+    pub forward_access_token: bool,
+}
+
+/// The identity facts the sidecar can forward, each as `<prefix><suffix>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityHeader {
+    Subject,
+    Email,
+    Name,
+    PreferredUsername,
+    Organization,
+    IdentityProvider,
+    ExternalId,
+    SelfAdministration,
+}
+
+impl IdentityHeader {
+    pub const ALL: [IdentityHeader; 8] = [
+        IdentityHeader::Subject,
+        IdentityHeader::Email,
+        IdentityHeader::Name,
+        IdentityHeader::PreferredUsername,
+        IdentityHeader::Organization,
+        IdentityHeader::IdentityProvider,
+        IdentityHeader::ExternalId,
+        IdentityHeader::SelfAdministration,
+    ];
+
+    /// The name used in `headers.claims`.
+    pub fn key(self) -> &'static str {
+        match self {
+            IdentityHeader::Subject => "subject",
+            IdentityHeader::Email => "email",
+            IdentityHeader::Name => "name",
+            IdentityHeader::PreferredUsername => "preferred_username",
+            IdentityHeader::Organization => "organization",
+            IdentityHeader::IdentityProvider => "identity_provider",
+            IdentityHeader::ExternalId => "external_id",
+            IdentityHeader::SelfAdministration => "self_administration",
+        }
+    }
+
+    /// The header name after the prefix.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            IdentityHeader::Subject => "Subject",
+            IdentityHeader::Email => "Email",
+            IdentityHeader::Name => "Name",
+            IdentityHeader::PreferredUsername => "Preferred-Username",
+            IdentityHeader::Organization => "Organization",
+            IdentityHeader::IdentityProvider => "Identity-Provider",
+            IdentityHeader::ExternalId => "External-Id",
+            IdentityHeader::SelfAdministration => "Self-Administration",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityProvider {
+    pub key: String,
+    pub name: String,
+    pub kind: IdentityProviderKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum IdentityProviderKind {
+    /// The backend's own login (ICM `local`).
+    Local,
+    Oidc(OidcProvider),
+}
+
+#[derive(Debug, Clone)]
+pub struct OidcProvider {
+    pub issuer: Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub client_secret_expire_at: Option<DateTime<Utc>>,
+    pub additional_scopes: Vec<String>,
+}
+
+impl IdentityProvider {
+    pub fn is_local(&self) -> bool {
+        matches!(self.kind, IdentityProviderKind::Local)
+    }
+
+    pub fn oidc(&self) -> Option<&OidcProvider> {
+        match &self.kind {
+            IdentityProviderKind::Oidc(oidc) => Some(oidc),
+            IdentityProviderKind::Local => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Organization {
+    pub key: String,
+    pub external_name: String,
+    /// The IdPs offered to this organization's users, in configured order. With
+    /// `oidc.remote = "unsupported"` only the `local` ones remain.
+    pub identity_providers: Vec<String>,
+    pub self_administration: SelfAdministration,
+    pub logout_policy: LogoutPolicy,
+    /// Where `local` sends the user: the backend's own login page.
+    pub local_login_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelfAdministration {
+    pub create: bool,
+    pub update: bool,
+}
+
+impl SelfAdministration {
+    /// The header value: `CREATE,UPDATE`, `UPDATE`, `CREATE` or `NONE`.
+    pub fn header_value(self) -> &'static str {
+        match (self.create, self.update) {
+            (true, true) => "CREATE,UPDATE",
+            (true, false) => "CREATE",
+            (false, true) => "UPDATE",
+            (false, false) => "NONE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutPolicy {
+    Local,
+    External,
+    Federated,
+}
+
+impl LogoutPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogoutPolicy::Local => "LOCAL",
+            LogoutPolicy::External => "EXTERNAL",
+            LogoutPolicy::Federated => "FEDERATED",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Lower-case host without port; `None` matches every host.
+    pub host: Option<String>,
+    pub path_prefix: String,
+    pub auth: AuthMode,
+    pub organization: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMode {
+    Public,
+    Required,
+    Api,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Public => "public",
+            AuthMode::Required => "required",
+            AuthMode::Api => "api",
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The config file as written: every field optional and loosely typed, so that validation
+//! can report all problems at once instead of stopping at the first type error.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A value that ICM writes as a comma-separated string and TOML users as a list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum StringList {
+    List(Vec<String>),
+    Commas(String),
+}
+
+impl StringList {
+    pub fn items(&self) -> Vec<String> {
+        match self {
+            StringList::List(items) => items.iter().map(|s| s.trim().to_owned()).collect(),
+            StringList::Commas(text) => text
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    pub server: Option<RawServer>,
+    pub admin: Option<RawAdmin>,
+    pub oidc: Option<RawOidc>,
+    pub session: Option<RawSession>,
+    pub headers: Option<RawHeaders>,
+    pub log: Option<RawLog>,
+    pub identity_providers: Option<BTreeMap<String, RawIdentityProvider>>,
+    pub organizations: Option<BTreeMap<String, RawOrganization>>,
+    pub routes: Option<Vec<RawRoute>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub upstream: Option<String>,
+    pub public_url: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub threads: Option<i64>,
+    pub connect_timeout: Option<toml::Value>,
+    pub read_timeout: Option<toml::Value>,
+    pub write_timeout: Option<toml::Value>,
+    pub idle_timeout: Option<toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawOidc {
+    pub remote: Option<String>,
+    pub jwk_cache_lifetime: Option<toml::Value>,
+    pub max_clock_skew: Option<toml::Value>,
+    pub min_access_token_lifetime_left: Option<toml::Value>,
+    pub state_cookie_name: Option<String>,
+    pub accept_unsigned_tokens: Option<bool>,
+    pub path_prefix: Option<String>,
+    pub http_timeout: Option<toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSession {
+    pub cookie_name: Option<String>,
+    pub keys: Option<Vec<String>>,
+    pub max_age: Option<toml::Value>,
+    pub idle_timeout: Option<toml::Value>,
+    pub secure: Option<bool>,
+    pub same_site: Option<String>,
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawHeaders {
+    pub prefix: Option<String>,
+    pub claims: Option<Vec<String>>,
+    pub forward_access_token: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawLog {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawIdentityProvider {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_expire_at: Option<String>,
+    pub additional_scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawOrganization {
+    pub external_name: Option<String>,
+    pub identity_providers: Option<StringList>,
+    pub self_administration_policy: Option<StringList>,
+    pub logout_policy: Option<String>,
+    pub local_login_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRoute {
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+    pub auth: Option<String>,
+    pub organization: Option<String>,
+}
+
+/// The keys a table at `path` may hold, for "did you mean" suggestions on unknown keys.
+pub fn known_keys(path: &[String]) -> &'static [&'static str] {
+    use serde_aux::serde_introspection::serde_introspect as fields;
+    match path {
+        [] => fields::<RawConfig>(),
+        [section] => match section.as_str() {
+            "server" => fields::<RawServer>(),
+            "admin" => fields::<RawAdmin>(),
+            "oidc" => fields::<RawOidc>(),
+            "session" => fields::<RawSession>(),
+            "headers" => fields::<RawHeaders>(),
+            "log" => fields::<RawLog>(),
+            _ => &[],
+        },
+        [section, _] => match section.as_str() {
+            "identity_providers" => fields::<RawIdentityProvider>(),
+            "organizations" => fields::<RawOrganization>(),
+            "routes" => fields::<RawRoute>(),
+            _ => &[],
+        },
+        _ => &[],
+    }
+}

@@ -1,0 +1,763 @@
+//! Turns the raw file into a [`Config`], collecting every problem on the way.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use ipnet::IpNet;
+use url::Url;
+
+use super::error::Problem;
+use super::model::*;
+use super::raw::{self, RawConfig, RawIdentityProvider, RawOrganization, RawRoute};
+use super::{duration, secret};
+
+/// The IdP key ICM uses for "the backend's own login" when an organization lists none.
+const IMPLICIT_LOCAL_IDP: &str = "local";
+
+pub fn validate(text: &str, file: &Path) -> Result<Config, Vec<Problem>> {
+    let (raw, unknown_keys) = parse(text)?;
+    let mut v = Validator { problems: unknown_keys, warnings: Vec::new() };
+    let config = v.config(raw, file);
+    if v.problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(v.problems)
+    }
+}
+
+/// Parses TOML into the raw structs. Syntax and type errors stop here (serde cannot go on
+/// past them); unknown keys are collected and reported together with the later problems.
+fn parse(text: &str) -> Result<(RawConfig, Vec<Problem>), Vec<Problem>> {
+    let deserializer =
+        toml::Deserializer::parse(text).map_err(|e| vec![toml_problem(text, "", &e)])?;
+    let mut unknown = Vec::new();
+    let mut record_unknown = |path: serde_ignored::Path| unknown.push(segments(&path));
+    let tracking = serde_ignored::Deserializer::new(deserializer, &mut record_unknown);
+    let raw: RawConfig = serde_path_to_error::deserialize(tracking).map_err(|e| {
+        let key = e.path().to_string();
+        let key = if key == "." { String::new() } else { key };
+        vec![toml_problem(text, &key, e.inner())]
+    })?;
+    let problems = unknown.iter().map(|path| unknown_key_problem(path)).collect();
+    Ok((raw, problems))
+}
+
+fn toml_problem(text: &str, key: &str, error: &toml::de::Error) -> Problem {
+    let location = error.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!(" (line {line}, column {column})")
+    });
+    Problem::new(key, format!("{}{}", error.message().trim(), location.unwrap_or_default()))
+}
+
+fn segments(path: &serde_ignored::Path) -> Vec<String> {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => Vec::new(),
+        Path::Seq { parent, index } => {
+            let mut v = segments(parent);
+            v.push(index.to_string());
+            v
+        }
+        Path::Map { parent, key } => {
+            let mut v = segments(parent);
+            v.push(key.clone());
+            v
+        }
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            segments(parent)
+        }
+    }
+}
+
+fn unknown_key_problem(path: &[String]) -> Problem {
+    let Some((name, table)) = path.split_last() else {
+        return Problem::new("", "unknown key");
+    };
+    let known = raw::known_keys(table);
+    let suggestion = known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(name, k), *k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default();
+    Problem::new(key_path(path), format!("unknown key{suggestion}"))
+}
+
+/// `routes.2.auth` → `routes[2].auth`.
+fn key_path(path: &[String]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        if segment.chars().all(|c| c.is_ascii_digit()) && !out.is_empty() {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(segment);
+        }
+    }
+    out
+}
+
+struct Validator {
+    problems: Vec<Problem>,
+    warnings: Vec<String>,
+}
+
+impl Validator {
+    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem::new(key, message));
+    }
+
+    fn config(&mut self, raw: RawConfig, file: &Path) -> Config {
+        let server = self.server(raw.server.unwrap_or_default());
+        let admin = self.admin(raw.admin.unwrap_or_default());
+        if admin.listen == server.listen {
+            self.problem("admin.listen", "must differ from server.listen");
+        }
+        let oidc = self.oidc(raw.oidc.unwrap_or_default());
+        let session = self.session(raw.session.unwrap_or_default());
+        if session.cookie_name == oidc.state_cookie_name {
+            self.problem("session.cookie_name", "must differ from oidc.state_cookie_name");
+        }
+        let headers = self.headers(raw.headers.unwrap_or_default());
+        let log = self.log(raw.log.unwrap_or_default());
+        let identity_providers = self.identity_providers(raw.identity_providers.unwrap_or_default());
+        let organizations = self.organizations(
+            raw.organizations.unwrap_or_default(),
+            &identity_providers,
+            oidc.remote,
+        );
+        let routes = self.routes(raw.routes.unwrap_or_default(), &organizations, &oidc.path_prefix);
+
+        let uses_oidc = oidc.remote && identity_providers.values().any(|idp| idp.oidc().is_some());
+        if uses_oidc && server.public_url.is_none() {
+            self.problem(
+                "server.public_url",
+                "required when OpenID Connect identity providers are configured (it is the origin of the redirect URI)",
+            );
+        }
+        if !oidc.remote && identity_providers.values().any(|idp| idp.oidc().is_some()) {
+            self.warnings.push(
+                "oidc.remote is \"unsupported\": only local identity providers are offered".to_owned(),
+            );
+        }
+        Config {
+            source: file.to_owned(),
+            server,
+            admin,
+            oidc,
+            session,
+            headers,
+            log,
+            identity_providers,
+            organizations,
+            routes,
+            warnings: std::mem::take(&mut self.warnings),
+        }
+    }
+
+    fn server(&mut self, raw: raw::RawServer) -> ServerConfig {
+        let listen = self.socket_addr("server.listen", raw.listen.as_deref(), "0.0.0.0:8080");
+        let upstream = match raw.upstream.as_deref() {
+            None => {
+                self.problem("server.upstream", "missing (the URL of the commerce backend)");
+                placeholder_upstream()
+            }
+            Some(text) => self.upstream(text).unwrap_or_else(placeholder_upstream),
+        };
+        let public_url = raw.public_url.as_deref().and_then(|text| self.public_url(text));
+        let trusted_proxies = raw
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, text)| self.ip_net(&format!("server.trusted_proxies[{i}]"), text))
+            .collect();
+        let threads = match raw.threads {
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Some(n) if (1..=1024).contains(&n) => n as usize,
+            Some(_) => {
+                self.problem("server.threads", "must be between 1 and 1024");
+                1
+            }
+        };
+        ServerConfig {
+            listen,
+            upstream,
+            public_url,
+            trusted_proxies,
+            threads,
+            connect_timeout: self.duration("server.connect_timeout", raw.connect_timeout, secs(5)),
+            read_timeout: self.duration("server.read_timeout", raw.read_timeout, secs(60)),
+            write_timeout: self.duration("server.write_timeout", raw.write_timeout, secs(60)),
+            idle_timeout: self.duration("server.idle_timeout", raw.idle_timeout, secs(60)),
+        }
+    }
+
+    fn upstream(&mut self, text: &str) -> Option<Upstream> {
+        let key = "server.upstream";
+        let url = match Url::parse(text) {
+            Ok(url) => url,
+            Err(e) => {
+                self.problem(key, format!("not a URL ({e})"));
+                return None;
+            }
+        };
+        let tls = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            other => {
+                self.problem(key, format!("scheme must be http or https, not {other}"));
+                return None;
+            }
+        };
+        if url.path() != "/" || url.query().is_some() {
+            self.problem(key, "must be an origin without path or query (requests keep their own path)");
+        }
+        let Some(host) = url.host_str() else {
+            self.problem(key, "has no host");
+            return None;
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+        Some(Upstream { tls, host, port, url })
+    }
+
+    fn public_url(&mut self, text: &str) -> Option<Url> {
+        let key = "server.public_url";
+        match Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                if url.path() != "/" {
+                    self.problem(key, "must be an origin such as https://shop.example.com, without a path");
+                }
+                Some(url)
+            }
+            Ok(_) => {
+                self.problem(key, "must be an http or https URL with a host");
+                None
+            }
+            Err(e) => {
+                self.problem(key, format!("not a URL ({e})"));
+                None
+            }
+        }
+    }
+
+    fn admin(&mut self, raw: raw::RawAdmin) -> AdminConfig {
+        AdminConfig { listen: self.socket_addr("admin.listen", raw.listen.as_deref(), "127.0.0.1:9090") }
+    }
+
+    fn oidc(&mut self, raw: raw::RawOidc) -> OidcConfig {
+        let remote = match raw.remote.as_deref() {
+            None => false,
+            Some(text) => match text.to_ascii_lowercase().as_str() {
+                "supported" => true,
+                "unsupported" => false,
+                _ => {
+                    self.bad_enum("oidc.remote", text, &["supported", "unsupported"]);
+                    false
+                }
+            },
+        };
+        let state_cookie_name = self.cookie_name("oidc.state_cookie_name", raw.state_cookie_name, "oidc_state");
+        let path_prefix = match raw.path_prefix {
+            None => "/oauth2".to_owned(),
+            Some(p) if p.starts_with('/') && p.len() > 1 && !p.ends_with('/') => p,
+            Some(_) => {
+                self.problem("oidc.path_prefix", "must start with / and not end with / (e.g. \"/oauth2\")");
+                "/oauth2".to_owned()
+            }
+        };
+        OidcConfig {
+            remote,
+            jwk_cache_lifetime: self.duration("oidc.jwk_cache_lifetime", raw.jwk_cache_lifetime, secs(3600)),
+            max_clock_skew: self.duration("oidc.max_clock_skew", raw.max_clock_skew, secs(60)),
+            min_access_token_lifetime_left: self.duration(
+                "oidc.min_access_token_lifetime_left",
+                raw.min_access_token_lifetime_left,
+                secs(180),
+            ),
+            state_cookie_name,
+            accept_unsigned_tokens: raw.accept_unsigned_tokens.unwrap_or(false),
+            path_prefix,
+            http_timeout: self.duration("oidc.http_timeout", raw.http_timeout, secs(10)),
+        }
+    }
+
+    fn session(&mut self, raw: raw::RawSession) -> SessionConfig {
+        let cookie_name = self.cookie_name("session.cookie_name", raw.cookie_name, "_sso_session");
+        let keys = match raw.keys {
+            None => {
+                self.problem("session.keys", "missing (generate one with `sso-sidecar keygen`)");
+                Vec::new()
+            }
+            Some(list) if list.is_empty() => {
+                self.problem("session.keys", "needs at least one key (generate one with `sso-sidecar keygen`)");
+                Vec::new()
+            }
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, reference)| self.session_key(&format!("session.keys[{i}]"), reference))
+                .collect(),
+        };
+        let same_site = match raw.same_site.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("lax") => SameSite::Lax,
+            Some("strict") => SameSite::Strict,
+            Some("none") => SameSite::None,
+            Some(_) => {
+                self.bad_enum("session.same_site", raw.same_site.as_deref().unwrap_or(""), &["Lax", "Strict", "None"]);
+                SameSite::Lax
+            }
+        };
+        let secure = raw.secure.unwrap_or(true);
+        if same_site == SameSite::None && !secure {
+            self.problem("session.same_site", "\"None\" requires session.secure = true (browsers drop such cookies)");
+        }
+        if !secure {
+            self.warnings.push("session.secure = false: cookies are sent over plain HTTP".to_owned());
+        }
+        let max_age = self.duration("session.max_age", raw.max_age, secs(12 * 3600));
+        if max_age.is_zero() {
+            self.problem("session.max_age", "must be longer than zero");
+        }
+        let idle_timeout = raw.idle_timeout.map(|v| self.duration("session.idle_timeout", Some(v), Duration::ZERO));
+        SessionConfig {
+            cookie_name,
+            keys,
+            max_age,
+            idle_timeout: idle_timeout.filter(|d| !d.is_zero()),
+            secure,
+            same_site,
+            domain: raw.domain,
+        }
+    }
+
+    fn session_key(&mut self, key: &str, reference: &str) -> Option<SessionKey> {
+        let value = self.secret(key, reference)?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(value.expose().trim())
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(value.expose().trim()));
+        match decoded.map(<[u8; 32]>::try_from) {
+            Ok(Ok(bytes)) => Some(SessionKey(bytes)),
+            Ok(Err(bytes)) => {
+                self.problem(key, format!("must be 32 bytes of base64, got {} bytes (generate one with `sso-sidecar keygen`)", bytes.len()));
+                None
+            }
+            Err(_) => {
+                self.problem(key, "is not base64 (generate one with `sso-sidecar keygen`)");
+                None
+            }
+        }
+    }
+
+    fn headers(&mut self, raw: raw::RawHeaders) -> HeaderConfig {
+        let prefix = raw.prefix.unwrap_or_else(|| "X-SSO-".to_owned());
+        if prefix.len() < 2 || !prefix.bytes().all(is_header_name_byte) {
+            self.problem("headers.prefix", "must be a header name prefix such as \"X-SSO-\"");
+        }
+        let claims = match raw.claims {
+            None => IdentityHeader::ALL.to_vec(),
+            Some(names) => names
+                .iter()
+                .enumerate()
+                .filter_map(|(i, name)| {
+                    let found = IdentityHeader::ALL.into_iter().find(|h| h.key() == name.as_str());
+                    if found.is_none() {
+                        let allowed: Vec<_> = IdentityHeader::ALL.iter().map(|h| h.key()).collect();
+                        self.bad_enum(&format!("headers.claims[{i}]"), name, &allowed);
+                    }
+                    found
+                })
+                .collect(),
+        };
+        HeaderConfig { prefix, claims, forward_access_token: raw.forward_access_token.unwrap_or(false) }
+    }
+
+    fn log(&mut self, raw: raw::RawLog) -> LogConfig {
+        let format = match raw.format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                self.bad_enum("log.format", other, &["text", "json"]);
+                LogFormat::Text
+            }
+        };
+        let level = raw.level.unwrap_or_else(|| "info".to_owned());
+        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+            self.problem("log.level", format!("\"{level}\" is not a log level or filter (e.g. \"info\", \"sso_sidecar=debug\")"));
+        }
+        LogConfig { format, level }
+    }
+
+    fn identity_providers(&mut self, raw: BTreeMap<String, RawIdentityProvider>) -> BTreeMap<String, IdentityProvider> {
+        raw.into_iter()
+            .filter_map(|(key, idp)| self.identity_provider(&key, idp).map(|idp| (key, idp)))
+            .collect()
+    }
+
+    fn identity_provider(&mut self, key: &str, raw: RawIdentityProvider) -> Option<IdentityProvider> {
+        let path = format!("identity_providers.{key}");
+        if !is_simple_key(key) {
+            self.problem(&path, "key may only hold letters, digits, '_', '-' and '.'");
+        }
+        let name = match raw.name.clone() {
+            Some(name) if !name.trim().is_empty() => name,
+            _ => {
+                self.problem(format!("{path}.name"), "missing (the name shown on the login page)");
+                key.to_owned()
+            }
+        };
+        let kind = match raw.kind.as_deref() {
+            Some("local") => {
+                for (field, present) in [
+                    ("issuer", raw.issuer.is_some()),
+                    ("client_id", raw.client_id.is_some()),
+                    ("client_secret", raw.client_secret.is_some()),
+                ] {
+                    if present {
+                        self.warnings.push(format!("{path}.{field} is ignored for a local identity provider"));
+                    }
+                }
+                IdentityProviderKind::Local
+            }
+            Some("oidc") => IdentityProviderKind::Oidc(self.oidc_provider(&path, raw)?),
+            Some(other) => {
+                self.bad_enum(&format!("{path}.type"), other, &["oidc", "local"]);
+                return None;
+            }
+            None => {
+                self.problem(format!("{path}.type"), "missing (\"oidc\" or \"local\")");
+                return None;
+            }
+        };
+        Some(IdentityProvider { key: key.to_owned(), name, kind })
+    }
+
+    fn oidc_provider(&mut self, path: &str, raw: RawIdentityProvider) -> Option<OidcProvider> {
+        let issuer = match raw.issuer.as_deref() {
+            None => {
+                self.problem(format!("{path}.issuer"), "missing (required for type \"oidc\")");
+                None
+            }
+            Some(text) => match Url::parse(text) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+                _ => {
+                    self.problem(format!("{path}.issuer"), "not a URL");
+                    None
+                }
+            },
+        };
+        let client_id = match raw.client_id {
+            Some(id) if !id.is_empty() => Some(id),
+            _ => {
+                self.problem(format!("{path}.client_id"), "missing (required for type \"oidc\")");
+                None
+            }
+        };
+        let client_secret = match raw.client_secret.as_deref() {
+            None => {
+                self.problem(format!("{path}.client_secret"), "missing (required for type \"oidc\")");
+                None
+            }
+            Some(reference) => self.secret(&format!("{path}.client_secret"), reference),
+        };
+        let client_secret_expire_at = raw.client_secret_expire_at.as_deref().and_then(|text| {
+            match chrono::DateTime::parse_from_rfc3339(text) {
+                Ok(at) => Some(at.with_timezone(&chrono::Utc)),
+                Err(_) => {
+                    self.problem(
+                        format!("{path}.client_secret_expire_at"),
+                        format!("\"{text}\" is not an RFC 3339 timestamp (e.g. \"2027-12-31T12:30:45Z\")"),
+                    );
+                    None
+                }
+            }
+        });
+        if let Some(at) = client_secret_expire_at {
+            if at < chrono::Utc::now() {
+                self.warnings.push(format!("{path}.client_secret_expire_at: the client secret expired on {at}"));
+            }
+        }
+        let additional_scopes = raw.additional_scopes.unwrap_or_default();
+        for (i, scope) in additional_scopes.iter().enumerate() {
+            if scope.is_empty() || scope.contains(char::is_whitespace) {
+                self.problem(format!("{path}.additional_scopes[{i}]"), "a scope is one word without spaces");
+            }
+        }
+        Some(OidcProvider {
+            issuer: issuer?,
+            client_id: client_id?,
+            client_secret: client_secret?,
+            client_secret_expire_at,
+            additional_scopes,
+        })
+    }
+
+    fn organizations(
+        &mut self,
+        raw: BTreeMap<String, RawOrganization>,
+        idps: &BTreeMap<String, IdentityProvider>,
+        remote: bool,
+    ) -> BTreeMap<String, Organization> {
+        let mut external_names: BTreeMap<String, String> = BTreeMap::new();
+        let mut orgs = BTreeMap::new();
+        for (key, org) in raw {
+            let path = format!("organizations.{key}");
+            if !is_simple_key(&key) {
+                self.problem(&path, "key may only hold letters, digits, '_', '-' and '.'");
+            }
+            let external_name = match org.external_name {
+                Some(name) if !name.trim().is_empty() => name,
+                _ => {
+                    self.problem(format!("{path}.external_name"), "missing (the name users type on the login page)");
+                    key.clone()
+                }
+            };
+            // The login page matches organizations case-insensitively on key and external name.
+            for name in [key.to_lowercase(), external_name.to_lowercase()] {
+                if let Some(other) = external_names.get(&name).filter(|other| **other != key) {
+                    self.problem(
+                        format!("{path}.external_name"),
+                        format!("\"{name}\" is also the name of organization {other} (names must be unique, ignoring case)"),
+                    );
+                }
+                external_names.insert(name, key.clone());
+            }
+            let listed = org
+                .identity_providers
+                .map(|l| l.items())
+                .unwrap_or_else(|| vec![IMPLICIT_LOCAL_IDP.to_owned()]);
+            let mut offered = Vec::new();
+            for (i, idp_key) in listed.iter().enumerate() {
+                match idps.get(idp_key) {
+                    Some(idp) if idp.is_local() || remote => offered.push(idp_key.clone()),
+                    Some(_) => {}
+                    None if idp_key == IMPLICIT_LOCAL_IDP => offered.push(idp_key.clone()),
+                    None => {
+                        let defined: Vec<_> = idps.keys().map(String::as_str).collect();
+                        self.problem(
+                            format!("{path}.identity_providers[{i}]"),
+                            format!("\"{idp_key}\" is not defined in [identity_providers]{}", suggest(idp_key, &defined)),
+                        );
+                    }
+                }
+            }
+            if offered.is_empty() && !listed.is_empty() {
+                self.warnings.push(format!(
+                    "{path}: no identity provider is offered (oidc.remote is \"unsupported\" and none is local)"
+                ));
+            }
+            let self_administration = self.self_administration(&path, org.self_administration_policy);
+            let logout_policy = match org.logout_policy.as_deref().map(str::to_ascii_uppercase).as_deref() {
+                None | Some("EXTERNAL") => LogoutPolicy::External,
+                Some("LOCAL") => LogoutPolicy::Local,
+                Some("FEDERATED") => LogoutPolicy::Federated,
+                Some(_) => {
+                    self.bad_enum(
+                        &format!("{path}.logout_policy"),
+                        org.logout_policy.as_deref().unwrap_or(""),
+                        &["LOCAL", "EXTERNAL", "FEDERATED"],
+                    );
+                    LogoutPolicy::External
+                }
+            };
+            let local_login_url = match org.local_login_url {
+                None => "/".to_owned(),
+                Some(url) if url.starts_with('/') && !url.starts_with("//") => url,
+                Some(url) => match Url::parse(&url) {
+                    Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => url,
+                    _ => {
+                        self.problem(format!("{path}.local_login_url"), "must be a path such as \"/login\" or an http(s) URL");
+                        "/".to_owned()
+                    }
+                },
+            };
+            orgs.insert(
+                key.clone(),
+                Organization {
+                    key,
+                    external_name,
+                    identity_providers: offered,
+                    self_administration,
+                    logout_policy,
+                    local_login_url,
+                },
+            );
+        }
+        orgs
+    }
+
+    fn self_administration(&mut self, path: &str, raw: Option<raw::StringList>) -> SelfAdministration {
+        let items = raw.map(|l| l.items()).unwrap_or_default();
+        // ICM: an empty or missing list means the default; NONE overrules everything else.
+        if items.is_empty() {
+            return SelfAdministration { create: true, update: true };
+        }
+        let mut policy = SelfAdministration { create: false, update: false };
+        let mut none = false;
+        for (i, item) in items.iter().enumerate() {
+            match item.to_ascii_uppercase().as_str() {
+                "CREATE" => policy.create = true,
+                "UPDATE" => policy.update = true,
+                "NONE" => none = true,
+                _ => self.bad_enum(&format!("{path}.self_administration_policy[{i}]"), item, &["CREATE", "UPDATE", "NONE"]),
+            }
+        }
+        if none {
+            SelfAdministration { create: false, update: false }
+        } else {
+            policy
+        }
+    }
+
+    fn routes(&mut self, raw: Vec<RawRoute>, orgs: &BTreeMap<String, Organization>, own_prefix: &str) -> Vec<Route> {
+        let mut routes: Vec<(usize, Route)> = Vec::new();
+        for (i, route) in raw.into_iter().enumerate() {
+            let path = format!("routes[{i}]");
+            let path_prefix = match route.path_prefix {
+                Some(p) if p.starts_with('/') => p,
+                Some(_) => {
+                    self.problem(format!("{path}.path_prefix"), "must start with /");
+                    continue;
+                }
+                None => {
+                    self.problem(format!("{path}.path_prefix"), "missing (use \"/\" for everything)");
+                    continue;
+                }
+            };
+            let auth = match route.auth.as_deref() {
+                None | Some("required") => AuthMode::Required,
+                Some("public") => AuthMode::Public,
+                Some("api") => AuthMode::Api,
+                Some(other) => {
+                    self.bad_enum(&format!("{path}.auth"), other, &["required", "public", "api"]);
+                    continue;
+                }
+            };
+            if let Some(org) = &route.organization {
+                if !orgs.contains_key(org) {
+                    let defined: Vec<_> = orgs.keys().map(String::as_str).collect();
+                    self.problem(
+                        format!("{path}.organization"),
+                        format!("\"{org}\" is not defined in [organizations]{}", suggest(org, &defined)),
+                    );
+                }
+            }
+            if path_prefix.starts_with(own_prefix) {
+                self.warnings.push(format!(
+                    "{path}.path_prefix: {path_prefix} lies under the sidecar's own {own_prefix}/ endpoints, which answer first"
+                ));
+            }
+            let host = route.host.map(|h| h.to_ascii_lowercase());
+            let new = Route { host, path_prefix, auth, organization: route.organization };
+            if let Some((j, earlier)) = routes.iter().find(|(_, earlier)| shadows(earlier, &new)) {
+                let what = if earlier.host == new.host && earlier.path_prefix == new.path_prefix {
+                    "duplicate of"
+                } else {
+                    "unreachable: every request it matches is taken by"
+                };
+                self.problem(
+                    format!("{path}.path_prefix"),
+                    format!("{what} routes[{j}] (host {}, path_prefix {})", earlier.host.as_deref().unwrap_or("any"), earlier.path_prefix),
+                );
+                continue;
+            }
+            routes.push((i, new));
+        }
+        routes.into_iter().map(|(_, r)| r).collect()
+    }
+
+    fn duration(&mut self, key: &str, value: Option<toml::Value>, default: Duration) -> Duration {
+        match value {
+            None => default,
+            Some(value) => duration::parse(&value).unwrap_or_else(|e| {
+                self.problem(key, e);
+                default
+            }),
+        }
+    }
+
+    fn secret(&mut self, key: &str, reference: &str) -> Option<secret::Secret> {
+        secret::resolve(reference).map_err(|e| self.problem(key, e)).ok()
+    }
+
+    fn socket_addr(&mut self, key: &str, value: Option<&str>, default: &str) -> SocketAddr {
+        let text = value.unwrap_or(default);
+        text.parse().unwrap_or_else(|_| {
+            self.problem(key, format!("\"{text}\" is not a listen address such as \"0.0.0.0:8080\""));
+            default.parse().expect("default listen addresses parse")
+        })
+    }
+
+    fn ip_net(&mut self, key: &str, text: &str) -> Option<IpNet> {
+        text.parse::<IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+            .map_err(|_| self.problem(key, format!("\"{text}\" is not an IP address or CIDR range")))
+            .ok()
+    }
+
+    fn cookie_name(&mut self, key: &str, value: Option<String>, default: &str) -> String {
+        match value {
+            None => default.to_owned(),
+            Some(name) if !name.is_empty() && name.bytes().all(is_header_name_byte) => name,
+            Some(_) => {
+                self.problem(key, "not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~)");
+                default.to_owned()
+            }
+        }
+    }
+
+    fn bad_enum(&mut self, key: &str, value: &str, allowed: &[&str]) {
+        let list = allowed.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
+        self.problem(key, format!("\"{value}\" is not one of {list}"));
+    }
+}
+
+fn shadows(earlier: &Route, later: &Route) -> bool {
+    let host_covers = earlier.host.is_none() || earlier.host == later.host;
+    host_covers && later.path_prefix.starts_with(&earlier.path_prefix)
+}
+
+fn suggest(name: &str, candidates: &[&str]) -> String {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(&name.to_lowercase(), &c.to_lowercase()), *c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| format!(" (did you mean \"{c}\"?)"))
+        .unwrap_or_default()
+}
+
+fn placeholder_upstream() -> Upstream {
+    Upstream {
+        url: Url::parse("http://127.0.0.1:9000/").expect("static URL"),
+        tls: false,
+        host: "127.0.0.1".to_owned(),
+        port: 9000,
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn is_simple_key(key: &str) -> bool {
+    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// RFC 7230 `tchar`: what header names and cookie names may hold.
+fn is_header_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests;

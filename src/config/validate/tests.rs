@@ -1,0 +1,346 @@
+//! One test per validation rule: each feeds a config with one mistake and expects the key.
+
+use std::path::Path;
+
+use super::*;
+
+const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes
+
+fn minimal() -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:8080"
+upstream = "http://127.0.0.1:9000"
+public_url = "https://shop.example.com"
+
+[session]
+keys = ["{KEY}"]
+"#
+    )
+}
+
+fn load(extra: &str) -> Result<Config, Vec<Problem>> {
+    validate(&format!("{}\n{extra}", minimal()), Path::new("test.toml"))
+}
+
+/// Asserts the config fails and that one problem names `key` with text containing `needle`.
+fn assert_problem(extra: &str, key: &str, needle: &str) -> Vec<Problem> {
+    let problems = load(extra).expect_err("config should be invalid");
+    assert!(
+        problems.iter().any(|p| p.key == key && p.message.contains(needle)),
+        "expected a problem at {key} containing {needle:?}, got {problems:#?}"
+    );
+    problems
+}
+
+#[test]
+fn minimal_config_is_valid_with_defaults() {
+    let config = load("").unwrap();
+    assert_eq!(config.oidc.max_clock_skew, Duration::from_secs(60));
+    assert_eq!(config.oidc.jwk_cache_lifetime, Duration::from_secs(3600));
+    assert_eq!(config.oidc.min_access_token_lifetime_left, Duration::from_secs(180));
+    assert_eq!(config.oidc.state_cookie_name, "oidc_state");
+    assert!(!config.oidc.remote);
+    assert!(!config.oidc.accept_unsigned_tokens);
+    assert!(config.session.secure);
+    assert_eq!(config.session.same_site, SameSite::Lax);
+    assert_eq!(config.headers.prefix, "X-SSO-");
+    assert_eq!(config.admin.listen.to_string(), "127.0.0.1:9090");
+}
+
+#[test]
+fn unknown_keys_are_reported_with_a_suggestion() {
+    let problems = assert_problem("[oidc]\nmax_clock_skw = 5", "oidc.max_clock_skw", "did you mean `max_clock_skew`?");
+    assert_eq!(problems.len(), 1);
+    assert_problem(
+        "[identity_providers.a]\ntype = \"local\"\nname = \"A\"\nnmae = \"x\"",
+        "identity_providers.a.nmae",
+        "did you mean `name`?",
+    );
+    assert_problem("[[routes]]\npath_prefix = \"/\"\nauht = \"public\"", "routes[0].auht", "did you mean `auth`?");
+    assert_problem("[sesion]\nx = 1", "sesion", "did you mean `session`?");
+    assert_problem("[server2]\nx = 1", "server2", "unknown key");
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let problems = load(
+        r#"
+[oidc]
+remote = "maybe"
+max_clock_skew = "soon"
+[identity_providers.kc]
+type = "oidc"
+name = "KC"
+issuer = "not a url"
+client_id = "ICM"
+client_secret = "s"
+[organizations.Ops]
+external_name = "Ops"
+identity_providers = ["kc", "nope"]
+"#,
+    )
+    .unwrap_err();
+    let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+    for key in ["oidc.remote", "oidc.max_clock_skew", "identity_providers.kc.issuer", "organizations.Ops.identity_providers[1]"] {
+        assert!(keys.contains(&key), "{key} missing in {keys:?}");
+    }
+}
+
+#[test]
+fn organization_naming_an_undefined_idp() {
+    assert_problem(
+        "[identity_providers.oidc_kc_1]\ntype = \"local\"\nname = \"x\"\n[organizations.A]\nexternal_name = \"A\"\nidentity_providers = [\"oidc_kc_2x\"]",
+        "organizations.A.identity_providers[0]",
+        "\"oidc_kc_2x\" is not defined",
+    );
+}
+
+#[test]
+fn oidc_idp_needs_issuer_client_id_and_secret() {
+    let problems = load("[identity_providers.kc]\ntype = \"oidc\"\nname = \"KC\"").unwrap_err();
+    for field in ["issuer", "client_id", "client_secret"] {
+        let key = format!("identity_providers.kc.{field}");
+        assert!(problems.iter().any(|p| p.key == key && p.message.contains("missing")), "{key}: {problems:?}");
+    }
+}
+
+#[test]
+fn issuer_must_be_a_url() {
+    assert_problem(
+        "[identity_providers.kc]\ntype = \"oidc\"\nname = \"KC\"\nissuer = \"keycloak/realms/x\"\nclient_id = \"a\"\nclient_secret = \"b\"",
+        "identity_providers.kc.issuer",
+        "not a URL",
+    );
+}
+
+#[test]
+fn client_secret_expire_at_must_be_rfc3339() {
+    assert_problem(
+        "[identity_providers.kc]\ntype = \"oidc\"\nname = \"KC\"\nissuer = \"https://idp.example\"\nclient_id = \"a\"\nclient_secret = \"b\"\nclient_secret_expire_at = \"31.12.2024\"",
+        "identity_providers.kc.client_secret_expire_at",
+        "not an RFC 3339 timestamp",
+    );
+}
+
+#[test]
+fn session_key_must_be_32_bytes_of_base64() {
+    let bad_len = "[server]\nupstream = \"http://127.0.0.1:9000\"\n[session]\nkeys = [\"c2hvcnQ=\"]";
+    let problems = validate(bad_len, Path::new("t.toml")).unwrap_err();
+    assert!(problems.iter().any(|p| p.key == "session.keys[0]" && p.message.contains("got 5 bytes")), "{problems:?}");
+    let not_b64 = "[server]\nupstream = \"http://127.0.0.1:9000\"\n[session]\nkeys = [\"***\"]";
+    let problems = validate(not_b64, Path::new("t.toml")).unwrap_err();
+    assert!(problems.iter().any(|p| p.key == "session.keys[0]" && p.message.contains("not base64")), "{problems:?}");
+    let missing = "[server]\nupstream = \"http://127.0.0.1:9000\"";
+    let problems = validate(missing, Path::new("t.toml")).unwrap_err();
+    assert!(problems.iter().any(|p| p.key == "session.keys"), "{problems:?}");
+}
+
+#[test]
+fn bad_enum_values() {
+    assert_problem("[oidc]\nremote = \"yes\"", "oidc.remote", "not one of \"supported\", \"unsupported\"");
+    assert_problem(
+        "[organizations.A]\nexternal_name = \"A\"\nlogout_policy = \"GLOBAL\"",
+        "organizations.A.logout_policy",
+        "\"GLOBAL\" is not one of",
+    );
+    assert_problem(
+        "[organizations.A]\nexternal_name = \"A\"\nself_administration_policy = [\"CREATE\", \"DELETE\"]",
+        "organizations.A.self_administration_policy[1]",
+        "\"DELETE\" is not one of",
+    );
+    assert_problem("[[routes]]\npath_prefix = \"/\"\nauth = \"optional\"", "routes[0].auth", "\"optional\" is not one of");
+    assert_problem("[identity_providers.x]\ntype = \"saml\"\nname = \"X\"", "identity_providers.x.type", "\"saml\" is not one of");
+}
+
+#[test]
+fn self_administration_policy_semantics() {
+    let config = load(
+        r#"
+[organizations.Default]
+external_name = "Default"
+[organizations.UpdateOnly]
+external_name = "U"
+self_administration_policy = "UPDATE"
+[organizations.NoneWins]
+external_name = "N"
+self_administration_policy = ["CREATE", "NONE", "UPDATE"]
+[organizations.Empty]
+external_name = "E"
+self_administration_policy = []
+"#,
+    )
+    .unwrap();
+    let policy = |k: &str| config.organizations[k].self_administration;
+    assert_eq!(policy("Default"), SelfAdministration { create: true, update: true });
+    assert_eq!(policy("UpdateOnly"), SelfAdministration { create: false, update: true });
+    assert_eq!(policy("NoneWins"), SelfAdministration { create: false, update: false });
+    assert_eq!(policy("Empty"), SelfAdministration { create: true, update: true });
+    assert_eq!(policy("NoneWins").header_value(), "NONE");
+}
+
+#[test]
+fn remote_unsupported_offers_only_local_idps() {
+    let idps = r#"
+[identity_providers.kc]
+type = "oidc"
+name = "KC"
+issuer = "https://idp.example/realms/x"
+client_id = "a"
+client_secret = "b"
+[identity_providers.localICM]
+type = "local"
+name = "Shop account"
+[organizations.A]
+external_name = "A"
+identity_providers = "kc, localICM"
+"#;
+    let config = load(idps).unwrap();
+    assert_eq!(config.organizations["A"].identity_providers, vec!["localICM"]);
+    let config = load(&format!("[oidc]\nremote = \"supported\"\n{idps}")).unwrap();
+    assert_eq!(config.organizations["A"].identity_providers, vec!["kc", "localICM"]);
+}
+
+#[test]
+fn organization_without_idps_defaults_to_local() {
+    let config = load("[organizations.A]\nexternal_name = \"A\"").unwrap();
+    assert_eq!(config.organizations["A"].identity_providers, vec!["local"]);
+    assert_eq!(config.organizations["A"].logout_policy, LogoutPolicy::External);
+}
+
+#[test]
+fn duplicate_routes() {
+    assert_problem(
+        "[[routes]]\npath_prefix = \"/a\"\n[[routes]]\npath_prefix = \"/a\"",
+        "routes[1].path_prefix",
+        "duplicate of routes[0]",
+    );
+}
+
+#[test]
+fn unreachable_routes() {
+    assert_problem(
+        "[[routes]]\npath_prefix = \"/\"\n[[routes]]\npath_prefix = \"/static/\"\nauth = \"public\"",
+        "routes[1].path_prefix",
+        "unreachable",
+    );
+    // A host-specific route is not shadowed by a prefix on another host.
+    load("[[routes]]\nhost = \"a.example\"\npath_prefix = \"/\"\n[[routes]]\nhost = \"b.example\"\npath_prefix = \"/x\"").unwrap();
+}
+
+#[test]
+fn route_organization_must_exist() {
+    assert_problem(
+        "[organizations.Operations]\nexternal_name = \"Ops\"\n[[routes]]\npath_prefix = \"/\"\norganization = \"Operation\"",
+        "routes[0].organization",
+        "did you mean \"Operations\"?",
+    );
+}
+
+#[test]
+fn listen_addresses_must_parse() {
+    let text = minimal().replace("127.0.0.1:8080", "localhost:80:80");
+    let problems = validate(&format!("{text}\n[admin]\nlisten = \"9090\""), Path::new("t.toml")).unwrap_err();
+    assert!(problems.iter().any(|p| p.key == "server.listen"), "{problems:?}");
+    assert!(problems.iter().any(|p| p.key == "admin.listen"), "{problems:?}");
+}
+
+#[test]
+fn durations_in_all_three_forms() {
+    let config = load("[oidc]\njwk_cache_lifetime = 3600000\nmax_clock_skew = \"PT2M\"\nmin_access_token_lifetime_left = \"90s\"").unwrap();
+    assert_eq!(config.oidc.jwk_cache_lifetime, Duration::from_secs(3600));
+    assert_eq!(config.oidc.max_clock_skew, Duration::from_secs(120));
+    assert_eq!(config.oidc.min_access_token_lifetime_left, Duration::from_secs(90));
+    assert_problem("[oidc]\nmax_clock_skew = \"a minute\"", "oidc.max_clock_skew", "is not a duration");
+}
+
+#[test]
+fn secrets_from_env_and_file() {
+    std::env::set_var("SSO_SIDECAR_VALIDATE_TEST_SECRET", "from-env");
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+    let text = format!(
+        r#"
+[server]
+upstream = "http://127.0.0.1:9000"
+public_url = "https://shop.example.com"
+[oidc]
+remote = "supported"
+[session]
+keys = ["file:{}"]
+[identity_providers.kc]
+type = "oidc"
+name = "KC"
+issuer = "https://idp.example"
+client_id = "a"
+client_secret = "env:SSO_SIDECAR_VALIDATE_TEST_SECRET"
+"#,
+        key_file.display()
+    );
+    let config = validate(&text, Path::new("t.toml")).unwrap();
+    assert_eq!(config.identity_providers["kc"].oidc().unwrap().client_secret.expose(), "from-env");
+    assert_eq!(config.session.keys.len(), 1);
+
+    let missing = text.replace("SSO_SIDECAR_VALIDATE_TEST_SECRET", "SSO_SIDECAR_VALIDATE_TEST_UNSET");
+    let problems = validate(&missing, Path::new("t.toml")).unwrap_err();
+    assert!(
+        problems.iter().any(|p| p.key == "identity_providers.kc.client_secret" && p.message.contains("is not set")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn public_url_required_for_oidc() {
+    let text = r#"
+[server]
+upstream = "http://127.0.0.1:9000"
+[oidc]
+remote = "supported"
+[session]
+keys = ["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
+[identity_providers.kc]
+type = "oidc"
+name = "KC"
+issuer = "https://idp.example"
+client_id = "a"
+client_secret = "b"
+"#;
+    let problems = validate(text, Path::new("t.toml")).unwrap_err();
+    assert!(problems.iter().any(|p| p.key == "server.public_url"), "{problems:?}");
+}
+
+#[test]
+fn type_errors_name_the_key() {
+    let problems = load("[oidc]\naccept_unsigned_tokens = \"yes\"").unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].key, "oidc.accept_unsigned_tokens");
+    assert!(problems[0].message.contains("line"), "{problems:?}");
+}
+
+#[test]
+fn syntax_errors_give_a_line() {
+    let problems = validate("[server\nlisten = 1", Path::new("t.toml")).unwrap_err();
+    assert!(problems[0].message.contains("line 1"), "{problems:?}");
+}
+
+#[test]
+fn upstream_must_be_an_http_origin() {
+    let text = minimal().replace("http://127.0.0.1:9000", "ftp://127.0.0.1:9000");
+    let problems = validate(&text, Path::new("t.toml")).unwrap_err();
+    assert!(problems.iter().any(|p| p.key == "server.upstream" && p.message.contains("http or https")), "{problems:?}");
+}
+
+#[test]
+fn trusted_proxies_accept_addresses_and_ranges() {
+    let text = minimal().replace(
+        "public_url",
+        "trusted_proxies = [\"10.0.0.0/8\", \"192.168.1.1\", \"::1\"]\npublic_url",
+    );
+    let config = validate(&text, Path::new("t.toml")).unwrap();
+    assert_eq!(config.server.trusted_proxies.len(), 3);
+    let text = minimal().replace("public_url", "trusted_proxies = [\"10.0.0.0/33\"]\npublic_url");
+    let problems = validate(&text, Path::new("t.toml")).unwrap_err();
+    assert!(problems.iter().any(|p| p.key == "server.trusted_proxies[0]"), "{problems:?}");
+}
