@@ -1,1 +1,150 @@
-//! Command line: `run`, `check`, `keygen`.
+//! Command line: `run`, `check`, `keygen`. Each command returns its exit code.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use clap::{Parser, Subcommand};
+use rand::RngCore;
+
+use crate::config::{self, Config};
+
+/// Exit code for an invalid config or command line.
+pub const EXIT_INVALID: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "sso-sidecar", version, about = "Single sign-on reverse proxy for commerce backends")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve: proxy on server.listen, /healthz /readyz /metrics on admin.listen.
+    Run(ConfigArg),
+    /// Validate the config and print a summary; exit 0 when valid, 2 when not.
+    Check(ConfigArg),
+    /// Print a new random 256-bit session key (base64) for session.keys.
+    Keygen,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// Config file [default: $SSO_SIDECAR_CONFIG, else conf/sidecar.toml]
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .or_else(|| std::env::var_os("SSO_SIDECAR_CONFIG").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("conf/sidecar.toml"))
+    }
+
+    fn load(&self) -> Result<Config, i32> {
+        config::load(&self.path()).map_err(|e| {
+            for line in e.lines() {
+                eprintln!("{line}");
+            }
+            EXIT_INVALID
+        })
+    }
+}
+
+pub fn main(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Keygen => {
+            println!("{}", generate_key());
+            0
+        }
+        Command::Check(arg) => match arg.load() {
+            Ok(config) => {
+                print!("{}", summary(&config));
+                0
+            }
+            Err(code) => code,
+        },
+        Command::Run(arg) => match arg.load() {
+            Ok(config) => run(config),
+            Err(code) => code,
+        },
+    }
+}
+
+fn run(config: Config) -> i32 {
+    crate::logging::init(&config.log);
+    for warning in &config.warnings {
+        tracing::warn!("{}: {warning}", config.source.display());
+    }
+    tracing::info!(
+        config = %config.source.display(),
+        listen = %config.server.listen,
+        admin = %config.admin.listen,
+        upstream = %config.server.upstream.url,
+        "sso-sidecar {} starting",
+        env!("CARGO_PKG_VERSION")
+    );
+    crate::server::build(config).run_forever()
+}
+
+pub fn generate_key() -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    base64::engine::general_purpose::STANDARD.encode(key)
+}
+
+/// What `check` prints for a valid config: enough to see that it means what was intended.
+pub fn summary(config: &Config) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: ok", config.source.display());
+    let _ = writeln!(
+        out,
+        "  listen {} → upstream {}; admin {}",
+        config.server.listen, config.server.upstream.url, config.admin.listen
+    );
+    let _ = writeln!(
+        out,
+        "  remote identity providers: {}",
+        if config.oidc.remote { "supported" } else { "unsupported (local only)" }
+    );
+    let _ = writeln!(out, "identity providers ({}):", config.identity_providers.len());
+    for (key, idp) in &config.identity_providers {
+        match idp.oidc() {
+            Some(oidc) => {
+                let _ = writeln!(out, "  {key}: oidc \"{}\" issuer {} client {}", idp.name, oidc.issuer, oidc.client_id);
+            }
+            None => {
+                let _ = writeln!(out, "  {key}: local \"{}\"", idp.name);
+            }
+        }
+    }
+    let _ = writeln!(out, "organizations ({}):", config.organizations.len());
+    for (key, org) in &config.organizations {
+        let _ = writeln!(
+            out,
+            "  {key} (\"{}\"): idps [{}], logout {}, self-administration {}",
+            org.external_name,
+            org.identity_providers.join(", "),
+            org.logout_policy.as_str(),
+            org.self_administration.header_value()
+        );
+    }
+    let _ = writeln!(out, "routes ({}):", config.routes.len());
+    for (i, route) in config.routes.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  [{i}] {}{} → {}{}",
+            route.host.as_deref().unwrap_or("*"),
+            route.path_prefix,
+            route.auth.as_str(),
+            route.organization.as_deref().map(|o| format!(" (organization {o})")).unwrap_or_default()
+        );
+    }
+    for warning in &config.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+    out
+}

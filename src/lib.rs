@@ -3,5 +3,15 @@
 //! [`server::build`] assembles exactly what `sso-sidecar run` serves, so integration
 //! tests start the same thing as production.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod forwarding;
+pub mod logging;
+pub mod metrics;
+pub mod pages;
+pub mod proxy;
+pub mod routing;
+pub mod runtime;
+pub mod server;
+pub mod upstream;

@@ -129,10 +129,15 @@ impl Validator {
         }
         let headers = self.headers(raw.headers.unwrap_or_default());
         let log = self.log(raw.log.unwrap_or_default());
-        let identity_providers = self.identity_providers(raw.identity_providers.unwrap_or_default());
+        let raw_idps = raw.identity_providers.unwrap_or_default();
+        // IdPs with problems of their own are left out of the config but still count as
+        // defined, so an organization naming one gets no second, misleading error.
+        let declared_idps: Vec<String> = raw_idps.keys().cloned().collect();
+        let identity_providers = self.identity_providers(raw_idps);
         let organizations = self.organizations(
             raw.organizations.unwrap_or_default(),
             &identity_providers,
+            &declared_idps,
             oidc.remote,
         );
         let routes = self.routes(raw.routes.unwrap_or_default(), &organizations, &oidc.path_prefix);
@@ -506,6 +511,7 @@ impl Validator {
         &mut self,
         raw: BTreeMap<String, RawOrganization>,
         idps: &BTreeMap<String, IdentityProvider>,
+        declared_idps: &[String],
         remote: bool,
     ) -> BTreeMap<String, Organization> {
         let mut external_names: BTreeMap<String, String> = BTreeMap::new();
@@ -542,8 +548,9 @@ impl Validator {
                     Some(idp) if idp.is_local() || remote => offered.push(idp_key.clone()),
                     Some(_) => {}
                     None if idp_key == IMPLICIT_LOCAL_IDP => offered.push(idp_key.clone()),
+                    None if declared_idps.contains(idp_key) => {}
                     None => {
-                        let defined: Vec<_> = idps.keys().map(String::as_str).collect();
+                        let defined: Vec<_> = declared_idps.iter().map(String::as_str).collect();
                         self.problem(
                             format!("{path}.identity_providers[{i}]"),
                             format!("\"{idp_key}\" is not defined in [identity_providers]{}", suggest(idp_key, &defined)),

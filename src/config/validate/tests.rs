@@ -344,3 +344,13 @@ fn trusted_proxies_accept_addresses_and_ranges() {
     let problems = validate(&text, Path::new("t.toml")).unwrap_err();
     assert!(problems.iter().any(|p| p.key == "server.trusted_proxies[0]"), "{problems:?}");
 }
+
+#[test]
+fn a_broken_idp_is_reported_once() {
+    let problems = load(
+        "[oidc]\nremote = \"supported\"\n[identity_providers.kc]\ntype = \"oidc\"\nname = \"KC\"\nissuer = \"https://idp.example\"\nclient_id = \"a\"\nclient_secret = \"env:SSO_SIDECAR_VALIDATE_UNSET_2\"\n[organizations.A]\nexternal_name = \"A\"\nidentity_providers = [\"kc\"]",
+    )
+    .unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].key, "identity_providers.kc.client_secret");
+}

@@ -1,0 +1,51 @@
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`. Kept off the public port so
+//! probes and scrapes never mix with shop traffic.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{header, Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+use crate::runtime::Runtime;
+
+pub struct AdminApp {
+    rt: Arc<Runtime>,
+}
+
+impl AdminApp {
+    pub fn new(rt: Arc<Runtime>) -> Self {
+        AdminApp { rt }
+    }
+
+    fn answer(&self, path: &str) -> (StatusCode, &'static str, String) {
+        match path {
+            "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_owned()),
+            "/readyz" => {
+                let body = serde_json::json!({
+                    "ready": true,
+                    "config": self.rt.config.source.display().to_string(),
+                });
+                (StatusCode::OK, "application/json", format!("{body}\n"))
+            }
+            "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", self.rt.metrics.render()),
+            _ => (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found\n".to_owned()),
+        }
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let (status, content_type, body) = self.answer(session.req_header().uri.path());
+        let body = body.into_bytes();
+        Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::CONTENT_LENGTH, body.len())
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(body)
+            .unwrap_or_else(|_| Response::new(Vec::new()))
+    }
+}

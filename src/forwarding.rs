@@ -1,0 +1,238 @@
+//! What the upstream may see of a request: identity headers and sidecar cookies removed,
+//! `X-Forwarded-*` rebuilt unless a trusted proxy set them. Pure functions over
+//! `http` types, so they are tested without a server.
+
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use ipnet::IpNet;
+
+/// Cookie names the sidecar owns: the session cookie and its numbered chunks, the state
+/// cookie(s) and the remembered organization. None of them is ever forwarded.
+#[derive(Debug, Clone)]
+pub struct SidecarCookies {
+    bases: Vec<String>,
+}
+
+impl SidecarCookies {
+    pub fn new(session_cookie: &str, state_cookie: &str) -> Self {
+        SidecarCookies { bases: vec![session_cookie.to_owned(), state_cookie.to_owned()] }
+    }
+
+    /// `name`, `name.1`, `name_abc`: the base itself or a derived name.
+    pub fn owns(&self, cookie_name: &str) -> bool {
+        self.bases.iter().any(|base| {
+            cookie_name
+                .strip_prefix(base.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '_']))
+        })
+    }
+}
+
+/// The request's `Cookie` header(s) without the sidecar's cookies: `None` when nothing
+/// changes, `Some("")` when no cookie is left.
+pub fn cookies_without_sidecar(headers: &HeaderMap, own: &SidecarCookies) -> Option<String> {
+    let mut changed = false;
+    let mut kept: Vec<&str> = Vec::new();
+    let values: Vec<_> = headers.get_all(http::header::COOKIE).iter().collect();
+    if values.len() > 1 {
+        // HTTP/2 clients may split cookies; upstream gets them joined into one header.
+        changed = true;
+    }
+    for value in values {
+        let Ok(text) = value.to_str() else {
+            // Not visible ASCII: cannot be inspected, so it is not passed on either.
+            changed = true;
+            continue;
+        };
+        for pair in text.split(';') {
+            let pair = pair.trim();
+            if pair.is_empty() {
+                continue;
+            }
+            let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
+            if own.owns(name) {
+                changed = true;
+            } else {
+                kept.push(pair);
+            }
+        }
+    }
+    changed.then(|| kept.join("; "))
+}
+
+/// Every header whose name starts with the identity prefix (case-insensitive).
+pub fn identity_headers(headers: &HeaderMap, prefix_lower: &str) -> Vec<HeaderName> {
+    let mut names: Vec<HeaderName> =
+        headers.keys().filter(|name| name.as_str().starts_with(prefix_lower)).cloned().collect();
+    names.dedup();
+    names
+}
+
+/// True when the request comes from a browser navigating to a page, which gets a login
+/// page; everything else (XHR, API clients) gets a `401`.
+pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
+    if method != Method::GET && method != Method::HEAD {
+        return false;
+    }
+    if headers.contains_key("x-requested-with") || headers.contains_key(http::header::AUTHORIZATION) {
+        return false;
+    }
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|accept| accept.to_ascii_lowercase().contains("text/html"))
+}
+
+/// The values the `X-Forwarded-*` headers get upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    pub for_chain: String,
+    pub proto: String,
+    pub host: Option<String>,
+    /// The address of the person at the other end: the peer, or for a trusted proxy the
+    /// last untrusted address in its `X-Forwarded-For`.
+    pub client_ip: IpAddr,
+}
+
+pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    let ip = canonical(ip);
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
+/// Builds `X-Forwarded-For/-Proto/-Host`. A client's own values are kept only when it is a
+/// trusted proxy; anyone else could use them to pose as another address or host.
+pub fn forwarded(headers: &HeaderMap, peer: IpAddr, own_scheme: &str, trusted: &[IpNet]) -> Forwarded {
+    let peer = canonical(peer);
+    let header = |name: &str| {
+        headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    };
+    let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if !is_trusted(peer, trusted) {
+        return Forwarded { for_chain: peer.to_string(), proto: own_scheme.to_owned(), host, client_ip: peer };
+    }
+    let existing: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let client_ip = existing
+        .iter()
+        .rev()
+        .map_while(|text| text.parse::<IpAddr>().ok().map(canonical))
+        .find(|ip| !is_trusted(*ip, trusted))
+        .unwrap_or(peer);
+    let mut chain = existing.join(", ");
+    if !chain.is_empty() {
+        chain.push_str(", ");
+    }
+    chain.push_str(&peer.to_string());
+    Forwarded {
+        for_chain: chain,
+        proto: header("x-forwarded-proto").unwrap_or(own_scheme).to_owned(),
+        host: header("x-forwarded-host").map(str::to_owned).or(host),
+        client_ip,
+    }
+}
+
+/// IPv4 peers on a dual-stack socket show up as `::ffff:a.b.c.d`.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The request id to use: the client's when it looks like one, else a new UUID.
+pub fn request_id(existing: Option<&HeaderValue>) -> String {
+    existing
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn sidecar_cookies_are_removed_others_kept() {
+        let own = SidecarCookies::new("_sso_session", "oidc_state");
+        let h = headers(&[("cookie", "a=1; _sso_session=x; _sso_session.1=y; oidc_state_ab=z; b=2; _sso_sessionx=keep")]);
+        assert_eq!(cookies_without_sidecar(&h, &own).as_deref(), Some("a=1; b=2; _sso_sessionx=keep"));
+        let h = headers(&[("cookie", "a=1; b=2")]);
+        assert_eq!(cookies_without_sidecar(&h, &own), None);
+        let h = headers(&[("cookie", "_sso_session=x")]);
+        assert_eq!(cookies_without_sidecar(&h, &own).as_deref(), Some(""));
+        let h = headers(&[("cookie", "a=1"), ("cookie", "oidc_state=s; c=3")]);
+        assert_eq!(cookies_without_sidecar(&h, &own).as_deref(), Some("a=1; c=3"));
+    }
+
+    #[test]
+    fn identity_headers_any_case() {
+        let h = headers(&[("X-SSO-Subject", "admin"), ("x-sso-email", "a@b"), ("x-ssologin", "keep"), ("accept", "*/*")]);
+        let names = identity_headers(&h, "x-sso-");
+        assert_eq!(names.len(), 2);
+    }
+
+    #[test]
+    fn navigation_detection() {
+        let nav = headers(&[("accept", "text/html,application/xhtml+xml")]);
+        assert!(is_navigation(&Method::GET, &nav));
+        assert!(!is_navigation(&Method::POST, &nav));
+        assert!(!is_navigation(&Method::GET, &headers(&[("accept", "application/json")])));
+        assert!(!is_navigation(&Method::GET, &headers(&[])));
+        let xhr = headers(&[("accept", "text/html"), ("x-requested-with", "XMLHttpRequest")]);
+        assert!(!is_navigation(&Method::GET, &xhr));
+        let bearer = headers(&[("accept", "text/html"), ("authorization", "Bearer x")]);
+        assert!(!is_navigation(&Method::GET, &bearer));
+    }
+
+    #[test]
+    fn untrusted_clients_cannot_spoof_forwarded_headers() {
+        let h = headers(&[("host", "shop.example"), ("x-forwarded-for", "1.2.3.4"), ("x-forwarded-host", "evil"), ("x-forwarded-proto", "https")]);
+        let f = forwarded(&h, "192.0.2.7".parse().unwrap(), "http", &[]);
+        assert_eq!(f.for_chain, "192.0.2.7");
+        assert_eq!(f.proto, "http");
+        assert_eq!(f.host.as_deref(), Some("shop.example"));
+        assert_eq!(f.client_ip.to_string(), "192.0.2.7");
+    }
+
+    #[test]
+    fn trusted_proxies_extend_the_chain() {
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        let h = headers(&[("host", "internal"), ("x-forwarded-for", "203.0.113.9, 10.1.1.1"), ("x-forwarded-host", "shop.example"), ("x-forwarded-proto", "https")]);
+        let f = forwarded(&h, "10.2.2.2".parse().unwrap(), "http", &trusted);
+        assert_eq!(f.for_chain, "203.0.113.9, 10.1.1.1, 10.2.2.2");
+        assert_eq!(f.proto, "https");
+        assert_eq!(f.host.as_deref(), Some("shop.example"));
+        assert_eq!(f.client_ip.to_string(), "203.0.113.9");
+    }
+
+    #[test]
+    fn mapped_ipv4_is_matched_as_ipv4() {
+        let trusted = vec!["127.0.0.1/32".parse().unwrap()];
+        assert!(is_trusted("::ffff:127.0.0.1".parse().unwrap(), &trusted));
+    }
+
+    #[test]
+    fn request_ids() {
+        assert_eq!(request_id(Some(&HeaderValue::from_static("abc-123"))), "abc-123");
+        let generated = request_id(Some(&HeaderValue::from_static("has space")));
+        assert_eq!(generated.len(), 36);
+        assert_ne!(request_id(None), request_id(None));
+    }
+}

@@ -1,0 +1,67 @@
+//! The few HTML pages the sidecar shows itself. Plain HTML with inline CSS, no scripts.
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}\
+main{max-width:32rem;margin:4rem auto;background:#fff;padding:2rem 2.5rem;border-radius:8px;\
+box-shadow:0 1px 4px rgba(0,0,0,.12)}h1{font-size:1.4rem;margin-top:0}\
+p{line-height:1.5}a{color:#0b5cad}.id{color:#6b7280;font-size:.8rem}";
+
+/// A complete page around `body_html`, which the caller has escaped.
+pub fn page(title: &str, body_html: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{title}</title><style>{STYLE}</style></head><body><main>{body_html}</main></body></html>\n",
+        title = escape(title)
+    )
+}
+
+/// A page that explains a failure: what happened, what to do, and the request id for support.
+pub fn message(title: &str, text: &str, link: Option<(&str, &str)>, request_id: &str) -> String {
+    let link = link
+        .map(|(href, label)| format!("<p><a href=\"{}\">{}</a></p>", escape(href), escape(label)))
+        .unwrap_or_default();
+    page(
+        title,
+        &format!(
+            "<h1>{}</h1><p>{}</p>{link}<p class=\"id\">Request id: {}</p>",
+            escape(title),
+            escape(text),
+            escape(request_id)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_everything_that_matters() {
+        assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn message_page_escapes_inputs() {
+        let html = message("Oops", "<script>", Some(("/x?a=1&b=2", "Retry")), "id<1>");
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(html.contains("href=\"/x?a=1&amp;b=2\""));
+        assert!(html.contains("id&lt;1&gt;"));
+        assert!(!html.contains("<script>"));
+    }
+}

@@ -1,0 +1,290 @@
+//! The pingora `ProxyHttp` implementation. It stays thin: routing, header rules, pages and
+//! metrics live in their own modules; this file wires them to pingora's request phases.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::{HttpPeer, ProxyHttp, Session};
+use pingora::proxy::FailToProxy;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::forwarding;
+use crate::metrics::UpstreamFailure;
+use crate::pages;
+use crate::routing::RouteKind;
+use crate::runtime::Runtime;
+
+pub struct SidecarProxy {
+    rt: Arc<Runtime>,
+}
+
+impl SidecarProxy {
+    pub fn new(rt: Arc<Runtime>) -> Self {
+        SidecarProxy { rt }
+    }
+}
+
+/// What one request carries from phase to phase.
+pub struct RequestCtx {
+    started: Instant,
+    request_id: String,
+    kind: RouteKind,
+    client_ip: Option<IpAddr>,
+    upstream_sent: Option<Instant>,
+    failure: Option<UpstreamFailure>,
+}
+
+#[async_trait]
+impl ProxyHttp for SidecarProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            request_id: String::new(),
+            kind: RouteKind::Required,
+            client_ip: None,
+            upstream_sent: None,
+            failure: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        ctx.request_id = forwarding::request_id(req.headers.get("x-request-id"));
+        ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let req = session.req_header();
+        let host = host_of(req);
+        let matched = self.rt.router.route(host, req.uri.path());
+        ctx.kind = matched.kind;
+        match matched.kind {
+            RouteKind::Public => Ok(false),
+            RouteKind::Sidecar => {
+                let page = pages::message(
+                    "Not found",
+                    "This address belongs to the sign-in service and does not exist.",
+                    Some(("/", "Go to the shop")),
+                    &ctx.request_id,
+                );
+                respond_html(session, ctx, 404, page).await?;
+                Ok(true)
+            }
+            RouteKind::Required | RouteKind::Api => {
+                self.deny(session, ctx).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let target = &self.rt.upstream;
+        let addr = target.address().await.map_err(|e| {
+            ctx.failure = Some(UpstreamFailure::Other);
+            Error::explain(ErrorType::ConnectNoRoute, format!("cannot resolve upstream: {e}"))
+        })?;
+        let upstream = &target.upstream;
+        let mut peer = HttpPeer::new(addr, upstream.tls, upstream.host.clone());
+        let server = &self.rt.config.server;
+        peer.options.connection_timeout = Some(server.connect_timeout);
+        peer.options.read_timeout = Some(server.read_timeout);
+        peer.options.write_timeout = Some(server.write_timeout);
+        peer.options.idle_timeout = Some(server.idle_timeout);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let rt = &self.rt;
+        for name in forwarding::identity_headers(&upstream_request.headers, &rt.identity_prefix_lower) {
+            upstream_request.remove_header(&name);
+        }
+        match forwarding::cookies_without_sidecar(&upstream_request.headers, &rt.sidecar_cookies) {
+            None => {}
+            Some(kept) if kept.is_empty() => {
+                upstream_request.remove_header(&header::COOKIE);
+            }
+            Some(kept) => upstream_request.insert_header(header::COOKIE, kept)?,
+        }
+        if let Some(peer) = ctx.client_ip {
+            let fwd = forwarding::forwarded(&upstream_request.headers, peer, "http", &rt.config.server.trusted_proxies);
+            upstream_request.insert_header("x-forwarded-for", fwd.for_chain)?;
+            upstream_request.insert_header("x-forwarded-proto", fwd.proto)?;
+            match fwd.host {
+                Some(host) => upstream_request.insert_header("x-forwarded-host", host)?,
+                None => {
+                    upstream_request.remove_header("x-forwarded-host");
+                }
+            }
+            if !forwarding::is_trusted(peer, &rt.config.server.trusted_proxies) {
+                // RFC 7239 carries the same claims; only a trusted proxy may make them.
+                upstream_request.remove_header("forwarded");
+            }
+            ctx.client_ip = Some(fwd.client_ip);
+        }
+        upstream_request.insert_header("x-request-id", ctx.request_id.as_str())?;
+        let _ = session;
+        ctx.upstream_sent = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(sent) = ctx.upstream_sent.take() {
+            self.rt.metrics.record_upstream_latency(ctx.kind, sent.elapsed());
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        ctx.failure.get_or_insert(match e.etype() {
+            ErrorType::ConnectTimedout => UpstreamFailure::ConnectTimeout,
+            ErrorType::ConnectRefused => UpstreamFailure::ConnectRefused,
+            _ => UpstreamFailure::Other,
+        });
+        e
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let timed_out = matches!(
+            e.etype(),
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+        );
+        let status = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ if e.esource() == &ErrorSource::Upstream || ctx.failure.is_some() => {
+                if timed_out { 504 } else { 502 }
+            }
+            _ if e.esource() == &ErrorSource::Downstream => 0,
+            _ => 500,
+        };
+        if status == 504 || status == 502 {
+            let failure = ctx.failure.take().unwrap_or(if timed_out {
+                UpstreamFailure::ReadTimeout
+            } else {
+                UpstreamFailure::Other
+            });
+            self.rt.metrics.record_upstream_failure(failure);
+        }
+        if status > 0 && session.response_written().is_none() {
+            let (title, text) = match status {
+                504 => ("The shop is not answering", "The shop did not answer in time. Please try again in a moment."),
+                502 => ("The shop is not reachable", "The shop could not be reached. Please try again in a moment."),
+                _ => ("Something went wrong", "The request could not be completed. Please try again."),
+            };
+            let page = pages::message(title, text, None, &ctx.request_id);
+            if let Err(write_error) = respond_html(session, ctx, status, page).await {
+                tracing::debug!(error = %write_error, "could not send the error page");
+            }
+        }
+        FailToProxy { error_code: status, can_reuse_downstream: false }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        self.rt.metrics.record_request(ctx.kind, status);
+        let req = session.req_header();
+        let elapsed_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
+        let client = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        match e {
+            None => tracing::info!(
+                target: "access",
+                method = %req.method,
+                path = req.uri.path(),
+                status,
+                route = ctx.kind.as_str(),
+                duration_ms = elapsed_ms,
+                request_id = ctx.request_id.as_str(),
+                client = client.as_str(),
+            ),
+            Some(error) => tracing::warn!(
+                target: "access",
+                method = %req.method,
+                path = req.uri.path(),
+                status,
+                route = ctx.kind.as_str(),
+                duration_ms = elapsed_ms,
+                request_id = ctx.request_id.as_str(),
+                client = client.as_str(),
+                error = %error,
+            ),
+        }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        // Failures are already in the access line with their cause.
+        true
+    }
+}
+
+impl SidecarProxy {
+    /// A protected route without a way to sign in yet: a page for people, a `401` for programs.
+    async fn deny(&self, session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+        let req = session.req_header();
+        if ctx.kind == RouteKind::Required && forwarding::is_navigation(&req.method, &req.headers) {
+            let page = pages::message(
+                "Sign-in is not available",
+                "This page needs you to sign in, but sign-in is not available at the moment.",
+                Some(("/", "Go to the shop")),
+                &ctx.request_id,
+            );
+            return respond_html(session, ctx, 503, page).await;
+        }
+        let mut resp = ResponseHeader::build(401, Some(4))?;
+        resp.insert_header(header::WWW_AUTHENTICATE, "Bearer realm=\"sso-sidecar\"")?;
+        resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+        let body = Bytes::from_static(b"Unauthorized\n");
+        respond(session, ctx, resp, body).await
+    }
+}
+
+fn host_of(req: &RequestHeader) -> Option<&str> {
+    req.headers.get(header::HOST).and_then(|v| v.to_str().ok()).or_else(|| req.uri.host())
+}
+
+async fn respond_html(session: &mut Session, ctx: &RequestCtx, status: u16, html: String) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(6))?;
+    resp.insert_header(header::CONTENT_TYPE, "text/html; charset=utf-8")?;
+    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+    respond(session, ctx, resp, Bytes::from(html)).await
+}
+
+/// Sends a complete response of the sidecar's own.
+async fn respond(session: &mut Session, ctx: &RequestCtx, mut resp: ResponseHeader, body: Bytes) -> Result<()> {
+    resp.insert_header(header::CONTENT_LENGTH, body.len())?;
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(resp), head_only).await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}

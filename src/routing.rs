@@ -1,0 +1,155 @@
+//! Which rule applies to a request: the sidecar's own endpoints, or the first `[[routes]]`
+//! entry whose host and path prefix match.
+
+use crate::config::{AuthMode, Route};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    Public = 0,
+    Required = 1,
+    Api = 2,
+    /// The sidecar's own endpoints under `/oauth2`.
+    Sidecar = 3,
+}
+
+impl RouteKind {
+    pub const ALL: [RouteKind; 4] = [RouteKind::Public, RouteKind::Required, RouteKind::Api, RouteKind::Sidecar];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Public => "public",
+            RouteKind::Required => "required",
+            RouteKind::Api => "api",
+            RouteKind::Sidecar => "sidecar",
+        }
+    }
+}
+
+impl From<AuthMode> for RouteKind {
+    fn from(mode: AuthMode) -> Self {
+        match mode {
+            AuthMode::Public => RouteKind::Public,
+            AuthMode::Required => RouteKind::Required,
+            AuthMode::Api => RouteKind::Api,
+        }
+    }
+}
+
+/// The outcome of routing one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Matched<'a> {
+    pub kind: RouteKind,
+    /// Set when the route pins the organization (back office → Operations).
+    pub organization: Option<&'a str>,
+}
+
+pub struct Router {
+    routes: Vec<Route>,
+    own_prefix: String,
+}
+
+impl Router {
+    pub fn new(routes: Vec<Route>, own_prefix: &str) -> Self {
+        Router { routes, own_prefix: own_prefix.to_owned() }
+    }
+
+    /// Routes a request. `host` may carry a port and any case; paths without a matching
+    /// route are treated as `required`, so a gap in the table never exposes a page.
+    pub fn route(&self, host: Option<&str>, path: &str) -> Matched<'_> {
+        if self.is_own(path) {
+            return Matched { kind: RouteKind::Sidecar, organization: None };
+        }
+        let host = host.map(strip_port);
+        self.routes
+            .iter()
+            .find(|r| {
+                path.starts_with(&r.path_prefix)
+                    && r.host.as_deref().is_none_or(|want| host.is_some_and(|h| h.eq_ignore_ascii_case(want)))
+            })
+            .map(|r| Matched { kind: r.auth.into(), organization: r.organization.as_deref() })
+            .unwrap_or(Matched { kind: RouteKind::Required, organization: None })
+    }
+
+    /// The sidecar's own endpoint (`/oauth2/...`) this path names, without the prefix.
+    pub fn own_endpoint<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let rest = path.strip_prefix(&self.own_prefix)?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+
+    fn is_own(&self, path: &str) -> bool {
+        self.own_endpoint(path).is_some()
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        // IPv6 literal: [::1]:8080
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(host: Option<&str>, prefix: &str, auth: AuthMode, org: Option<&str>) -> Route {
+        Route {
+            host: host.map(str::to_owned),
+            path_prefix: prefix.to_owned(),
+            auth,
+            organization: org.map(str::to_owned),
+        }
+    }
+
+    fn router() -> Router {
+        Router::new(
+            vec![
+                route(None, "/static/", AuthMode::Public, None),
+                route(Some("admin.shop.example"), "/", AuthMode::Required, Some("Operations")),
+                route(None, "/api/", AuthMode::Api, None),
+                route(None, "/INTERSHOP/web/WFS/SLDSystem", AuthMode::Required, Some("Operations")),
+                route(None, "/", AuthMode::Public, None),
+            ],
+            "/oauth2",
+        )
+    }
+
+    #[test]
+    fn first_match_wins() {
+        let r = router();
+        assert_eq!(r.route(Some("shop.example"), "/static/app.css").kind, RouteKind::Public);
+        assert_eq!(r.route(Some("shop.example"), "/api/orders").kind, RouteKind::Api);
+        let m = r.route(Some("shop.example"), "/INTERSHOP/web/WFS/SLDSystem/en_US/-/USD/Login");
+        assert_eq!(m, Matched { kind: RouteKind::Required, organization: Some("Operations") });
+        assert_eq!(r.route(Some("shop.example"), "/home").kind, RouteKind::Public);
+    }
+
+    #[test]
+    fn host_matching_ignores_case_and_port() {
+        let r = router();
+        assert_eq!(r.route(Some("Admin.Shop.Example:8443"), "/x").organization, Some("Operations"));
+        assert_eq!(r.route(None, "/x").kind, RouteKind::Public);
+    }
+
+    #[test]
+    fn own_endpoints_come_first() {
+        let r = router();
+        assert_eq!(r.route(Some("shop.example"), "/oauth2/start").kind, RouteKind::Sidecar);
+        assert_eq!(r.own_endpoint("/oauth2/callback"), Some("/callback"));
+        assert_eq!(r.own_endpoint("/oauth2x"), None);
+        assert_eq!(r.route(Some("shop.example"), "/oauth2x").kind, RouteKind::Public);
+    }
+
+    #[test]
+    fn unmatched_paths_require_login() {
+        let r = Router::new(vec![route(None, "/static/", AuthMode::Public, None)], "/oauth2");
+        assert_eq!(r.route(Some("a"), "/checkout").kind, RouteKind::Required);
+    }
+
+    #[test]
+    fn ipv6_host() {
+        assert_eq!(strip_port("[::1]:8080"), "::1");
+        assert_eq!(strip_port("shop.example"), "shop.example");
+    }
+}
