@@ -1,0 +1,177 @@
+//! The command line as users run it: `check`, `keygen`, and `run` refusing a bad config.
+
+mod common;
+
+use base64::Engine as _;
+use common::*;
+
+const SIDECAR_ENV: [(&str, &str); 5] = [
+    ("SSO_SESSION_KEY", SESSION_KEY),
+    ("OIDC_AD_1_SECRET", "ad-1-secret-value"),
+    ("OIDC_AD_2_SECRET", "ad-2-secret-value"),
+    ("OIDC_KC_1_SECRET", "kc-1-secret-value"),
+    ("OIDC_KC_2_SECRET", "kc-2-secret-value"),
+];
+
+#[test]
+fn check_accepts_the_icm_example_and_summarizes_it() {
+    let (code, out, err) = run_cli(&["check", "-c", "conf/sidecar.toml"], &SIDECAR_ENV, &repo_root());
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    for org in ["Operations", "inSPIRED", "Myers", "inSPIRED-inTRONICS-Anonymous"] {
+        assert!(out.contains(&format!("  {org} (")), "{org} missing:\n{out}");
+    }
+    for idp in ["oidc_ad_1", "oidc_ad_2", "oidc_kc_1", "oidc_kc_2", "localICM"] {
+        assert!(out.contains(&format!("  {idp}: ")), "{idp} missing:\n{out}");
+    }
+    assert!(out.contains("Operations (\"Intershop\"): idps [oidc_kc_1, oidc_kc_2, oidc_ad_1, oidc_ad_2, localICM], logout LOCAL"), "{out}");
+    assert!(out.contains("inSPIRED-inTRONICS-Anonymous (\"inTRONICS\"): idps [oidc_ad_1], logout EXTERNAL, self-administration UPDATE"), "{out}");
+    for (_, secret) in SIDECAR_ENV {
+        assert!(!out.contains(secret) && !err.contains(secret), "secret printed:\n{out}{err}");
+    }
+}
+
+#[test]
+fn check_without_secrets_names_each_missing_variable() {
+    let (code, out, err) = run_cli(&["check", "-c", "conf/sidecar.toml"], &[], &repo_root());
+    assert_eq!(code, 2, "{out}{err}");
+    for (var, _) in SIDECAR_ENV {
+        assert!(err.contains(&format!("environment variable {var} is not set")), "{var}:\n{err}");
+    }
+}
+
+#[test]
+fn check_accepts_the_demo_config() {
+    let (code, out, err) = run_cli(&["check", "-c", "conf/demo.toml"], &[("SSO_SESSION_KEY", SESSION_KEY)], &repo_root());
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn check_config_from_environment_variable() {
+    let (code, out, err) = run_cli(&["check"], &[("SSO_SIDECAR_CONFIG", "conf/demo.toml"), ("SSO_SESSION_KEY", SESSION_KEY)], &repo_root());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("conf/demo.toml: ok"), "{out}");
+}
+
+#[test]
+fn check_names_every_broken_key() {
+    let (code, out, err) = run_cli(&["check", "-c", "tests/fixtures/broken.toml"], &[], &repo_root());
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "nothing on stdout for an invalid config: {out}");
+    let expected = [
+        "server.listen",
+        "server.upstream",
+        "server.trusted_proxies[0]",
+        "admin.listen",
+        "oidc.remote",
+        "oidc.max_clock_skew",
+        "oidc.state_cokie_name: unknown key (did you mean `state_cookie_name`?)",
+        "session.keys[0]: must be 32 bytes",
+        "identity_providers.kc.issuer: not a URL",
+        "identity_providers.kc.client_secret: missing",
+        "identity_providers.kc.client_secret_expire_at",
+        "identity_providers.odd.type",
+        "organizations.Operations.identity_providers[1]: \"oidc_ad_9\" is not defined",
+        "organizations.Operations.logout_policy",
+        "organizations.Operations.self_administration_policy[1]",
+        "routes[1].path_prefix: unreachable",
+        "routes[2].auth",
+    ];
+    for key in expected {
+        assert!(err.contains(&format!("error: tests/fixtures/broken.toml: {key}")), "{key} not reported:\n{err}");
+    }
+    for line in err.lines() {
+        assert!(line.starts_with("error: tests/fixtures/broken.toml: "), "unexpected line: {line}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn check_reports_syntax_errors_with_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:1\"\nupstream = \n").unwrap();
+    let (code, _, err) = run_cli(&["check", "-c", path.to_str().unwrap()], &[], &repo_root());
+    assert_eq!(code, 2);
+    assert!(err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn check_of_a_missing_file() {
+    let (code, _, err) = run_cli(&["check", "-c", "/nonexistent/sidecar.toml"], &[], &repo_root());
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read config file"), "{err}");
+}
+
+#[test]
+fn run_refuses_an_invalid_config() {
+    let (code, _, err) = run_cli(&["run", "-c", "tests/fixtures/broken.toml"], &[], &repo_root());
+    assert_eq!(code, 2);
+    assert!(err.contains("oidc.remote"), "{err}");
+}
+
+#[test]
+fn unknown_command_exits_2() {
+    let (code, _, err) = run_cli(&["serve"], &[], &repo_root());
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn keygen_prints_fresh_32_byte_keys() {
+    let (code, first, _) = run_cli(&["keygen"], &[], &repo_root());
+    assert_eq!(code, 0);
+    let (_, second, _) = run_cli(&["keygen"], &[], &repo_root());
+    assert_ne!(first, second);
+    let key = base64::engine::general_purpose::STANDARD.decode(first.trim()).unwrap();
+    assert_eq!(key.len(), 32);
+}
+
+#[test]
+fn secrets_never_appear_in_check_output_or_logs() {
+    let secret = "literal-client-secret-4711";
+    let config = format!(
+        r#"
+[server]
+listen = "{{listen}}"
+upstream = "{{upstream}}"
+public_url = "http://127.0.0.1:1"
+[admin]
+listen = "{{admin}}"
+[log]
+level = "debug"
+[oidc]
+remote = "supported"
+[session]
+keys = ["{{session_key}}"]
+[identity_providers.kc]
+type = "oidc"
+name = "KC"
+issuer = "http://127.0.0.1:1/realms/x"
+client_id = "ICM"
+client_secret = "{secret}"
+[[routes]]
+path_prefix = "/"
+auth = "public"
+"#
+    );
+    let upstream = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let text = config
+        .replace("{listen}", "127.0.0.1:1")
+        .replace("{admin}", "127.0.0.1:2")
+        .replace("{upstream}", &upstream.url())
+        .replace("{session_key}", SESSION_KEY);
+    std::fs::write(&path, text).unwrap();
+    let (code, out, err) = run_cli(&["check", "-c", path.to_str().unwrap()], &[], &repo_root());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains(secret) && !err.contains(secret), "{out}{err}");
+    assert!(!out.contains(SESSION_KEY) && !err.contains(SESSION_KEY));
+
+    let sidecar = Sidecar::start(&config, &upstream.url());
+    let response = client().get(sidecar.url("/page")).send().unwrap();
+    assert_eq!(response.status(), 200);
+    let log = sidecar.log();
+    assert!(log.contains("\"path\":\"/page\""), "the request was logged:\n{log}");
+    assert!(!log.contains(secret), "{log}");
+    assert!(!log.contains(SESSION_KEY), "{log}");
+}

@@ -1,0 +1,249 @@
+//! Shared test harness: the real `sso-sidecar` binary started as a subprocess on free
+//! loopback ports, and a real upstream HTTP server (axum) that records what it received.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+pub const SESSION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_sso-sidecar")
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// What the upstream saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    pub body_len: usize,
+    pub body_sha256: String,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_starting_with(&self, prefix: &str) -> Vec<&(String, String)> {
+        self.headers.iter().filter(|(k, _)| k.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase())).collect()
+    }
+}
+
+/// A real HTTP server on a free loopback port. Paths:
+/// `/slow/<ms>` answers after a delay, `/big/<bytes>` streams a large body, everything
+/// else answers `200` with a small JSON echo. Every request is recorded.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Upstream {
+    pub fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let record = seen.clone();
+        let app = axum::Router::new().fallback(move |req: Request| {
+            let record = record.clone();
+            async move { handle(req, record).await }
+        });
+        runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Upstream { addr, seen, _runtime: runtime }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn last(&self) -> Seen {
+        self.seen().last().cloned().expect("the upstream saw no request")
+    }
+}
+
+async fn handle(req: Request, record: Arc<Mutex<Vec<Seen>>>) -> Response {
+    let method = req.method().to_string();
+    let uri = req.uri().to_string();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let mut hasher = Sha256::new();
+    let mut body_len = 0;
+    let mut stream = req.into_body().into_data_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        body_len += chunk.len();
+        hasher.update(&chunk);
+    }
+    let seen = Seen { method, uri: uri.clone(), headers, body_len, body_sha256: hex::encode(hasher.finalize()) };
+    record.lock().unwrap().push(seen.clone());
+
+    let path = uri.split('?').next().unwrap_or("");
+    if let Some(ms) = path.strip_prefix("/slow/").and_then(|ms| ms.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(size) = path.strip_prefix("/big/").and_then(|n| n.parse::<usize>().ok()) {
+        let chunks = futures_util::stream::iter((0..size).step_by(65536).map(move |start| {
+            let len = 65536.min(size - start);
+            Ok::<_, std::io::Error>(bytes_of(start, len))
+        }));
+        return Response::builder().header("content-type", "application/octet-stream").body(Body::from_stream(chunks)).unwrap();
+    }
+    let echo = serde_json::json!({"method": seen.method, "uri": seen.uri, "body_len": seen.body_len, "body_sha256": seen.body_sha256});
+    ([("content-type", "application/json"), ("x-upstream", "yes")], echo.to_string()).into_response()
+}
+
+/// Deterministic content for large bodies: byte i is `i % 251`.
+pub fn bytes_of(start: usize, len: usize) -> Vec<u8> {
+    (start..start + len).map(|i| (i % 251) as u8).collect()
+}
+
+/// A running `sso-sidecar run`, killed when dropped.
+pub struct Sidecar {
+    pub port: u16,
+    pub admin_port: u16,
+    child: Child,
+    pub log_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Sidecar {
+    /// Starts the sidecar with `config`, in which `{listen}`, `{admin}` and `{upstream}` are
+    /// replaced by free loopback addresses and the given upstream URL.
+    pub fn start(config: &str, upstream: &str) -> Self {
+        Self::start_with_env(config, upstream, &[])
+    }
+
+    pub fn start_with_env(config: &str, upstream: &str, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let admin_port = free_port();
+        let text = config
+            .replace("{listen}", &format!("127.0.0.1:{port}"))
+            .replace("{admin}", &format!("127.0.0.1:{admin_port}"))
+            .replace("{upstream}", upstream)
+            .replace("{session_key}", SESSION_KEY);
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("sidecar.toml");
+        std::fs::write(&config_path, text).unwrap();
+        let log_path = dir.path().join("sidecar.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut command = Command::new(binary());
+        command
+            .args(["run", "-c"])
+            .arg(&config_path)
+            .env("SSO_SIDECAR_LOG_FORMAT", "json")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().unwrap();
+        let mut sidecar = Sidecar { port, admin_port, child, log_path, _dir: dir };
+        sidecar.wait_ready();
+        sidecar
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = reqwest::blocking::Client::new();
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("sidecar exited with {status}:\n{}", self.log());
+            }
+            let admin_up = client.get(self.admin_url("/healthz")).send().is_ok_and(|r| r.status() == 200);
+            if admin_up && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("sidecar did not become ready:\n{}", self.log());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin_port)
+    }
+
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log_path) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// The metrics page as `name{labels} → value`.
+    pub fn metrics(&self) -> BTreeMap<String, f64> {
+        let text = reqwest::blocking::get(self.admin_url("/metrics")).unwrap().text().unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| l.rsplit_once(' ').map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(f64::NAN))))
+            .collect()
+    }
+
+    pub fn metric(&self, key: &str) -> f64 {
+        self.metrics().get(key).copied().unwrap_or(0.0)
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client that does not follow redirects, so tests see every answer.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Runs `sso-sidecar` with arguments and returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (i32, String, String) {
+    let mut command = Command::new(binary());
+    command.args(args).current_dir(cwd);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
