@@ -21,7 +21,11 @@ impl AdminApp {
 
     fn answer(&self, path: &str) -> (StatusCode, &'static str, String) {
         match path {
-            "/healthz" => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_owned()),
+            "/healthz" => (
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                "ok\n".to_owned(),
+            ),
             "/readyz" => {
                 let body = serde_json::json!({
                     "ready": true,
@@ -29,8 +33,16 @@ impl AdminApp {
                 });
                 (StatusCode::OK, "application/json", format!("{body}\n"))
             }
-            "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", self.rt.metrics.render()),
-            _ => (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found\n".to_owned()),
+            "/metrics" => (
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.rt.metrics.render(),
+            ),
+            _ => (
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "not found\n".to_owned(),
+            ),
         }
     }
 }

@@ -12,7 +12,11 @@ use crate::config::{self, Config};
 pub const EXIT_INVALID: i32 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "sso-sidecar", version, about = "Single sign-on reverse proxy for commerce backends")]
+#[command(
+    name = "sso-sidecar",
+    version,
+    about = "Single sign-on reverse proxy for commerce backends"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -108,13 +112,25 @@ pub fn summary(config: &Config) -> String {
     let _ = writeln!(
         out,
         "  remote identity providers: {}",
-        if config.oidc.remote { "supported" } else { "unsupported (local only)" }
+        if config.oidc.remote {
+            "supported"
+        } else {
+            "unsupported (local only)"
+        }
     );
-    let _ = writeln!(out, "identity providers ({}):", config.identity_providers.len());
+    let _ = writeln!(
+        out,
+        "identity providers ({}):",
+        config.identity_providers.len()
+    );
     for (key, idp) in &config.identity_providers {
         match idp.oidc() {
             Some(oidc) => {
-                let _ = writeln!(out, "  {key}: oidc \"{}\" issuer {} client {}", idp.name, oidc.issuer, oidc.client_id);
+                let _ = writeln!(
+                    out,
+                    "  {key}: oidc \"{}\" issuer {} client {}",
+                    idp.name, oidc.issuer, oidc.client_id
+                );
             }
             None => {
                 let _ = writeln!(out, "  {key}: local \"{}\"", idp.name);
@@ -140,7 +156,11 @@ pub fn summary(config: &Config) -> String {
             route.host.as_deref().unwrap_or("*"),
             route.path_prefix,
             route.auth.as_str(),
-            route.organization.as_deref().map(|o| format!(" (organization {o})")).unwrap_or_default()
+            route
+                .organization
+                .as_deref()
+                .map(|o| format!(" (organization {o})"))
+                .unwrap_or_default()
         );
     }
     for warning in &config.warnings {

@@ -16,7 +16,9 @@ pub struct SidecarCookies {
 
 impl SidecarCookies {
     pub fn new(session_cookie: &str, state_cookie: &str) -> Self {
-        SidecarCookies { bases: vec![session_cookie.to_owned(), state_cookie.to_owned()] }
+        SidecarCookies {
+            bases: vec![session_cookie.to_owned(), state_cookie.to_owned()],
+        }
     }
 
     /// `name`, `name.1`, `name_abc`: the base itself or a derived name.
@@ -63,8 +65,11 @@ pub fn cookies_without_sidecar(headers: &HeaderMap, own: &SidecarCookies) -> Opt
 
 /// Every header whose name starts with the identity prefix (case-insensitive).
 pub fn identity_headers(headers: &HeaderMap, prefix_lower: &str) -> Vec<HeaderName> {
-    let mut names: Vec<HeaderName> =
-        headers.keys().filter(|name| name.as_str().starts_with(prefix_lower)).cloned().collect();
+    let mut names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(prefix_lower))
+        .cloned()
+        .collect();
     names.dedup();
     names
 }
@@ -75,7 +80,8 @@ pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
     if method != Method::GET && method != Method::HEAD {
         return false;
     }
-    if headers.contains_key("x-requested-with") || headers.contains_key(http::header::AUTHORIZATION) {
+    if headers.contains_key("x-requested-with") || headers.contains_key(http::header::AUTHORIZATION)
+    {
         return false;
     }
     headers
@@ -103,14 +109,31 @@ pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
 
 /// Builds `X-Forwarded-For/-Proto/-Host`. A client's own values are kept only when it is a
 /// trusted proxy; anyone else could use them to pose as another address or host.
-pub fn forwarded(headers: &HeaderMap, peer: IpAddr, own_scheme: &str, trusted: &[IpNet]) -> Forwarded {
+pub fn forwarded(
+    headers: &HeaderMap,
+    peer: IpAddr,
+    own_scheme: &str,
+    trusted: &[IpNet],
+) -> Forwarded {
     let peer = canonical(peer);
     let header = |name: &str| {
-        headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
     };
-    let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     if !is_trusted(peer, trusted) {
-        return Forwarded { for_chain: peer.to_string(), proto: own_scheme.to_owned(), host, client_ip: peer };
+        return Forwarded {
+            for_chain: peer.to_string(),
+            proto: own_scheme.to_owned(),
+            host,
+            client_ip: peer,
+        };
     }
     let existing: Vec<&str> = headers
         .get_all("x-forwarded-for")
@@ -163,7 +186,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (k, v) in pairs {
-            map.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         map
     }
@@ -171,19 +197,33 @@ mod tests {
     #[test]
     fn sidecar_cookies_are_removed_others_kept() {
         let own = SidecarCookies::new("_sso_session", "oidc_state");
-        let h = headers(&[("cookie", "a=1; _sso_session=x; _sso_session.1=y; oidc_state_ab=z; b=2; _sso_sessionx=keep")]);
-        assert_eq!(cookies_without_sidecar(&h, &own).as_deref(), Some("a=1; b=2; _sso_sessionx=keep"));
+        let h = headers(&[(
+            "cookie",
+            "a=1; _sso_session=x; _sso_session.1=y; oidc_state_ab=z; b=2; _sso_sessionx=keep",
+        )]);
+        assert_eq!(
+            cookies_without_sidecar(&h, &own).as_deref(),
+            Some("a=1; b=2; _sso_sessionx=keep")
+        );
         let h = headers(&[("cookie", "a=1; b=2")]);
         assert_eq!(cookies_without_sidecar(&h, &own), None);
         let h = headers(&[("cookie", "_sso_session=x")]);
         assert_eq!(cookies_without_sidecar(&h, &own).as_deref(), Some(""));
         let h = headers(&[("cookie", "a=1"), ("cookie", "oidc_state=s; c=3")]);
-        assert_eq!(cookies_without_sidecar(&h, &own).as_deref(), Some("a=1; c=3"));
+        assert_eq!(
+            cookies_without_sidecar(&h, &own).as_deref(),
+            Some("a=1; c=3")
+        );
     }
 
     #[test]
     fn identity_headers_any_case() {
-        let h = headers(&[("X-SSO-Subject", "admin"), ("x-sso-email", "a@b"), ("x-ssologin", "keep"), ("accept", "*/*")]);
+        let h = headers(&[
+            ("X-SSO-Subject", "admin"),
+            ("x-sso-email", "a@b"),
+            ("x-ssologin", "keep"),
+            ("accept", "*/*"),
+        ]);
         let names = identity_headers(&h, "x-sso-");
         assert_eq!(names.len(), 2);
     }
@@ -193,9 +233,15 @@ mod tests {
         let nav = headers(&[("accept", "text/html,application/xhtml+xml")]);
         assert!(is_navigation(&Method::GET, &nav));
         assert!(!is_navigation(&Method::POST, &nav));
-        assert!(!is_navigation(&Method::GET, &headers(&[("accept", "application/json")])));
+        assert!(!is_navigation(
+            &Method::GET,
+            &headers(&[("accept", "application/json")])
+        ));
         assert!(!is_navigation(&Method::GET, &headers(&[])));
-        let xhr = headers(&[("accept", "text/html"), ("x-requested-with", "XMLHttpRequest")]);
+        let xhr = headers(&[
+            ("accept", "text/html"),
+            ("x-requested-with", "XMLHttpRequest"),
+        ]);
         assert!(!is_navigation(&Method::GET, &xhr));
         let bearer = headers(&[("accept", "text/html"), ("authorization", "Bearer x")]);
         assert!(!is_navigation(&Method::GET, &bearer));
@@ -203,7 +249,12 @@ mod tests {
 
     #[test]
     fn untrusted_clients_cannot_spoof_forwarded_headers() {
-        let h = headers(&[("host", "shop.example"), ("x-forwarded-for", "1.2.3.4"), ("x-forwarded-host", "evil"), ("x-forwarded-proto", "https")]);
+        let h = headers(&[
+            ("host", "shop.example"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-host", "evil"),
+            ("x-forwarded-proto", "https"),
+        ]);
         let f = forwarded(&h, "192.0.2.7".parse().unwrap(), "http", &[]);
         assert_eq!(f.for_chain, "192.0.2.7");
         assert_eq!(f.proto, "http");
@@ -214,7 +265,12 @@ mod tests {
     #[test]
     fn trusted_proxies_extend_the_chain() {
         let trusted = vec!["10.0.0.0/8".parse().unwrap()];
-        let h = headers(&[("host", "internal"), ("x-forwarded-for", "203.0.113.9, 10.1.1.1"), ("x-forwarded-host", "shop.example"), ("x-forwarded-proto", "https")]);
+        let h = headers(&[
+            ("host", "internal"),
+            ("x-forwarded-for", "203.0.113.9, 10.1.1.1"),
+            ("x-forwarded-host", "shop.example"),
+            ("x-forwarded-proto", "https"),
+        ]);
         let f = forwarded(&h, "10.2.2.2".parse().unwrap(), "http", &trusted);
         assert_eq!(f.for_chain, "203.0.113.9, 10.1.1.1, 10.2.2.2");
         assert_eq!(f.proto, "https");
@@ -230,7 +286,10 @@ mod tests {
 
     #[test]
     fn request_ids() {
-        assert_eq!(request_id(Some(&HeaderValue::from_static("abc-123"))), "abc-123");
+        assert_eq!(
+            request_id(Some(&HeaderValue::from_static("abc-123"))),
+            "abc-123"
+        );
         let generated = request_id(Some(&HeaderValue::from_static("has space")));
         assert_eq!(generated.len(), 36);
         assert_ne!(request_id(None), request_id(None));

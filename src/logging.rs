@@ -15,7 +15,9 @@ pub fn init(config: &LogConfig) {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(&config.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
     // A second init (tests, reload) keeps the first subscriber; that is fine.
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

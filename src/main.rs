@@ -4,7 +4,11 @@ fn main() {
     let cli = match sso_sidecar::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { sso_sidecar::cli::EXIT_INVALID } else { 0 };
+            let code = if e.use_stderr() {
+                sso_sidecar::cli::EXIT_INVALID
+            } else {
+                0
+            };
             let _ = e.print();
             std::process::exit(code);
         }

@@ -22,8 +22,12 @@ pub enum UpstreamFailure {
 }
 
 impl UpstreamFailure {
-    const ALL: [UpstreamFailure; 4] =
-        [UpstreamFailure::ConnectRefused, UpstreamFailure::ConnectTimeout, UpstreamFailure::ReadTimeout, UpstreamFailure::Other];
+    const ALL: [UpstreamFailure; 4] = [
+        UpstreamFailure::ConnectRefused,
+        UpstreamFailure::ConnectTimeout,
+        UpstreamFailure::ReadTimeout,
+        UpstreamFailure::Other,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,9 +53,13 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("sso_sidecar".to_owned()), None).expect("static namespace is valid");
+        let registry = Registry::new_custom(Some("sso_sidecar".to_owned()), None)
+            .expect("static namespace is valid");
         let requests_vec = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests answered, by route kind and status class"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by route kind and status class",
+            ),
             &["route", "status"],
         )
         .expect("static metric");
@@ -60,12 +68,18 @@ impl Metrics {
                 "upstream_duration_seconds",
                 "Time from sending a request upstream to receiving its response header",
             )
-            .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0,
+            ]),
             &["route"],
         )
         .expect("static metric");
         let failures_vec = IntCounterVec::new(
-            Opts::new("upstream_failures_total", "Requests that could not be forwarded, by reason"),
+            Opts::new(
+                "upstream_failures_total",
+                "Requests that could not be forwarded, by reason",
+            ),
             &["reason"],
         )
         .expect("static metric");
@@ -75,7 +89,10 @@ impl Metrics {
         )
         .expect("static metric");
         let client_secret_expiry = IntGaugeVec::new(
-            Opts::new("client_secret_expire_at_seconds", "When each IdP's client secret expires (Unix time)"),
+            Opts::new(
+                "client_secret_expire_at_seconds",
+                "When each IdP's client secret expires (Unix time)",
+            ),
             &["idp"],
         )
         .expect("static metric");
@@ -84,7 +101,9 @@ impl Metrics {
             &["version"],
         )
         .expect("static metric");
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
 
         for collector in [
             Box::new(requests_vec.clone()) as Box<dyn prometheus::core::Collector>,
@@ -94,17 +113,31 @@ impl Metrics {
             Box::new(client_secret_expiry.clone()),
             Box::new(build_info),
         ] {
-            registry.register(collector).expect("metric names are unique");
+            registry
+                .register(collector)
+                .expect("metric names are unique");
         }
 
         let requests = RouteKind::ALL
             .iter()
-            .map(|kind| STATUS_CLASSES.map(|class| requests_vec.with_label_values(&[kind.as_str(), class])))
+            .map(|kind| {
+                STATUS_CLASSES.map(|class| requests_vec.with_label_values(&[kind.as_str(), class]))
+            })
             .collect();
-        let upstream_latency =
-            RouteKind::ALL.iter().map(|kind| latency_vec.with_label_values(&[kind.as_str()])).collect();
-        let upstream_failures = UpstreamFailure::ALL.map(|f| failures_vec.with_label_values(&[f.as_str()]));
-        Metrics { registry, requests, upstream_latency, upstream_failures, config_reloads, client_secret_expiry }
+        let upstream_latency = RouteKind::ALL
+            .iter()
+            .map(|kind| latency_vec.with_label_values(&[kind.as_str()]))
+            .collect();
+        let upstream_failures =
+            UpstreamFailure::ALL.map(|f| failures_vec.with_label_values(&[f.as_str()]));
+        Metrics {
+            registry,
+            requests,
+            upstream_latency,
+            upstream_failures,
+            config_reloads,
+            client_secret_expiry,
+        }
     }
 
     pub fn record_request(&self, kind: RouteKind, status: u16) {
@@ -130,7 +163,9 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding into a Vec cannot fail");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding into a Vec cannot fail");
         String::from_utf8(out).unwrap_or_default()
     }
 }
@@ -154,10 +189,22 @@ mod tests {
         metrics.record_upstream_failure(UpstreamFailure::ConnectRefused);
         metrics.record_upstream_latency(RouteKind::Public, Duration::from_millis(3));
         let text = metrics.render();
-        assert!(text.contains("sso_sidecar_http_requests_total{route=\"public\",status=\"2xx\"} 2"), "{text}");
-        assert!(text.contains("sso_sidecar_http_requests_total{route=\"required\",status=\"4xx\"} 1"), "{text}");
-        assert!(text.contains("sso_sidecar_upstream_failures_total{reason=\"connect_refused\"} 1"), "{text}");
-        assert!(text.contains("sso_sidecar_upstream_duration_seconds_count{route=\"public\"} 1"), "{text}");
+        assert!(
+            text.contains("sso_sidecar_http_requests_total{route=\"public\",status=\"2xx\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sso_sidecar_http_requests_total{route=\"required\",status=\"4xx\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sso_sidecar_upstream_failures_total{reason=\"connect_refused\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sso_sidecar_upstream_duration_seconds_count{route=\"public\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("sso_sidecar_build_info{version=\""), "{text}");
     }
 }

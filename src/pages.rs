@@ -16,7 +16,8 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}\
+const STYLE: &str =
+    "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}\
 main{max-width:32rem;margin:4rem auto;background:#fff;padding:2rem 2.5rem;border-radius:8px;\
 box-shadow:0 1px 4px rgba(0,0,0,.12)}h1{font-size:1.4rem;margin-top:0}\
 p{line-height:1.5}a{color:#0b5cad}.id{color:#6b7280;font-size:.8rem}";
@@ -53,7 +54,10 @@ mod tests {
 
     #[test]
     fn escapes_everything_that_matters() {
-        assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 
     #[test]

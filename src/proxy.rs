@@ -57,7 +57,10 @@ impl ProxyHttp for SidecarProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
         ctx.request_id = forwarding::request_id(req.headers.get("x-request-id"));
-        ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        ctx.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         let req = session.req_header();
         let host = host_of(req);
         let matched = self.rt.router.route(host, req.uri.path());
@@ -81,11 +84,18 @@ impl ProxyHttp for SidecarProxy {
         }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         let target = &self.rt.upstream;
         let addr = target.address().await.map_err(|e| {
             ctx.failure = Some(UpstreamFailure::Other);
-            Error::explain(ErrorType::ConnectNoRoute, format!("cannot resolve upstream: {e}"))
+            Error::explain(
+                ErrorType::ConnectNoRoute,
+                format!("cannot resolve upstream: {e}"),
+            )
         })?;
         let upstream = &target.upstream;
         let mut peer = HttpPeer::new(addr, upstream.tls, upstream.host.clone());
@@ -104,7 +114,9 @@ impl ProxyHttp for SidecarProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let rt = &self.rt;
-        for name in forwarding::identity_headers(&upstream_request.headers, &rt.identity_prefix_lower) {
+        for name in
+            forwarding::identity_headers(&upstream_request.headers, &rt.identity_prefix_lower)
+        {
             upstream_request.remove_header(&name);
         }
         match forwarding::cookies_without_sidecar(&upstream_request.headers, &rt.sidecar_cookies) {
@@ -115,7 +127,12 @@ impl ProxyHttp for SidecarProxy {
             Some(kept) => upstream_request.insert_header(header::COOKIE, kept)?,
         }
         if let Some(peer) = ctx.client_ip {
-            let fwd = forwarding::forwarded(&upstream_request.headers, peer, "http", &rt.config.server.trusted_proxies);
+            let fwd = forwarding::forwarded(
+                &upstream_request.headers,
+                peer,
+                "http",
+                &rt.config.server.trusted_proxies,
+            );
             upstream_request.insert_header("x-forwarded-for", fwd.for_chain)?;
             upstream_request.insert_header("x-forwarded-proto", fwd.proto)?;
             match fwd.host {
@@ -143,7 +160,9 @@ impl ProxyHttp for SidecarProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(sent) = ctx.upstream_sent.take() {
-            self.rt.metrics.record_upstream_latency(ctx.kind, sent.elapsed());
+            self.rt
+                .metrics
+                .record_upstream_latency(ctx.kind, sent.elapsed());
         }
         Ok(())
     }
@@ -173,7 +192,12 @@ impl ProxyHttp for SidecarProxy {
         e
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let timed_out = matches!(
             e.etype(),
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
@@ -181,7 +205,11 @@ impl ProxyHttp for SidecarProxy {
         let status = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             _ if e.esource() == &ErrorSource::Upstream || ctx.failure.is_some() => {
-                if timed_out { 504 } else { 502 }
+                if timed_out {
+                    504
+                } else {
+                    502
+                }
             }
             _ if e.esource() == &ErrorSource::Downstream => 0,
             _ => 500,
@@ -196,16 +224,28 @@ impl ProxyHttp for SidecarProxy {
         }
         if status > 0 && session.response_written().is_none() {
             let (title, text) = match status {
-                504 => ("The shop is not answering", "The shop did not answer in time. Please try again in a moment."),
-                502 => ("The shop is not reachable", "The shop could not be reached. Please try again in a moment."),
-                _ => ("Something went wrong", "The request could not be completed. Please try again."),
+                504 => (
+                    "The shop is not answering",
+                    "The shop did not answer in time. Please try again in a moment.",
+                ),
+                502 => (
+                    "The shop is not reachable",
+                    "The shop could not be reached. Please try again in a moment.",
+                ),
+                _ => (
+                    "Something went wrong",
+                    "The request could not be completed. Please try again.",
+                ),
             };
             let page = pages::message(title, text, None, &ctx.request_id);
             if let Err(write_error) = respond_html(session, ctx, status, page).await {
                 tracing::debug!(error = %write_error, "could not send the error page");
             }
         }
-        FailToProxy { error_code: status, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
@@ -267,10 +307,18 @@ impl SidecarProxy {
 }
 
 fn host_of(req: &RequestHeader) -> Option<&str> {
-    req.headers.get(header::HOST).and_then(|v| v.to_str().ok()).or_else(|| req.uri.host())
+    req.headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri.host())
 }
 
-async fn respond_html(session: &mut Session, ctx: &RequestCtx, status: u16, html: String) -> Result<()> {
+async fn respond_html(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    status: u16,
+    html: String,
+) -> Result<()> {
     let mut resp = ResponseHeader::build(status, Some(6))?;
     resp.insert_header(header::CONTENT_TYPE, "text/html; charset=utf-8")?;
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
@@ -278,11 +326,18 @@ async fn respond_html(session: &mut Session, ctx: &RequestCtx, status: u16, html
 }
 
 /// Sends a complete response of the sidecar's own.
-async fn respond(session: &mut Session, ctx: &RequestCtx, mut resp: ResponseHeader, body: Bytes) -> Result<()> {
+async fn respond(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    mut resp: ResponseHeader,
+    body: Bytes,
+) -> Result<()> {
     resp.insert_header(header::CONTENT_LENGTH, body.len())?;
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
     let head_only = session.req_header().method == http::Method::HEAD;
-    session.write_response_header(Box::new(resp), head_only).await?;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
     if !head_only {
         session.write_response_body(Some(body), true).await?;
     }

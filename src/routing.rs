@@ -13,7 +13,12 @@ pub enum RouteKind {
 }
 
 impl RouteKind {
-    pub const ALL: [RouteKind; 4] = [RouteKind::Public, RouteKind::Required, RouteKind::Api, RouteKind::Sidecar];
+    pub const ALL: [RouteKind; 4] = [
+        RouteKind::Public,
+        RouteKind::Required,
+        RouteKind::Api,
+        RouteKind::Sidecar,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,24 +55,38 @@ pub struct Router {
 
 impl Router {
     pub fn new(routes: Vec<Route>, own_prefix: &str) -> Self {
-        Router { routes, own_prefix: own_prefix.to_owned() }
+        Router {
+            routes,
+            own_prefix: own_prefix.to_owned(),
+        }
     }
 
     /// Routes a request. `host` may carry a port and any case; paths without a matching
     /// route are treated as `required`, so a gap in the table never exposes a page.
     pub fn route(&self, host: Option<&str>, path: &str) -> Matched<'_> {
         if self.is_own(path) {
-            return Matched { kind: RouteKind::Sidecar, organization: None };
+            return Matched {
+                kind: RouteKind::Sidecar,
+                organization: None,
+            };
         }
         let host = host.map(strip_port);
         self.routes
             .iter()
             .find(|r| {
                 path.starts_with(&r.path_prefix)
-                    && r.host.as_deref().is_none_or(|want| host.is_some_and(|h| h.eq_ignore_ascii_case(want)))
+                    && r.host
+                        .as_deref()
+                        .is_none_or(|want| host.is_some_and(|h| h.eq_ignore_ascii_case(want)))
             })
-            .map(|r| Matched { kind: r.auth.into(), organization: r.organization.as_deref() })
-            .unwrap_or(Matched { kind: RouteKind::Required, organization: None })
+            .map(|r| Matched {
+                kind: r.auth.into(),
+                organization: r.organization.as_deref(),
+            })
+            .unwrap_or(Matched {
+                kind: RouteKind::Required,
+                organization: None,
+            })
     }
 
     /// The sidecar's own endpoint (`/oauth2/...`) this path names, without the prefix.
@@ -106,9 +125,19 @@ mod tests {
         Router::new(
             vec![
                 route(None, "/static/", AuthMode::Public, None),
-                route(Some("admin.shop.example"), "/", AuthMode::Required, Some("Operations")),
+                route(
+                    Some("admin.shop.example"),
+                    "/",
+                    AuthMode::Required,
+                    Some("Operations"),
+                ),
                 route(None, "/api/", AuthMode::Api, None),
-                route(None, "/INTERSHOP/web/WFS/SLDSystem", AuthMode::Required, Some("Operations")),
+                route(
+                    None,
+                    "/INTERSHOP/web/WFS/SLDSystem",
+                    AuthMode::Required,
+                    Some("Operations"),
+                ),
                 route(None, "/", AuthMode::Public, None),
             ],
             "/oauth2",
@@ -118,32 +147,62 @@ mod tests {
     #[test]
     fn first_match_wins() {
         let r = router();
-        assert_eq!(r.route(Some("shop.example"), "/static/app.css").kind, RouteKind::Public);
-        assert_eq!(r.route(Some("shop.example"), "/api/orders").kind, RouteKind::Api);
-        let m = r.route(Some("shop.example"), "/INTERSHOP/web/WFS/SLDSystem/en_US/-/USD/Login");
-        assert_eq!(m, Matched { kind: RouteKind::Required, organization: Some("Operations") });
-        assert_eq!(r.route(Some("shop.example"), "/home").kind, RouteKind::Public);
+        assert_eq!(
+            r.route(Some("shop.example"), "/static/app.css").kind,
+            RouteKind::Public
+        );
+        assert_eq!(
+            r.route(Some("shop.example"), "/api/orders").kind,
+            RouteKind::Api
+        );
+        let m = r.route(
+            Some("shop.example"),
+            "/INTERSHOP/web/WFS/SLDSystem/en_US/-/USD/Login",
+        );
+        assert_eq!(
+            m,
+            Matched {
+                kind: RouteKind::Required,
+                organization: Some("Operations")
+            }
+        );
+        assert_eq!(
+            r.route(Some("shop.example"), "/home").kind,
+            RouteKind::Public
+        );
     }
 
     #[test]
     fn host_matching_ignores_case_and_port() {
         let r = router();
-        assert_eq!(r.route(Some("Admin.Shop.Example:8443"), "/x").organization, Some("Operations"));
+        assert_eq!(
+            r.route(Some("Admin.Shop.Example:8443"), "/x").organization,
+            Some("Operations")
+        );
         assert_eq!(r.route(None, "/x").kind, RouteKind::Public);
     }
 
     #[test]
     fn own_endpoints_come_first() {
         let r = router();
-        assert_eq!(r.route(Some("shop.example"), "/oauth2/start").kind, RouteKind::Sidecar);
+        assert_eq!(
+            r.route(Some("shop.example"), "/oauth2/start").kind,
+            RouteKind::Sidecar
+        );
         assert_eq!(r.own_endpoint("/oauth2/callback"), Some("/callback"));
         assert_eq!(r.own_endpoint("/oauth2x"), None);
-        assert_eq!(r.route(Some("shop.example"), "/oauth2x").kind, RouteKind::Public);
+        assert_eq!(
+            r.route(Some("shop.example"), "/oauth2x").kind,
+            RouteKind::Public
+        );
     }
 
     #[test]
     fn unmatched_paths_require_login() {
-        let r = Router::new(vec![route(None, "/static/", AuthMode::Public, None)], "/oauth2");
+        let r = Router::new(
+            vec![route(None, "/static/", AuthMode::Public, None)],
+            "/oauth2",
+        );
         assert_eq!(r.route(Some("a"), "/checkout").kind, RouteKind::Required);
     }
 

@@ -20,8 +20,16 @@ pub struct UpstreamTarget {
 
 impl UpstreamTarget {
     pub fn new(upstream: Upstream) -> Self {
-        let fixed = upstream.host.parse().ok().map(|ip| SocketAddr::new(ip, upstream.port));
-        UpstreamTarget { upstream, fixed, resolved: ArcSwapOption::empty() }
+        let fixed = upstream
+            .host
+            .parse()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, upstream.port));
+        UpstreamTarget {
+            upstream,
+            fixed,
+            resolved: ArcSwapOption::empty(),
+        }
     }
 
     /// The address to connect to. IP literals need no lookup; names are looked up
@@ -38,7 +46,9 @@ impl UpstreamTarget {
         let addr = tokio::net::lookup_host((self.upstream.host.as_str(), self.upstream.port))
             .await?
             .next()
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "upstream host has no address"))?;
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "upstream host has no address")
+            })?;
         self.resolved.store(Some(Arc::new((addr, Instant::now()))));
         Ok(addr)
     }
@@ -49,15 +59,31 @@ mod tests {
     use super::*;
 
     fn upstream(host: &str) -> Upstream {
-        Upstream { url: url::Url::parse(&format!("http://{host}:9000/")).unwrap(), tls: false, host: host.to_owned(), port: 9000 }
+        Upstream {
+            url: url::Url::parse(&format!("http://{host}:9000/")).unwrap(),
+            tls: false,
+            host: host.to_owned(),
+            port: 9000,
+        }
     }
 
     #[tokio::test]
     async fn ip_literals_and_names() {
-        assert_eq!(UpstreamTarget::new(upstream("127.0.0.1")).address().await.unwrap().to_string(), "127.0.0.1:9000");
+        assert_eq!(
+            UpstreamTarget::new(upstream("127.0.0.1"))
+                .address()
+                .await
+                .unwrap()
+                .to_string(),
+            "127.0.0.1:9000"
+        );
         let target = UpstreamTarget::new(upstream("localhost"));
         let addr = target.address().await.unwrap();
         assert!(addr.ip().is_loopback());
-        assert_eq!(target.address().await.unwrap(), addr, "cached answer is reused");
+        assert_eq!(
+            target.address().await.unwrap(),
+            addr,
+            "cached answer is reused"
+        );
     }
 }

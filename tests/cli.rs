@@ -15,18 +15,36 @@ const SIDECAR_ENV: [(&str, &str); 5] = [
 
 #[test]
 fn check_accepts_the_icm_example_and_summarizes_it() {
-    let (code, out, err) = run_cli(&["check", "-c", "conf/sidecar.toml"], &SIDECAR_ENV, &repo_root());
+    let (code, out, err) = run_cli(
+        &["check", "-c", "conf/sidecar.toml"],
+        &SIDECAR_ENV,
+        &repo_root(),
+    );
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    for org in ["Operations", "inSPIRED", "Myers", "inSPIRED-inTRONICS-Anonymous"] {
+    for org in [
+        "Operations",
+        "inSPIRED",
+        "Myers",
+        "inSPIRED-inTRONICS-Anonymous",
+    ] {
         assert!(out.contains(&format!("  {org} (")), "{org} missing:\n{out}");
     }
-    for idp in ["oidc_ad_1", "oidc_ad_2", "oidc_kc_1", "oidc_kc_2", "localICM"] {
+    for idp in [
+        "oidc_ad_1",
+        "oidc_ad_2",
+        "oidc_kc_1",
+        "oidc_kc_2",
+        "localICM",
+    ] {
         assert!(out.contains(&format!("  {idp}: ")), "{idp} missing:\n{out}");
     }
     assert!(out.contains("Operations (\"Intershop\"): idps [oidc_kc_1, oidc_kc_2, oidc_ad_1, oidc_ad_2, localICM], logout LOCAL"), "{out}");
     assert!(out.contains("inSPIRED-inTRONICS-Anonymous (\"inTRONICS\"): idps [oidc_ad_1], logout EXTERNAL, self-administration UPDATE"), "{out}");
     for (_, secret) in SIDECAR_ENV {
-        assert!(!out.contains(secret) && !err.contains(secret), "secret printed:\n{out}{err}");
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "secret printed:\n{out}{err}"
+        );
     }
 }
 
@@ -35,28 +53,49 @@ fn check_without_secrets_names_each_missing_variable() {
     let (code, out, err) = run_cli(&["check", "-c", "conf/sidecar.toml"], &[], &repo_root());
     assert_eq!(code, 2, "{out}{err}");
     for (var, _) in SIDECAR_ENV {
-        assert!(err.contains(&format!("environment variable {var} is not set")), "{var}:\n{err}");
+        assert!(
+            err.contains(&format!("environment variable {var} is not set")),
+            "{var}:\n{err}"
+        );
     }
 }
 
 #[test]
 fn check_accepts_the_demo_config() {
-    let (code, out, err) = run_cli(&["check", "-c", "conf/demo.toml"], &[("SSO_SESSION_KEY", SESSION_KEY)], &repo_root());
+    let (code, out, err) = run_cli(
+        &["check", "-c", "conf/demo.toml"],
+        &[("SSO_SESSION_KEY", SESSION_KEY)],
+        &repo_root(),
+    );
     assert_eq!(code, 0, "{out}{err}");
 }
 
 #[test]
 fn check_config_from_environment_variable() {
-    let (code, out, err) = run_cli(&["check"], &[("SSO_SIDECAR_CONFIG", "conf/demo.toml"), ("SSO_SESSION_KEY", SESSION_KEY)], &repo_root());
+    let (code, out, err) = run_cli(
+        &["check"],
+        &[
+            ("SSO_SIDECAR_CONFIG", "conf/demo.toml"),
+            ("SSO_SESSION_KEY", SESSION_KEY),
+        ],
+        &repo_root(),
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("conf/demo.toml: ok"), "{out}");
 }
 
 #[test]
 fn check_names_every_broken_key() {
-    let (code, out, err) = run_cli(&["check", "-c", "tests/fixtures/broken.toml"], &[], &repo_root());
+    let (code, out, err) = run_cli(
+        &["check", "-c", "tests/fixtures/broken.toml"],
+        &[],
+        &repo_root(),
+    );
     assert_eq!(code, 2, "{out}{err}");
-    assert!(out.is_empty(), "nothing on stdout for an invalid config: {out}");
+    assert!(
+        out.is_empty(),
+        "nothing on stdout for an invalid config: {out}"
+    );
     let expected = [
         "server.listen",
         "server.upstream",
@@ -77,10 +116,16 @@ fn check_names_every_broken_key() {
         "routes[2].auth",
     ];
     for key in expected {
-        assert!(err.contains(&format!("error: tests/fixtures/broken.toml: {key}")), "{key} not reported:\n{err}");
+        assert!(
+            err.contains(&format!("error: tests/fixtures/broken.toml: {key}")),
+            "{key} not reported:\n{err}"
+        );
     }
     for line in err.lines() {
-        assert!(line.starts_with("error: tests/fixtures/broken.toml: "), "unexpected line: {line}");
+        assert!(
+            line.starts_with("error: tests/fixtures/broken.toml: "),
+            "unexpected line: {line}"
+        );
     }
     assert!(!err.contains("panicked"), "{err}");
 }
@@ -97,14 +142,22 @@ fn check_reports_syntax_errors_with_a_line() {
 
 #[test]
 fn check_of_a_missing_file() {
-    let (code, _, err) = run_cli(&["check", "-c", "/nonexistent/sidecar.toml"], &[], &repo_root());
+    let (code, _, err) = run_cli(
+        &["check", "-c", "/nonexistent/sidecar.toml"],
+        &[],
+        &repo_root(),
+    );
     assert_eq!(code, 2);
     assert!(err.contains("cannot read config file"), "{err}");
 }
 
 #[test]
 fn run_refuses_an_invalid_config() {
-    let (code, _, err) = run_cli(&["run", "-c", "tests/fixtures/broken.toml"], &[], &repo_root());
+    let (code, _, err) = run_cli(
+        &["run", "-c", "tests/fixtures/broken.toml"],
+        &[],
+        &repo_root(),
+    );
     assert_eq!(code, 2);
     assert!(err.contains("oidc.remote"), "{err}");
 }
@@ -121,7 +174,9 @@ fn keygen_prints_fresh_32_byte_keys() {
     assert_eq!(code, 0);
     let (_, second, _) = run_cli(&["keygen"], &[], &repo_root());
     assert_ne!(first, second);
-    let key = base64::engine::general_purpose::STANDARD.decode(first.trim()).unwrap();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(first.trim())
+        .unwrap();
     assert_eq!(key.len(), 32);
 }
 
@@ -171,7 +226,10 @@ auth = "public"
     let response = client().get(sidecar.url("/page")).send().unwrap();
     assert_eq!(response.status(), 200);
     let log = sidecar.log();
-    assert!(log.contains("\"path\":\"/page\""), "the request was logged:\n{log}");
+    assert!(
+        log.contains("\"path\":\"/page\""),
+        "the request was logged:\n{log}"
+    );
     assert!(!log.contains(secret), "{log}");
     assert!(!log.contains(SESSION_KEY), "{log}");
 }

@@ -45,7 +45,10 @@ fn method_path_query_body_and_headers_pass_unchanged() {
     let (upstream, sidecar) = start();
     let body = b"{\"order\": 4711, \"note\": \"\xc3\xa4\"}".to_vec();
     let response = client()
-        .request(reqwest::Method::PATCH, sidecar.url("/shop/cart/items?sku=A%20B&qty=2&empty="))
+        .request(
+            reqwest::Method::PATCH,
+            sidecar.url("/shop/cart/items?sku=A%20B&qty=2&empty="),
+        )
         .header("X-Custom", "value 1")
         .header("Accept-Language", "de-DE")
         .header("Content-Type", "application/json")
@@ -53,7 +56,11 @@ fn method_path_query_body_and_headers_pass_unchanged() {
         .send()
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["x-upstream"], "yes", "upstream response headers pass back");
+    assert_eq!(
+        response.headers()["x-upstream"],
+        "yes",
+        "upstream response headers pass back"
+    );
     assert!(response.headers().contains_key("x-request-id"));
     let seen = upstream.last();
     assert_eq!(seen.method, "PATCH");
@@ -63,7 +70,11 @@ fn method_path_query_body_and_headers_pass_unchanged() {
     assert_eq!(seen.header("content-type"), Some("application/json"));
     assert_eq!(seen.body_len, body.len());
     assert_eq!(seen.body_sha256, hex::encode(Sha256::digest(&body)));
-    assert_eq!(seen.header("host"), Some(format!("127.0.0.1:{}", sidecar.port).as_str()), "Host is preserved");
+    assert_eq!(
+        seen.header("host"),
+        Some(format!("127.0.0.1:{}", sidecar.port).as_str()),
+        "Host is preserved"
+    );
 }
 
 #[test]
@@ -74,12 +85,20 @@ fn large_streamed_request_body_passes_unchanged() {
     hasher.update(bytes_of(0, SIZE));
     let expected = hex::encode(hasher.finalize());
     // A body of unknown length goes out chunked, so the proxy has to stream it.
-    let chunks = (0..SIZE).step_by(1 << 20).map(|start| Ok::<_, std::io::Error>(bytes_of(start, (1 << 20).min(SIZE - start))));
+    let chunks = (0..SIZE)
+        .step_by(1 << 20)
+        .map(|start| Ok::<_, std::io::Error>(bytes_of(start, (1 << 20).min(SIZE - start))));
     let stream = futures_util::stream::iter(chunks.collect::<Vec<_>>());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let url = sidecar.url("/upload");
     let status = runtime.block_on(async move {
-        reqwest::Client::new().post(url).body(reqwest::Body::wrap_stream(stream)).send().await.unwrap().status()
+        reqwest::Client::new()
+            .post(url)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .unwrap()
+            .status()
     });
     assert_eq!(status, 200);
     let seen = upstream.last();
@@ -92,12 +111,18 @@ fn large_streamed_request_body_passes_unchanged() {
 fn large_streamed_response_body_passes_unchanged() {
     let (_upstream, sidecar) = start();
     const SIZE: usize = 16 * 1024 * 1024 + 17;
-    let mut response = client().get(sidecar.url(&format!("/big/{SIZE}"))).send().unwrap();
+    let mut response = client()
+        .get(sidecar.url(&format!("/big/{SIZE}")))
+        .send()
+        .unwrap();
     assert_eq!(response.status(), 200);
     let mut body = Vec::new();
     response.read_to_end(&mut body).unwrap();
     assert_eq!(body.len(), SIZE);
-    assert!(body == bytes_of(0, SIZE), "response body changed on the way");
+    assert!(
+        body == bytes_of(0, SIZE),
+        "response body changed on the way"
+    );
 }
 
 #[test]
@@ -117,16 +142,28 @@ fn spoofed_identity_headers_and_sidecar_cookies_never_reach_the_upstream() {
     let response = spoof("/public/page", "text/html");
     assert_eq!(response.status(), 200);
     let seen = upstream.last();
-    assert!(seen.headers_starting_with("x-sso-").is_empty(), "{:?}", seen.headers);
+    assert!(
+        seen.headers_starting_with("x-sso-").is_empty(),
+        "{:?}",
+        seen.headers
+    );
     assert_eq!(seen.header("cookie"), Some("shop=1; basket=abc"));
 
     // Only sidecar cookies: the Cookie header goes away entirely.
-    client().get(sidecar.url("/x")).header("Cookie", "_sso_session=forged").send().unwrap();
+    client()
+        .get(sidecar.url("/x"))
+        .header("Cookie", "_sso_session=forged")
+        .send()
+        .unwrap();
     assert_eq!(upstream.last().header("cookie"), None);
 
     // Protected routes: nothing reaches the upstream at all without a session.
     let before = upstream.seen().len();
-    for (path, accept) in [("/account/orders", "text/html"), ("/account/orders", "application/json"), ("/api/orders", "application/json")] {
+    for (path, accept) in [
+        ("/account/orders", "text/html"),
+        ("/account/orders", "application/json"),
+        ("/api/orders", "application/json"),
+    ] {
         let status = spoof(path, accept).status();
         assert!(status == 401 || status == 503, "{path} {accept}: {status}");
     }
@@ -147,14 +184,20 @@ fn forwarded_headers_from_untrusted_clients_are_replaced() {
     let seen = upstream.last();
     assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
-    assert_eq!(seen.header("x-forwarded-host"), Some(format!("127.0.0.1:{}", sidecar.port).as_str()));
+    assert_eq!(
+        seen.header("x-forwarded-host"),
+        Some(format!("127.0.0.1:{}", sidecar.port).as_str())
+    );
     assert_eq!(seen.header("forwarded"), None);
 }
 
 #[test]
 fn forwarded_headers_from_trusted_proxies_are_kept_and_extended() {
     let upstream = Upstream::start();
-    let config = CONFIG.replace("read_timeout = \"1s\"", "read_timeout = \"1s\"\ntrusted_proxies = [\"127.0.0.0/8\"]");
+    let config = CONFIG.replace(
+        "read_timeout = \"1s\"",
+        "read_timeout = \"1s\"\ntrusted_proxies = [\"127.0.0.0/8\"]",
+    );
     let sidecar = Sidecar::start(&config, &upstream.url());
     client()
         .get(sidecar.url("/page"))
@@ -164,7 +207,10 @@ fn forwarded_headers_from_trusted_proxies_are_kept_and_extended() {
         .send()
         .unwrap();
     let seen = upstream.last();
-    assert_eq!(seen.header("x-forwarded-for"), Some("203.0.113.66, 127.0.0.1"));
+    assert_eq!(
+        seen.header("x-forwarded-for"),
+        Some("203.0.113.66, 127.0.0.1")
+    );
     assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
     assert_eq!(seen.header("x-forwarded-host"), Some("shop.example.com"));
 }
@@ -172,15 +218,33 @@ fn forwarded_headers_from_trusted_proxies_are_kept_and_extended() {
 #[test]
 fn protected_routes_deny_until_sign_in_is_available() {
     let (_upstream, sidecar) = start();
-    let xhr = client().get(sidecar.url("/account/orders")).header("Accept", "application/json").send().unwrap();
+    let xhr = client()
+        .get(sidecar.url("/account/orders"))
+        .header("Accept", "application/json")
+        .send()
+        .unwrap();
     assert_eq!(xhr.status(), 401);
-    assert!(xhr.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
-    assert!(xhr.headers().get("set-cookie").is_none(), "no state cookie for non-navigation");
+    assert!(xhr.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    assert!(
+        xhr.headers().get("set-cookie").is_none(),
+        "no state cookie for non-navigation"
+    );
 
-    let api = client().get(sidecar.url("/api/orders")).header("Accept", "text/html").send().unwrap();
+    let api = client()
+        .get(sidecar.url("/api/orders"))
+        .header("Accept", "text/html")
+        .send()
+        .unwrap();
     assert_eq!(api.status(), 401, "api routes never get a page");
 
-    let page = client().get(sidecar.url("/account/orders")).header("Accept", "text/html,application/xhtml+xml").send().unwrap();
+    let page = client()
+        .get(sidecar.url("/account/orders"))
+        .header("Accept", "text/html,application/xhtml+xml")
+        .send()
+        .unwrap();
     assert_eq!(page.status(), 503);
     assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     assert!(page.text().unwrap().contains("Sign-in is not available"));
@@ -190,11 +254,21 @@ fn protected_routes_deny_until_sign_in_is_available() {
 fn upstream_down_gives_502_and_is_counted() {
     let port = free_port();
     let sidecar = Sidecar::start(CONFIG, &format!("http://127.0.0.1:{port}"));
-    let response = client().get(sidecar.url("/page")).header("Accept", "text/html").send().unwrap();
+    let response = client()
+        .get(sidecar.url("/page"))
+        .header("Accept", "text/html")
+        .send()
+        .unwrap();
     assert_eq!(response.status(), 502);
     assert!(response.text().unwrap().contains("not reachable"));
-    assert_eq!(sidecar.metric("sso_sidecar_upstream_failures_total{reason=\"connect_refused\"}"), 1.0);
-    assert_eq!(sidecar.metric("sso_sidecar_http_requests_total{route=\"public\",status=\"5xx\"}"), 1.0);
+    assert_eq!(
+        sidecar.metric("sso_sidecar_upstream_failures_total{reason=\"connect_refused\"}"),
+        1.0
+    );
+    assert_eq!(
+        sidecar.metric("sso_sidecar_http_requests_total{route=\"public\",status=\"5xx\"}"),
+        1.0
+    );
 }
 
 #[test]
@@ -203,8 +277,14 @@ fn slow_upstream_gives_504_without_hanging() {
     let started = std::time::Instant::now();
     let response = client().get(sidecar.url("/slow/5000")).send().unwrap();
     assert_eq!(response.status(), 504);
-    assert!(started.elapsed() < Duration::from_secs(4), "read_timeout of 1s was not applied");
-    assert_eq!(sidecar.metric("sso_sidecar_upstream_failures_total{reason=\"read_timeout\"}"), 1.0);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "read_timeout of 1s was not applied"
+    );
+    assert_eq!(
+        sidecar.metric("sso_sidecar_upstream_failures_total{reason=\"read_timeout\"}"),
+        1.0
+    );
 }
 
 #[test]
@@ -232,9 +312,18 @@ fn metrics_count_requests_by_route_and_status() {
     }
     client().get(sidecar.url("/api/x")).send().unwrap();
     let metrics = sidecar.metrics();
-    assert_eq!(metrics["sso_sidecar_http_requests_total{route=\"public\",status=\"2xx\"}"], 3.0);
-    assert_eq!(metrics["sso_sidecar_http_requests_total{route=\"api\",status=\"4xx\"}"], 1.0);
-    assert_eq!(metrics["sso_sidecar_upstream_duration_seconds_count{route=\"public\"}"], 3.0);
+    assert_eq!(
+        metrics["sso_sidecar_http_requests_total{route=\"public\",status=\"2xx\"}"],
+        3.0
+    );
+    assert_eq!(
+        metrics["sso_sidecar_http_requests_total{route=\"api\",status=\"4xx\"}"],
+        1.0
+    );
+    assert_eq!(
+        metrics["sso_sidecar_upstream_duration_seconds_count{route=\"public\"}"],
+        3.0
+    );
     assert_eq!(metrics["sso_sidecar_build_info{version=\"0.1.0\"}"], 1.0);
 }
 
@@ -242,9 +331,19 @@ fn metrics_count_requests_by_route_and_status() {
 fn request_ids_are_generated_or_kept_and_forwarded() {
     let (upstream, sidecar) = start();
     let response = client().get(sidecar.url("/page")).send().unwrap();
-    let generated = response.headers()["x-request-id"].to_str().unwrap().to_owned();
-    assert_eq!(upstream.last().header("x-request-id"), Some(generated.as_str()));
-    client().get(sidecar.url("/page")).header("X-Request-Id", "trace-4711").send().unwrap();
+    let generated = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        upstream.last().header("x-request-id"),
+        Some(generated.as_str())
+    );
+    client()
+        .get(sidecar.url("/page"))
+        .header("X-Request-Id", "trace-4711")
+        .send()
+        .unwrap();
     assert_eq!(upstream.last().header("x-request-id"), Some("trace-4711"));
     let log = sidecar.log();
     assert!(log.contains("\"request_id\":\"trace-4711\""), "{log}");
@@ -253,11 +352,21 @@ fn request_ids_are_generated_or_kept_and_forwarded() {
 #[test]
 fn admin_endpoints() {
     let (_upstream, sidecar) = start();
-    assert_eq!(reqwest::blocking::get(sidecar.admin_url("/healthz")).unwrap().status(), 200);
+    assert_eq!(
+        reqwest::blocking::get(sidecar.admin_url("/healthz"))
+            .unwrap()
+            .status(),
+        200
+    );
     let ready = reqwest::blocking::get(sidecar.admin_url("/readyz")).unwrap();
     assert_eq!(ready.status(), 200);
     assert_eq!(ready.json::<serde_json::Value>().unwrap()["ready"], true);
-    assert_eq!(reqwest::blocking::get(sidecar.admin_url("/nope")).unwrap().status(), 404);
+    assert_eq!(
+        reqwest::blocking::get(sidecar.admin_url("/nope"))
+            .unwrap()
+            .status(),
+        404
+    );
 }
 
 #[test]
@@ -277,7 +386,9 @@ fn malformed_requests_do_not_crash_the_sidecar() {
         b"GET /%zz%00 HTTP/1.1\r\nHost: a\r\nCookie: ;;=;_sso_session\r\n\r\n".as_slice(),
     ] {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", sidecar.port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         stream.write_all(raw).unwrap();
         let mut answer = Vec::new();
         let _ = stream.read_to_end(&mut answer);

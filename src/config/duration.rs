@@ -53,7 +53,10 @@ mod tests {
 
     #[test]
     fn milliseconds() {
-        assert_eq!(parse(&toml::Value::Integer(3_600_000)).unwrap(), Duration::from_secs(3600));
+        assert_eq!(
+            parse(&toml::Value::Integer(3_600_000)).unwrap(),
+            Duration::from_secs(3600)
+        );
         assert_eq!(text("60000").unwrap(), Duration::from_secs(60));
         assert!(parse(&toml::Value::Integer(-1)).is_err());
     }

@@ -10,7 +10,10 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { key: key.into(), message: message.into() }
+        Problem {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 

@@ -25,5 +25,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Validates config text; `file` only names the source in messages.
 pub fn from_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
-    validate::validate(text, file).map_err(|problems| ConfigError { file: file.to_owned(), problems })
+    validate::validate(text, file).map_err(|problems| ConfigError {
+        file: file.to_owned(),
+        problems,
+    })
 }

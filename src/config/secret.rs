@@ -74,9 +74,15 @@ mod tests {
     fn literal_env_and_file() {
         assert_eq!(resolve("plain").unwrap().expose(), "plain");
         std::env::set_var("SSO_SIDECAR_TEST_SECRET_A", "from-env");
-        assert_eq!(resolve("env:SSO_SIDECAR_TEST_SECRET_A").unwrap().expose(), "from-env");
+        assert_eq!(
+            resolve("env:SSO_SIDECAR_TEST_SECRET_A").unwrap().expose(),
+            "from-env"
+        );
         let err = resolve("env:SSO_SIDECAR_TEST_SECRET_MISSING").unwrap_err();
-        assert!(err.contains("SSO_SIDECAR_TEST_SECRET_MISSING is not set"), "{err}");
+        assert!(
+            err.contains("SSO_SIDECAR_TEST_SECRET_MISSING is not set"),
+            "{err}"
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret");
@@ -84,6 +90,9 @@ mod tests {
         let reference = format!("file:{}", path.display());
         assert_eq!(resolve(&reference).unwrap().expose(), "from-file");
         let err = resolve("file:/nonexistent/secret").unwrap_err();
-        assert!(err.contains("cannot read file /nonexistent/secret"), "{err}");
+        assert!(
+            err.contains("cannot read file /nonexistent/secret"),
+            "{err}"
+        );
     }
 }

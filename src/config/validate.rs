@@ -19,7 +19,10 @@ const IMPLICIT_LOCAL_IDP: &str = "local";
 
 pub fn validate(text: &str, file: &Path) -> Result<Config, Vec<Problem>> {
     let (raw, unknown_keys) = parse(text)?;
-    let mut v = Validator { problems: unknown_keys, warnings: Vec::new() };
+    let mut v = Validator {
+        problems: unknown_keys,
+        warnings: Vec::new(),
+    };
     let config = v.config(raw, file);
     if v.problems.is_empty() {
         Ok(config)
@@ -41,7 +44,10 @@ fn parse(text: &str) -> Result<(RawConfig, Vec<Problem>), Vec<Problem>> {
         let key = if key == "." { String::new() } else { key };
         vec![toml_problem(text, &key, e.inner())]
     })?;
-    let problems = unknown.iter().map(|path| unknown_key_problem(path)).collect();
+    let problems = unknown
+        .iter()
+        .map(|path| unknown_key_problem(path))
+        .collect();
     Ok((raw, problems))
 }
 
@@ -52,7 +58,10 @@ fn toml_problem(text: &str, key: &str, error: &toml::de::Error) -> Problem {
         let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
         format!(" (line {line}, column {column})")
     });
-    Problem::new(key, format!("{}{}", error.message().trim(), location.unwrap_or_default()))
+    Problem::new(
+        key,
+        format!("{}{}", error.message().trim(), location.unwrap_or_default()),
+    )
 }
 
 fn segments(path: &serde_ignored::Path) -> Vec<String> {
@@ -69,9 +78,9 @@ fn segments(path: &serde_ignored::Path) -> Vec<String> {
             v.push(key.clone());
             v
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            segments(parent)
-        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => segments(parent),
     }
 }
 
@@ -125,7 +134,10 @@ impl Validator {
         let oidc = self.oidc(raw.oidc.unwrap_or_default());
         let session = self.session(raw.session.unwrap_or_default());
         if session.cookie_name == oidc.state_cookie_name {
-            self.problem("session.cookie_name", "must differ from oidc.state_cookie_name");
+            self.problem(
+                "session.cookie_name",
+                "must differ from oidc.state_cookie_name",
+            );
         }
         let headers = self.headers(raw.headers.unwrap_or_default());
         let log = self.log(raw.log.unwrap_or_default());
@@ -140,7 +152,11 @@ impl Validator {
             &declared_idps,
             oidc.remote,
         );
-        let routes = self.routes(raw.routes.unwrap_or_default(), &organizations, &oidc.path_prefix);
+        let routes = self.routes(
+            raw.routes.unwrap_or_default(),
+            &organizations,
+            &oidc.path_prefix,
+        );
 
         let uses_oidc = oidc.remote && identity_providers.values().any(|idp| idp.oidc().is_some());
         if uses_oidc && server.public_url.is_none() {
@@ -151,7 +167,8 @@ impl Validator {
         }
         if !oidc.remote && identity_providers.values().any(|idp| idp.oidc().is_some()) {
             self.warnings.push(
-                "oidc.remote is \"unsupported\": only local identity providers are offered".to_owned(),
+                "oidc.remote is \"unsupported\": only local identity providers are offered"
+                    .to_owned(),
             );
         }
         Config {
@@ -173,12 +190,18 @@ impl Validator {
         let listen = self.socket_addr("server.listen", raw.listen.as_deref(), "0.0.0.0:8080");
         let upstream = match raw.upstream.as_deref() {
             None => {
-                self.problem("server.upstream", "missing (the URL of the commerce backend)");
+                self.problem(
+                    "server.upstream",
+                    "missing (the URL of the commerce backend)",
+                );
                 placeholder_upstream()
             }
             Some(text) => self.upstream(text).unwrap_or_else(placeholder_upstream),
         };
-        let public_url = raw.public_url.as_deref().and_then(|text| self.public_url(text));
+        let public_url = raw
+            .public_url
+            .as_deref()
+            .and_then(|text| self.public_url(text));
         let trusted_proxies = raw
             .trusted_proxies
             .unwrap_or_default()
@@ -225,15 +248,28 @@ impl Validator {
             }
         };
         if url.path() != "/" || url.query().is_some() {
-            self.problem(key, "must be an origin without path or query (requests keep their own path)");
+            self.problem(
+                key,
+                "must be an origin without path or query (requests keep their own path)",
+            );
         }
         let Some(host) = url.host_str() else {
             self.problem(key, "has no host");
             return None;
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-        let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
-        Some(Upstream { tls, host, port, url })
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = url
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
+        Some(Upstream {
+            tls,
+            host,
+            port,
+            url,
+        })
     }
 
     fn public_url(&mut self, text: &str) -> Option<Url> {
@@ -241,7 +277,10 @@ impl Validator {
         match Url::parse(text) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
                 if url.path() != "/" {
-                    self.problem(key, "must be an origin such as https://shop.example.com, without a path");
+                    self.problem(
+                        key,
+                        "must be an origin such as https://shop.example.com, without a path",
+                    );
                 }
                 Some(url)
             }
@@ -257,7 +296,9 @@ impl Validator {
     }
 
     fn admin(&mut self, raw: raw::RawAdmin) -> AdminConfig {
-        AdminConfig { listen: self.socket_addr("admin.listen", raw.listen.as_deref(), "127.0.0.1:9090") }
+        AdminConfig {
+            listen: self.socket_addr("admin.listen", raw.listen.as_deref(), "127.0.0.1:9090"),
+        }
     }
 
     fn oidc(&mut self, raw: raw::RawOidc) -> OidcConfig {
@@ -272,18 +313,29 @@ impl Validator {
                 }
             },
         };
-        let state_cookie_name = self.cookie_name("oidc.state_cookie_name", raw.state_cookie_name, "oidc_state");
+        let state_cookie_name = self.cookie_name(
+            "oidc.state_cookie_name",
+            raw.state_cookie_name,
+            "oidc_state",
+        );
         let path_prefix = match raw.path_prefix {
             None => "/oauth2".to_owned(),
             Some(p) if p.starts_with('/') && p.len() > 1 && !p.ends_with('/') => p,
             Some(_) => {
-                self.problem("oidc.path_prefix", "must start with / and not end with / (e.g. \"/oauth2\")");
+                self.problem(
+                    "oidc.path_prefix",
+                    "must start with / and not end with / (e.g. \"/oauth2\")",
+                );
                 "/oauth2".to_owned()
             }
         };
         OidcConfig {
             remote,
-            jwk_cache_lifetime: self.duration("oidc.jwk_cache_lifetime", raw.jwk_cache_lifetime, secs(3600)),
+            jwk_cache_lifetime: self.duration(
+                "oidc.jwk_cache_lifetime",
+                raw.jwk_cache_lifetime,
+                secs(3600),
+            ),
             max_clock_skew: self.duration("oidc.max_clock_skew", raw.max_clock_skew, secs(60)),
             min_access_token_lifetime_left: self.duration(
                 "oidc.min_access_token_lifetime_left",
@@ -301,40 +353,63 @@ impl Validator {
         let cookie_name = self.cookie_name("session.cookie_name", raw.cookie_name, "_sso_session");
         let keys = match raw.keys {
             None => {
-                self.problem("session.keys", "missing (generate one with `sso-sidecar keygen`)");
+                self.problem(
+                    "session.keys",
+                    "missing (generate one with `sso-sidecar keygen`)",
+                );
                 Vec::new()
             }
             Some(list) if list.is_empty() => {
-                self.problem("session.keys", "needs at least one key (generate one with `sso-sidecar keygen`)");
+                self.problem(
+                    "session.keys",
+                    "needs at least one key (generate one with `sso-sidecar keygen`)",
+                );
                 Vec::new()
             }
             Some(list) => list
                 .iter()
                 .enumerate()
-                .filter_map(|(i, reference)| self.session_key(&format!("session.keys[{i}]"), reference))
+                .filter_map(|(i, reference)| {
+                    self.session_key(&format!("session.keys[{i}]"), reference)
+                })
                 .collect(),
         };
-        let same_site = match raw.same_site.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let same_site = match raw
+            .same_site
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("lax") => SameSite::Lax,
             Some("strict") => SameSite::Strict,
             Some("none") => SameSite::None,
             Some(_) => {
-                self.bad_enum("session.same_site", raw.same_site.as_deref().unwrap_or(""), &["Lax", "Strict", "None"]);
+                self.bad_enum(
+                    "session.same_site",
+                    raw.same_site.as_deref().unwrap_or(""),
+                    &["Lax", "Strict", "None"],
+                );
                 SameSite::Lax
             }
         };
         let secure = raw.secure.unwrap_or(true);
         if same_site == SameSite::None && !secure {
-            self.problem("session.same_site", "\"None\" requires session.secure = true (browsers drop such cookies)");
+            self.problem(
+                "session.same_site",
+                "\"None\" requires session.secure = true (browsers drop such cookies)",
+            );
         }
         if !secure {
-            self.warnings.push("session.secure = false: cookies are sent over plain HTTP".to_owned());
+            self.warnings
+                .push("session.secure = false: cookies are sent over plain HTTP".to_owned());
         }
         let max_age = self.duration("session.max_age", raw.max_age, secs(12 * 3600));
         if max_age.is_zero() {
             self.problem("session.max_age", "must be longer than zero");
         }
-        let idle_timeout = raw.idle_timeout.map(|v| self.duration("session.idle_timeout", Some(v), Duration::ZERO));
+        let idle_timeout = raw
+            .idle_timeout
+            .map(|v| self.duration("session.idle_timeout", Some(v), Duration::ZERO));
         SessionConfig {
             cookie_name,
             keys,
@@ -350,7 +425,9 @@ impl Validator {
         let value = self.secret(key, reference)?;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(value.expose().trim())
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(value.expose().trim()));
+            .or_else(|_| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(value.expose().trim())
+            });
         match decoded.map(<[u8; 32]>::try_from) {
             Ok(Ok(bytes)) => Some(SessionKey(bytes)),
             Ok(Err(bytes)) => {
@@ -358,7 +435,10 @@ impl Validator {
                 None
             }
             Err(_) => {
-                self.problem(key, "is not base64 (generate one with `sso-sidecar keygen`)");
+                self.problem(
+                    key,
+                    "is not base64 (generate one with `sso-sidecar keygen`)",
+                );
                 None
             }
         }
@@ -367,7 +447,10 @@ impl Validator {
     fn headers(&mut self, raw: raw::RawHeaders) -> HeaderConfig {
         let prefix = raw.prefix.unwrap_or_else(|| "X-SSO-".to_owned());
         if prefix.len() < 2 || !prefix.bytes().all(is_header_name_byte) {
-            self.problem("headers.prefix", "must be a header name prefix such as \"X-SSO-\"");
+            self.problem(
+                "headers.prefix",
+                "must be a header name prefix such as \"X-SSO-\"",
+            );
         }
         let claims = match raw.claims {
             None => IdentityHeader::ALL.to_vec(),
@@ -375,7 +458,9 @@ impl Validator {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, name)| {
-                    let found = IdentityHeader::ALL.into_iter().find(|h| h.key() == name.as_str());
+                    let found = IdentityHeader::ALL
+                        .into_iter()
+                        .find(|h| h.key() == name.as_str());
                     if found.is_none() {
                         let allowed: Vec<_> = IdentityHeader::ALL.iter().map(|h| h.key()).collect();
                         self.bad_enum(&format!("headers.claims[{i}]"), name, &allowed);
@@ -384,7 +469,11 @@ impl Validator {
                 })
                 .collect(),
         };
-        HeaderConfig { prefix, claims, forward_access_token: raw.forward_access_token.unwrap_or(false) }
+        HeaderConfig {
+            prefix,
+            claims,
+            forward_access_token: raw.forward_access_token.unwrap_or(false),
+        }
     }
 
     fn log(&mut self, raw: raw::RawLog) -> LogConfig {
@@ -403,13 +492,20 @@ impl Validator {
         LogConfig { format, level }
     }
 
-    fn identity_providers(&mut self, raw: BTreeMap<String, RawIdentityProvider>) -> BTreeMap<String, IdentityProvider> {
+    fn identity_providers(
+        &mut self,
+        raw: BTreeMap<String, RawIdentityProvider>,
+    ) -> BTreeMap<String, IdentityProvider> {
         raw.into_iter()
             .filter_map(|(key, idp)| self.identity_provider(&key, idp).map(|idp| (key, idp)))
             .collect()
     }
 
-    fn identity_provider(&mut self, key: &str, raw: RawIdentityProvider) -> Option<IdentityProvider> {
+    fn identity_provider(
+        &mut self,
+        key: &str,
+        raw: RawIdentityProvider,
+    ) -> Option<IdentityProvider> {
         let path = format!("identity_providers.{key}");
         if !is_simple_key(key) {
             self.problem(&path, "key may only hold letters, digits, '_', '-' and '.'");
@@ -417,7 +513,10 @@ impl Validator {
         let name = match raw.name.clone() {
             Some(name) if !name.trim().is_empty() => name,
             _ => {
-                self.problem(format!("{path}.name"), "missing (the name shown on the login page)");
+                self.problem(
+                    format!("{path}.name"),
+                    "missing (the name shown on the login page)",
+                );
                 key.to_owned()
             }
         };
@@ -429,7 +528,9 @@ impl Validator {
                     ("client_secret", raw.client_secret.is_some()),
                 ] {
                     if present {
-                        self.warnings.push(format!("{path}.{field} is ignored for a local identity provider"));
+                        self.warnings.push(format!(
+                            "{path}.{field} is ignored for a local identity provider"
+                        ));
                     }
                 }
                 IdentityProviderKind::Local
@@ -444,17 +545,26 @@ impl Validator {
                 return None;
             }
         };
-        Some(IdentityProvider { key: key.to_owned(), name, kind })
+        Some(IdentityProvider {
+            key: key.to_owned(),
+            name,
+            kind,
+        })
     }
 
     fn oidc_provider(&mut self, path: &str, raw: RawIdentityProvider) -> Option<OidcProvider> {
         let issuer = match raw.issuer.as_deref() {
             None => {
-                self.problem(format!("{path}.issuer"), "missing (required for type \"oidc\")");
+                self.problem(
+                    format!("{path}.issuer"),
+                    "missing (required for type \"oidc\")",
+                );
                 None
             }
             Some(text) => match Url::parse(text) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                    Some(url)
+                }
                 _ => {
                     self.problem(format!("{path}.issuer"), "not a URL");
                     None
@@ -464,13 +574,19 @@ impl Validator {
         let client_id = match raw.client_id {
             Some(id) if !id.is_empty() => Some(id),
             _ => {
-                self.problem(format!("{path}.client_id"), "missing (required for type \"oidc\")");
+                self.problem(
+                    format!("{path}.client_id"),
+                    "missing (required for type \"oidc\")",
+                );
                 None
             }
         };
         let client_secret = match raw.client_secret.as_deref() {
             None => {
-                self.problem(format!("{path}.client_secret"), "missing (required for type \"oidc\")");
+                self.problem(
+                    format!("{path}.client_secret"),
+                    "missing (required for type \"oidc\")",
+                );
                 None
             }
             Some(reference) => self.secret(&format!("{path}.client_secret"), reference),
@@ -489,13 +605,18 @@ impl Validator {
         });
         if let Some(at) = client_secret_expire_at {
             if at < chrono::Utc::now() {
-                self.warnings.push(format!("{path}.client_secret_expire_at: the client secret expired on {at}"));
+                self.warnings.push(format!(
+                    "{path}.client_secret_expire_at: the client secret expired on {at}"
+                ));
             }
         }
         let additional_scopes = raw.additional_scopes.unwrap_or_default();
         for (i, scope) in additional_scopes.iter().enumerate() {
             if scope.is_empty() || scope.contains(char::is_whitespace) {
-                self.problem(format!("{path}.additional_scopes[{i}]"), "a scope is one word without spaces");
+                self.problem(
+                    format!("{path}.additional_scopes[{i}]"),
+                    "a scope is one word without spaces",
+                );
             }
         }
         Some(OidcProvider {
@@ -524,7 +645,10 @@ impl Validator {
             let external_name = match org.external_name {
                 Some(name) if !name.trim().is_empty() => name,
                 _ => {
-                    self.problem(format!("{path}.external_name"), "missing (the name users type on the login page)");
+                    self.problem(
+                        format!("{path}.external_name"),
+                        "missing (the name users type on the login page)",
+                    );
                     key.clone()
                 }
             };
@@ -553,7 +677,10 @@ impl Validator {
                         let defined: Vec<_> = declared_idps.iter().map(String::as_str).collect();
                         self.problem(
                             format!("{path}.identity_providers[{i}]"),
-                            format!("\"{idp_key}\" is not defined in [identity_providers]{}", suggest(idp_key, &defined)),
+                            format!(
+                                "\"{idp_key}\" is not defined in [identity_providers]{}",
+                                suggest(idp_key, &defined)
+                            ),
                         );
                     }
                 }
@@ -563,8 +690,14 @@ impl Validator {
                     "{path}: no identity provider is offered (oidc.remote is \"unsupported\" and none is local)"
                 ));
             }
-            let self_administration = self.self_administration(&path, org.self_administration_policy);
-            let logout_policy = match org.logout_policy.as_deref().map(str::to_ascii_uppercase).as_deref() {
+            let self_administration =
+                self.self_administration(&path, org.self_administration_policy);
+            let logout_policy = match org
+                .logout_policy
+                .as_deref()
+                .map(str::to_ascii_uppercase)
+                .as_deref()
+            {
                 None | Some("EXTERNAL") => LogoutPolicy::External,
                 Some("LOCAL") => LogoutPolicy::Local,
                 Some("FEDERATED") => LogoutPolicy::Federated,
@@ -583,7 +716,10 @@ impl Validator {
                 Some(url) => match Url::parse(&url) {
                     Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => url,
                     _ => {
-                        self.problem(format!("{path}.local_login_url"), "must be a path such as \"/login\" or an http(s) URL");
+                        self.problem(
+                            format!("{path}.local_login_url"),
+                            "must be a path such as \"/login\" or an http(s) URL",
+                        );
                         "/".to_owned()
                     }
                 },
@@ -603,30 +739,52 @@ impl Validator {
         orgs
     }
 
-    fn self_administration(&mut self, path: &str, raw: Option<raw::StringList>) -> SelfAdministration {
+    fn self_administration(
+        &mut self,
+        path: &str,
+        raw: Option<raw::StringList>,
+    ) -> SelfAdministration {
         let items = raw.map(|l| l.items()).unwrap_or_default();
         // ICM: an empty or missing list means the default; NONE overrules everything else.
         if items.is_empty() {
-            return SelfAdministration { create: true, update: true };
+            return SelfAdministration {
+                create: true,
+                update: true,
+            };
         }
-        let mut policy = SelfAdministration { create: false, update: false };
+        let mut policy = SelfAdministration {
+            create: false,
+            update: false,
+        };
         let mut none = false;
         for (i, item) in items.iter().enumerate() {
             match item.to_ascii_uppercase().as_str() {
                 "CREATE" => policy.create = true,
                 "UPDATE" => policy.update = true,
                 "NONE" => none = true,
-                _ => self.bad_enum(&format!("{path}.self_administration_policy[{i}]"), item, &["CREATE", "UPDATE", "NONE"]),
+                _ => self.bad_enum(
+                    &format!("{path}.self_administration_policy[{i}]"),
+                    item,
+                    &["CREATE", "UPDATE", "NONE"],
+                ),
             }
         }
         if none {
-            SelfAdministration { create: false, update: false }
+            SelfAdministration {
+                create: false,
+                update: false,
+            }
         } else {
             policy
         }
     }
 
-    fn routes(&mut self, raw: Vec<RawRoute>, orgs: &BTreeMap<String, Organization>, own_prefix: &str) -> Vec<Route> {
+    fn routes(
+        &mut self,
+        raw: Vec<RawRoute>,
+        orgs: &BTreeMap<String, Organization>,
+        own_prefix: &str,
+    ) -> Vec<Route> {
         let mut routes: Vec<(usize, Route)> = Vec::new();
         for (i, route) in raw.into_iter().enumerate() {
             let path = format!("routes[{i}]");
@@ -637,7 +795,10 @@ impl Validator {
                     continue;
                 }
                 None => {
-                    self.problem(format!("{path}.path_prefix"), "missing (use \"/\" for everything)");
+                    self.problem(
+                        format!("{path}.path_prefix"),
+                        "missing (use \"/\" for everything)",
+                    );
                     continue;
                 }
             };
@@ -646,7 +807,11 @@ impl Validator {
                 Some("public") => AuthMode::Public,
                 Some("api") => AuthMode::Api,
                 Some(other) => {
-                    self.bad_enum(&format!("{path}.auth"), other, &["required", "public", "api"]);
+                    self.bad_enum(
+                        &format!("{path}.auth"),
+                        other,
+                        &["required", "public", "api"],
+                    );
                     continue;
                 }
             };
@@ -655,7 +820,10 @@ impl Validator {
                     let defined: Vec<_> = orgs.keys().map(String::as_str).collect();
                     self.problem(
                         format!("{path}.organization"),
-                        format!("\"{org}\" is not defined in [organizations]{}", suggest(org, &defined)),
+                        format!(
+                            "\"{org}\" is not defined in [organizations]{}",
+                            suggest(org, &defined)
+                        ),
                     );
                 }
             }
@@ -665,7 +833,12 @@ impl Validator {
                 ));
             }
             let host = route.host.map(|h| h.to_ascii_lowercase());
-            let new = Route { host, path_prefix, auth, organization: route.organization };
+            let new = Route {
+                host,
+                path_prefix,
+                auth,
+                organization: route.organization,
+            };
             if let Some((j, earlier)) = routes.iter().find(|(_, earlier)| shadows(earlier, &new)) {
                 let what = if earlier.host == new.host && earlier.path_prefix == new.path_prefix {
                     "duplicate of"
@@ -674,7 +847,11 @@ impl Validator {
                 };
                 self.problem(
                     format!("{path}.path_prefix"),
-                    format!("{what} routes[{j}] (host {}, path_prefix {})", earlier.host.as_deref().unwrap_or("any"), earlier.path_prefix),
+                    format!(
+                        "{what} routes[{j}] (host {}, path_prefix {})",
+                        earlier.host.as_deref().unwrap_or("any"),
+                        earlier.path_prefix
+                    ),
                 );
                 continue;
             }
@@ -694,13 +871,18 @@ impl Validator {
     }
 
     fn secret(&mut self, key: &str, reference: &str) -> Option<secret::Secret> {
-        secret::resolve(reference).map_err(|e| self.problem(key, e)).ok()
+        secret::resolve(reference)
+            .map_err(|e| self.problem(key, e))
+            .ok()
     }
 
     fn socket_addr(&mut self, key: &str, value: Option<&str>, default: &str) -> SocketAddr {
         let text = value.unwrap_or(default);
         text.parse().unwrap_or_else(|_| {
-            self.problem(key, format!("\"{text}\" is not a listen address such as \"0.0.0.0:8080\""));
+            self.problem(
+                key,
+                format!("\"{text}\" is not a listen address such as \"0.0.0.0:8080\""),
+            );
             default.parse().expect("default listen addresses parse")
         })
     }
@@ -708,7 +890,12 @@ impl Validator {
     fn ip_net(&mut self, key: &str, text: &str) -> Option<IpNet> {
         text.parse::<IpNet>()
             .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-            .map_err(|_| self.problem(key, format!("\"{text}\" is not an IP address or CIDR range")))
+            .map_err(|_| {
+                self.problem(
+                    key,
+                    format!("\"{text}\" is not an IP address or CIDR range"),
+                )
+            })
             .ok()
     }
 
@@ -717,14 +904,21 @@ impl Validator {
             None => default.to_owned(),
             Some(name) if !name.is_empty() && name.bytes().all(is_header_name_byte) => name,
             Some(_) => {
-                self.problem(key, "not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~)");
+                self.problem(
+                    key,
+                    "not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~)",
+                );
                 default.to_owned()
             }
         }
     }
 
     fn bad_enum(&mut self, key: &str, value: &str, allowed: &[&str]) {
-        let list = allowed.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
+        let list = allowed
+            .iter()
+            .map(|a| format!("\"{a}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         self.problem(key, format!("\"{value}\" is not one of {list}"));
     }
 }
@@ -737,7 +931,12 @@ fn shadows(earlier: &Route, later: &Route) -> bool {
 fn suggest(name: &str, candidates: &[&str]) -> String {
     candidates
         .iter()
-        .map(|c| (strsim::jaro_winkler(&name.to_lowercase(), &c.to_lowercase()), *c))
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&name.to_lowercase(), &c.to_lowercase()),
+                *c,
+            )
+        })
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| format!(" (did you mean \"{c}\"?)"))
@@ -758,7 +957,10 @@ fn secs(n: u64) -> Duration {
 }
 
 fn is_simple_key(key: &str) -> bool {
-    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// RFC 7230 `tchar`: what header names and cookie names may hold.

@@ -28,7 +28,11 @@ pub fn repo_root() -> PathBuf {
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// What the upstream saw of one request.
@@ -43,11 +47,20 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn headers_starting_with(&self, prefix: &str) -> Vec<&(String, String)> {
-        self.headers.iter().filter(|(k, _)| k.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase())).collect()
+        self.headers
+            .iter()
+            .filter(|(k, _)| {
+                k.to_ascii_lowercase()
+                    .starts_with(&prefix.to_ascii_lowercase())
+            })
+            .collect()
     }
 }
 
@@ -62,9 +75,15 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let record = seen.clone();
         let app = axum::Router::new().fallback(move |req: Request| {
@@ -72,7 +91,11 @@ impl Upstream {
             async move { handle(req, record).await }
         });
         runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Upstream { addr, seen, _runtime: runtime }
+        Upstream {
+            addr,
+            seen,
+            _runtime: runtime,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -84,7 +107,10 @@ impl Upstream {
     }
 
     pub fn last(&self) -> Seen {
-        self.seen().last().cloned().expect("the upstream saw no request")
+        self.seen()
+            .last()
+            .cloned()
+            .expect("the upstream saw no request")
     }
 }
 
@@ -94,7 +120,12 @@ async fn handle(req: Request, record: Arc<Mutex<Vec<Seen>>>) -> Response {
     let headers = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let mut hasher = Sha256::new();
     let mut body_len = 0;
@@ -103,22 +134,38 @@ async fn handle(req: Request, record: Arc<Mutex<Vec<Seen>>>) -> Response {
         body_len += chunk.len();
         hasher.update(&chunk);
     }
-    let seen = Seen { method, uri: uri.clone(), headers, body_len, body_sha256: hex::encode(hasher.finalize()) };
+    let seen = Seen {
+        method,
+        uri: uri.clone(),
+        headers,
+        body_len,
+        body_sha256: hex::encode(hasher.finalize()),
+    };
     record.lock().unwrap().push(seen.clone());
 
     let path = uri.split('?').next().unwrap_or("");
     if let Some(ms) = path.strip_prefix("/slow/").and_then(|ms| ms.parse().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    if let Some(size) = path.strip_prefix("/big/").and_then(|n| n.parse::<usize>().ok()) {
+    if let Some(size) = path
+        .strip_prefix("/big/")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
         let chunks = futures_util::stream::iter((0..size).step_by(65536).map(move |start| {
             let len = 65536.min(size - start);
             Ok::<_, std::io::Error>(bytes_of(start, len))
         }));
-        return Response::builder().header("content-type", "application/octet-stream").body(Body::from_stream(chunks)).unwrap();
+        return Response::builder()
+            .header("content-type", "application/octet-stream")
+            .body(Body::from_stream(chunks))
+            .unwrap();
     }
     let echo = serde_json::json!({"method": seen.method, "uri": seen.uri, "body_len": seen.body_len, "body_sha256": seen.body_sha256});
-    ([("content-type", "application/json"), ("x-upstream", "yes")], echo.to_string()).into_response()
+    (
+        [("content-type", "application/json"), ("x-upstream", "yes")],
+        echo.to_string(),
+    )
+        .into_response()
 }
 
 /// Deterministic content for large bodies: byte i is `i % 251`.
@@ -166,7 +213,13 @@ impl Sidecar {
             command.env(k, v);
         }
         let child = command.spawn().unwrap();
-        let mut sidecar = Sidecar { port, admin_port, child, log_path, _dir: dir };
+        let mut sidecar = Sidecar {
+            port,
+            admin_port,
+            child,
+            log_path,
+            _dir: dir,
+        };
         sidecar.wait_ready();
         sidecar
     }
@@ -178,7 +231,10 @@ impl Sidecar {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("sidecar exited with {status}:\n{}", self.log());
             }
-            let admin_up = client.get(self.admin_url("/healthz")).send().is_ok_and(|r| r.status() == 200);
+            let admin_up = client
+                .get(self.admin_url("/healthz"))
+                .send()
+                .is_ok_and(|r| r.status() == 200);
             if admin_up && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
@@ -205,10 +261,16 @@ impl Sidecar {
 
     /// The metrics page as `name{labels} → value`.
     pub fn metrics(&self) -> BTreeMap<String, f64> {
-        let text = reqwest::blocking::get(self.admin_url("/metrics")).unwrap().text().unwrap();
+        let text = reqwest::blocking::get(self.admin_url("/metrics"))
+            .unwrap()
+            .text()
+            .unwrap();
         text.lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .filter_map(|l| l.rsplit_once(' ').map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(f64::NAN))))
+            .filter_map(|l| {
+                l.rsplit_once(' ')
+                    .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(f64::NAN)))
+            })
             .collect()
     }
 

@@ -28,7 +28,9 @@ fn load(extra: &str) -> Result<Config, Vec<Problem>> {
 fn assert_problem(extra: &str, key: &str, needle: &str) -> Vec<Problem> {
     let problems = load(extra).expect_err("config should be invalid");
     assert!(
-        problems.iter().any(|p| p.key == key && p.message.contains(needle)),
+        problems
+            .iter()
+            .any(|p| p.key == key && p.message.contains(needle)),
         "expected a problem at {key} containing {needle:?}, got {problems:#?}"
     );
     problems
@@ -39,7 +41,10 @@ fn minimal_config_is_valid_with_defaults() {
     let config = load("").unwrap();
     assert_eq!(config.oidc.max_clock_skew, Duration::from_secs(60));
     assert_eq!(config.oidc.jwk_cache_lifetime, Duration::from_secs(3600));
-    assert_eq!(config.oidc.min_access_token_lifetime_left, Duration::from_secs(180));
+    assert_eq!(
+        config.oidc.min_access_token_lifetime_left,
+        Duration::from_secs(180)
+    );
     assert_eq!(config.oidc.state_cookie_name, "oidc_state");
     assert!(!config.oidc.remote);
     assert!(!config.oidc.accept_unsigned_tokens);
@@ -51,14 +56,22 @@ fn minimal_config_is_valid_with_defaults() {
 
 #[test]
 fn unknown_keys_are_reported_with_a_suggestion() {
-    let problems = assert_problem("[oidc]\nmax_clock_skw = 5", "oidc.max_clock_skw", "did you mean `max_clock_skew`?");
+    let problems = assert_problem(
+        "[oidc]\nmax_clock_skw = 5",
+        "oidc.max_clock_skw",
+        "did you mean `max_clock_skew`?",
+    );
     assert_eq!(problems.len(), 1);
     assert_problem(
         "[identity_providers.a]\ntype = \"local\"\nname = \"A\"\nnmae = \"x\"",
         "identity_providers.a.nmae",
         "did you mean `name`?",
     );
-    assert_problem("[[routes]]\npath_prefix = \"/\"\nauht = \"public\"", "routes[0].auht", "did you mean `auth`?");
+    assert_problem(
+        "[[routes]]\npath_prefix = \"/\"\nauht = \"public\"",
+        "routes[0].auht",
+        "did you mean `auth`?",
+    );
     assert_problem("[sesion]\nx = 1", "sesion", "did you mean `session`?");
     assert_problem("[server2]\nx = 1", "server2", "unknown key");
 }
@@ -83,7 +96,12 @@ identity_providers = ["kc", "nope"]
     )
     .unwrap_err();
     let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
-    for key in ["oidc.remote", "oidc.max_clock_skew", "identity_providers.kc.issuer", "organizations.Ops.identity_providers[1]"] {
+    for key in [
+        "oidc.remote",
+        "oidc.max_clock_skew",
+        "identity_providers.kc.issuer",
+        "organizations.Ops.identity_providers[1]",
+    ] {
         assert!(keys.contains(&key), "{key} missing in {keys:?}");
     }
 }
@@ -102,7 +120,12 @@ fn oidc_idp_needs_issuer_client_id_and_secret() {
     let problems = load("[identity_providers.kc]\ntype = \"oidc\"\nname = \"KC\"").unwrap_err();
     for field in ["issuer", "client_id", "client_secret"] {
         let key = format!("identity_providers.kc.{field}");
-        assert!(problems.iter().any(|p| p.key == key && p.message.contains("missing")), "{key}: {problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.key == key && p.message.contains("missing")),
+            "{key}: {problems:?}"
+        );
     }
 }
 
@@ -126,20 +149,38 @@ fn client_secret_expire_at_must_be_rfc3339() {
 
 #[test]
 fn session_key_must_be_32_bytes_of_base64() {
-    let bad_len = "[server]\nupstream = \"http://127.0.0.1:9000\"\n[session]\nkeys = [\"c2hvcnQ=\"]";
+    let bad_len =
+        "[server]\nupstream = \"http://127.0.0.1:9000\"\n[session]\nkeys = [\"c2hvcnQ=\"]";
     let problems = validate(bad_len, Path::new("t.toml")).unwrap_err();
-    assert!(problems.iter().any(|p| p.key == "session.keys[0]" && p.message.contains("got 5 bytes")), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.key == "session.keys[0]" && p.message.contains("got 5 bytes")),
+        "{problems:?}"
+    );
     let not_b64 = "[server]\nupstream = \"http://127.0.0.1:9000\"\n[session]\nkeys = [\"***\"]";
     let problems = validate(not_b64, Path::new("t.toml")).unwrap_err();
-    assert!(problems.iter().any(|p| p.key == "session.keys[0]" && p.message.contains("not base64")), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.key == "session.keys[0]" && p.message.contains("not base64")),
+        "{problems:?}"
+    );
     let missing = "[server]\nupstream = \"http://127.0.0.1:9000\"";
     let problems = validate(missing, Path::new("t.toml")).unwrap_err();
-    assert!(problems.iter().any(|p| p.key == "session.keys"), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.key == "session.keys"),
+        "{problems:?}"
+    );
 }
 
 #[test]
 fn bad_enum_values() {
-    assert_problem("[oidc]\nremote = \"yes\"", "oidc.remote", "not one of \"supported\", \"unsupported\"");
+    assert_problem(
+        "[oidc]\nremote = \"yes\"",
+        "oidc.remote",
+        "not one of \"supported\", \"unsupported\"",
+    );
     assert_problem(
         "[organizations.A]\nexternal_name = \"A\"\nlogout_policy = \"GLOBAL\"",
         "organizations.A.logout_policy",
@@ -150,8 +191,16 @@ fn bad_enum_values() {
         "organizations.A.self_administration_policy[1]",
         "\"DELETE\" is not one of",
     );
-    assert_problem("[[routes]]\npath_prefix = \"/\"\nauth = \"optional\"", "routes[0].auth", "\"optional\" is not one of");
-    assert_problem("[identity_providers.x]\ntype = \"saml\"\nname = \"X\"", "identity_providers.x.type", "\"saml\" is not one of");
+    assert_problem(
+        "[[routes]]\npath_prefix = \"/\"\nauth = \"optional\"",
+        "routes[0].auth",
+        "\"optional\" is not one of",
+    );
+    assert_problem(
+        "[identity_providers.x]\ntype = \"saml\"\nname = \"X\"",
+        "identity_providers.x.type",
+        "\"saml\" is not one of",
+    );
 }
 
 #[test]
@@ -173,10 +222,34 @@ self_administration_policy = []
     )
     .unwrap();
     let policy = |k: &str| config.organizations[k].self_administration;
-    assert_eq!(policy("Default"), SelfAdministration { create: true, update: true });
-    assert_eq!(policy("UpdateOnly"), SelfAdministration { create: false, update: true });
-    assert_eq!(policy("NoneWins"), SelfAdministration { create: false, update: false });
-    assert_eq!(policy("Empty"), SelfAdministration { create: true, update: true });
+    assert_eq!(
+        policy("Default"),
+        SelfAdministration {
+            create: true,
+            update: true
+        }
+    );
+    assert_eq!(
+        policy("UpdateOnly"),
+        SelfAdministration {
+            create: false,
+            update: true
+        }
+    );
+    assert_eq!(
+        policy("NoneWins"),
+        SelfAdministration {
+            create: false,
+            update: false
+        }
+    );
+    assert_eq!(
+        policy("Empty"),
+        SelfAdministration {
+            create: true,
+            update: true
+        }
+    );
     assert_eq!(policy("NoneWins").header_value(), "NONE");
 }
 
@@ -197,16 +270,25 @@ external_name = "A"
 identity_providers = "kc, localICM"
 "#;
     let config = load(idps).unwrap();
-    assert_eq!(config.organizations["A"].identity_providers, vec!["localICM"]);
+    assert_eq!(
+        config.organizations["A"].identity_providers,
+        vec!["localICM"]
+    );
     let config = load(&format!("[oidc]\nremote = \"supported\"\n{idps}")).unwrap();
-    assert_eq!(config.organizations["A"].identity_providers, vec!["kc", "localICM"]);
+    assert_eq!(
+        config.organizations["A"].identity_providers,
+        vec!["kc", "localICM"]
+    );
 }
 
 #[test]
 fn organization_without_idps_defaults_to_local() {
     let config = load("[organizations.A]\nexternal_name = \"A\"").unwrap();
     assert_eq!(config.organizations["A"].identity_providers, vec!["local"]);
-    assert_eq!(config.organizations["A"].logout_policy, LogoutPolicy::External);
+    assert_eq!(
+        config.organizations["A"].logout_policy,
+        LogoutPolicy::External
+    );
 }
 
 #[test]
@@ -241,9 +323,19 @@ fn route_organization_must_exist() {
 #[test]
 fn listen_addresses_must_parse() {
     let text = minimal().replace("127.0.0.1:8080", "localhost:80:80");
-    let problems = validate(&format!("{text}\n[admin]\nlisten = \"9090\""), Path::new("t.toml")).unwrap_err();
-    assert!(problems.iter().any(|p| p.key == "server.listen"), "{problems:?}");
-    assert!(problems.iter().any(|p| p.key == "admin.listen"), "{problems:?}");
+    let problems = validate(
+        &format!("{text}\n[admin]\nlisten = \"9090\""),
+        Path::new("t.toml"),
+    )
+    .unwrap_err();
+    assert!(
+        problems.iter().any(|p| p.key == "server.listen"),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.key == "admin.listen"),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -251,8 +343,15 @@ fn durations_in_all_three_forms() {
     let config = load("[oidc]\njwk_cache_lifetime = 3600000\nmax_clock_skew = \"PT2M\"\nmin_access_token_lifetime_left = \"90s\"").unwrap();
     assert_eq!(config.oidc.jwk_cache_lifetime, Duration::from_secs(3600));
     assert_eq!(config.oidc.max_clock_skew, Duration::from_secs(120));
-    assert_eq!(config.oidc.min_access_token_lifetime_left, Duration::from_secs(90));
-    assert_problem("[oidc]\nmax_clock_skew = \"a minute\"", "oidc.max_clock_skew", "is not a duration");
+    assert_eq!(
+        config.oidc.min_access_token_lifetime_left,
+        Duration::from_secs(90)
+    );
+    assert_problem(
+        "[oidc]\nmax_clock_skew = \"a minute\"",
+        "oidc.max_clock_skew",
+        "is not a duration",
+    );
 }
 
 #[test]
@@ -280,13 +379,26 @@ client_secret = "env:SSO_SIDECAR_VALIDATE_TEST_SECRET"
         key_file.display()
     );
     let config = validate(&text, Path::new("t.toml")).unwrap();
-    assert_eq!(config.identity_providers["kc"].oidc().unwrap().client_secret.expose(), "from-env");
+    assert_eq!(
+        config.identity_providers["kc"]
+            .oidc()
+            .unwrap()
+            .client_secret
+            .expose(),
+        "from-env"
+    );
     assert_eq!(config.session.keys.len(), 1);
 
-    let missing = text.replace("SSO_SIDECAR_VALIDATE_TEST_SECRET", "SSO_SIDECAR_VALIDATE_TEST_UNSET");
+    let missing = text.replace(
+        "SSO_SIDECAR_VALIDATE_TEST_SECRET",
+        "SSO_SIDECAR_VALIDATE_TEST_UNSET",
+    );
     let problems = validate(&missing, Path::new("t.toml")).unwrap_err();
     assert!(
-        problems.iter().any(|p| p.key == "identity_providers.kc.client_secret" && p.message.contains("is not set")),
+        problems
+            .iter()
+            .any(|p| p.key == "identity_providers.kc.client_secret"
+                && p.message.contains("is not set")),
         "{problems:?}"
     );
 }
@@ -308,7 +420,10 @@ client_id = "a"
 client_secret = "b"
 "#;
     let problems = validate(text, Path::new("t.toml")).unwrap_err();
-    assert!(problems.iter().any(|p| p.key == "server.public_url"), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.key == "server.public_url"),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -329,7 +444,12 @@ fn syntax_errors_give_a_line() {
 fn upstream_must_be_an_http_origin() {
     let text = minimal().replace("http://127.0.0.1:9000", "ftp://127.0.0.1:9000");
     let problems = validate(&text, Path::new("t.toml")).unwrap_err();
-    assert!(problems.iter().any(|p| p.key == "server.upstream" && p.message.contains("http or https")), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.key == "server.upstream" && p.message.contains("http or https")),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -340,9 +460,17 @@ fn trusted_proxies_accept_addresses_and_ranges() {
     );
     let config = validate(&text, Path::new("t.toml")).unwrap();
     assert_eq!(config.server.trusted_proxies.len(), 3);
-    let text = minimal().replace("public_url", "trusted_proxies = [\"10.0.0.0/33\"]\npublic_url");
+    let text = minimal().replace(
+        "public_url",
+        "trusted_proxies = [\"10.0.0.0/33\"]\npublic_url",
+    );
     let problems = validate(&text, Path::new("t.toml")).unwrap_err();
-    assert!(problems.iter().any(|p| p.key == "server.trusted_proxies[0]"), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.key == "server.trusted_proxies[0]"),
+        "{problems:?}"
+    );
 }
 
 #[test]
