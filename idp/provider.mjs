@@ -1,0 +1,165 @@
+// A real OpenID provider for sso-sidecar's tests and demo: the OpenID Certified npm package
+// `oidc-provider`, configured from a JSON document in the IDP_CONFIG environment variable
+// (or a file named as the first argument). It listens on 127.0.0.1 and prints one JSON line
+// {"issuer": ..., "port": ...} when ready.
+//
+// Settings (all optional):
+//   port            listen port; 0 (default) picks a free one
+//   issuerPath      path of the issuer, e.g. "/v2.0" to mimic Azure AD's v2 issuer format
+//   clients         [{client_id, client_secret, redirect_uris, post_logout_redirect_uris,
+//                     token_endpoint_auth_method, backchannel_logout_uri}]
+//   ttl             {AccessToken, IdToken, RefreshToken, Session} in seconds
+//   rotateRefreshToken  true: every refresh returns a new refresh token and the old one dies
+//   refreshTokens   false: never issue refresh tokens
+//   users           {"<login>": {claims...}}; unknown logins get claims derived from the name
+//   azure           true: add Azure AD's `oid` claim (a stable UUID per user)
+//   idTokenClaims   "full" (default: profile and email in the ID token) or "minimal"
+//                   (only sub; the rest must come from userinfo)
+//   keys            a JWKS {"keys": [...]} of private keys; a fresh RS256 key otherwise
+//
+// Test helpers: GET /_test/stats counts grants by type; POST /_test/rotate-keys adds a new
+// signing key in front of the old ones.
+import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
+import Provider from 'oidc-provider';
+
+const settings = JSON.parse(
+  process.argv[2] ? readFileSync(process.argv[2], 'utf8') : (process.env.IDP_CONFIG || '{}'),
+);
+
+function newSigningKey() {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), alg: 'RS256', use: 'sig' };
+}
+
+function uuidFor(name) {
+  const h = createHash('sha256').update(`oid:${name}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+function claimsFor(login) {
+  const configured = (settings.users || {})[login] || {};
+  const local = login.includes('@') ? login.split('@')[0] : login;
+  const base = {
+    sub: configured.sub || login,
+    email: `${local}@example.com`,
+    email_verified: true,
+    name: local.charAt(0).toUpperCase() + local.slice(1) + ' Tester',
+    preferred_username: local,
+  };
+  if (settings.azure) base.oid = uuidFor(login);
+  return { ...base, ...configured };
+}
+
+const stats = { grants: {}, grant_errors: {}, logouts: 0, backchannel: 0 };
+const keys = settings.keys?.keys || [newSigningKey()];
+const ttl = settings.ttl || {};
+const scopeClaims = {
+  openid: ['sub'],
+  email: ['email', 'email_verified'],
+  profile: ['name', 'preferred_username', 'oid', 'groups'],
+};
+
+function buildProvider(issuer) {
+  const provider = new Provider(issuer, {
+    clients: (settings.clients || []).map((c) => ({
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      ...c,
+    })),
+    jwks: { keys },
+    claims: scopeClaims,
+    conformIdTokenClaims: settings.idTokenClaims === 'minimal',
+    scopes: ['openid', 'offline_access', 'email', 'profile'],
+    pkce: { required: () => true },
+    features: {
+      devInteractions: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+      backchannelLogout: { enabled: true },
+      revocation: { enabled: true },
+      introspection: { enabled: true },
+      userinfo: { enabled: true },
+    },
+    ttl: {
+      AccessToken: ttl.AccessToken || 3600,
+      IdToken: ttl.IdToken || 3600,
+      RefreshToken: ttl.RefreshToken || 86400,
+      Session: ttl.Session || 86400,
+      Grant: ttl.Session || 86400,
+      Interaction: 600,
+      AuthorizationCode: 60,
+    },
+    rotateRefreshToken: Boolean(settings.rotateRefreshToken),
+    issueRefreshToken: async (ctx, client) =>
+      settings.refreshTokens !== false && client.grantTypeAllowed('refresh_token'),
+    findAccount: async (ctx, id) => ({
+      accountId: id,
+      claims: async () => claimsFor(id),
+    }),
+    // First-party clients: grant the requested scopes without a consent screen.
+    loadExistingGrant: async (ctx) => {
+      const { client, session } = ctx.oidc;
+      const existing = session.grantIdFor(client.clientId);
+      if (existing) {
+        const grant = await ctx.oidc.provider.Grant.find(existing);
+        if (grant) return grant;
+      }
+      const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+      grant.addOIDCScope('openid email profile offline_access');
+      grant.addOIDCClaims(Object.values(scopeClaims).flat());
+      await grant.save();
+      session.ensureClientContainer(client.clientId);
+      session.grantIdFor(client.clientId, grant.jti);
+      return grant;
+    },
+    cookies: { keys: ['test-idp-cookie-key'] },
+  });
+  provider.on('grant.success', (ctx) => {
+    const type = ctx.oidc.params.grant_type;
+    stats.grants[type] = (stats.grants[type] || 0) + 1;
+  });
+  provider.on('grant.error', (ctx, err) => {
+    const type = ctx.oidc.params?.grant_type || 'unknown';
+    stats.grant_errors[`${type}:${err.error}`] = (stats.grant_errors[`${type}:${err.error}`] || 0) + 1;
+  });
+  provider.on('end_session.success', () => { stats.logouts += 1; });
+  provider.on('backchannel.success', () => { stats.backchannel += 1; });
+  provider.on('server_error', (ctx, err) => { console.error('idp server_error', err); });
+  return provider;
+}
+
+const server = createServer();
+server.listen(settings.port || 0, '127.0.0.1', () => {
+  const { port } = server.address();
+  const issuer = `http://127.0.0.1:${port}${settings.issuerPath || ''}`;
+  let provider = buildProvider(issuer);
+  let callback = provider.callback();
+  server.on('request', (req, res) => {
+    if (req.url === '/_test/stats') {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(stats));
+      return;
+    }
+    if (req.url === '/_test/rotate-keys' && req.method === 'POST') {
+      keys.unshift(newSigningKey());
+      provider = buildProvider(issuer);
+      callback = provider.callback();
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ kids: keys.map((k) => k.kid) }));
+      return;
+    }
+    if (settings.issuerPath && req.url.startsWith(settings.issuerPath)) {
+      // Mounted under the issuer path; oidc-provider derives its URLs from originalUrl.
+      req.originalUrl = req.url;
+      req.url = req.url.slice(settings.issuerPath.length) || '/';
+    }
+    callback(req, res);
+  });
+  console.log(JSON.stringify({ issuer, port }));
+});
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => process.exit(0));
+}
