@@ -27,9 +27,12 @@ impl AdminApp {
                 "ok\n".to_owned(),
             ),
             "/readyz" => {
+                // Ready once the config is loaded: an IdP that is down must not take the
+                // public pages and existing sessions out of the load balancer.
                 let body = serde_json::json!({
                     "ready": true,
                     "config": self.rt.config.source.display().to_string(),
+                    "identity_providers": self.rt.auth.registry.report(),
                 });
                 (StatusCode::OK, "application/json", format!("{body}\n"))
             }

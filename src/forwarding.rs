@@ -7,6 +7,9 @@ use std::net::IpAddr;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use ipnet::IpNet;
 
+use crate::config::IdentityHeader;
+use crate::session::Session;
+
 /// Cookie names the sidecar owns: the session cookie and its numbered chunks, the state
 /// cookie(s) and the remembered organization. None of them is ever forwarded.
 #[derive(Debug, Clone)]
@@ -170,6 +173,24 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The value of each identity header for a session. Values are sent as UTF-8 (names such
+/// as "Jürgen" stay intact); control characters are dropped so no value can split a header.
+pub fn identity_value(header: IdentityHeader, session: &Session, self_administration: &str) -> Option<HeaderValue> {
+    let identity = &session.identity;
+    let text: &str = match header {
+        IdentityHeader::Subject => &identity.subject,
+        IdentityHeader::Email => identity.email.as_deref()?,
+        IdentityHeader::Name => identity.name.as_deref()?,
+        IdentityHeader::PreferredUsername => identity.preferred_username.as_deref()?,
+        IdentityHeader::Organization => &session.organization,
+        IdentityHeader::IdentityProvider => &session.identity_provider,
+        IdentityHeader::ExternalId => &identity.external_id,
+        IdentityHeader::SelfAdministration => self_administration,
+    };
+    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    HeaderValue::from_bytes(clean.trim().as_bytes()).ok()
+}
+
 /// The request id to use: the client's when it looks like one, else a new UUID.
 pub fn request_id(existing: Option<&HeaderValue>) -> String {
     existing
@@ -282,6 +303,17 @@ mod tests {
     fn mapped_ipv4_is_matched_as_ipv4() {
         let trusted = vec!["127.0.0.1/32".parse().unwrap()];
         assert!(is_trusted("::ffff:127.0.0.1".parse().unwrap(), &trusted));
+    }
+
+    #[test]
+    fn identity_values_keep_utf8_and_drop_control_characters() {
+        let mut session = Session::default();
+        session.identity.name = Some("Jürgen\r\nX-SSO-Subject: admin".into());
+        session.identity.subject = "u1".into();
+        let value = identity_value(IdentityHeader::Name, &session, "NONE").unwrap();
+        assert_eq!(value.as_bytes(), "JürgenX-SSO-Subject: admin".as_bytes());
+        assert!(identity_value(IdentityHeader::Email, &session, "NONE").is_none());
+        assert_eq!(identity_value(IdentityHeader::SelfAdministration, &session, "UPDATE").unwrap(), "UPDATE");
     }
 
     #[test]

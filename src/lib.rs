@@ -4,14 +4,18 @@
 //! tests start the same thing as production.
 
 pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod forwarding;
 pub mod logging;
 pub mod metrics;
+pub mod oidc;
 pub mod pages;
 pub mod proxy;
+pub mod reply;
 pub mod routing;
 pub mod runtime;
 pub mod server;
+pub mod session;
 pub mod upstream;

@@ -20,7 +20,12 @@ const STYLE: &str =
     "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}\
 main{max-width:32rem;margin:4rem auto;background:#fff;padding:2rem 2.5rem;border-radius:8px;\
 box-shadow:0 1px 4px rgba(0,0,0,.12)}h1{font-size:1.4rem;margin-top:0}\
-p{line-height:1.5}a{color:#0b5cad}.id{color:#6b7280;font-size:.8rem}";
+p{line-height:1.5}a{color:#0b5cad}.id,.hint{color:#6b7280;font-size:.85rem}\
+label{display:block;font-weight:600;margin:1rem 0 .3rem}\
+input[type=text]{width:100%;box-sizing:border-box;padding:.55rem;font-size:1rem;border:1px solid #9ca3af;border-radius:4px}\
+button{margin-top:1rem;padding:.6rem 1.2rem;font-size:1rem;border:0;border-radius:4px;background:#0b5cad;color:#fff;cursor:pointer}\
+button.idp{width:100%;margin:.3rem 0;text-align:left}form{margin:0}\
+.error{background:#fde8e8;color:#8a1c1c;padding:.6rem .8rem;border-radius:4px}";
 
 /// A complete page around `body_html`, which the caller has escaped.
 pub fn page(title: &str, body_html: &str) -> String {

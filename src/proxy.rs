@@ -6,18 +6,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use crate::auth::{self, Gate};
 use crate::forwarding;
 use crate::metrics::UpstreamFailure;
 use crate::pages;
+use crate::reply::Reply;
 use crate::routing::RouteKind;
 use crate::runtime::Runtime;
+use crate::session::Session as UserSession;
 
 pub struct SidecarProxy {
     rt: Arc<Runtime>,
@@ -37,6 +39,10 @@ pub struct RequestCtx {
     client_ip: Option<IpAddr>,
     upstream_sent: Option<Instant>,
     failure: Option<UpstreamFailure>,
+    /// The signed-in user on protected routes.
+    session: Option<Box<UserSession>>,
+    /// Cookies to set on the upstream's response (a refreshed session).
+    set_cookies: Vec<String>,
 }
 
 #[async_trait]
@@ -51,6 +57,8 @@ impl ProxyHttp for SidecarProxy {
             client_ip: None,
             upstream_sent: None,
             failure: None,
+            session: None,
+            set_cookies: Vec::new(),
         }
     }
 
@@ -63,25 +71,35 @@ impl ProxyHttp for SidecarProxy {
             .map(|a| a.ip());
         let req = session.req_header();
         let host = host_of(req);
-        let matched = self.rt.router.route(host, req.uri.path());
+        let path = req.uri.path();
+        let matched = self.rt.router.route(host, path);
         ctx.kind = matched.kind;
-        match matched.kind {
-            RouteKind::Public => Ok(false),
-            RouteKind::Sidecar => {
-                let page = pages::message(
-                    "Not found",
-                    "This address belongs to the sign-in service and does not exist.",
-                    Some(("/", "Go to the shop")),
-                    &ctx.request_id,
-                );
-                respond_html(session, ctx, 404, page).await?;
-                Ok(true)
-            }
-            RouteKind::Required | RouteKind::Api => {
-                self.deny(session, ctx).await?;
-                Ok(true)
-            }
+        if matched.kind == RouteKind::Public {
+            return Ok(false);
         }
+        let now = chrono::Utc::now().timestamp();
+        let request = auth::Request {
+            method: &req.method,
+            path_and_query: req.uri.path_and_query().map_or(path, |pq| pq.as_str()),
+            query: req.uri.query(),
+            headers: &req.headers,
+            request_id: &ctx.request_id,
+        };
+        let reply = if matched.kind == RouteKind::Sidecar {
+            let endpoint = self.rt.router.own_endpoint(path).unwrap_or_default();
+            self.rt.auth.endpoint(endpoint, &request, now).await
+        } else {
+            match self.rt.auth.gate(matched.kind, matched.organization, &request, now) {
+                Gate::Forward { session, set_cookies } => {
+                    ctx.session = Some(session);
+                    ctx.set_cookies = set_cookies;
+                    return Ok(false);
+                }
+                Gate::Deny(reply) => reply,
+            }
+        };
+        respond_reply(session, ctx, reply).await?;
+        Ok(true)
     }
 
     async fn upstream_peer(
@@ -148,6 +166,18 @@ impl ProxyHttp for SidecarProxy {
             ctx.client_ip = Some(fwd.client_ip);
         }
         upstream_request.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(user) = &ctx.session {
+            let policy = rt.self_administration.get(&user.organization).copied().unwrap_or("NONE");
+            for (header, name) in &rt.identity_headers {
+                if let Some(value) = forwarding::identity_value(*header, user, policy) {
+                    upstream_request.insert_header(name.clone(), value)?;
+                }
+            }
+            if rt.config.headers.forward_access_token {
+                let bearer = format!("Bearer {}", user.tokens.access_token);
+                upstream_request.insert_header(header::AUTHORIZATION, bearer)?;
+            }
+        }
         let _ = session;
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
@@ -174,6 +204,9 @@ impl ProxyHttp for SidecarProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        for cookie in ctx.set_cookies.drain(..) {
+            upstream_response.append_header(header::SET_COOKIE, cookie)?;
+        }
         Ok(())
     }
 
@@ -238,7 +271,7 @@ impl ProxyHttp for SidecarProxy {
                 ),
             };
             let page = pages::message(title, text, None, &ctx.request_id);
-            if let Err(write_error) = respond_html(session, ctx, status, page).await {
+            if let Err(write_error) = respond_reply(session, ctx, Reply::html(status, page)).await {
                 tracing::debug!(error = %write_error, "could not send the error page");
             }
         }
@@ -285,27 +318,6 @@ impl ProxyHttp for SidecarProxy {
     }
 }
 
-impl SidecarProxy {
-    /// A protected route without a way to sign in yet: a page for people, a `401` for programs.
-    async fn deny(&self, session: &mut Session, ctx: &RequestCtx) -> Result<()> {
-        let req = session.req_header();
-        if ctx.kind == RouteKind::Required && forwarding::is_navigation(&req.method, &req.headers) {
-            let page = pages::message(
-                "Sign-in is not available",
-                "This page needs you to sign in, but sign-in is not available at the moment.",
-                Some(("/", "Go to the shop")),
-                &ctx.request_id,
-            );
-            return respond_html(session, ctx, 503, page).await;
-        }
-        let mut resp = ResponseHeader::build(401, Some(4))?;
-        resp.insert_header(header::WWW_AUTHENTICATE, "Bearer realm=\"sso-sidecar\"")?;
-        resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
-        let body = Bytes::from_static(b"Unauthorized\n");
-        respond(session, ctx, resp, body).await
-    }
-}
-
 fn host_of(req: &RequestHeader) -> Option<&str> {
     req.headers
         .get(header::HOST)
@@ -313,33 +325,18 @@ fn host_of(req: &RequestHeader) -> Option<&str> {
         .or_else(|| req.uri.host())
 }
 
-async fn respond_html(
-    session: &mut Session,
-    ctx: &RequestCtx,
-    status: u16,
-    html: String,
-) -> Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(6))?;
-    resp.insert_header(header::CONTENT_TYPE, "text/html; charset=utf-8")?;
-    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
-    respond(session, ctx, resp, Bytes::from(html)).await
-}
-
 /// Sends a complete response of the sidecar's own.
-async fn respond(
-    session: &mut Session,
-    ctx: &RequestCtx,
-    mut resp: ResponseHeader,
-    body: Bytes,
-) -> Result<()> {
-    resp.insert_header(header::CONTENT_LENGTH, body.len())?;
+async fn respond_reply(session: &mut Session, ctx: &RequestCtx, reply: Reply) -> Result<()> {
+    let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
+    for (name, value) in reply.headers {
+        resp.append_header(name, value)?;
+    }
+    resp.insert_header(header::CONTENT_LENGTH, reply.body.len())?;
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
     let head_only = session.req_header().method == http::Method::HEAD;
-    session
-        .write_response_header(Box::new(resp), head_only)
-        .await?;
+    session.write_response_header(Box::new(resp), head_only).await?;
     if !head_only {
-        session.write_response_body(Some(body), true).await?;
+        session.write_response_body(Some(reply.body), true).await?;
     }
     Ok(())
 }

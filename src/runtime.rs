@@ -1,10 +1,15 @@
 //! Everything a request needs, built once from the validated config.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::Config;
+use http::HeaderName;
+
+use crate::auth::AuthService;
+use crate::config::{Config, IdentityHeader};
 use crate::forwarding::SidecarCookies;
 use crate::metrics::Metrics;
+use crate::oidc::Registry;
 use crate::routing::Router;
 use crate::upstream::UpstreamTarget;
 
@@ -15,6 +20,11 @@ pub struct Runtime {
     pub sidecar_cookies: SidecarCookies,
     /// `headers.prefix` lower-cased once, as header names are compared lower-case.
     pub identity_prefix_lower: String,
+    /// The configured identity headers with their full names, built once.
+    pub identity_headers: Vec<(IdentityHeader, HeaderName)>,
+    /// Organization key → `X-SSO-Self-Administration` value.
+    pub self_administration: HashMap<String, &'static str>,
+    pub auth: AuthService,
     pub metrics: Arc<Metrics>,
 }
 
@@ -22,20 +32,29 @@ impl Runtime {
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Self {
         for (key, idp) in &config.identity_providers {
             if let Some(expire_at) = idp.oidc().and_then(|o| o.client_secret_expire_at) {
-                metrics
-                    .client_secret_expiry
-                    .with_label_values(&[key])
-                    .set(expire_at.timestamp());
+                metrics.client_secret_expiry.with_label_values(&[key]).set(expire_at.timestamp());
             }
         }
+        let identity_headers = config
+            .headers
+            .claims
+            .iter()
+            .filter_map(|h| {
+                let name = format!("{}{}", config.headers.prefix, h.suffix()).to_ascii_lowercase();
+                HeaderName::from_bytes(name.as_bytes()).ok().map(|name| (*h, name))
+            })
+            .collect();
+        let self_administration =
+            config.organizations.iter().map(|(k, o)| (k.clone(), o.self_administration.header_value())).collect();
+        let registry = Arc::new(Registry::new(&config, metrics.clone()));
         Runtime {
             router: Router::new(config.routes.clone(), &config.oidc.path_prefix),
             upstream: UpstreamTarget::new(config.server.upstream.clone()),
-            sidecar_cookies: SidecarCookies::new(
-                &config.session.cookie_name,
-                &config.oidc.state_cookie_name,
-            ),
+            sidecar_cookies: SidecarCookies::new(&config.session.cookie_name, &config.oidc.state_cookie_name),
             identity_prefix_lower: config.headers.prefix.to_ascii_lowercase(),
+            identity_headers,
+            self_administration,
+            auth: AuthService::new(&config, registry, metrics.clone()),
             metrics,
             config,
         }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
@@ -38,11 +40,24 @@ pub fn build(config: Config) -> Server {
     );
     proxy.add_tcp(&proxy_listen);
 
+    let discovery = background_service("sso-sidecar idp discovery", Discovery(rt.clone()));
     let mut admin = Service::new("sso-sidecar admin".to_owned(), AdminApp::new(rt));
     admin.threads = Some(1);
     admin.add_tcp(&admin_listen);
 
+    server.add_service(discovery);
     server.add_service(proxy);
     server.add_service(admin);
     server
+}
+
+/// Runs IdP discovery on pingora's runtime, so start-up never waits for an IdP.
+struct Discovery(Arc<Runtime>);
+
+#[async_trait::async_trait]
+impl BackgroundService for Discovery {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        self.0.auth.registry.spawn_discovery();
+        let _ = shutdown.changed().await;
+    }
 }

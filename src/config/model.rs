@@ -209,7 +209,8 @@ pub enum IdentityProviderKind {
 
 #[derive(Debug, Clone)]
 pub struct OidcProvider {
-    pub issuer: Url,
+    /// Exactly as configured: discovery requires the IdP's `issuer` to match it byte for byte.
+    pub issuer: String,
     pub client_id: String,
     pub client_secret: Secret,
     pub client_secret_expire_at: Option<DateTime<Utc>>,

@@ -563,7 +563,7 @@ impl Validator {
             }
             Some(text) => match Url::parse(text) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-                    Some(url)
+                    Some(text.to_owned())
                 }
                 _ => {
                     self.problem(format!("{path}.issuer"), "not a URL");

@@ -1,0 +1,63 @@
+//! The login page: plain HTML forms that work without JavaScript.
+
+use crate::pages::{escape, page};
+
+pub struct IdpChoice<'a> {
+    pub key: &'a str,
+    pub name: &'a str,
+}
+
+/// Step one: which organization do you belong to?
+pub fn organization_form(action: &str, return_to: &str, prefill: &str, error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\" id=\"error\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    page(
+        "Sign in",
+        &format!(
+            "<h1>Sign in</h1>{error}\
+<form method=\"get\" action=\"{action}\">\
+<input type=\"hidden\" name=\"rd\" value=\"{rd}\">\
+<label for=\"org\">Organization</label>\
+<input id=\"org\" name=\"org\" type=\"text\" value=\"{prefill}\" required autofocus autocomplete=\"organization\">\
+<p class=\"hint\">The name of the company or organization you work for.</p>\
+<button type=\"submit\">Continue</button></form>",
+            action = escape(action),
+            rd = escape(return_to),
+            prefill = escape(prefill),
+        ),
+    )
+}
+
+/// Step two: one button per identity provider of the organization.
+pub fn idp_list(action: &str, return_to: &str, org_key: &str, org_name: &str, idps: &[IdpChoice<'_>], error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\" id=\"error\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    let buttons: String = idps
+        .iter()
+        .map(|idp| {
+            format!(
+                "<form method=\"get\" action=\"{action}\">\
+<input type=\"hidden\" name=\"rd\" value=\"{rd}\"><input type=\"hidden\" name=\"org\" value=\"{org}\">\
+<input type=\"hidden\" name=\"idp\" value=\"{key}\">\
+<button type=\"submit\" class=\"idp\" id=\"idp-{key}\">{name}</button></form>",
+                action = escape(action),
+                rd = escape(return_to),
+                org = escape(org_key),
+                key = escape(idp.key),
+                name = escape(idp.name),
+            )
+        })
+        .collect();
+    page(
+        "Sign in",
+        &format!(
+            "<h1>Sign in to {org}</h1>{error}<p>Choose how you want to sign in:</p>{buttons}\
+<p class=\"hint\"><a href=\"{action}?rd={rd_q}\">Not {org}? Choose another organization</a></p>",
+            org = escape(org_name),
+            action = escape(action),
+            rd_q = escape(&form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()),
+        ),
+    )
+}

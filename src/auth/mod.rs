@@ -1,0 +1,321 @@
+//! Browser sign-in: the sidecar's own endpoints (`/oauth2/start`, `/callback`, `/userinfo`)
+//! and the gate in front of protected routes. Works on `http` types and returns [`Reply`]s,
+//! so it knows nothing of pingora.
+
+mod login_page;
+pub mod return_path;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::{HeaderMap, Method};
+use serde_json::json;
+
+use crate::config::{Config, IdentityProviderKind, Organization};
+use crate::forwarding::is_navigation;
+use crate::metrics::Metrics;
+use crate::oidc::{self, LoginError, LoginTarget, Registry, TokenChecks};
+use crate::pages;
+use crate::reply::Reply;
+use crate::routing::RouteKind;
+use crate::session::{Rejection, Session, SessionCookies};
+
+pub use return_path::safe_return_path;
+
+/// The parts of a request the sign-in logic looks at.
+pub struct Request<'a> {
+    pub method: &'a Method,
+    /// Path and query as received, e.g. `/account/orders?page=2`.
+    pub path_and_query: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub request_id: &'a str,
+}
+
+/// What happens to a request on a protected route.
+pub enum Gate {
+    /// Signed in: forward with this identity; `set_cookies` go on the response.
+    Forward { session: Box<Session>, set_cookies: Vec<String> },
+    /// Not signed in (or not for this organization): answer with this.
+    Deny(Reply),
+}
+
+pub struct AuthService {
+    config: Config,
+    pub registry: Arc<Registry>,
+    pub cookies: SessionCookies,
+    metrics: Arc<Metrics>,
+    /// Lower-cased organization key and external name → organization key.
+    org_names: HashMap<String, String>,
+    start_path: String,
+}
+
+impl AuthService {
+    pub fn new(config: &Config, registry: Arc<Registry>, metrics: Arc<Metrics>) -> Self {
+        let mut org_names = HashMap::new();
+        for (key, org) in &config.organizations {
+            org_names.insert(org.external_name.to_lowercase(), key.clone());
+            org_names.insert(key.to_lowercase(), key.clone());
+        }
+        AuthService {
+            cookies: SessionCookies::new(config),
+            start_path: format!("{}/start", config.oidc.path_prefix),
+            config: config.clone(),
+            registry,
+            metrics,
+            org_names,
+        }
+    }
+
+    fn organization(&self, name: &str) -> Option<&Organization> {
+        let key = self.org_names.get(&name.trim().to_lowercase())?;
+        self.config.organizations.get(key)
+    }
+
+    /// Answers one of the sidecar's own endpoints; `endpoint` is the path after the prefix.
+    pub async fn endpoint(&self, endpoint: &str, req: &Request<'_>, now: i64) -> Reply {
+        match (endpoint, req.method) {
+            ("/start", &Method::GET | &Method::HEAD) => self.start(req, now),
+            ("/callback", &Method::GET) => self.callback(req, now).await,
+            ("/userinfo", &Method::GET) => self.userinfo(req, now),
+            _ => Reply::html(
+                404,
+                pages::message("Not found", "This address belongs to the sign-in service and does not exist.", Some(("/", "Go to the shop")), req.request_id),
+            ),
+        }
+    }
+
+    /// Decides whether a request on a `required` or `api` route may go upstream.
+    pub fn gate(&self, kind: RouteKind, pinned_org: Option<&str>, req: &Request<'_>, now: i64) -> Gate {
+        let rejection = match self.cookies.load(req.headers, now) {
+            Ok(session) if pinned_org.is_none_or(|org| org == session.organization) => {
+                return Gate::Forward { set_cookies: self.touch(req.headers, &session, now), session: Box::new(session) };
+            }
+            Ok(_) => "other_organization",
+            Err(Rejection::Missing) => "missing",
+            Err(other) => other.as_str(),
+        };
+        if rejection != "missing" {
+            self.metrics.session_rejected(rejection);
+        }
+        if kind == RouteKind::Required && is_navigation(req.method, req.headers) {
+            let mut login = format!("{}?rd={}", self.start_path, urlencode(req.path_and_query));
+            if let Some(org) = pinned_org {
+                login.push_str("&org=");
+                login.push_str(&urlencode(org));
+            }
+            return Gate::Deny(Reply::redirect(&login));
+        }
+        let error = (rejection != "missing").then_some("invalid_token");
+        Gate::Deny(Reply::unauthorized(error))
+    }
+
+    /// Re-issues the cookie now and then when an idle timeout needs `last_seen` kept fresh.
+    fn touch(&self, headers: &HeaderMap, session: &Session, now: i64) -> Vec<String> {
+        let Some(idle) = self.config.session.idle_timeout else {
+            return Vec::new();
+        };
+        // Rewriting on every request would cost a Set-Cookie each time; a tenth of the
+        // idle timeout (at most a minute) is precise enough.
+        let every = (idle.as_secs() as i64 / 10).clamp(1, 60);
+        if now - session.last_seen < every {
+            return Vec::new();
+        }
+        let mut fresh = session.clone();
+        fresh.last_seen = now;
+        self.cookies.store(headers, &fresh, now).0
+    }
+
+    fn start(&self, req: &Request<'_>, now: i64) -> Reply {
+        let params = Params::parse(req.query);
+        let return_to = safe_return_path(params.get("rd"), &self.config.oidc.path_prefix);
+        let org = match params.get("org").filter(|o| !o.trim().is_empty()) {
+            Some(name) => match self.organization(name) {
+                Some(org) => org,
+                None => {
+                    let html = login_page::organization_form(&self.start_path, &return_to, name, Some("We do not know this organization. Please check the name and try again."));
+                    return Reply::html(200, html);
+                }
+            },
+            None if self.config.organizations.len() == 1 => {
+                self.config.organizations.values().next().expect("one organization")
+            }
+            None => {
+                let prefill = self
+                    .cookies
+                    .remembered_organization(req.headers)
+                    .and_then(|key| self.config.organizations.get(key))
+                    .map(|org| org.external_name.as_str())
+                    .unwrap_or("");
+                return Reply::html(200, login_page::organization_form(&self.start_path, &return_to, prefill, None));
+            }
+        };
+        let chosen = match params.get("idp") {
+            Some(idp) if org.identity_providers.iter().any(|k| k == idp) => idp.to_owned(),
+            Some(_) => return self.idp_list(org, &return_to, Some("Please choose one of these sign-in options.")),
+            None if org.identity_providers.len() == 1 => org.identity_providers[0].clone(),
+            None if org.identity_providers.is_empty() => {
+                let html = pages::message(
+                    "Sign-in is not available",
+                    &format!("No sign-in option is set up for {}. Please contact the shop.", org.external_name),
+                    Some((&self.start_path, "Choose another organization")),
+                    req.request_id,
+                );
+                return Reply::html(503, html);
+            }
+            None => return self.idp_list(org, &return_to, None),
+        };
+        let remember = self.cookies.remember_organization(&org.key);
+        match self.config.identity_providers.get(&chosen).map(|idp| &idp.kind) {
+            Some(IdentityProviderKind::Oidc(_)) => self.redirect_to_idp(req, org, &chosen, &return_to, now).with_cookies([remember]),
+            // `local` and the implicit ICM `local`: the backend's own login, session untouched.
+            Some(IdentityProviderKind::Local) | None => Reply::redirect(&org.local_login_url).with_cookies([remember]),
+        }
+    }
+
+    fn idp_list(&self, org: &Organization, return_to: &str, error: Option<&str>) -> Reply {
+        let choices: Vec<login_page::IdpChoice<'_>> = org
+            .identity_providers
+            .iter()
+            .map(|key| login_page::IdpChoice {
+                key,
+                name: self.config.identity_providers.get(key).map_or(key.as_str(), |idp| idp.name.as_str()),
+            })
+            .collect();
+        Reply::html(200, login_page::idp_list(&self.start_path, return_to, &org.key, &org.external_name, &choices, error))
+    }
+
+    fn redirect_to_idp(&self, req: &Request<'_>, org: &Organization, idp_key: &str, return_to: &str, now: i64) -> Reply {
+        let discovered = self.registry.get(idp_key).and_then(|p| p.discovered().map(|d| (p, d)));
+        let Some((provider, discovered)) = discovered else {
+            self.metrics.login_failed(&org.key, idp_key, "idp_unavailable");
+            let retry = format!("{}?rd={}&org={}", self.start_path, urlencode(return_to), urlencode(&org.key));
+            let html = pages::message(
+                "The identity provider is not available",
+                "Your organization's identity provider cannot be reached at the moment. Please try again in a minute.",
+                Some((&retry, "Try again")),
+                req.request_id,
+            );
+            return Reply::html(503, html);
+        };
+        let start = oidc::begin(provider, &discovered, LoginTarget { organization: &org.key, return_to }, now);
+        let mut pending = self.cookies.pending(req.headers);
+        pending.push(start.pending, now);
+        self.metrics.login_started(&org.key, idp_key);
+        Reply::redirect(start.authorize_url.as_str()).with_cookies([self.cookies.store_pending(&pending)])
+    }
+
+    async fn callback(&self, req: &Request<'_>, now: i64) -> Reply {
+        let params = Params::parse(req.query);
+        let mut pending = self.cookies.pending(req.headers);
+        let had_pending = !pending.entries.is_empty();
+        let login = params.get("state").and_then(|state| pending.take(state, now));
+        let state_cookie = self.cookies.store_pending(&pending);
+        let (org, idp) = login
+            .as_ref()
+            .map_or(("unknown", "unknown"), |l| (l.organization.as_str(), l.identity_provider.as_str()));
+        let result = match (&login, params.get("error")) {
+            (_, Some(error)) => Err(LoginError::Idp { error: error.to_owned(), description: params.get("error_description").map(str::to_owned) }),
+            (None, None) if had_pending && params.get("state").is_some() => Err(LoginError::StateMismatch),
+            (None, None) => Err(LoginError::MissingState),
+            (Some(login), None) => self.finish(login, params.get("code"), now).await,
+        };
+        match result {
+            Ok(session) => {
+                let (mut cookies, size) = self.cookies.store(req.headers, &session, now);
+                cookies.push(state_cookie);
+                self.metrics.login_completed(org, idp, size);
+                tracing::info!(organization = org, idp, session = session.id.as_str(), "login completed");
+                let return_to = login.as_ref().map_or("/", |l| l.return_to.as_str());
+                Reply::redirect(return_to).with_cookies(cookies)
+            }
+            Err(error) => {
+                self.metrics.login_failed(org, idp, error.reason());
+                tracing::warn!(organization = org, idp, reason = error.reason(), %error, "login failed");
+                let retry = match &login {
+                    Some(l) => format!("{}?rd={}&org={}", self.start_path, urlencode(&l.return_to), urlencode(&l.organization)),
+                    None => self.start_path.clone(),
+                };
+                let (status, title) = login_error_page(&error);
+                let html = pages::message(title, &error.to_string(), Some((&retry, "Sign in again")), req.request_id);
+                Reply::html(status, html).with_cookies([state_cookie])
+            }
+        }
+    }
+
+    async fn finish(&self, login: &crate::session::PendingLogin, code: Option<&str>, now: i64) -> Result<Session, LoginError> {
+        let code = code.filter(|c| !c.is_empty()).ok_or(LoginError::MissingCode)?;
+        let provider = self
+            .registry
+            .get(&login.identity_provider)
+            .ok_or_else(|| LoginError::Misconfigured(format!("{} is no longer configured", login.identity_provider)))?;
+        let discovered = provider.discovered().ok_or_else(|| LoginError::Unreachable("discovery has not succeeded".into()))?;
+        let checks = TokenChecks {
+            max_clock_skew: self.config.oidc.max_clock_skew,
+            accept_unsigned_tokens: self.config.oidc.accept_unsigned_tokens,
+        };
+        let result = oidc::finish(&self.registry, provider, &discovered, login, code, checks).await?;
+        Ok(Session {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            organization: login.organization.clone(),
+            identity_provider: login.identity_provider.clone(),
+            identity: result.identity,
+            tokens: result.tokens,
+            idp_session_id: result.idp_session_id,
+            issued_at: now,
+            last_seen: now,
+        })
+    }
+
+    fn userinfo(&self, req: &Request<'_>, now: i64) -> Reply {
+        let Ok(session) = self.cookies.load(req.headers, now) else {
+            return Reply::unauthorized(None);
+        };
+        let policy = self.config.organizations.get(&session.organization).map(|o| o.self_administration.header_value());
+        let identity = &session.identity;
+        Reply::json(
+            200,
+            &json!({
+                "subject": identity.subject,
+                "email": identity.email,
+                "name": identity.name,
+                "preferred_username": identity.preferred_username,
+                "external_id": identity.external_id,
+                "organization": session.organization,
+                "identity_provider": session.identity_provider,
+                "self_administration": policy,
+                "session_expires_at": session.issued_at + self.config.session.max_age.as_secs() as i64,
+            }),
+        )
+    }
+}
+
+fn login_error_page(error: &LoginError) -> (u16, &'static str) {
+    match error {
+        LoginError::Idp { error, .. } if error == "access_denied" => (403, "Sign-in was cancelled or denied"),
+        LoginError::Idp { .. } => (502, "The identity provider reported an error"),
+        LoginError::MissingState | LoginError::StateMismatch | LoginError::MissingCode => (400, "This sign-in link is no longer valid"),
+        LoginError::CodeRejected(_) => (400, "This sign-in link is no longer valid"),
+        LoginError::InvalidIdToken(_) => (401, "Your identity could not be verified"),
+        LoginError::Unreachable(_) => (503, "The identity provider is not available"),
+        LoginError::BadResponse(_) => (502, "The identity provider sent an answer we cannot read"),
+        LoginError::Misconfigured(_) => (500, "Sign-in is not set up correctly"),
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Query parameters; the first occurrence of a name wins.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(query: Option<&str>) -> Self {
+        Params(form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}

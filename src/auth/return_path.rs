@@ -1,0 +1,111 @@
+//! The `rd` return path: only a path on this site, never another origin.
+
+use url::Url;
+
+/// A base that no real request uses; anything resolving elsewhere is off-site.
+const BASE: &str = "http://sidecar.invalid/";
+
+/// Returns `rd` when it is a same-origin path, else `/`. Rejects protocol-relative URLs
+/// (`//evil`), absolute URLs, backslash tricks (`/\evil`), control characters, and the same
+/// after percent-decoding, and paths under the sidecar's own prefix (which would loop).
+pub fn safe_return_path(rd: Option<&str>, own_prefix: &str) -> String {
+    rd.and_then(|rd| check(rd, own_prefix)).unwrap_or_else(|| "/".to_owned())
+}
+
+fn check(rd: &str, own_prefix: &str) -> Option<String> {
+    if !is_plain_path(rd) {
+        return None;
+    }
+    // Decoded forms must be safe too: some servers and browsers decode before resolving.
+    let mut decoded = rd.to_owned();
+    for _ in 0..3 {
+        let next = percent_decode(&decoded)?;
+        if !is_plain_path(&next) {
+            return None;
+        }
+        if next == decoded {
+            break;
+        }
+        decoded = next;
+    }
+    let base = Url::parse(BASE).ok()?;
+    let url = base.join(rd).ok()?;
+    if url.origin() != base.origin() {
+        return None;
+    }
+    let mut out = url.path().to_owned();
+    if out.starts_with(own_prefix)
+        && out[own_prefix.len()..].chars().next().is_none_or(|c| c == '/')
+    {
+        return None;
+    }
+    if let Some(query) = url.query() {
+        out.push('?');
+        out.push_str(query);
+    }
+    if let Some(fragment) = url.fragment() {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    Some(out)
+}
+
+fn is_plain_path(s: &str) -> bool {
+    s.starts_with('/')
+        && !s.starts_with("//")
+        && !s.contains('\\')
+        && !s.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn safe(rd: &str) -> String {
+        safe_return_path(Some(rd), "/oauth2")
+    }
+
+    #[test]
+    fn same_origin_paths_are_kept() {
+        assert_eq!(safe("/account/orders?page=2#top"), "/account/orders?page=2#top");
+        assert_eq!(safe("/INTERSHOP/web/WFS/SLDSystem/en_US/-/-/ViewApplication-Login"), "/INTERSHOP/web/WFS/SLDSystem/en_US/-/-/ViewApplication-Login");
+        assert_eq!(safe("/a/../b"), "/b");
+        assert_eq!(safe_return_path(None, "/oauth2"), "/");
+    }
+
+    #[test]
+    fn off_site_targets_fall_back_to_root() {
+        for rd in [
+            "//evil.example",
+            "//evil.example/path",
+            "https://evil.example",
+            "http:evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/%2F%2Fevil.example",
+            "/%2f/evil.example",
+            "%2F%2Fevil.example",
+            "/%5Cevil.example",
+            "/%255C%255Cevil.example",
+            "/\tevil",
+            "/ /evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "",
+            "/%0d%0aSet-Cookie:x=y",
+            "/oauth2/start",
+            "/oauth2",
+        ] {
+            assert_eq!(safe(rd), "/", "{rd:?}");
+        }
+    }
+
+    #[test]
+    fn own_prefix_lookalikes_are_fine() {
+        assert_eq!(safe("/oauth2x/page"), "/oauth2x/page");
+    }
+}

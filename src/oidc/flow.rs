@@ -1,0 +1,207 @@
+//! The authorization-code flow: building the redirect to the IdP (state, nonce, PKCE S256)
+//! and finishing it at the callback (code exchange, ID token checks, userinfo).
+
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::Utc;
+use openidconnect::core::{CoreAuthenticationFlow, CoreIdToken};
+use openidconnect::{
+    AccessToken, AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, Scope,
+    TokenResponse,
+};
+use serde_json::Value;
+use url::Url;
+
+use super::error::LoginError;
+use super::registry::{Discovered, Provider, Registry};
+use crate::session::{Identity, PendingLogin, Tokens};
+
+/// Where a login should go once it is done, and for whom.
+pub struct LoginTarget<'a> {
+    pub organization: &'a str,
+    pub return_to: &'a str,
+}
+
+/// The redirect to the IdP and what the callback will need to finish the login.
+pub struct LoginStart {
+    pub authorize_url: Url,
+    pub pending: PendingLogin,
+}
+
+pub fn begin(provider: &Provider, discovered: &Discovered, target: LoginTarget<'_>, now: i64) -> LoginStart {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = discovered
+        .client
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .add_scope(Scope::new("profile".to_owned()))
+        .add_scope(Scope::new("email".to_owned()))
+        .set_pkce_challenge(challenge);
+    if discovered.offline_access {
+        request = request.add_scope(Scope::new("offline_access".to_owned()));
+    }
+    for scope in &provider.config.additional_scopes {
+        request = request.add_scope(Scope::new(scope.clone()));
+    }
+    let (authorize_url, state, nonce) = request.url();
+    LoginStart {
+        authorize_url,
+        pending: PendingLogin {
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+            organization: target.organization.to_owned(),
+            identity_provider: provider.key.clone(),
+            return_to: target.return_to.to_owned(),
+            created_at: now,
+        },
+    }
+}
+
+/// How strictly ID tokens are checked.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenChecks {
+    pub max_clock_skew: Duration,
+    pub accept_unsigned_tokens: bool,
+}
+
+/// A finished login.
+#[derive(Debug)]
+pub struct LoginResult {
+    pub identity: Identity,
+    pub tokens: Tokens,
+    pub idp_session_id: Option<String>,
+}
+
+pub async fn finish(
+    registry: &Registry,
+    provider: &Provider,
+    discovered: &Discovered,
+    pending: &PendingLogin,
+    code: &str,
+    checks: TokenChecks,
+) -> Result<LoginResult, LoginError> {
+    let exchange = discovered
+        .client
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .map_err(|e| LoginError::Misconfigured(e.to_string()))?
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
+    let started = Instant::now();
+    let response = exchange.request_async(&registry.http).await;
+    registry.metrics().observe_idp_call(&provider.key, "token", started.elapsed());
+    let response = response.map_err(LoginError::from_token_error)?;
+
+    let id_token = response.id_token().ok_or_else(|| LoginError::InvalidIdToken("the IdP sent no ID token".into()))?;
+    let claims = verify_id_token(discovered, id_token, &pending.nonce, checks)?;
+
+    let now = Utc::now().timestamp();
+    let tokens = Tokens {
+        access_token: response.access_token().secret().clone(),
+        access_expires_at: response.expires_in().map(|d| now + d.as_secs() as i64),
+        refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+        id_token: Some(id_token.to_string()),
+    };
+    let subject = claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    let mut identity = Identity {
+        external_id: text("oid").unwrap_or_else(|| subject.clone()),
+        email: text("email"),
+        name: text("name"),
+        preferred_username: text("preferred_username"),
+        subject,
+    };
+    if identity.email.is_none() || identity.name.is_none() || identity.preferred_username.is_none() {
+        complete_from_userinfo(registry, provider, discovered, &tokens.access_token, &mut identity).await;
+    }
+    Ok(LoginResult { identity, tokens, idp_session_id: text("sid") })
+}
+
+/// Verifies signature, `iss`, `aud`/`azp`, `exp`/`iat`/`nbf` (with skew) and the nonce, and
+/// returns the token's claims as JSON (for claims the typed API does not carry, like `oid`).
+fn verify_id_token(discovered: &Discovered, id_token: &CoreIdToken, nonce: &str, checks: TokenChecks) -> Result<serde_json::Map<String, Value>, LoginError> {
+    let raw = id_token.to_string();
+    let header = jwt_part(&raw, 0).ok_or_else(|| LoginError::InvalidIdToken("malformed ID token".into()))?;
+    let unsigned = header.get("alg").and_then(Value::as_str) == Some("none");
+    if unsigned && !checks.accept_unsigned_tokens {
+        return Err(LoginError::InvalidIdToken("unsigned ID token (alg none) refused; see oidc.accept_unsigned_tokens".into()));
+    }
+    let skew = chrono::Duration::from_std(checks.max_clock_skew).unwrap_or_default();
+    let mut verifier = discovered
+        .client
+        .id_token_verifier()
+        // exp is compared with this clock: shifting it back by the skew tolerates IdP clocks running behind.
+        .set_time_fn(move || Utc::now() - skew)
+        .set_issue_time_verifier_fn(move |iat| {
+            if iat > Utc::now() + skew {
+                Err(format!("issued in the future ({iat})"))
+            } else {
+                Ok(())
+            }
+        })
+        // Extra audiences are allowed when `azp` names us, checked below.
+        .set_other_audience_verifier_fn(|_| true);
+    if unsigned {
+        verifier = verifier.insecure_disable_signature_check();
+    }
+    id_token
+        .claims(&verifier, &Nonce::new(nonce.to_owned()))
+        .map_err(|e| LoginError::InvalidIdToken(e.to_string()))?;
+    let claims = jwt_part(&raw, 1).ok_or_else(|| LoginError::InvalidIdToken("malformed ID token".into()))?;
+    let client_id = discovered.client.client_id().as_str();
+    let audiences = match claims.get("aud") {
+        Some(Value::Array(list)) => list.len(),
+        _ => 1,
+    };
+    match claims.get("azp").and_then(Value::as_str) {
+        Some(azp) if azp != client_id => {
+            return Err(LoginError::InvalidIdToken(format!("azp is {azp}, not this client")));
+        }
+        None if audiences > 1 => {
+            return Err(LoginError::InvalidIdToken("several audiences but no azp".into()));
+        }
+        _ => {}
+    }
+    if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
+        if nbf > Utc::now().timestamp() + skew.num_seconds() {
+            return Err(LoginError::InvalidIdToken("not valid yet (nbf)".into()));
+        }
+    }
+    Ok(claims)
+}
+
+/// The decoded JSON of part `index` (0 header, 1 payload) of a compact JWT.
+pub fn jwt_part(jwt: &str, index: usize) -> Option<serde_json::Map<String, Value>> {
+    let part = jwt.split('.').nth(index)?;
+    let bytes = URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// Fills claims missing from the ID token from the userinfo endpoint. A failure here does
+/// not fail the login: the identity is complete without these optional claims.
+async fn complete_from_userinfo(registry: &Registry, provider: &Provider, discovered: &Discovered, access_token: &str, identity: &mut Identity) {
+    let Ok(request) = discovered.client.user_info(AccessToken::new(access_token.to_owned()), None) else {
+        return;
+    };
+    let started = Instant::now();
+    let result: Result<openidconnect::core::CoreUserInfoClaims, _> = request.request_async(&registry.http).await;
+    registry.metrics().observe_idp_call(&provider.key, "userinfo", started.elapsed());
+    match result {
+        Ok(info) if info.subject().as_str() == identity.subject => {
+            if identity.email.is_none() {
+                identity.email = info.email().map(|e| e.as_str().to_owned());
+            }
+            if identity.name.is_none() {
+                identity.name = info.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_owned());
+            }
+            if identity.preferred_username.is_none() {
+                identity.preferred_username = info.preferred_username().map(|u| u.as_str().to_owned());
+            }
+        }
+        Ok(_) => tracing::warn!(idp = provider.key.as_str(), "userinfo answered for another subject; ignored"),
+        Err(error) => tracing::warn!(idp = provider.key.as_str(), %error, "userinfo request failed"),
+    }
+}

@@ -1,0 +1,234 @@
+//! The identity providers' metadata: discovered in the background at start-up, retried with
+//! backoff, refreshed every `jwk_cache_lifetime` (which also refetches the signing keys).
+//! An IdP that fails does not hold up the others; its last good metadata stays in use.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use openidconnect::core::{CoreClient, CoreClientAuthMethod, CoreProviderMetadata};
+use openidconnect::{AuthType, ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, RedirectUrl};
+use serde::Serialize;
+
+use crate::config::{Config, IdentityProvider, OidcProvider};
+use crate::metrics::Metrics;
+
+pub type OidcClient =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+
+/// What discovery produced for one IdP.
+pub struct Discovered {
+    pub client: OidcClient,
+    pub metadata: CoreProviderMetadata,
+    /// Whether to ask for `offline_access` (the IdP lists it in `scopes_supported`).
+    pub offline_access: bool,
+}
+
+#[derive(Clone)]
+pub enum Status {
+    Pending { attempts: u32, last_error: Option<String> },
+    Ready { discovered: Arc<Discovered>, at: Instant, last_error: Option<String> },
+}
+
+pub struct Provider {
+    pub key: String,
+    pub name: String,
+    pub config: OidcProvider,
+    status: ArcSwap<Status>,
+}
+
+impl Provider {
+    pub fn discovered(&self) -> Option<Arc<Discovered>> {
+        match &**self.status.load() {
+            Status::Ready { discovered, .. } => Some(discovered.clone()),
+            Status::Pending { .. } => None,
+        }
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        match &**self.status.load() {
+            Status::Ready { last_error, .. } | Status::Pending { last_error, .. } => last_error.clone(),
+        }
+    }
+}
+
+/// One IdP's state as `/readyz` shows it.
+#[derive(Debug, Serialize)]
+pub struct ProviderReport {
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub struct Registry {
+    providers: BTreeMap<String, Arc<Provider>>,
+    pub http: reqwest::Client,
+    redirect_uri: Option<RedirectUrl>,
+    refresh_every: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Registry {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+        let providers = if config.oidc.remote {
+            config
+                .identity_providers
+                .values()
+                .filter_map(|idp: &IdentityProvider| {
+                    let oidc = idp.oidc()?.clone();
+                    let provider = Provider {
+                        key: idp.key.clone(),
+                        name: idp.name.clone(),
+                        config: oidc,
+                        status: ArcSwap::from_pointee(Status::Pending { attempts: 0, last_error: None }),
+                    };
+                    Some((idp.key.clone(), Arc::new(provider)))
+                })
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        let redirect_uri = config.server.public_url.as_ref().and_then(|base| {
+            let mut url = base.clone();
+            url.set_path(&format!("{}/callback", config.oidc.path_prefix));
+            RedirectUrl::from_url(url).into()
+        });
+        Registry { providers, http: http_client(config.oidc.http_timeout), redirect_uri, refresh_every: config.oidc.jwk_cache_lifetime, metrics }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Arc<Provider>> {
+        self.providers.get(key)
+    }
+
+    pub fn report(&self) -> BTreeMap<String, ProviderReport> {
+        self.providers
+            .iter()
+            .map(|(key, p)| {
+                let state = match &**p.status.load() {
+                    Status::Ready { .. } => "ready",
+                    Status::Pending { attempts: 0, .. } => "discovering",
+                    Status::Pending { .. } => "failed",
+                };
+                (key.clone(), ProviderReport { state, error: p.last_error() })
+            })
+            .collect()
+    }
+
+    /// Discovers every IdP, each in its own task, forever: with backoff until it succeeds,
+    /// then again every `jwk_cache_lifetime`.
+    pub fn spawn_discovery(self: &Arc<Self>) {
+        for provider in self.providers.values() {
+            let registry = self.clone();
+            let provider = provider.clone();
+            tokio::spawn(async move { registry.keep_discovered(&provider).await });
+        }
+    }
+
+    async fn keep_discovered(&self, provider: &Provider) {
+        let mut attempts = 0u32;
+        loop {
+            match self.discover(provider).await {
+                Ok(discovered) => {
+                    attempts = 0;
+                    provider.status.store(Arc::new(Status::Ready { discovered: Arc::new(discovered), at: Instant::now(), last_error: None }));
+                    tracing::info!(idp = provider.key.as_str(), "identity provider discovered");
+                    tokio::time::sleep(self.refresh_every).await;
+                }
+                Err(error) => {
+                    attempts += 1;
+                    tracing::warn!(idp = provider.key.as_str(), attempts, %error, "identity provider discovery failed");
+                    let next = match &**provider.status.load() {
+                        // Keep using the last good metadata; only note the failure.
+                        Status::Ready { discovered, at, .. } => {
+                            Status::Ready { discovered: discovered.clone(), at: *at, last_error: Some(error) }
+                        }
+                        Status::Pending { .. } => Status::Pending { attempts, last_error: Some(error) },
+                    };
+                    provider.status.store(Arc::new(next));
+                    tokio::time::sleep(backoff(attempts)).await;
+                }
+            }
+        }
+    }
+
+    /// Fetches metadata and keys now (also used when a token names an unknown key).
+    pub async fn discover(&self, provider: &Provider) -> Result<Discovered, String> {
+        let started = Instant::now();
+        let issuer = IssuerUrl::new(provider.config.issuer.clone()).map_err(|e| e.to_string())?;
+        let result = CoreProviderMetadata::discover_async(issuer, &self.http).await;
+        self.metrics.observe_idp_call(&provider.key, "discovery", started.elapsed());
+        let metadata = match result {
+            Ok(metadata) => {
+                self.metrics.count_discovery(&provider.key, "ok");
+                metadata
+            }
+            Err(e) => {
+                self.metrics.count_discovery(&provider.key, "error");
+                return Err(describe_discovery_error(&e));
+            }
+        };
+        let offline_access = metadata
+            .scopes_supported()
+            .is_some_and(|scopes| scopes.iter().any(|s| s.as_str() == "offline_access"));
+        let basic = metadata.token_endpoint_auth_methods_supported().is_none_or(|methods| {
+            methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
+                || !methods.contains(&CoreClientAuthMethod::ClientSecretPost)
+        });
+        let mut client = CoreClient::from_provider_metadata(
+            metadata.clone(),
+            ClientId::new(provider.config.client_id.clone()),
+            Some(ClientSecret::new(provider.config.client_secret.expose().to_owned())),
+        )
+        .set_auth_type(if basic { AuthType::BasicAuth } else { AuthType::RequestBody });
+        if let Some(redirect) = &self.redirect_uri {
+            client = client.set_redirect_uri(redirect.clone());
+        }
+        Ok(Discovered { client, metadata, offline_access })
+    }
+}
+
+fn describe_discovery_error<E: std::error::Error>(e: &E) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// 1 s, 2 s, 4 s … capped at 60 s.
+fn backoff(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+}
+
+/// The HTTP client for IdP calls: every call has a timeout, and redirects are not followed
+/// (a redirected token request could leak the client secret to another host).
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("sso-sidecar/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(5), Duration::from_secs(16));
+        assert_eq!(backoff(30), Duration::from_secs(60));
+    }
+}

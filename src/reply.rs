@@ -1,0 +1,77 @@
+//! A complete response of the sidecar's own, independent of pingora, so the endpoints
+//! that build them are tested without a server.
+
+use bytes::Bytes;
+
+/// Headers on every page the sidecar renders itself.
+const PAGE_SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("cache-control", "no-store"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("x-content-type-options", "nosniff"),
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    ),
+];
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn html(status: u16, html: String) -> Self {
+        let mut headers = vec![("content-type", "text/html; charset=utf-8".to_owned())];
+        headers.extend(PAGE_SECURITY_HEADERS.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        Reply { status, headers, body: Bytes::from(html) }
+    }
+
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
+        Reply {
+            status,
+            headers: vec![("content-type", "application/json".to_owned()), ("cache-control", "no-store".to_owned())],
+            body: Bytes::from(format!("{value}\n")),
+        }
+    }
+
+    pub fn redirect(location: &str) -> Self {
+        Reply {
+            status: 302,
+            headers: vec![("location", location.to_owned()), ("cache-control", "no-store".to_owned())],
+            body: Bytes::new(),
+        }
+    }
+
+    /// `401` for programs: a `WWW-Authenticate` challenge and no cookie.
+    pub fn unauthorized(error: Option<&str>) -> Self {
+        let challenge = match error {
+            Some(code) => format!("Bearer realm=\"sso-sidecar\", error=\"{code}\""),
+            None => "Bearer realm=\"sso-sidecar\"".to_owned(),
+        };
+        Reply {
+            status: 401,
+            headers: vec![
+                ("www-authenticate", challenge),
+                ("content-type", "application/json".to_owned()),
+                ("cache-control", "no-store".to_owned()),
+            ],
+            body: Bytes::from_static(b"{\"error\":\"unauthorized\"}\n"),
+        }
+    }
+
+    pub fn with_cookies(mut self, set_cookies: impl IntoIterator<Item = String>) -> Self {
+        self.headers.extend(set_cookies.into_iter().map(|c| ("set-cookie", c)));
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn set_cookies(&self) -> impl Iterator<Item = &str> {
+        self.headers.iter().filter(|(k, _)| *k == "set-cookie").map(|(_, v)| v.as_str())
+    }
+}

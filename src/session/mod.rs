@@ -1,0 +1,136 @@
+//! Sessions in cookies: the model, sealing, chunking, and the pending-login state cookie.
+//! Nothing here knows about pingora; it works on `http::HeaderMap`s.
+
+mod codec;
+pub mod jar;
+mod model;
+mod pending;
+
+use std::time::Duration;
+
+use http::HeaderMap;
+
+pub use codec::Sealer;
+pub use jar::CookieAttributes;
+pub use model::{Identity, Session, Tokens};
+pub use pending::{PendingLogin, PendingLogins, MAX_PENDING};
+
+use crate::config::Config;
+
+/// Why a request's session is not usable. Any of these means "not signed in".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Missing,
+    /// Tampered, truncated, sealed with an unknown key, or not a session.
+    Invalid,
+    Expired,
+    Idle,
+}
+
+impl Rejection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::Missing => "missing",
+            Rejection::Invalid => "invalid",
+            Rejection::Expired => "expired",
+            Rejection::Idle => "idle",
+        }
+    }
+}
+
+/// Reads and writes the session cookie and the state cookie.
+pub struct SessionCookies {
+    sealer: Sealer,
+    pub session_name: String,
+    pub state_name: String,
+    /// Remembers the last organization typed on the login page.
+    pub org_name: String,
+    pub attributes: CookieAttributes,
+    state_attributes: CookieAttributes,
+    max_age: Duration,
+    idle_timeout: Option<Duration>,
+}
+
+impl SessionCookies {
+    pub fn new(config: &Config) -> Self {
+        let session = &config.session;
+        let attributes = CookieAttributes {
+            secure: session.secure,
+            same_site: session.same_site,
+            domain: session.domain.clone(),
+            path: "/".to_owned(),
+        };
+        // The state cookie must come back on the IdP's redirect, a cross-site top-level
+        // navigation: Lax allows exactly that, and it is only sent to our own endpoints.
+        let state_attributes = CookieAttributes {
+            same_site: crate::config::SameSite::Lax,
+            path: config.oidc.path_prefix.clone(),
+            ..attributes.clone()
+        };
+        SessionCookies {
+            sealer: Sealer::new(&session.keys),
+            session_name: session.cookie_name.clone(),
+            state_name: config.oidc.state_cookie_name.clone(),
+            org_name: format!("{}_org", session.cookie_name),
+            attributes,
+            state_attributes,
+            max_age: session.max_age,
+            idle_timeout: session.idle_timeout,
+        }
+    }
+
+    /// The request's session, if it has a valid one at `now` (Unix seconds).
+    pub fn load(&self, headers: &HeaderMap, now: i64) -> Result<Session, Rejection> {
+        let sealed = jar::read_chunked(headers, &self.session_name).ok_or(Rejection::Missing)?;
+        let bytes = self.sealer.open(&self.session_name, &sealed).ok_or(Rejection::Invalid)?;
+        let session = Session::from_bytes(&bytes).ok_or(Rejection::Invalid)?;
+        if now >= session.issued_at.saturating_add(self.max_age.as_secs() as i64) {
+            return Err(Rejection::Expired);
+        }
+        if let Some(idle) = self.idle_timeout {
+            if now >= session.last_seen.saturating_add(idle.as_secs() as i64) {
+                return Err(Rejection::Idle);
+            }
+        }
+        Ok(session)
+    }
+
+    /// `Set-Cookie` values storing `session`, and the total size of the sealed value.
+    pub fn store(&self, headers: &HeaderMap, session: &Session, now: i64) -> (Vec<String>, usize) {
+        let sealed = self.sealer.seal(&self.session_name, &session.to_bytes());
+        let remaining = session.issued_at.saturating_add(self.max_age.as_secs() as i64) - now;
+        let max_age = Duration::from_secs(remaining.max(0) as u64);
+        let size = sealed.len();
+        (self.attributes.set_chunked(headers, &self.session_name, &sealed, Some(max_age)), size)
+    }
+
+    pub fn clear(&self, headers: &HeaderMap) -> Vec<String> {
+        self.attributes.clear_chunked(headers, &self.session_name)
+    }
+
+    pub fn pending(&self, headers: &HeaderMap) -> PendingLogins {
+        jar::cookie(headers, &self.state_name)
+            .and_then(|sealed| self.sealer.open(&self.state_name, sealed))
+            .and_then(|bytes| PendingLogins::from_bytes(&bytes))
+            .unwrap_or_default()
+    }
+
+    /// The `Set-Cookie` value for the pending logins; clears the cookie when none is left.
+    pub fn store_pending(&self, pending: &PendingLogins) -> String {
+        if pending.entries.is_empty() {
+            return self.state_attributes.clear(&self.state_name);
+        }
+        let sealed = self.sealer.seal(&self.state_name, &pending.to_bytes());
+        let ttl = Duration::from_secs(pending::PENDING_TTL_SECS as u64);
+        self.state_attributes.set(&self.state_name, &sealed, Some(ttl))
+    }
+
+    pub fn remembered_organization<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
+        jar::cookie(headers, &self.org_name)
+    }
+
+    pub fn remember_organization(&self, org_key: &str) -> String {
+        // Only a configured organization key gets here, so the value is cookie-safe.
+        self.attributes.set(&self.org_name, org_key, Some(Duration::from_secs(365 * 24 * 3600)))
+    }
+}

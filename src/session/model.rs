@@ -1,0 +1,70 @@
+//! What a session holds. Serialized compactly with postcard before sealing.
+
+use serde::{Deserialize, Serialize};
+
+/// The signed-in person, as the identity headers describe them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Identity {
+    pub subject: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub preferred_username: Option<String>,
+    /// Azure AD's `oid` where present, else `sub`: stable across a tenant's IdPs.
+    pub external_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Tokens {
+    pub access_token: String,
+    /// Unix seconds; `None` when the IdP did not say.
+    pub access_expires_at: Option<i64>,
+    pub refresh_token: Option<String>,
+    pub id_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Session {
+    /// Random id, for logs and back-channel logout bookkeeping.
+    pub id: String,
+    pub organization: String,
+    pub identity_provider: String,
+    pub identity: Identity,
+    pub tokens: Tokens,
+    /// The IdP's session id (`sid` claim), for back-channel logout.
+    pub idp_session_id: Option<String>,
+    /// Unix seconds when the user signed in; `session.max_age` counts from here.
+    pub issued_at: i64,
+    /// Unix seconds of the last request, for `session.idle_timeout`.
+    pub last_seen: i64,
+}
+
+impl Session {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Session> {
+        postcard::from_bytes(bytes).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let session = Session {
+            id: "abc".into(),
+            organization: "Operations".into(),
+            identity_provider: "oidc_kc_1".into(),
+            identity: Identity { subject: "u1".into(), email: Some("a@b".into()), external_id: "u1".into(), ..Default::default() },
+            tokens: Tokens { access_token: "at".into(), access_expires_at: Some(1), refresh_token: None, id_token: Some("it".into()) },
+            idp_session_id: None,
+            issued_at: 10,
+            last_seen: 11,
+        };
+        assert_eq!(Session::from_bytes(&session.to_bytes()).unwrap(), session);
+        assert!(Session::from_bytes(b"\xff\xff\xff").is_none());
+    }
+}
