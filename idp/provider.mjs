@@ -18,11 +18,14 @@
 //   keys            a JWKS {"keys": [...]} of private keys; a fresh RS256 key otherwise
 //
 // Test helpers: GET /_test/stats counts grants by type; POST /_test/rotate-keys adds a new
-// signing key in front of the old ones.
+// signing key in front of the old ones; POST /_test/forge?mode=M makes the token endpoint
+// hand out a forged ID token (wrong_key, wrong_aud, wrong_iss, wrong_nonce, expired,
+// alg_none), to prove the relying party rejects it; mode=off ends that.
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
 import Provider from 'oidc-provider';
+import * as jose from 'jose';
 
 const settings = JSON.parse(
   process.argv[2] ? readFileSync(process.argv[2], 'utf8') : (process.env.IDP_CONFIG || '{}'),
@@ -53,6 +56,29 @@ function claimsFor(login) {
 }
 
 const stats = { grants: {}, grant_errors: {}, logouts: 0, backchannel: 0 };
+let forgeMode = 'off';
+
+// Rewrites a genuine ID token the way an attacker or a broken IdP would.
+async function forge(idToken) {
+  const claims = jose.decodeJwt(idToken);
+  const header = jose.decodeProtectedHeader(idToken);
+  const now = Math.floor(Date.now() / 1000);
+  let signingKey = keys[0];
+  switch (forgeMode) {
+    case 'wrong_key': signingKey = { ...newSigningKey(), kid: header.kid }; break;
+    case 'wrong_aud': claims.aud = 'someone-else'; break;
+    case 'wrong_iss': claims.iss = 'https://evil.example'; break;
+    case 'wrong_nonce': claims.nonce = 'not-the-nonce'; break;
+    case 'expired': claims.iat = now - 7200; claims.exp = now - 3600; break;
+    case 'alg_none': {
+      const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      return `${enc({ alg: 'none', typ: 'JWT' })}.${enc(claims)}.`;
+    }
+    default: return idToken;
+  }
+  const key = await jose.importJWK(signingKey, 'RS256');
+  return new jose.SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: signingKey.kid }).sign(key);
+}
 const keys = settings.keys?.keys || [newSigningKey()];
 const ttl = settings.ttl || {};
 const scopeClaims = {
@@ -116,6 +142,12 @@ function buildProvider(issuer) {
     },
     cookies: { keys: ['test-idp-cookie-key'] },
   });
+  provider.use(async (ctx, next) => {
+    await next();
+    if (forgeMode !== 'off' && ctx.path === '/token' && ctx.body && ctx.body.id_token) {
+      ctx.body = { ...ctx.body, id_token: await forge(ctx.body.id_token) };
+    }
+  });
   provider.on('grant.success', (ctx) => {
     const type = ctx.oidc.params.grant_type;
     stats.grants[type] = (stats.grants[type] || 0) + 1;
@@ -140,6 +172,11 @@ server.listen(settings.port || 0, '127.0.0.1', () => {
     if (req.url === '/_test/stats') {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(stats));
+      return;
+    }
+    if (req.url.startsWith('/_test/forge') && req.method === 'POST') {
+      forgeMode = new URL(req.url, issuer).searchParams.get('mode') || 'off';
+      res.end(JSON.stringify({ forge: forgeMode }));
       return;
     }
     if (req.url === '/_test/rotate-keys' && req.method === 'POST') {

@@ -160,7 +160,12 @@ async fn handle(req: Request, record: Arc<Mutex<Vec<Seen>>>) -> Response {
             .body(Body::from_stream(chunks))
             .unwrap();
     }
-    let echo = serde_json::json!({"method": seen.method, "uri": seen.uri, "body_len": seen.body_len, "body_sha256": seen.body_sha256});
+    let identity: serde_json::Map<String, serde_json::Value> = seen
+        .headers_starting_with("x-sso-")
+        .into_iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let echo = serde_json::json!({"method": seen.method, "uri": seen.uri, "body_len": seen.body_len, "body_sha256": seen.body_sha256, "identity": identity});
     (
         [("content-type", "application/json"), ("x-upstream", "yes")],
         echo.to_string(),
@@ -171,6 +176,28 @@ async fn handle(req: Request, record: Arc<Mutex<Vec<Seen>>>) -> Response {
 /// Deterministic content for large bodies: byte i is `i % 251`.
 pub fn bytes_of(start: usize, len: usize) -> Vec<u8> {
     (start..start + len).map(|i| (i % 251) as u8).collect()
+}
+
+/// The ports a sidecar will listen on, chosen before it starts so that an IdP can be told
+/// the redirect URI first.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub proxy: u16,
+    pub admin: u16,
+}
+
+impl Ports {
+    pub fn new() -> Self {
+        Ports { proxy: free_port(), admin: free_port() }
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.proxy)
+    }
+
+    pub fn callback(&self) -> String {
+        format!("{}/oauth2/callback", self.origin())
+    }
 }
 
 /// A running `sso-sidecar run`, killed when dropped.
@@ -190,9 +217,14 @@ impl Sidecar {
     }
 
     pub fn start_with_env(config: &str, upstream: &str, env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let admin_port = free_port();
+        Self::start_on(Ports::new(), config, upstream, env)
+    }
+
+    /// Starts on chosen ports; `{public_url}` in the config becomes the proxy's origin.
+    pub fn start_on(ports: Ports, config: &str, upstream: &str, env: &[(&str, &str)]) -> Self {
+        let Ports { proxy: port, admin: admin_port } = ports;
         let text = config
+            .replace("{public_url}", &ports.origin())
             .replace("{listen}", &format!("127.0.0.1:{port}"))
             .replace("{admin}", &format!("127.0.0.1:{admin_port}"))
             .replace("{upstream}", upstream)
@@ -308,4 +340,208 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (i32, String,
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A real OpenID provider (`idp/provider.mjs`, npm `oidc-provider`), killed when dropped.
+pub struct Idp {
+    pub issuer: String,
+    pub port: u16,
+    child: Child,
+}
+
+impl Idp {
+    /// Starts the provider with `settings` (see the header of `idp/provider.mjs`).
+    pub fn start(settings: serde_json::Value) -> Self {
+        use std::io::BufRead;
+        let script = repo_root().join("idp/provider.mjs");
+        assert!(
+            repo_root().join("idp/node_modules/oidc-provider").exists(),
+            "idp/node_modules is missing: run `make test` (it runs npm ci)"
+        );
+        let mut child = Command::new("node")
+            .arg(script)
+            .env("IDP_CONFIG", settings.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node is installed");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("IdP did not start ({e}): {line:?}"));
+        Idp { issuer: ready["issuer"].as_str().unwrap().to_owned(), port: ready["port"].as_u64().unwrap() as u16, child }
+    }
+
+    /// A provider with one confidential client `shop` / `shop-secret` for `ports`.
+    pub fn for_sidecar(ports: Ports, extra: serde_json::Value) -> Self {
+        let mut settings = serde_json::json!({
+            "clients": [{
+                "client_id": "shop",
+                "client_secret": "shop-secret",
+                "redirect_uris": [ports.callback()],
+                "post_logout_redirect_uris": [format!("{}/", ports.origin())],
+            }],
+        });
+        if let (Some(base), Some(extra)) = (settings.as_object_mut(), extra.as_object()) {
+            base.extend(extra.clone());
+        }
+        Self::start(settings)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        reqwest::blocking::get(self.url("/_test/stats")).unwrap().json().unwrap()
+    }
+
+    pub fn forge(&self, mode: &str) {
+        reqwest::blocking::Client::new().post(self.url(&format!("/_test/forge?mode={mode}"))).send().unwrap();
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An HTTP client that behaves like a browser for sign-in: keeps cookies, sends
+/// `Accept: text/html`, and follows redirects one by one so tests can watch them.
+pub struct Browser {
+    pub client: reqwest::blocking::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+}
+
+/// One answer the browser got.
+#[derive(Debug)]
+pub struct Page {
+    pub url: String,
+    pub status: u16,
+    pub location: Option<String>,
+    pub set_cookies: Vec<String>,
+    pub body: String,
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Browser { client, jar }
+    }
+
+    fn page(url: &str, response: reqwest::blocking::Response) -> Page {
+        let status = response.status().as_u16();
+        let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+        let set_cookies = response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        let body = response.text().unwrap_or_default();
+        Page { url: url.to_owned(), status, location, set_cookies, body }
+    }
+
+    pub fn get(&self, url: &str) -> Page {
+        let response = self.client.get(url).header("Accept", "text/html,application/xhtml+xml").send().unwrap();
+        Self::page(url, response)
+    }
+
+    pub fn post_form(&self, url: &str, form: &[(String, String)]) -> Page {
+        let response = self.client.post(url).header("Accept", "text/html").form(form).send().unwrap();
+        Self::page(url, response)
+    }
+
+    /// Follows redirects from `page` until an answer that is not a redirect.
+    pub fn follow(&self, mut page: Page) -> Page {
+        for _ in 0..20 {
+            let Some(location) = page.location.clone().filter(|_| (300..400).contains(&page.status)) else {
+                return page;
+            };
+            let next = absolute(&page.url, &location);
+            page = self.get(&next);
+        }
+        panic!("too many redirects, last: {page:?}");
+    }
+
+    /// At the IdP: fills and submits its forms (login with `user`, then any consent) until
+    /// the IdP sends the browser back to `until_origin`. Returns that redirect's target.
+    pub fn sign_in_at_idp(&self, mut page: Page, user: &str, until_origin: &str) -> String {
+        for _ in 0..20 {
+            if let Some(location) = page.location.clone().filter(|_| (300..400).contains(&page.status)) {
+                let next = absolute(&page.url, &location);
+                if next.starts_with(until_origin) {
+                    return next;
+                }
+                page = self.get(&next);
+                continue;
+            }
+            assert_eq!(page.status, 200, "unexpected page at the IdP: {page:?}");
+            let (action, mut fields) = parse_form(&page.body).unwrap_or_else(|| panic!("no form on IdP page: {}", page.body));
+            if page.body.contains("name=\"login\"") {
+                fields.push(("login".into(), user.into()));
+                fields.push(("password".into(), "any-password".into()));
+            }
+            page = self.post_form(&absolute(&page.url, &action), &fields);
+        }
+        panic!("sign-in at the IdP did not finish");
+    }
+
+    /// The value of cookie `name` the browser would send to `url`.
+    pub fn cookie(&self, url: &str, name: &str) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let header = self.jar.cookies(&url.parse().unwrap())?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find_map(|pair| pair.strip_prefix(&format!("{name}=")).map(str::to_owned))
+    }
+
+    pub fn set_cookie(&self, url: &str, cookie: &str) {
+        self.jar.add_cookie_str(cookie, &url.parse().unwrap());
+    }
+}
+
+pub fn absolute(base: &str, location: &str) -> String {
+    url::Url::parse(base).unwrap().join(location).unwrap().to_string()
+}
+
+/// The first form of an HTML page: its action and its hidden inputs.
+pub fn parse_form(html: &str) -> Option<(String, Vec<(String, String)>)> {
+    let form_start = html.find("<form")?;
+    let form = &html[form_start..];
+    let form = &form[..form.find("</form>").unwrap_or(form.len())];
+    let action = attribute(form, "action").unwrap_or_default();
+    let mut fields = Vec::new();
+    let mut rest = form;
+    while let Some(i) = rest.find("<input") {
+        let tag_end = rest[i..].find('>').map_or(rest.len(), |e| i + e);
+        let tag = &rest[i..tag_end];
+        if tag.contains("type=\"hidden\"") {
+            if let (Some(name), value) = (attribute(tag, "name"), attribute(tag, "value")) {
+                fields.push((name, value.unwrap_or_default()));
+            }
+        }
+        rest = &rest[tag_end..];
+    }
+    Some((html_unescape(&action), fields.into_iter().map(|(k, v)| (html_unescape(&k), html_unescape(&v))).collect()))
+}
+
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let needle = format!("{name}=\"");
+    let start = tag.find(&needle)? + needle.len();
+    let end = tag[start..].find('"')? + start;
+    Some(tag[start..end].to_owned())
+}
+
+fn html_unescape(s: &str) -> String {
+    s.replace("&amp;", "&").replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">")
 }
