@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what building, testing and the demo need, and only what is missing.
-# Debian packages via apt-get (as root, or with sudo when available).
+# Installs what building, testing and the demo need, and only what is missing:
+# Debian packages with apt-get (as root, or through sudo), Node packages with `npm ci`.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 missing=()
 need() { # need <command> <debian package>
@@ -12,6 +13,11 @@ need cc build-essential
 need pkg-config pkg-config
 need python3 python3        # the demo shop backend
 need curl curl
+need node nodejs            # the OpenID provider for tests and the demo (npm oidc-provider)
+need npm npm
+if [ "${SKIP_BROWSER:-0}" != 1 ]; then
+  need chromium chromium    # browser tests (driven by npm playwright-core)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
@@ -25,4 +31,9 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo is not installed; install a Rust toolchain (https://rustup.rs) and run again" >&2
   exit 1
+fi
+
+# Node packages, pinned by idp/package-lock.json; reinstalled only when the lock changes.
+if [ ! -f idp/node_modules/.package-lock.json ] || [ idp/package-lock.json -nt idp/node_modules/.package-lock.json ]; then
+  (cd idp && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -175,7 +175,11 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// The value of each identity header for a session. Values are sent as UTF-8 (names such
 /// as "Jürgen" stay intact); control characters are dropped so no value can split a header.
-pub fn identity_value(header: IdentityHeader, session: &Session, self_administration: &str) -> Option<HeaderValue> {
+pub fn identity_value(
+    header: IdentityHeader,
+    session: &Session,
+    self_administration: &str,
+) -> Option<HeaderValue> {
     let identity = &session.identity;
     let text: &str = match header {
         IdentityHeader::Subject => &identity.subject,
@@ -313,7 +317,10 @@ mod tests {
         let value = identity_value(IdentityHeader::Name, &session, "NONE").unwrap();
         assert_eq!(value.as_bytes(), "JürgenX-SSO-Subject: admin".as_bytes());
         assert!(identity_value(IdentityHeader::Email, &session, "NONE").is_none());
-        assert_eq!(identity_value(IdentityHeader::SelfAdministration, &session, "UPDATE").unwrap(), "UPDATE");
+        assert_eq!(
+            identity_value(IdentityHeader::SelfAdministration, &session, "UPDATE").unwrap(),
+            "UPDATE"
+        );
     }
 
     #[test]

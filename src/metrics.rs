@@ -60,28 +60,49 @@ pub struct Metrics {
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric");
-    registry.register(Box::new(metric.clone())).expect("metric names are unique");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
     metric
 }
 
-fn histogram_vec(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]) -> HistogramVec {
-    let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("static metric");
-    registry.register(Box::new(metric.clone())).expect("metric names are unique");
+fn histogram_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+    labels: &[&str],
+) -> HistogramVec {
+    let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .expect("static metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
     metric
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric");
-    registry.register(Box::new(metric.clone())).expect("metric names are unique");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
     metric
 }
 
-const LATENCY_BUCKETS: [f64; 15] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const LATENCY_BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("sso_sidecar".to_owned()), None).expect("static namespace is valid");
-        let requests_vec = counter_vec(&registry, "http_requests_total", "HTTP requests answered, by route kind and status class", &["route", "status"]);
+        let registry = Registry::new_custom(Some("sso_sidecar".to_owned()), None)
+            .expect("static namespace is valid");
+        let requests_vec = counter_vec(
+            &registry,
+            "http_requests_total",
+            "HTTP requests answered, by route kind and status class",
+            &["route", "status"],
+        );
         let latency_vec = histogram_vec(
             &registry,
             "upstream_duration_seconds",
@@ -89,32 +110,93 @@ impl Metrics {
             LATENCY_BUCKETS.to_vec(),
             &["route"],
         );
-        let failures_vec = counter_vec(&registry, "upstream_failures_total", "Requests that could not be forwarded, by reason", &["reason"]);
-        let config_reloads = counter_vec(&registry, "config_reloads_total", "Config reloads by outcome", &["outcome"]);
-        let client_secret_expiry = gauge_vec(&registry, "client_secret_expire_at_seconds", "When each IdP's client secret expires (Unix time)", &["idp"]);
-        let build_info = gauge_vec(&registry, "build_info", "Version of the running sidecar; always 1", &["version"]);
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let idp_calls = histogram_vec(&registry, "idp_request_duration_seconds", "Calls to identity providers by IdP and call", LATENCY_BUCKETS.to_vec(), &["idp", "call"]);
-        let discovery = counter_vec(&registry, "idp_discovery_total", "Discovery and key (JWKS) fetches by IdP and outcome", &["idp", "outcome"]);
-        let logins_started = counter_vec(&registry, "logins_started_total", "Logins sent to an identity provider", &["organization", "idp"]);
-        let logins_completed = counter_vec(&registry, "logins_completed_total", "Logins completed with a session", &["organization", "idp"]);
-        let logins_failed = counter_vec(&registry, "logins_failed_total", "Logins that failed, by reason", &["organization", "idp", "reason"]);
+        let failures_vec = counter_vec(
+            &registry,
+            "upstream_failures_total",
+            "Requests that could not be forwarded, by reason",
+            &["reason"],
+        );
+        let config_reloads = counter_vec(
+            &registry,
+            "config_reloads_total",
+            "Config reloads by outcome",
+            &["outcome"],
+        );
+        let client_secret_expiry = gauge_vec(
+            &registry,
+            "client_secret_expire_at_seconds",
+            "When each IdP's client secret expires (Unix time)",
+            &["idp"],
+        );
+        let build_info = gauge_vec(
+            &registry,
+            "build_info",
+            "Version of the running sidecar; always 1",
+            &["version"],
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let idp_calls = histogram_vec(
+            &registry,
+            "idp_request_duration_seconds",
+            "Calls to identity providers by IdP and call",
+            LATENCY_BUCKETS.to_vec(),
+            &["idp", "call"],
+        );
+        let discovery = counter_vec(
+            &registry,
+            "idp_discovery_total",
+            "Discovery and key (JWKS) fetches by IdP and outcome",
+            &["idp", "outcome"],
+        );
+        let logins_started = counter_vec(
+            &registry,
+            "logins_started_total",
+            "Logins sent to an identity provider",
+            &["organization", "idp"],
+        );
+        let logins_completed = counter_vec(
+            &registry,
+            "logins_completed_total",
+            "Logins completed with a session",
+            &["organization", "idp"],
+        );
+        let logins_failed = counter_vec(
+            &registry,
+            "logins_failed_total",
+            "Logins that failed, by reason",
+            &["organization", "idp", "reason"],
+        );
         let session_cookie_bytes = histogram_vec(
             &registry,
             "session_cookie_bytes",
             "Size of the sealed session cookie value when it is set",
-            vec![512.0, 1024.0, 2048.0, 3072.0, 3800.0, 4096.0, 6144.0, 8192.0, 16384.0],
+            vec![
+                512.0, 1024.0, 2048.0, 3072.0, 3800.0, 4096.0, 6144.0, 8192.0, 16384.0,
+            ],
             &[],
         )
         .with_label_values(&[] as &[&str]);
-        let sessions_rejected = counter_vec(&registry, "sessions_rejected_total", "Session cookies that were not accepted, by reason", &["reason"]);
+        let sessions_rejected = counter_vec(
+            &registry,
+            "sessions_rejected_total",
+            "Session cookies that were not accepted, by reason",
+            &["reason"],
+        );
 
         let requests = RouteKind::ALL
             .iter()
-            .map(|kind| STATUS_CLASSES.map(|class| requests_vec.with_label_values(&[kind.as_str(), class])))
+            .map(|kind| {
+                STATUS_CLASSES.map(|class| requests_vec.with_label_values(&[kind.as_str(), class]))
+            })
             .collect();
-        let upstream_latency = RouteKind::ALL.iter().map(|kind| latency_vec.with_label_values(&[kind.as_str()])).collect();
-        let upstream_failures = UpstreamFailure::ALL.map(|f| failures_vec.with_label_values(&[f.as_str()]));
+        let upstream_latency = RouteKind::ALL
+            .iter()
+            .map(|kind| latency_vec.with_label_values(&[kind.as_str()]))
+            .collect();
+        let upstream_failures =
+            UpstreamFailure::ALL.map(|f| failures_vec.with_label_values(&[f.as_str()]));
         Metrics {
             registry,
             requests,
@@ -133,7 +215,9 @@ impl Metrics {
     }
 
     pub fn observe_idp_call(&self, idp: &str, call: &str, elapsed: Duration) {
-        self.idp_calls.with_label_values(&[idp, call]).observe(elapsed.as_secs_f64());
+        self.idp_calls
+            .with_label_values(&[idp, call])
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn count_discovery(&self, idp: &str, outcome: &str) {
@@ -141,16 +225,22 @@ impl Metrics {
     }
 
     pub fn login_started(&self, organization: &str, idp: &str) {
-        self.logins_started.with_label_values(&[organization, idp]).inc();
+        self.logins_started
+            .with_label_values(&[organization, idp])
+            .inc();
     }
 
     pub fn login_completed(&self, organization: &str, idp: &str, cookie_bytes: usize) {
-        self.logins_completed.with_label_values(&[organization, idp]).inc();
+        self.logins_completed
+            .with_label_values(&[organization, idp])
+            .inc();
         self.session_cookie_bytes.observe(cookie_bytes as f64);
     }
 
     pub fn login_failed(&self, organization: &str, idp: &str, reason: &str) {
-        self.logins_failed.with_label_values(&[organization, idp, reason]).inc();
+        self.logins_failed
+            .with_label_values(&[organization, idp, reason])
+            .inc();
     }
 
     pub fn session_rejected(&self, reason: &str) {

@@ -89,8 +89,15 @@ impl ProxyHttp for SidecarProxy {
             let endpoint = self.rt.router.own_endpoint(path).unwrap_or_default();
             self.rt.auth.endpoint(endpoint, &request, now).await
         } else {
-            match self.rt.auth.gate(matched.kind, matched.organization, &request, now) {
-                Gate::Forward { session, set_cookies } => {
+            match self
+                .rt
+                .auth
+                .gate(matched.kind, matched.organization, &request, now)
+            {
+                Gate::Forward {
+                    session,
+                    set_cookies,
+                } => {
                     ctx.session = Some(session);
                     ctx.set_cookies = set_cookies;
                     return Ok(false);
@@ -167,7 +174,11 @@ impl ProxyHttp for SidecarProxy {
         }
         upstream_request.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(user) = &ctx.session {
-            let policy = rt.self_administration.get(&user.organization).copied().unwrap_or("NONE");
+            let policy = rt
+                .self_administration
+                .get(&user.organization)
+                .copied()
+                .unwrap_or("NONE");
             for (header, name) in &rt.identity_headers {
                 if let Some(value) = forwarding::identity_value(*header, user, policy) {
                     upstream_request.insert_header(name.clone(), value)?;
@@ -334,7 +345,9 @@ async fn respond_reply(session: &mut Session, ctx: &RequestCtx, reply: Reply) ->
     resp.insert_header(header::CONTENT_LENGTH, reply.body.len())?;
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
     let head_only = session.req_header().method == http::Method::HEAD;
-    session.write_response_header(Box::new(resp), head_only).await?;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
     if !head_only {
         session.write_response_body(Some(reply.body), true).await?;
     }

@@ -25,14 +25,25 @@ pub struct Reply {
 impl Reply {
     pub fn html(status: u16, html: String) -> Self {
         let mut headers = vec![("content-type", "text/html; charset=utf-8".to_owned())];
-        headers.extend(PAGE_SECURITY_HEADERS.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        Reply { status, headers, body: Bytes::from(html) }
+        headers.extend(
+            PAGE_SECURITY_HEADERS
+                .iter()
+                .map(|(k, v)| (*k, (*v).to_owned())),
+        );
+        Reply {
+            status,
+            headers,
+            body: Bytes::from(html),
+        }
     }
 
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
         Reply {
             status,
-            headers: vec![("content-type", "application/json".to_owned()), ("cache-control", "no-store".to_owned())],
+            headers: vec![
+                ("content-type", "application/json".to_owned()),
+                ("cache-control", "no-store".to_owned()),
+            ],
             body: Bytes::from(format!("{value}\n")),
         }
     }
@@ -40,7 +51,10 @@ impl Reply {
     pub fn redirect(location: &str) -> Self {
         Reply {
             status: 302,
-            headers: vec![("location", location.to_owned()), ("cache-control", "no-store".to_owned())],
+            headers: vec![
+                ("location", location.to_owned()),
+                ("cache-control", "no-store".to_owned()),
+            ],
             body: Bytes::new(),
         }
     }
@@ -63,15 +77,22 @@ impl Reply {
     }
 
     pub fn with_cookies(mut self, set_cookies: impl IntoIterator<Item = String>) -> Self {
-        self.headers.extend(set_cookies.into_iter().map(|c| ("set-cookie", c)));
+        self.headers
+            .extend(set_cookies.into_iter().map(|c| ("set-cookie", c)));
         self
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn set_cookies(&self) -> impl Iterator<Item = &str> {
-        self.headers.iter().filter(|(k, _)| *k == "set-cookie").map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .filter(|(k, _)| *k == "set-cookie")
+            .map(|(_, v)| v.as_str())
     }
 }

@@ -32,7 +32,10 @@ impl Runtime {
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Self {
         for (key, idp) in &config.identity_providers {
             if let Some(expire_at) = idp.oidc().and_then(|o| o.client_secret_expire_at) {
-                metrics.client_secret_expiry.with_label_values(&[key]).set(expire_at.timestamp());
+                metrics
+                    .client_secret_expiry
+                    .with_label_values(&[key])
+                    .set(expire_at.timestamp());
             }
         }
         let identity_headers = config
@@ -41,16 +44,24 @@ impl Runtime {
             .iter()
             .filter_map(|h| {
                 let name = format!("{}{}", config.headers.prefix, h.suffix()).to_ascii_lowercase();
-                HeaderName::from_bytes(name.as_bytes()).ok().map(|name| (*h, name))
+                HeaderName::from_bytes(name.as_bytes())
+                    .ok()
+                    .map(|name| (*h, name))
             })
             .collect();
-        let self_administration =
-            config.organizations.iter().map(|(k, o)| (k.clone(), o.self_administration.header_value())).collect();
+        let self_administration = config
+            .organizations
+            .iter()
+            .map(|(k, o)| (k.clone(), o.self_administration.header_value()))
+            .collect();
         let registry = Arc::new(Registry::new(&config, metrics.clone()));
         Runtime {
             router: Router::new(config.routes.clone(), &config.oidc.path_prefix),
             upstream: UpstreamTarget::new(config.server.upstream.clone()),
-            sidecar_cookies: SidecarCookies::new(&config.session.cookie_name, &config.oidc.state_cookie_name),
+            sidecar_cookies: SidecarCookies::new(
+                &config.session.cookie_name,
+                &config.oidc.state_cookie_name,
+            ),
             identity_prefix_lower: config.headers.prefix.to_ascii_lowercase(),
             identity_headers,
             self_administration,

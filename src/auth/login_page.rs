@@ -8,9 +8,19 @@ pub struct IdpChoice<'a> {
 }
 
 /// Step one: which organization do you belong to?
-pub fn organization_form(action: &str, return_to: &str, prefill: &str, error: Option<&str>) -> String {
+pub fn organization_form(
+    action: &str,
+    return_to: &str,
+    prefill: &str,
+    error: Option<&str>,
+) -> String {
     let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\" id=\"error\">{}</p>", escape(e)))
+        .map(|e| {
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
+                escape(e)
+            )
+        })
         .unwrap_or_default();
     page(
         "Sign in",
@@ -30,9 +40,21 @@ pub fn organization_form(action: &str, return_to: &str, prefill: &str, error: Op
 }
 
 /// Step two: one button per identity provider of the organization.
-pub fn idp_list(action: &str, return_to: &str, org_key: &str, org_name: &str, idps: &[IdpChoice<'_>], error: Option<&str>) -> String {
+pub fn idp_list(
+    action: &str,
+    return_to: &str,
+    org_key: &str,
+    org_name: &str,
+    idps: &[IdpChoice<'_>],
+    error: Option<&str>,
+) -> String {
     let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\" id=\"error\">{}</p>", escape(e)))
+        .map(|e| {
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
+                escape(e)
+            )
+        })
         .unwrap_or_default();
     let buttons: String = idps
         .iter()
@@ -57,7 +79,8 @@ pub fn idp_list(action: &str, return_to: &str, org_key: &str, org_name: &str, id
 <p class=\"hint\"><a href=\"{action}?rd={rd_q}\">Not {org}? Choose another organization</a></p>",
             org = escape(org_name),
             action = escape(action),
-            rd_q = escape(&form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()),
+            rd_q =
+                escape(&form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()),
         ),
     )
 }

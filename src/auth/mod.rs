@@ -35,7 +35,10 @@ pub struct Request<'a> {
 /// What happens to a request on a protected route.
 pub enum Gate {
     /// Signed in: forward with this identity; `set_cookies` go on the response.
-    Forward { session: Box<Session>, set_cookies: Vec<String> },
+    Forward {
+        session: Box<Session>,
+        set_cookies: Vec<String>,
+    },
     /// Not signed in (or not for this organization): answer with this.
     Deny(Reply),
 }
@@ -80,16 +83,30 @@ impl AuthService {
             ("/userinfo", &Method::GET) => self.userinfo(req, now),
             _ => Reply::html(
                 404,
-                pages::message("Not found", "This address belongs to the sign-in service and does not exist.", Some(("/", "Go to the shop")), req.request_id),
+                pages::message(
+                    "Not found",
+                    "This address belongs to the sign-in service and does not exist.",
+                    Some(("/", "Go to the shop")),
+                    req.request_id,
+                ),
             ),
         }
     }
 
     /// Decides whether a request on a `required` or `api` route may go upstream.
-    pub fn gate(&self, kind: RouteKind, pinned_org: Option<&str>, req: &Request<'_>, now: i64) -> Gate {
+    pub fn gate(
+        &self,
+        kind: RouteKind,
+        pinned_org: Option<&str>,
+        req: &Request<'_>,
+        now: i64,
+    ) -> Gate {
         let rejection = match self.cookies.load(req.headers, now) {
             Ok(session) if pinned_org.is_none_or(|org| org == session.organization) => {
-                return Gate::Forward { set_cookies: self.touch(req.headers, &session, now), session: Box::new(session) };
+                return Gate::Forward {
+                    set_cookies: self.touch(req.headers, &session, now),
+                    session: Box::new(session),
+                };
             }
             Ok(_) => "other_organization",
             Err(Rejection::Missing) => "missing",
@@ -137,9 +154,12 @@ impl AuthService {
                     return Reply::html(200, html);
                 }
             },
-            None if self.config.organizations.len() == 1 => {
-                self.config.organizations.values().next().expect("one organization")
-            }
+            None if self.config.organizations.len() == 1 => self
+                .config
+                .organizations
+                .values()
+                .next()
+                .expect("one organization"),
             None => {
                 let prefill = self
                     .cookies
@@ -147,17 +167,29 @@ impl AuthService {
                     .and_then(|key| self.config.organizations.get(key))
                     .map(|org| org.external_name.as_str())
                     .unwrap_or("");
-                return Reply::html(200, login_page::organization_form(&self.start_path, &return_to, prefill, None));
+                return Reply::html(
+                    200,
+                    login_page::organization_form(&self.start_path, &return_to, prefill, None),
+                );
             }
         };
         let chosen = match params.get("idp") {
             Some(idp) if org.identity_providers.iter().any(|k| k == idp) => idp.to_owned(),
-            Some(_) => return self.idp_list(org, &return_to, Some("Please choose one of these sign-in options.")),
+            Some(_) => {
+                return self.idp_list(
+                    org,
+                    &return_to,
+                    Some("Please choose one of these sign-in options."),
+                )
+            }
             None if org.identity_providers.len() == 1 => org.identity_providers[0].clone(),
             None if org.identity_providers.is_empty() => {
                 let html = pages::message(
                     "Sign-in is not available",
-                    &format!("No sign-in option is set up for {}. Please contact the shop.", org.external_name),
+                    &format!(
+                        "No sign-in option is set up for {}. Please contact the shop.",
+                        org.external_name
+                    ),
                     Some((&self.start_path, "Choose another organization")),
                     req.request_id,
                 );
@@ -166,10 +198,19 @@ impl AuthService {
             None => return self.idp_list(org, &return_to, None),
         };
         let remember = self.cookies.remember_organization(&org.key);
-        match self.config.identity_providers.get(&chosen).map(|idp| &idp.kind) {
-            Some(IdentityProviderKind::Oidc(_)) => self.redirect_to_idp(req, org, &chosen, &return_to, now).with_cookies([remember]),
+        match self
+            .config
+            .identity_providers
+            .get(&chosen)
+            .map(|idp| &idp.kind)
+        {
+            Some(IdentityProviderKind::Oidc(_)) => self
+                .redirect_to_idp(req, org, &chosen, &return_to, now)
+                .with_cookies([remember]),
             // `local` and the implicit ICM `local`: the backend's own login, session untouched.
-            Some(IdentityProviderKind::Local) | None => Reply::redirect(&org.local_login_url).with_cookies([remember]),
+            Some(IdentityProviderKind::Local) | None => {
+                Reply::redirect(&org.local_login_url).with_cookies([remember])
+            }
         }
     }
 
@@ -179,17 +220,47 @@ impl AuthService {
             .iter()
             .map(|key| login_page::IdpChoice {
                 key,
-                name: self.config.identity_providers.get(key).map_or(key.as_str(), |idp| idp.name.as_str()),
+                name: self
+                    .config
+                    .identity_providers
+                    .get(key)
+                    .map_or(key.as_str(), |idp| idp.name.as_str()),
             })
             .collect();
-        Reply::html(200, login_page::idp_list(&self.start_path, return_to, &org.key, &org.external_name, &choices, error))
+        Reply::html(
+            200,
+            login_page::idp_list(
+                &self.start_path,
+                return_to,
+                &org.key,
+                &org.external_name,
+                &choices,
+                error,
+            ),
+        )
     }
 
-    fn redirect_to_idp(&self, req: &Request<'_>, org: &Organization, idp_key: &str, return_to: &str, now: i64) -> Reply {
-        let discovered = self.registry.get(idp_key).and_then(|p| p.discovered().map(|d| (p, d)));
+    fn redirect_to_idp(
+        &self,
+        req: &Request<'_>,
+        org: &Organization,
+        idp_key: &str,
+        return_to: &str,
+        now: i64,
+    ) -> Reply {
+        let discovered = self
+            .registry
+            .get(idp_key)
+            .and_then(|p| p.discovered().map(|d| (p, d)));
         let Some((provider, discovered)) = discovered else {
-            self.metrics.login_failed(&org.key, idp_key, "idp_unavailable");
-            let retry = format!("{}?rd={}&org={}", self.start_path, urlencode(return_to), urlencode(&org.key));
+            self.metrics
+                .login_failed(&org.key, idp_key, "idp_unavailable");
+            let retry = format!(
+                "{}?rd={}&org={}",
+                self.start_path,
+                urlencode(return_to),
+                urlencode(&org.key)
+            );
             let html = pages::message(
                 "The identity provider is not available",
                 "Your organization's identity provider cannot be reached at the moment. Please try again in a minute.",
@@ -198,25 +269,41 @@ impl AuthService {
             );
             return Reply::html(503, html);
         };
-        let start = oidc::begin(provider, &discovered, LoginTarget { organization: &org.key, return_to }, now);
+        let start = oidc::begin(
+            provider,
+            &discovered,
+            LoginTarget {
+                organization: &org.key,
+                return_to,
+            },
+            now,
+        );
         let mut pending = self.cookies.pending(req.headers);
         pending.push(start.pending, now);
         self.metrics.login_started(&org.key, idp_key);
-        Reply::redirect(start.authorize_url.as_str()).with_cookies([self.cookies.store_pending(&pending)])
+        Reply::redirect(start.authorize_url.as_str())
+            .with_cookies([self.cookies.store_pending(&pending)])
     }
 
     async fn callback(&self, req: &Request<'_>, now: i64) -> Reply {
         let params = Params::parse(req.query);
         let mut pending = self.cookies.pending(req.headers);
         let had_pending = !pending.entries.is_empty();
-        let login = params.get("state").and_then(|state| pending.take(state, now));
+        let login = params
+            .get("state")
+            .and_then(|state| pending.take(state, now));
         let state_cookie = self.cookies.store_pending(&pending);
-        let (org, idp) = login
-            .as_ref()
-            .map_or(("unknown", "unknown"), |l| (l.organization.as_str(), l.identity_provider.as_str()));
+        let (org, idp) = login.as_ref().map_or(("unknown", "unknown"), |l| {
+            (l.organization.as_str(), l.identity_provider.as_str())
+        });
         let result = match (&login, params.get("error")) {
-            (_, Some(error)) => Err(LoginError::Idp { error: error.to_owned(), description: params.get("error_description").map(str::to_owned) }),
-            (None, None) if had_pending && params.get("state").is_some() => Err(LoginError::StateMismatch),
+            (_, Some(error)) => Err(LoginError::Idp {
+                error: error.to_owned(),
+                description: params.get("error_description").map(str::to_owned),
+            }),
+            (None, None) if had_pending && params.get("state").is_some() => {
+                Err(LoginError::StateMismatch)
+            }
             (None, None) => Err(LoginError::MissingState),
             (Some(login), None) => self.finish(login, params.get("code"), now).await,
         };
@@ -225,7 +312,12 @@ impl AuthService {
                 let (mut cookies, size) = self.cookies.store(req.headers, &session, now);
                 cookies.push(state_cookie);
                 self.metrics.login_completed(org, idp, size);
-                tracing::info!(organization = org, idp, session = session.id.as_str(), "login completed");
+                tracing::info!(
+                    organization = org,
+                    idp,
+                    session = session.id.as_str(),
+                    "login completed"
+                );
                 let return_to = login.as_ref().map_or("/", |l| l.return_to.as_str());
                 Reply::redirect(return_to).with_cookies(cookies)
             }
@@ -233,28 +325,50 @@ impl AuthService {
                 self.metrics.login_failed(org, idp, error.reason());
                 tracing::warn!(organization = org, idp, reason = error.reason(), %error, "login failed");
                 let retry = match &login {
-                    Some(l) => format!("{}?rd={}&org={}", self.start_path, urlencode(&l.return_to), urlencode(&l.organization)),
+                    Some(l) => format!(
+                        "{}?rd={}&org={}",
+                        self.start_path,
+                        urlencode(&l.return_to),
+                        urlencode(&l.organization)
+                    ),
                     None => self.start_path.clone(),
                 };
                 let (status, title) = login_error_page(&error);
-                let html = pages::message(title, &error.to_string(), Some((&retry, "Sign in again")), req.request_id);
+                let html = pages::message(
+                    title,
+                    &error.to_string(),
+                    Some((&retry, "Sign in again")),
+                    req.request_id,
+                );
                 Reply::html(status, html).with_cookies([state_cookie])
             }
         }
     }
 
-    async fn finish(&self, login: &crate::session::PendingLogin, code: Option<&str>, now: i64) -> Result<Session, LoginError> {
-        let code = code.filter(|c| !c.is_empty()).ok_or(LoginError::MissingCode)?;
-        let provider = self
-            .registry
-            .get(&login.identity_provider)
-            .ok_or_else(|| LoginError::Misconfigured(format!("{} is no longer configured", login.identity_provider)))?;
-        let discovered = provider.discovered().ok_or_else(|| LoginError::Unreachable("discovery has not succeeded".into()))?;
+    async fn finish(
+        &self,
+        login: &crate::session::PendingLogin,
+        code: Option<&str>,
+        now: i64,
+    ) -> Result<Session, LoginError> {
+        let code = code
+            .filter(|c| !c.is_empty())
+            .ok_or(LoginError::MissingCode)?;
+        let provider = self.registry.get(&login.identity_provider).ok_or_else(|| {
+            LoginError::Misconfigured(format!(
+                "{} is no longer configured",
+                login.identity_provider
+            ))
+        })?;
+        let discovered = provider
+            .discovered()
+            .ok_or_else(|| LoginError::Unreachable("discovery has not succeeded".into()))?;
         let checks = TokenChecks {
             max_clock_skew: self.config.oidc.max_clock_skew,
             accept_unsigned_tokens: self.config.oidc.accept_unsigned_tokens,
         };
-        let result = oidc::finish(&self.registry, provider, &discovered, login, code, checks).await?;
+        let result =
+            oidc::finish(&self.registry, provider, &discovered, login, code, checks).await?;
         Ok(Session {
             id: uuid::Uuid::new_v4().simple().to_string(),
             organization: login.organization.clone(),
@@ -271,7 +385,11 @@ impl AuthService {
         let Ok(session) = self.cookies.load(req.headers, now) else {
             return Reply::unauthorized(None);
         };
-        let policy = self.config.organizations.get(&session.organization).map(|o| o.self_administration.header_value());
+        let policy = self
+            .config
+            .organizations
+            .get(&session.organization)
+            .map(|o| o.self_administration.header_value());
         let identity = &session.identity;
         Reply::json(
             200,
@@ -292,9 +410,13 @@ impl AuthService {
 
 fn login_error_page(error: &LoginError) -> (u16, &'static str) {
     match error {
-        LoginError::Idp { error, .. } if error == "access_denied" => (403, "Sign-in was cancelled or denied"),
+        LoginError::Idp { error, .. } if error == "access_denied" => {
+            (403, "Sign-in was cancelled or denied")
+        }
         LoginError::Idp { .. } => (502, "The identity provider reported an error"),
-        LoginError::MissingState | LoginError::StateMismatch | LoginError::MissingCode => (400, "This sign-in link is no longer valid"),
+        LoginError::MissingState | LoginError::StateMismatch | LoginError::MissingCode => {
+            (400, "This sign-in link is no longer valid")
+        }
         LoginError::CodeRejected(_) => (400, "This sign-in link is no longer valid"),
         LoginError::InvalidIdToken(_) => (401, "Your identity could not be verified"),
         LoginError::Unreachable(_) => (503, "The identity provider is not available"),
@@ -312,10 +434,17 @@ struct Params(Vec<(String, String)>);
 
 impl Params {
     fn parse(query: Option<&str>) -> Self {
-        Params(form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect())
+        Params(
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }

@@ -9,7 +9,8 @@ const BASE: &str = "http://sidecar.invalid/";
 /// (`//evil`), absolute URLs, backslash tricks (`/\evil`), control characters, and the same
 /// after percent-decoding, and paths under the sidecar's own prefix (which would loop).
 pub fn safe_return_path(rd: Option<&str>, own_prefix: &str) -> String {
-    rd.and_then(|rd| check(rd, own_prefix)).unwrap_or_else(|| "/".to_owned())
+    rd.and_then(|rd| check(rd, own_prefix))
+        .unwrap_or_else(|| "/".to_owned())
 }
 
 fn check(rd: &str, own_prefix: &str) -> Option<String> {
@@ -35,7 +36,10 @@ fn check(rd: &str, own_prefix: &str) -> Option<String> {
     }
     let mut out = url.path().to_owned();
     if out.starts_with(own_prefix)
-        && out[own_prefix.len()..].chars().next().is_none_or(|c| c == '/')
+        && out[own_prefix.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| c == '/')
     {
         return None;
     }
@@ -58,7 +62,10 @@ fn is_plain_path(s: &str) -> bool {
 }
 
 fn percent_decode(s: &str) -> Option<String> {
-    percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned())
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 #[cfg(test)]
@@ -71,8 +78,14 @@ mod tests {
 
     #[test]
     fn same_origin_paths_are_kept() {
-        assert_eq!(safe("/account/orders?page=2#top"), "/account/orders?page=2#top");
-        assert_eq!(safe("/INTERSHOP/web/WFS/SLDSystem/en_US/-/-/ViewApplication-Login"), "/INTERSHOP/web/WFS/SLDSystem/en_US/-/-/ViewApplication-Login");
+        assert_eq!(
+            safe("/account/orders?page=2#top"),
+            "/account/orders?page=2#top"
+        );
+        assert_eq!(
+            safe("/INTERSHOP/web/WFS/SLDSystem/en_US/-/-/ViewApplication-Login"),
+            "/INTERSHOP/web/WFS/SLDSystem/en_US/-/-/ViewApplication-Login"
+        );
         assert_eq!(safe("/a/../b"), "/b");
         assert_eq!(safe_return_path(None, "/oauth2"), "/");
     }

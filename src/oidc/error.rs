@@ -6,7 +6,10 @@ use openidconnect::{RequestTokenError, StandardErrorResponse};
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
     #[error("the identity provider reported {error}{}", description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
-    Idp { error: String, description: Option<String> },
+    Idp {
+        error: String,
+        description: Option<String>,
+    },
     #[error("no sign-in was started in this browser, or it took too long")]
     MissingState,
     #[error("the sign-in response does not belong to a sign-in started in this browser")]
@@ -44,7 +47,9 @@ impl LoginError {
         error: RequestTokenError<RE, StandardErrorResponse<CoreErrorResponseType>>,
     ) -> Self {
         match error {
-            RequestTokenError::ServerResponse(response) => LoginError::CodeRejected(response.error().to_string()),
+            RequestTokenError::ServerResponse(response) => {
+                LoginError::CodeRejected(response.error().to_string())
+            }
             RequestTokenError::Request(e) => LoginError::Unreachable(e.to_string()),
             RequestTokenError::Parse(e, _) => LoginError::BadResponse(e.to_string()),
             RequestTokenError::Other(e) => LoginError::BadResponse(e),

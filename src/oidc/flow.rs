@@ -8,8 +8,8 @@ use base64::Engine as _;
 use chrono::Utc;
 use openidconnect::core::{CoreAuthenticationFlow, CoreIdToken};
 use openidconnect::{
-    AccessToken, AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, Scope,
-    TokenResponse,
+    AccessToken, AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, Scope, TokenResponse,
 };
 use serde_json::Value;
 use url::Url;
@@ -30,11 +30,20 @@ pub struct LoginStart {
     pub pending: PendingLogin,
 }
 
-pub fn begin(provider: &Provider, discovered: &Discovered, target: LoginTarget<'_>, now: i64) -> LoginStart {
+pub fn begin(
+    provider: &Provider,
+    discovered: &Discovered,
+    target: LoginTarget<'_>,
+    now: i64,
+) -> LoginStart {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = discovered
         .client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .add_scope(Scope::new("profile".to_owned()))
         .add_scope(Scope::new("email".to_owned()))
         .set_pkce_challenge(challenge);
@@ -89,10 +98,14 @@ pub async fn finish(
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
     let started = Instant::now();
     let response = exchange.request_async(&registry.http).await;
-    registry.metrics().observe_idp_call(&provider.key, "token", started.elapsed());
+    registry
+        .metrics()
+        .observe_idp_call(&provider.key, "token", started.elapsed());
     let response = response.map_err(LoginError::from_token_error)?;
 
-    let id_token = response.id_token().ok_or_else(|| LoginError::InvalidIdToken("the IdP sent no ID token".into()))?;
+    let id_token = response
+        .id_token()
+        .ok_or_else(|| LoginError::InvalidIdToken("the IdP sent no ID token".into()))?;
     let claims = verify_id_token(discovered, id_token, &pending.nonce, checks)?;
 
     let now = Utc::now().timestamp();
@@ -102,7 +115,11 @@ pub async fn finish(
         refresh_token: response.refresh_token().map(|t| t.secret().clone()),
         id_token: Some(id_token.to_string()),
     };
-    let subject = claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     let mut identity = Identity {
         external_id: text("oid").unwrap_or_else(|| subject.clone()),
@@ -111,20 +128,40 @@ pub async fn finish(
         preferred_username: text("preferred_username"),
         subject,
     };
-    if identity.email.is_none() || identity.name.is_none() || identity.preferred_username.is_none() {
-        complete_from_userinfo(registry, provider, discovered, &tokens.access_token, &mut identity).await;
+    if identity.email.is_none() || identity.name.is_none() || identity.preferred_username.is_none()
+    {
+        complete_from_userinfo(
+            registry,
+            provider,
+            discovered,
+            &tokens.access_token,
+            &mut identity,
+        )
+        .await;
     }
-    Ok(LoginResult { identity, tokens, idp_session_id: text("sid") })
+    Ok(LoginResult {
+        identity,
+        tokens,
+        idp_session_id: text("sid"),
+    })
 }
 
 /// Verifies signature, `iss`, `aud`/`azp`, `exp`/`iat`/`nbf` (with skew) and the nonce, and
 /// returns the token's claims as JSON (for claims the typed API does not carry, like `oid`).
-fn verify_id_token(discovered: &Discovered, id_token: &CoreIdToken, nonce: &str, checks: TokenChecks) -> Result<serde_json::Map<String, Value>, LoginError> {
+fn verify_id_token(
+    discovered: &Discovered,
+    id_token: &CoreIdToken,
+    nonce: &str,
+    checks: TokenChecks,
+) -> Result<serde_json::Map<String, Value>, LoginError> {
     let raw = id_token.to_string();
-    let header = jwt_part(&raw, 0).ok_or_else(|| LoginError::InvalidIdToken("malformed ID token".into()))?;
+    let header =
+        jwt_part(&raw, 0).ok_or_else(|| LoginError::InvalidIdToken("malformed ID token".into()))?;
     let unsigned = header.get("alg").and_then(Value::as_str) == Some("none");
     if unsigned && !checks.accept_unsigned_tokens {
-        return Err(LoginError::InvalidIdToken("unsigned ID token (alg none) refused; see oidc.accept_unsigned_tokens".into()));
+        return Err(LoginError::InvalidIdToken(
+            "unsigned ID token (alg none) refused; see oidc.accept_unsigned_tokens".into(),
+        ));
     }
     let skew = chrono::Duration::from_std(checks.max_clock_skew).unwrap_or_default();
     let mut verifier = discovered
@@ -147,7 +184,8 @@ fn verify_id_token(discovered: &Discovered, id_token: &CoreIdToken, nonce: &str,
     id_token
         .claims(&verifier, &Nonce::new(nonce.to_owned()))
         .map_err(|e| LoginError::InvalidIdToken(e.to_string()))?;
-    let claims = jwt_part(&raw, 1).ok_or_else(|| LoginError::InvalidIdToken("malformed ID token".into()))?;
+    let claims =
+        jwt_part(&raw, 1).ok_or_else(|| LoginError::InvalidIdToken("malformed ID token".into()))?;
     let client_id = discovered.client.client_id().as_str();
     let audiences = match claims.get("aud") {
         Some(Value::Array(list)) => list.len(),
@@ -155,10 +193,14 @@ fn verify_id_token(discovered: &Discovered, id_token: &CoreIdToken, nonce: &str,
     };
     match claims.get("azp").and_then(Value::as_str) {
         Some(azp) if azp != client_id => {
-            return Err(LoginError::InvalidIdToken(format!("azp is {azp}, not this client")));
+            return Err(LoginError::InvalidIdToken(format!(
+                "azp is {azp}, not this client"
+            )));
         }
         None if audiences > 1 => {
-            return Err(LoginError::InvalidIdToken("several audiences but no azp".into()));
+            return Err(LoginError::InvalidIdToken(
+                "several audiences but no azp".into(),
+            ));
         }
         _ => {}
     }
@@ -182,26 +224,47 @@ pub fn jwt_part(jwt: &str, index: usize) -> Option<serde_json::Map<String, Value
 
 /// Fills claims missing from the ID token from the userinfo endpoint. A failure here does
 /// not fail the login: the identity is complete without these optional claims.
-async fn complete_from_userinfo(registry: &Registry, provider: &Provider, discovered: &Discovered, access_token: &str, identity: &mut Identity) {
-    let Ok(request) = discovered.client.user_info(AccessToken::new(access_token.to_owned()), None) else {
+async fn complete_from_userinfo(
+    registry: &Registry,
+    provider: &Provider,
+    discovered: &Discovered,
+    access_token: &str,
+    identity: &mut Identity,
+) {
+    let Ok(request) = discovered
+        .client
+        .user_info(AccessToken::new(access_token.to_owned()), None)
+    else {
         return;
     };
     let started = Instant::now();
-    let result: Result<openidconnect::core::CoreUserInfoClaims, _> = request.request_async(&registry.http).await;
-    registry.metrics().observe_idp_call(&provider.key, "userinfo", started.elapsed());
+    let result: Result<openidconnect::core::CoreUserInfoClaims, _> =
+        request.request_async(&registry.http).await;
+    registry
+        .metrics()
+        .observe_idp_call(&provider.key, "userinfo", started.elapsed());
     match result {
         Ok(info) if info.subject().as_str() == identity.subject => {
             if identity.email.is_none() {
                 identity.email = info.email().map(|e| e.as_str().to_owned());
             }
             if identity.name.is_none() {
-                identity.name = info.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_owned());
+                identity.name = info
+                    .name()
+                    .and_then(|n| n.get(None))
+                    .map(|n| n.as_str().to_owned());
             }
             if identity.preferred_username.is_none() {
-                identity.preferred_username = info.preferred_username().map(|u| u.as_str().to_owned());
+                identity.preferred_username =
+                    info.preferred_username().map(|u| u.as_str().to_owned());
             }
         }
-        Ok(_) => tracing::warn!(idp = provider.key.as_str(), "userinfo answered for another subject; ignored"),
-        Err(error) => tracing::warn!(idp = provider.key.as_str(), %error, "userinfo request failed"),
+        Ok(_) => tracing::warn!(
+            idp = provider.key.as_str(),
+            "userinfo answered for another subject; ignored"
+        ),
+        Err(error) => {
+            tracing::warn!(idp = provider.key.as_str(), %error, "userinfo request failed")
+        }
     }
 }

@@ -8,14 +8,23 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use openidconnect::core::{CoreClient, CoreClientAuthMethod, CoreProviderMetadata};
-use openidconnect::{AuthType, ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, RedirectUrl};
+use openidconnect::{
+    AuthType, ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl,
+    RedirectUrl,
+};
 use serde::Serialize;
 
 use crate::config::{Config, IdentityProvider, OidcProvider};
 use crate::metrics::Metrics;
 
-pub type OidcClient =
-    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+pub type OidcClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
 
 /// What discovery produced for one IdP.
 pub struct Discovered {
@@ -27,8 +36,15 @@ pub struct Discovered {
 
 #[derive(Clone)]
 pub enum Status {
-    Pending { attempts: u32, last_error: Option<String> },
-    Ready { discovered: Arc<Discovered>, at: Instant, last_error: Option<String> },
+    Pending {
+        attempts: u32,
+        last_error: Option<String>,
+    },
+    Ready {
+        discovered: Arc<Discovered>,
+        at: Instant,
+        last_error: Option<String>,
+    },
 }
 
 pub struct Provider {
@@ -48,7 +64,9 @@ impl Provider {
 
     pub fn last_error(&self) -> Option<String> {
         match &**self.status.load() {
-            Status::Ready { last_error, .. } | Status::Pending { last_error, .. } => last_error.clone(),
+            Status::Ready { last_error, .. } | Status::Pending { last_error, .. } => {
+                last_error.clone()
+            }
         }
     }
 }
@@ -81,7 +99,10 @@ impl Registry {
                         key: idp.key.clone(),
                         name: idp.name.clone(),
                         config: oidc,
-                        status: ArcSwap::from_pointee(Status::Pending { attempts: 0, last_error: None }),
+                        status: ArcSwap::from_pointee(Status::Pending {
+                            attempts: 0,
+                            last_error: None,
+                        }),
                     };
                     Some((idp.key.clone(), Arc::new(provider)))
                 })
@@ -94,7 +115,13 @@ impl Registry {
             url.set_path(&format!("{}/callback", config.oidc.path_prefix));
             RedirectUrl::from_url(url).into()
         });
-        Registry { providers, http: http_client(config.oidc.http_timeout), redirect_uri, refresh_every: config.oidc.jwk_cache_lifetime, metrics }
+        Registry {
+            providers,
+            http: http_client(config.oidc.http_timeout),
+            redirect_uri,
+            refresh_every: config.oidc.jwk_cache_lifetime,
+            metrics,
+        }
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -114,7 +141,13 @@ impl Registry {
                     Status::Pending { attempts: 0, .. } => "discovering",
                     Status::Pending { .. } => "failed",
                 };
-                (key.clone(), ProviderReport { state, error: p.last_error() })
+                (
+                    key.clone(),
+                    ProviderReport {
+                        state,
+                        error: p.last_error(),
+                    },
+                )
             })
             .collect()
     }
@@ -135,7 +168,11 @@ impl Registry {
             match self.discover(provider).await {
                 Ok(discovered) => {
                     attempts = 0;
-                    provider.status.store(Arc::new(Status::Ready { discovered: Arc::new(discovered), at: Instant::now(), last_error: None }));
+                    provider.status.store(Arc::new(Status::Ready {
+                        discovered: Arc::new(discovered),
+                        at: Instant::now(),
+                        last_error: None,
+                    }));
                     tracing::info!(idp = provider.key.as_str(), "identity provider discovered");
                     tokio::time::sleep(self.refresh_every).await;
                 }
@@ -144,10 +181,15 @@ impl Registry {
                     tracing::warn!(idp = provider.key.as_str(), attempts, %error, "identity provider discovery failed");
                     let next = match &**provider.status.load() {
                         // Keep using the last good metadata; only note the failure.
-                        Status::Ready { discovered, at, .. } => {
-                            Status::Ready { discovered: discovered.clone(), at: *at, last_error: Some(error) }
-                        }
-                        Status::Pending { .. } => Status::Pending { attempts, last_error: Some(error) },
+                        Status::Ready { discovered, at, .. } => Status::Ready {
+                            discovered: discovered.clone(),
+                            at: *at,
+                            last_error: Some(error),
+                        },
+                        Status::Pending { .. } => Status::Pending {
+                            attempts,
+                            last_error: Some(error),
+                        },
                     };
                     provider.status.store(Arc::new(next));
                     tokio::time::sleep(backoff(attempts)).await;
@@ -161,7 +203,8 @@ impl Registry {
         let started = Instant::now();
         let issuer = IssuerUrl::new(provider.config.issuer.clone()).map_err(|e| e.to_string())?;
         let result = CoreProviderMetadata::discover_async(issuer, &self.http).await;
-        self.metrics.observe_idp_call(&provider.key, "discovery", started.elapsed());
+        self.metrics
+            .observe_idp_call(&provider.key, "discovery", started.elapsed());
         let metadata = match result {
             Ok(metadata) => {
                 self.metrics.count_discovery(&provider.key, "ok");
@@ -175,20 +218,32 @@ impl Registry {
         let offline_access = metadata
             .scopes_supported()
             .is_some_and(|scopes| scopes.iter().any(|s| s.as_str() == "offline_access"));
-        let basic = metadata.token_endpoint_auth_methods_supported().is_none_or(|methods| {
-            methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
-                || !methods.contains(&CoreClientAuthMethod::ClientSecretPost)
-        });
+        let basic = metadata
+            .token_endpoint_auth_methods_supported()
+            .is_none_or(|methods| {
+                methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
+                    || !methods.contains(&CoreClientAuthMethod::ClientSecretPost)
+            });
         let mut client = CoreClient::from_provider_metadata(
             metadata.clone(),
             ClientId::new(provider.config.client_id.clone()),
-            Some(ClientSecret::new(provider.config.client_secret.expose().to_owned())),
+            Some(ClientSecret::new(
+                provider.config.client_secret.expose().to_owned(),
+            )),
         )
-        .set_auth_type(if basic { AuthType::BasicAuth } else { AuthType::RequestBody });
+        .set_auth_type(if basic {
+            AuthType::BasicAuth
+        } else {
+            AuthType::RequestBody
+        });
         if let Some(redirect) = &self.redirect_uri {
             client = client.set_redirect_uri(redirect.clone());
         }
-        Ok(Discovered { client, metadata, offline_access })
+        Ok(Discovered {
+            client,
+            metadata,
+            offline_access,
+        })
     }
 }
 

@@ -32,7 +32,13 @@ impl Sealer {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let ciphertext = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: name.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: name.as_bytes(),
+                },
+            )
             .unwrap_or_default();
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
         out.push(VERSION);
@@ -51,7 +57,15 @@ impl Sealer {
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         self.ciphers.iter().find_map(|cipher| {
-            cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: name.as_bytes() }).ok()
+            cipher
+                .decrypt(
+                    Nonce::from_slice(nonce),
+                    Payload {
+                        msg: ciphertext,
+                        aad: name.as_bytes(),
+                    },
+                )
+                .ok()
         })
     }
 }
@@ -69,7 +83,11 @@ mod tests {
         let sealer = Sealer::new(&[key(1)]);
         let sealed = sealer.seal("_sso_session", b"hello");
         assert_eq!(sealer.open("_sso_session", &sealed).unwrap(), b"hello");
-        assert_ne!(sealer.seal("_sso_session", b"hello"), sealed, "fresh nonce each time");
+        assert_ne!(
+            sealer.seal("_sso_session", b"hello"),
+            sealed,
+            "fresh nonce each time"
+        );
     }
 
     #[test]
@@ -97,7 +115,12 @@ mod tests {
         for i in 0..raw.len() * 8 {
             let mut flipped = raw.clone();
             flipped[i / 8] ^= 1 << (i % 8);
-            assert!(sealer.open("s", &URL_SAFE_NO_PAD.encode(&flipped)).is_none(), "bit {i}");
+            assert!(
+                sealer
+                    .open("s", &URL_SAFE_NO_PAD.encode(&flipped))
+                    .is_none(),
+                "bit {i}"
+            );
         }
     }
 
@@ -105,7 +128,13 @@ mod tests {
     fn garbage_and_truncation_are_rejected() {
         let sealer = Sealer::new(&[key(7)]);
         let sealed = sealer.seal("s", b"payload");
-        for bad in ["", "!!!", "AQ", &sealed[..sealed.len() - 3], "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+        for bad in [
+            "",
+            "!!!",
+            "AQ",
+            &sealed[..sealed.len() - 3],
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ] {
             assert!(sealer.open("s", bad).is_none(), "{bad}");
         }
     }

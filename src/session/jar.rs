@@ -28,7 +28,9 @@ pub fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
 }
 
 pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    cookie_pairs(headers).find(|(n, _)| *n == name).map(|(_, v)| v)
+    cookie_pairs(headers)
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
 }
 
 fn chunk_name(name: &str, index: usize) -> String {
@@ -41,7 +43,10 @@ pub fn read_chunked(headers: &HeaderMap, name: &str) -> Option<String> {
     let Some(count) = base.strip_prefix(CHUNKED_MARK) else {
         return Some(base.to_owned());
     };
-    let count: usize = count.parse().ok().filter(|n| (1..=MAX_CHUNKS).contains(n))?;
+    let count: usize = count
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_CHUNKS).contains(n))?;
     let mut value = String::new();
     for i in 1..=count {
         value.push_str(cookie(headers, &chunk_name(name, i))?);
@@ -77,7 +82,12 @@ impl CookieAttributes {
         self.builder(name, "", None).removal().build().to_string()
     }
 
-    fn builder<'c>(&self, name: &'c str, value: &'c str, max_age: Option<Duration>) -> cookie::CookieBuilder<'c> {
+    fn builder<'c>(
+        &self,
+        name: &'c str,
+        value: &'c str,
+        max_age: Option<Duration>,
+    ) -> cookie::CookieBuilder<'c> {
         let same_site = match self.same_site {
             SameSite::Lax => cookie::SameSite::Lax,
             SameSite::Strict => cookie::SameSite::Strict,
@@ -99,14 +109,24 @@ impl CookieAttributes {
 
     /// `Set-Cookie` values storing `value` under `name`, split into chunks when large, and
     /// clearing chunks of an earlier, longer value that would otherwise linger.
-    pub fn set_chunked(&self, headers: &HeaderMap, name: &str, value: &str, max_age: Option<Duration>) -> Vec<String> {
+    pub fn set_chunked(
+        &self,
+        headers: &HeaderMap,
+        name: &str,
+        value: &str,
+        max_age: Option<Duration>,
+    ) -> Vec<String> {
         let mut out = Vec::new();
         let used = if value.len() <= MAX_CHUNK {
             out.push(self.set(name, value, max_age));
             0
         } else {
             // Sealed values are base64url, so splitting at any byte keeps chunks ASCII.
-            let pieces: Vec<&str> = value.as_bytes().chunks(MAX_CHUNK).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
+            let pieces: Vec<&str> = value
+                .as_bytes()
+                .chunks(MAX_CHUNK)
+                .map(|c| std::str::from_utf8(c).unwrap_or(""))
+                .collect();
             out.push(self.set(name, &format!("{CHUNKED_MARK}{}", pieces.len()), max_age));
             for (i, piece) in pieces.iter().enumerate() {
                 out.push(self.set(&chunk_name(name, i + 1), piece, max_age));
@@ -135,7 +155,12 @@ mod tests {
     use http::HeaderValue;
 
     fn attrs() -> CookieAttributes {
-        CookieAttributes { secure: true, same_site: SameSite::Lax, domain: None, path: "/".into() }
+        CookieAttributes {
+            secure: true,
+            same_site: SameSite::Lax,
+            domain: None,
+            path: "/".into(),
+        }
     }
 
     /// What a browser would send back after receiving `set_cookies`.
@@ -146,25 +171,41 @@ mod tests {
             .map(|c| c.split(';').next().unwrap().to_owned())
             .collect();
         let mut headers = HeaderMap::new();
-        headers.insert(http::header::COOKIE, HeaderValue::from_str(&pairs.join("; ")).unwrap());
+        headers.insert(
+            http::header::COOKIE,
+            HeaderValue::from_str(&pairs.join("; ")).unwrap(),
+        );
         headers
     }
 
     #[test]
     fn attributes() {
         let c = attrs().set("s", "v", Some(Duration::from_secs(60)));
-        for part in ["s=v", "Path=/", "HttpOnly", "SameSite=Lax", "Secure", "Max-Age=60"] {
+        for part in [
+            "s=v",
+            "Path=/",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+            "Max-Age=60",
+        ] {
             assert!(c.split("; ").any(|p| p == part), "{part} missing in {c}");
         }
         let cleared = attrs().clear("s");
-        assert!(cleared.starts_with("s=;") && cleared.contains("Max-Age=0"), "{cleared}");
+        assert!(
+            cleared.starts_with("s=;") && cleared.contains("Max-Age=0"),
+            "{cleared}"
+        );
     }
 
     #[test]
     fn small_values_use_one_cookie() {
         let set = attrs().set_chunked(&HeaderMap::new(), "s", "abc", None);
         assert_eq!(set.len(), 1);
-        assert_eq!(read_chunked(&browser_sends(&set), "s").as_deref(), Some("abc"));
+        assert_eq!(
+            read_chunked(&browser_sends(&set), "s").as_deref(),
+            Some("abc")
+        );
     }
 
     #[test]
@@ -173,7 +214,10 @@ mod tests {
         let set = attrs().set_chunked(&HeaderMap::new(), "s", &value, None);
         assert_eq!(set.len(), 4);
         assert!(set.iter().all(|c| c.len() < 4096));
-        assert_eq!(read_chunked(&browser_sends(&set), "s").as_deref(), Some(value.as_str()));
+        assert_eq!(
+            read_chunked(&browser_sends(&set), "s").as_deref(),
+            Some(value.as_str())
+        );
     }
 
     #[test]
@@ -188,7 +232,10 @@ mod tests {
     #[test]
     fn missing_or_bogus_chunks_read_as_nothing() {
         let mut headers = HeaderMap::new();
-        headers.insert(http::header::COOKIE, HeaderValue::from_static("s=~2; s.1=abc"));
+        headers.insert(
+            http::header::COOKIE,
+            HeaderValue::from_static("s=~2; s.1=abc"),
+        );
         assert_eq!(read_chunked(&headers, "s"), None);
         headers.insert(http::header::COOKIE, HeaderValue::from_static("s=~99999"));
         assert_eq!(read_chunked(&headers, "s"), None);

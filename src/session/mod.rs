@@ -82,9 +82,16 @@ impl SessionCookies {
     /// The request's session, if it has a valid one at `now` (Unix seconds).
     pub fn load(&self, headers: &HeaderMap, now: i64) -> Result<Session, Rejection> {
         let sealed = jar::read_chunked(headers, &self.session_name).ok_or(Rejection::Missing)?;
-        let bytes = self.sealer.open(&self.session_name, &sealed).ok_or(Rejection::Invalid)?;
+        let bytes = self
+            .sealer
+            .open(&self.session_name, &sealed)
+            .ok_or(Rejection::Invalid)?;
         let session = Session::from_bytes(&bytes).ok_or(Rejection::Invalid)?;
-        if now >= session.issued_at.saturating_add(self.max_age.as_secs() as i64) {
+        if now
+            >= session
+                .issued_at
+                .saturating_add(self.max_age.as_secs() as i64)
+        {
             return Err(Rejection::Expired);
         }
         if let Some(idle) = self.idle_timeout {
@@ -98,10 +105,17 @@ impl SessionCookies {
     /// `Set-Cookie` values storing `session`, and the total size of the sealed value.
     pub fn store(&self, headers: &HeaderMap, session: &Session, now: i64) -> (Vec<String>, usize) {
         let sealed = self.sealer.seal(&self.session_name, &session.to_bytes());
-        let remaining = session.issued_at.saturating_add(self.max_age.as_secs() as i64) - now;
+        let remaining = session
+            .issued_at
+            .saturating_add(self.max_age.as_secs() as i64)
+            - now;
         let max_age = Duration::from_secs(remaining.max(0) as u64);
         let size = sealed.len();
-        (self.attributes.set_chunked(headers, &self.session_name, &sealed, Some(max_age)), size)
+        (
+            self.attributes
+                .set_chunked(headers, &self.session_name, &sealed, Some(max_age)),
+            size,
+        )
     }
 
     pub fn clear(&self, headers: &HeaderMap) -> Vec<String> {
@@ -122,7 +136,8 @@ impl SessionCookies {
         }
         let sealed = self.sealer.seal(&self.state_name, &pending.to_bytes());
         let ttl = Duration::from_secs(pending::PENDING_TTL_SECS as u64);
-        self.state_attributes.set(&self.state_name, &sealed, Some(ttl))
+        self.state_attributes
+            .set(&self.state_name, &sealed, Some(ttl))
     }
 
     pub fn remembered_organization<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
@@ -131,6 +146,10 @@ impl SessionCookies {
 
     pub fn remember_organization(&self, org_key: &str) -> String {
         // Only a configured organization key gets here, so the value is cookie-safe.
-        self.attributes.set(&self.org_name, org_key, Some(Duration::from_secs(365 * 24 * 3600)))
+        self.attributes.set(
+            &self.org_name,
+            org_key,
+            Some(Duration::from_secs(365 * 24 * 3600)),
+        )
     }
 }

@@ -58,8 +58,18 @@ mod tests {
             id: "abc".into(),
             organization: "Operations".into(),
             identity_provider: "oidc_kc_1".into(),
-            identity: Identity { subject: "u1".into(), email: Some("a@b".into()), external_id: "u1".into(), ..Default::default() },
-            tokens: Tokens { access_token: "at".into(), access_expires_at: Some(1), refresh_token: None, id_token: Some("it".into()) },
+            identity: Identity {
+                subject: "u1".into(),
+                email: Some("a@b".into()),
+                external_id: "u1".into(),
+                ..Default::default()
+            },
+            tokens: Tokens {
+                access_token: "at".into(),
+                access_expires_at: Some(1),
+                refresh_token: None,
+                id_token: Some("it".into()),
+            },
             idp_session_id: None,
             issued_at: 10,
             last_seen: 11,

@@ -36,7 +36,8 @@ impl PendingLogins {
 
     /// Adds a login, dropping expired ones and the oldest beyond [`MAX_PENDING`].
     pub fn push(&mut self, login: PendingLogin, now: i64) {
-        self.entries.retain(|e| now - e.created_at < PENDING_TTL_SECS);
+        self.entries
+            .retain(|e| now - e.created_at < PENDING_TTL_SECS);
         self.entries.push(login);
         let excess = self.entries.len().saturating_sub(MAX_PENDING);
         self.entries.drain(..excess);
@@ -44,7 +45,10 @@ impl PendingLogins {
 
     /// Removes and returns the unexpired login with this `state`, compared in constant time.
     pub fn take(&mut self, state: &str, now: i64) -> Option<PendingLogin> {
-        let index = self.entries.iter().position(|e| constant_time_eq(e.state.as_bytes(), state.as_bytes()))?;
+        let index = self
+            .entries
+            .iter()
+            .position(|e| constant_time_eq(e.state.as_bytes(), state.as_bytes()))?;
         let login = self.entries.remove(index);
         (now - login.created_at < PENDING_TTL_SECS).then_some(login)
     }
@@ -78,7 +82,10 @@ mod tests {
         let mut p = PendingLogins::from_bytes(&p.to_bytes()).unwrap();
         assert_eq!(p.take("b", 2).unwrap().state, "b");
         assert_eq!(p.take("a", 2).unwrap().state, "a");
-        assert!(p.take("a", 2).is_none(), "a state is good for one callback only");
+        assert!(
+            p.take("a", 2).is_none(),
+            "a state is good for one callback only"
+        );
     }
 
     #[test]

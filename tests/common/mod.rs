@@ -188,7 +188,10 @@ pub struct Ports {
 
 impl Ports {
     pub fn new() -> Self {
-        Ports { proxy: free_port(), admin: free_port() }
+        Ports {
+            proxy: free_port(),
+            admin: free_port(),
+        }
     }
 
     pub fn origin(&self) -> String {
@@ -222,7 +225,10 @@ impl Sidecar {
 
     /// Starts on chosen ports; `{public_url}` in the config becomes the proxy's origin.
     pub fn start_on(ports: Ports, config: &str, upstream: &str, env: &[(&str, &str)]) -> Self {
-        let Ports { proxy: port, admin: admin_port } = ports;
+        let Ports {
+            proxy: port,
+            admin: admin_port,
+        } = ports;
         let text = config
             .replace("{public_url}", &ports.origin())
             .replace("{listen}", &format!("127.0.0.1:{port}"))
@@ -367,9 +373,16 @@ impl Idp {
             .expect("node is installed");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
-        let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("IdP did not start ({e}): {line:?}"));
-        Idp { issuer: ready["issuer"].as_str().unwrap().to_owned(), port: ready["port"].as_u64().unwrap() as u16, child }
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("IdP did not start ({e}): {line:?}"));
+        Idp {
+            issuer: ready["issuer"].as_str().unwrap().to_owned(),
+            port: ready["port"].as_u64().unwrap() as u16,
+            child,
+        }
     }
 
     /// A provider with one confidential client `shop` / `shop-secret` for `ports`.
@@ -393,11 +406,17 @@ impl Idp {
     }
 
     pub fn stats(&self) -> serde_json::Value {
-        reqwest::blocking::get(self.url("/_test/stats")).unwrap().json().unwrap()
+        reqwest::blocking::get(self.url("/_test/stats"))
+            .unwrap()
+            .json()
+            .unwrap()
     }
 
     pub fn forge(&self, mode: &str) {
-        reqwest::blocking::Client::new().post(self.url(&format!("/_test/forge?mode={mode}"))).send().unwrap();
+        reqwest::blocking::Client::new()
+            .post(self.url(&format!("/_test/forge?mode={mode}")))
+            .send()
+            .unwrap();
     }
 
     pub fn stop(&mut self) {
@@ -443,26 +462,55 @@ impl Browser {
 
     fn page(url: &str, response: reqwest::blocking::Response) -> Page {
         let status = response.status().as_u16();
-        let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
-        let set_cookies = response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let set_cookies = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
         let body = response.text().unwrap_or_default();
-        Page { url: url.to_owned(), status, location, set_cookies, body }
+        Page {
+            url: url.to_owned(),
+            status,
+            location,
+            set_cookies,
+            body,
+        }
     }
 
     pub fn get(&self, url: &str) -> Page {
-        let response = self.client.get(url).header("Accept", "text/html,application/xhtml+xml").send().unwrap();
+        let response = self
+            .client
+            .get(url)
+            .header("Accept", "text/html,application/xhtml+xml")
+            .send()
+            .unwrap();
         Self::page(url, response)
     }
 
     pub fn post_form(&self, url: &str, form: &[(String, String)]) -> Page {
-        let response = self.client.post(url).header("Accept", "text/html").form(form).send().unwrap();
+        let response = self
+            .client
+            .post(url)
+            .header("Accept", "text/html")
+            .form(form)
+            .send()
+            .unwrap();
         Self::page(url, response)
     }
 
     /// Follows redirects from `page` until an answer that is not a redirect.
     pub fn follow(&self, mut page: Page) -> Page {
         for _ in 0..20 {
-            let Some(location) = page.location.clone().filter(|_| (300..400).contains(&page.status)) else {
+            let Some(location) = page
+                .location
+                .clone()
+                .filter(|_| (300..400).contains(&page.status))
+            else {
                 return page;
             };
             let next = absolute(&page.url, &location);
@@ -475,7 +523,11 @@ impl Browser {
     /// the IdP sends the browser back to `until_origin`. Returns that redirect's target.
     pub fn sign_in_at_idp(&self, mut page: Page, user: &str, until_origin: &str) -> String {
         for _ in 0..20 {
-            if let Some(location) = page.location.clone().filter(|_| (300..400).contains(&page.status)) {
+            if let Some(location) = page
+                .location
+                .clone()
+                .filter(|_| (300..400).contains(&page.status))
+            {
                 let next = absolute(&page.url, &location);
                 if next.starts_with(until_origin) {
                     return next;
@@ -484,7 +536,8 @@ impl Browser {
                 continue;
             }
             assert_eq!(page.status, 200, "unexpected page at the IdP: {page:?}");
-            let (action, mut fields) = parse_form(&page.body).unwrap_or_else(|| panic!("no form on IdP page: {}", page.body));
+            let (action, mut fields) = parse_form(&page.body)
+                .unwrap_or_else(|| panic!("no form on IdP page: {}", page.body));
             if page.body.contains("name=\"login\"") {
                 fields.push(("login".into(), user.into()));
                 fields.push(("password".into(), "any-password".into()));
@@ -511,7 +564,11 @@ impl Browser {
 }
 
 pub fn absolute(base: &str, location: &str) -> String {
-    url::Url::parse(base).unwrap().join(location).unwrap().to_string()
+    url::Url::parse(base)
+        .unwrap()
+        .join(location)
+        .unwrap()
+        .to_string()
 }
 
 /// The first form of an HTML page: its action and its hidden inputs.
@@ -532,7 +589,13 @@ pub fn parse_form(html: &str) -> Option<(String, Vec<(String, String)>)> {
         }
         rest = &rest[tag_end..];
     }
-    Some((html_unescape(&action), fields.into_iter().map(|(k, v)| (html_unescape(&k), html_unescape(&v))).collect()))
+    Some((
+        html_unescape(&action),
+        fields
+            .into_iter()
+            .map(|(k, v)| (html_unescape(&k), html_unescape(&v)))
+            .collect(),
+    ))
 }
 
 fn attribute(tag: &str, name: &str) -> Option<String> {
@@ -543,5 +606,9 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
 }
 
 fn html_unescape(s: &str) -> String {
-    s.replace("&amp;", "&").replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">")
+    s.replace("&amp;", "&")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
 }
