@@ -273,7 +273,10 @@ fn upstream_down_gives_502_and_is_counted() {
         1.0
     );
     assert_eq!(
-        sidecar.metric("sso_sidecar_http_requests_total{route=\"public\",status=\"5xx\"}"),
+        sidecar.metric_reaching(
+            "sso_sidecar_http_requests_total{route=\"public\",status=\"5xx\"}",
+            1.0
+        ),
         1.0
     );
 }
@@ -318,6 +321,14 @@ fn metrics_count_requests_by_route_and_status() {
         client().get(sidecar.url("/page")).send().unwrap();
     }
     client().get(sidecar.url("/api/x")).send().unwrap();
+    sidecar.metric_reaching(
+        "sso_sidecar_http_requests_total{route=\"api\",status=\"4xx\"}",
+        1.0,
+    );
+    sidecar.metric_reaching(
+        "sso_sidecar_http_requests_total{route=\"public\",status=\"2xx\"}",
+        3.0,
+    );
     let metrics = sidecar.metrics();
     assert_eq!(
         metrics["sso_sidecar_http_requests_total{route=\"public\",status=\"2xx\"}"],
@@ -352,8 +363,7 @@ fn request_ids_are_generated_or_kept_and_forwarded() {
         .send()
         .unwrap();
     assert_eq!(upstream.last().header("x-request-id"), Some("trace-4711"));
-    let log = sidecar.log();
-    assert!(log.contains("\"request_id\":\"trace-4711\""), "{log}");
+    sidecar.log_containing("\"request_id\":\"trace-4711\"");
 }
 
 #[test]

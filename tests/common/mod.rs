@@ -297,6 +297,19 @@ impl Sidecar {
         text
     }
 
+    /// The log once it contains `needle` (the access line is written after the response
+    /// went out, so a test may read the log a moment too early).
+    pub fn log_containing(&self, needle: &str) -> String {
+        for _ in 0..100 {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{needle:?} never appeared in the log:\n{}", self.log());
+    }
+
     /// The metrics page as `name{labels} → value`.
     pub fn metrics(&self) -> BTreeMap<String, f64> {
         let text = reqwest::blocking::get(self.admin_url("/metrics"))
@@ -310,6 +323,20 @@ impl Sidecar {
                     .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(f64::NAN)))
             })
             .collect()
+    }
+
+    /// Waits until metric `key` reaches `expected` (request counters are updated after the
+    /// response went out) and returns its last value.
+    pub fn metric_reaching(&self, key: &str, expected: f64) -> f64 {
+        let mut value = self.metric(key);
+        for _ in 0..100 {
+            if value == expected {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            value = self.metric(key);
+        }
+        value
     }
 
     pub fn metric(&self, key: &str) -> f64 {
