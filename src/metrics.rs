@@ -56,6 +56,12 @@ pub struct Metrics {
     logins_failed: IntCounterVec,
     session_cookie_bytes: Histogram,
     sessions_rejected: IntCounterVec,
+    key_refetches: IntCounterVec,
+    refreshes: IntCounterVec,
+    refresh_coalesced: IntCounterVec,
+    sessions_ended: IntCounterVec,
+    logouts: IntCounterVec,
+    backchannel: IntCounterVec,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -185,6 +191,42 @@ impl Metrics {
             &["reason"],
         );
 
+        let key_refetches = counter_vec(
+            &registry,
+            "jwks_refetches_total",
+            "Key refetches because a token named an unknown key id",
+            &["idp"],
+        );
+        let refreshes = counter_vec(
+            &registry,
+            "token_refreshes_total",
+            "Token refreshes at the IdP by outcome (ok, invalid_grant, idp_error, timeout)",
+            &["idp", "outcome"],
+        );
+        let refresh_coalesced = counter_vec(
+            &registry,
+            "token_refresh_coalesced_total",
+            "Requests that used another request's refresh instead of calling the IdP",
+            &["idp"],
+        );
+        let sessions_ended = counter_vec(
+            &registry,
+            "sessions_ended_total",
+            "Sessions ended by reason",
+            &["reason"],
+        );
+        let logouts = counter_vec(
+            &registry,
+            "logouts_total",
+            "Logouts by organization policy",
+            &["policy"],
+        );
+        let backchannel = counter_vec(
+            &registry,
+            "backchannel_logouts_total",
+            "Back-channel logout tokens by outcome and reason",
+            &["outcome", "reason"],
+        );
         let requests = RouteKind::ALL
             .iter()
             .map(|kind| {
@@ -211,7 +253,37 @@ impl Metrics {
             logins_failed,
             session_cookie_bytes,
             sessions_rejected,
+            key_refetches,
+            refreshes,
+            refresh_coalesced,
+            sessions_ended,
+            logouts,
+            backchannel,
         }
+    }
+
+    pub fn count_key_refetch(&self, idp: &str) {
+        self.key_refetches.with_label_values(&[idp]).inc();
+    }
+
+    pub fn count_refresh(&self, idp: &str, outcome: &str) {
+        self.refreshes.with_label_values(&[idp, outcome]).inc();
+    }
+
+    pub fn count_refresh_coalesced(&self, idp: &str) {
+        self.refresh_coalesced.with_label_values(&[idp]).inc();
+    }
+
+    pub fn session_ended(&self, reason: &str) {
+        self.sessions_ended.with_label_values(&[reason]).inc();
+    }
+
+    pub fn count_logout(&self, policy: &str) {
+        self.logouts.with_label_values(&[policy]).inc();
+    }
+
+    pub fn count_backchannel(&self, outcome: &str, reason: &str) {
+        self.backchannel.with_label_values(&[outcome, reason]).inc();
     }
 
     pub fn observe_idp_call(&self, idp: &str, call: &str, elapsed: Duration) {

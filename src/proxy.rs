@@ -78,12 +78,32 @@ impl ProxyHttp for SidecarProxy {
             return Ok(false);
         }
         let now = chrono::Utc::now().timestamp();
+        let is_post = req.method == http::Method::POST;
+        let body = if matched.kind == RouteKind::Sidecar && is_post {
+            match read_small_body(session).await? {
+                Some(body) => body,
+                None => {
+                    respond_reply(
+                        session,
+                        ctx,
+                        Reply::json(413, &serde_json::json!({"error": "request body too large"})),
+                    )
+                    .await?;
+                    return Ok(true);
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let req = session.req_header();
+        let path = req.uri.path();
         let request = auth::Request {
             method: &req.method,
             path_and_query: req.uri.path_and_query().map_or(path, |pq| pq.as_str()),
             query: req.uri.query(),
             headers: &req.headers,
             request_id: &ctx.request_id,
+            body: &body,
         };
         let reply = if matched.kind == RouteKind::Sidecar {
             let endpoint = self.rt.router.own_endpoint(path).unwrap_or_default();
@@ -93,6 +113,7 @@ impl ProxyHttp for SidecarProxy {
                 .rt
                 .auth
                 .gate(matched.kind, matched.organization, &request, now)
+                .await
             {
                 Gate::Forward {
                     session,
@@ -334,6 +355,21 @@ fn host_of(req: &RequestHeader) -> Option<&str> {
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri.host())
+}
+
+/// Form posts to our own endpoints are small; anything over this is refused.
+const MAX_OWN_BODY: usize = 64 * 1024;
+
+/// Reads the body of a `POST` to one of our endpoints; `None` when it is too large.
+async fn read_small_body(session: &mut Session) -> Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > MAX_OWN_BODY {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// Sends a complete response of the sidecar's own.

@@ -3,7 +3,10 @@
 //! so it knows nothing of pingora.
 
 mod login_page;
+mod logout;
 pub mod return_path;
+mod revocations;
+mod tokens;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +22,8 @@ use crate::pages;
 use crate::reply::Reply;
 use crate::routing::RouteKind;
 use crate::session::{Rejection, Session, SessionCookies};
+use revocations::Revocations;
+use tokens::{Freshness, TokenKeeper};
 
 pub use return_path::safe_return_path;
 
@@ -30,6 +35,8 @@ pub struct Request<'a> {
     pub query: Option<&'a str>,
     pub headers: &'a HeaderMap,
     pub request_id: &'a str,
+    /// The body of `POST`s to the sidecar's own endpoints (bounded by the proxy).
+    pub body: &'a [u8],
 }
 
 /// What happens to a request on a protected route.
@@ -51,6 +58,8 @@ pub struct AuthService {
     /// Lower-cased organization key and external name → organization key.
     org_names: HashMap<String, String>,
     start_path: String,
+    tokens: TokenKeeper,
+    revocations: Revocations,
 }
 
 impl AuthService {
@@ -63,6 +72,13 @@ impl AuthService {
         AuthService {
             cookies: SessionCookies::new(config),
             start_path: format!("{}/start", config.oidc.path_prefix),
+            tokens: TokenKeeper::new(
+                registry.clone(),
+                metrics.clone(),
+                config.oidc.min_access_token_lifetime_left,
+                config.oidc.max_clock_skew,
+            ),
+            revocations: Revocations::new(config.session.max_age),
             config: config.clone(),
             registry,
             metrics,
@@ -81,6 +97,8 @@ impl AuthService {
             ("/start", &Method::GET | &Method::HEAD) => self.start(req, now),
             ("/callback", &Method::GET) => self.callback(req, now).await,
             ("/userinfo", &Method::GET) => self.userinfo(req, now),
+            ("/logout", &Method::GET | &Method::POST) => self.logout(req, now).await,
+            ("/backchannel-logout", &Method::POST) => self.backchannel_logout(req).await,
             _ => Reply::html(
                 404,
                 pages::message(
@@ -93,38 +111,112 @@ impl AuthService {
         }
     }
 
-    /// Decides whether a request on a `required` or `api` route may go upstream.
-    pub fn gate(
+    /// Decides whether a request on a `required` or `api` route may go upstream, refreshing
+    /// the tokens first when they are about to run out.
+    pub async fn gate(
         &self,
         kind: RouteKind,
         pinned_org: Option<&str>,
         req: &Request<'_>,
         now: i64,
     ) -> Gate {
-        let rejection = match self.cookies.load(req.headers, now) {
-            Ok(session) if pinned_org.is_none_or(|org| org == session.organization) => {
-                return Gate::Forward {
-                    set_cookies: self.touch(req.headers, &session, now),
-                    session: Box::new(session),
-                };
+        let mut session = match self.cookies.load(req.headers, now) {
+            Ok(session) => session,
+            Err(rejection) => {
+                if rejection != Rejection::Missing {
+                    self.metrics.session_rejected(rejection.as_str());
+                }
+                let error = (rejection != Rejection::Missing).then_some("invalid_token");
+                return Gate::Deny(self.sign_in_again(kind, pinned_org, req, error, Vec::new()));
             }
-            Ok(_) => "other_organization",
-            Err(Rejection::Missing) => "missing",
-            Err(other) => other.as_str(),
         };
-        if rejection != "missing" {
-            self.metrics.session_rejected(rejection);
+        if self.revocations.is_revoked(&session) {
+            self.metrics.session_rejected("revoked");
+            let cleared = self.cookies.clear(req.headers);
+            return Gate::Deny(self.sign_in_again(
+                kind,
+                pinned_org,
+                req,
+                Some("invalid_token"),
+                cleared,
+            ));
         }
-        if kind == RouteKind::Required && is_navigation(req.method, req.headers) {
-            let mut login = format!("{}?rd={}", self.start_path, urlencode(req.path_and_query));
-            if let Some(org) = pinned_org {
-                login.push_str("&org=");
-                login.push_str(&urlencode(org));
+        if pinned_org.is_some_and(|org| org != session.organization) {
+            self.metrics.session_rejected("other_organization");
+            return Gate::Deny(self.sign_in_again(
+                kind,
+                pinned_org,
+                req,
+                Some("invalid_token"),
+                Vec::new(),
+            ));
+        }
+        match self.tokens.ensure_fresh(&session, now).await {
+            Freshness::Current => Gate::Forward {
+                set_cookies: self.touch(req.headers, &session, now),
+                session: Box::new(session),
+            },
+            Freshness::Refreshed(tokens) => {
+                session.tokens = (*tokens).clone();
+                session.last_seen = now;
+                let (set_cookies, _) = self.cookies.store(req.headers, &session, now);
+                Gate::Forward {
+                    session: Box::new(session),
+                    set_cookies,
+                }
             }
-            return Gate::Deny(Reply::redirect(&login));
+            Freshness::Ended(reason) => {
+                self.metrics.session_ended(reason);
+                let cleared = self.cookies.clear(req.headers);
+                Gate::Deny(self.sign_in_again(
+                    kind,
+                    pinned_org,
+                    req,
+                    Some("invalid_token"),
+                    cleared,
+                ))
+            }
+            Freshness::Unreachable => {
+                self.metrics.session_ended("idp_unreachable");
+                let cleared = self.cookies.clear(req.headers);
+                if kind == RouteKind::Required && is_navigation(req.method, req.headers) {
+                    let retry = self.login_url(req.path_and_query, Some(&session.organization));
+                    let html = pages::message(
+                        "The identity provider is not reachable",
+                        "Your sign-in has run out and your organization's identity provider cannot be reached to renew it. Please sign in again in a moment.",
+                        Some((&retry, "Sign in again")),
+                        req.request_id,
+                    );
+                    return Gate::Deny(Reply::html(503, html).with_cookies(cleared));
+                }
+                Gate::Deny(Reply::unauthorized(Some("invalid_token")).with_cookies(cleared))
+            }
         }
-        let error = (rejection != "missing").then_some("invalid_token");
-        Gate::Deny(Reply::unauthorized(error))
+    }
+
+    /// Not (or no longer) signed in: browsers go to the login page, programs get `401`.
+    fn sign_in_again(
+        &self,
+        kind: RouteKind,
+        pinned_org: Option<&str>,
+        req: &Request<'_>,
+        error: Option<&str>,
+        set_cookies: Vec<String>,
+    ) -> Reply {
+        if kind == RouteKind::Required && is_navigation(req.method, req.headers) {
+            return Reply::redirect(&self.login_url(req.path_and_query, pinned_org))
+                .with_cookies(set_cookies);
+        }
+        Reply::unauthorized(error).with_cookies(set_cookies)
+    }
+
+    fn login_url(&self, return_to: &str, org: Option<&str>) -> String {
+        let mut login = format!("{}?rd={}", self.start_path, urlencode(return_to));
+        if let Some(org) = org {
+            login.push_str("&org=");
+            login.push_str(&urlencode(org));
+        }
+        login
     }
 
     /// Re-issues the cookie now and then when an idle timeout needs `last_seen` kept fresh.
@@ -418,14 +510,16 @@ fn login_error_page(error: &LoginError) -> (u16, &'static str) {
             (400, "This sign-in link is no longer valid")
         }
         LoginError::CodeRejected(_) => (400, "This sign-in link is no longer valid"),
-        LoginError::InvalidIdToken(_) => (401, "Your identity could not be verified"),
+        LoginError::InvalidIdToken(_) | LoginError::UnknownSigningKey => {
+            (401, "Your identity could not be verified")
+        }
         LoginError::Unreachable(_) => (503, "The identity provider is not available"),
         LoginError::BadResponse(_) => (502, "The identity provider sent an answer we cannot read"),
         LoginError::Misconfigured(_) => (500, "Sign-in is not set up correctly"),
     }
 }
 
-fn urlencode(text: &str) -> String {
+pub(crate) fn urlencode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
@@ -434,11 +528,11 @@ struct Params(Vec<(String, String)>);
 
 impl Params {
     fn parse(query: Option<&str>) -> Self {
-        Params(
-            form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        Self::parse_bytes(query.unwrap_or("").as_bytes())
+    }
+
+    fn parse_bytes(form: &[u8]) -> Self {
+        Params(form_urlencoded::parse(form).into_owned().collect())
     }
 
     fn get(&self, name: &str) -> Option<&str> {

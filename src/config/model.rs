@@ -215,6 +215,8 @@ pub struct OidcProvider {
     pub client_secret: Secret,
     pub client_secret_expire_at: Option<DateTime<Utc>>,
     pub additional_scopes: Vec<String>,
+    /// Extra parameters for the IdP's logout URL under `FEDERATED` (e.g. Auth0's `federated`).
+    pub logout_params: BTreeMap<String, String>,
 }
 
 impl IdentityProvider {
@@ -241,6 +243,9 @@ pub struct Organization {
     pub logout_policy: LogoutPolicy,
     /// Where `local` sends the user: the backend's own login page.
     pub local_login_url: String,
+    /// Where the browser goes after signing out; `None` shows the sidecar's signed-out page
+    /// (`LOCAL`) or returns to the site root (`EXTERNAL`, `FEDERATED`).
+    pub post_logout_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

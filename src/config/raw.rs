@@ -103,6 +103,7 @@ pub struct RawIdentityProvider {
     pub client_secret: Option<String>,
     pub client_secret_expire_at: Option<String>,
     pub additional_scopes: Option<Vec<String>>,
+    pub logout_params: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +113,7 @@ pub struct RawOrganization {
     pub self_administration_policy: Option<StringList>,
     pub logout_policy: Option<String>,
     pub local_login_url: Option<String>,
+    pub post_logout_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -610,6 +610,7 @@ impl Validator {
                 ));
             }
         }
+        let logout_params = raw.logout_params.clone().unwrap_or_default();
         let additional_scopes = raw.additional_scopes.unwrap_or_default();
         for (i, scope) in additional_scopes.iter().enumerate() {
             if scope.is_empty() || scope.contains(char::is_whitespace) {
@@ -625,6 +626,7 @@ impl Validator {
             client_secret: client_secret?,
             client_secret_expire_at,
             additional_scopes,
+            logout_params,
         })
     }
 
@@ -710,20 +712,11 @@ impl Validator {
                     LogoutPolicy::External
                 }
             };
-            let local_login_url = match org.local_login_url {
-                None => "/".to_owned(),
-                Some(url) if url.starts_with('/') && !url.starts_with("//") => url,
-                Some(url) => match Url::parse(&url) {
-                    Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => url,
-                    _ => {
-                        self.problem(
-                            format!("{path}.local_login_url"),
-                            "must be a path such as \"/login\" or an http(s) URL",
-                        );
-                        "/".to_owned()
-                    }
-                },
-            };
+            let local_login_url = self
+                .path_or_url(&format!("{path}.local_login_url"), org.local_login_url)
+                .unwrap_or_else(|| "/".to_owned());
+            let post_logout_url =
+                self.path_or_url(&format!("{path}.post_logout_url"), org.post_logout_url);
             orgs.insert(
                 key.clone(),
                 Organization {
@@ -733,6 +726,7 @@ impl Validator {
                     self_administration,
                     logout_policy,
                     local_login_url,
+                    post_logout_url,
                 },
             );
         }
@@ -909,6 +903,21 @@ impl Validator {
                     "not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~)",
                 );
                 default.to_owned()
+            }
+        }
+    }
+
+    /// A site path (`/login`) or an absolute http(s) URL.
+    fn path_or_url(&mut self, key: &str, value: Option<String>) -> Option<String> {
+        let url = value?;
+        if url.starts_with('/') && !url.starts_with("//") {
+            return Some(url);
+        }
+        match Url::parse(&url) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Some(url),
+            _ => {
+                self.problem(key, "must be a path such as \"/login\" or an http(s) URL");
+                None
             }
         }
     }

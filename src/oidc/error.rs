@@ -20,6 +20,8 @@ pub enum LoginError {
     CodeRejected(String),
     #[error("the ID token was not accepted: {0}")]
     InvalidIdToken(String),
+    #[error("the ID token is signed with a key the identity provider does not publish")]
+    UnknownSigningKey,
     #[error("the identity provider could not be reached: {0}")]
     Unreachable(String),
     #[error("the identity provider's answer could not be read: {0}")]
@@ -36,7 +38,7 @@ impl LoginError {
             LoginError::StateMismatch => "state_mismatch",
             LoginError::MissingCode => "missing_code",
             LoginError::CodeRejected(_) => "code_rejected",
-            LoginError::InvalidIdToken(_) => "invalid_id_token",
+            LoginError::InvalidIdToken(_) | LoginError::UnknownSigningKey => "invalid_id_token",
             LoginError::Unreachable(_) => "idp_unreachable",
             LoginError::BadResponse(_) => "bad_response",
             LoginError::Misconfigured(_) => "misconfigured",

@@ -8,8 +8,8 @@ use base64::Engine as _;
 use chrono::Utc;
 use openidconnect::core::{CoreAuthenticationFlow, CoreIdToken};
 use openidconnect::{
-    AccessToken, AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, Scope, TokenResponse,
+    AccessToken, AuthorizationCode, ClaimsVerificationError, CsrfToken, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, Scope, SignatureVerificationError, TokenResponse,
 };
 use serde_json::Value;
 use url::Url;
@@ -106,7 +106,18 @@ pub async fn finish(
     let id_token = response
         .id_token()
         .ok_or_else(|| LoginError::InvalidIdToken("the IdP sent no ID token".into()))?;
-    let claims = verify_id_token(discovered, id_token, &pending.nonce, checks)?;
+    let claims = match verify_id_token(discovered, id_token, &pending.nonce, checks) {
+        // The IdP may have rotated its keys since we fetched them: refetch once and retry.
+        Err(LoginError::UnknownSigningKey) => match registry.refetch_keys(provider).await {
+            Some(fresh) => verify_id_token(&fresh, id_token, &pending.nonce, checks)?,
+            None => {
+                return Err(LoginError::InvalidIdToken(
+                    "signed with an unknown key".into(),
+                ))
+            }
+        },
+        other => other?,
+    };
 
     let now = Utc::now().timestamp();
     let tokens = Tokens {
@@ -183,7 +194,12 @@ fn verify_id_token(
     }
     id_token
         .claims(&verifier, &Nonce::new(nonce.to_owned()))
-        .map_err(|e| LoginError::InvalidIdToken(e.to_string()))?;
+        .map_err(|e| match e {
+            ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            ) => LoginError::UnknownSigningKey,
+            other => LoginError::InvalidIdToken(other.to_string()),
+        })?;
     let claims =
         jwt_part(&raw, 1).ok_or_else(|| LoginError::InvalidIdToken("malformed ID token".into()))?;
     let client_id = discovered.client.client_id().as_str();

@@ -7,15 +7,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use openidconnect::core::{CoreClient, CoreClientAuthMethod, CoreProviderMetadata};
+use openidconnect::core::{CoreClient, CoreClientAuthMethod};
 use openidconnect::{
     AuthType, ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl,
     RedirectUrl,
 };
 use serde::Serialize;
 
+use super::metadata::Metadata;
 use crate::config::{Config, IdentityProvider, OidcProvider};
 use crate::metrics::Metrics;
+
+/// At most one forced key refetch per IdP in this time, however many tokens name an
+/// unknown key: a flood of forged tokens must not become a flood of requests to the IdP.
+const KEY_REFETCH_INTERVAL_SECS: i64 = 10;
 
 pub type OidcClient = CoreClient<
     EndpointSet,
@@ -29,9 +34,11 @@ pub type OidcClient = CoreClient<
 /// What discovery produced for one IdP.
 pub struct Discovered {
     pub client: OidcClient,
-    pub metadata: CoreProviderMetadata,
+    pub metadata: Metadata,
     /// Whether to ask for `offline_access` (the IdP lists it in `scopes_supported`).
     pub offline_access: bool,
+    /// The signing keys in `jsonwebtoken`'s form, for logout and access tokens.
+    pub jwks: jsonwebtoken::jwk::JwkSet,
 }
 
 #[derive(Clone)]
@@ -52,6 +59,8 @@ pub struct Provider {
     pub name: String,
     pub config: OidcProvider,
     status: ArcSwap<Status>,
+    /// Unix seconds of the last forced key refetch.
+    last_key_refetch: std::sync::atomic::AtomicI64,
 }
 
 impl Provider {
@@ -103,6 +112,7 @@ impl Registry {
                             attempts: 0,
                             last_error: None,
                         }),
+                        last_key_refetch: std::sync::atomic::AtomicI64::new(0),
                     };
                     Some((idp.key.clone(), Arc::new(provider)))
                 })
@@ -202,7 +212,7 @@ impl Registry {
     pub async fn discover(&self, provider: &Provider) -> Result<Discovered, String> {
         let started = Instant::now();
         let issuer = IssuerUrl::new(provider.config.issuer.clone()).map_err(|e| e.to_string())?;
-        let result = CoreProviderMetadata::discover_async(issuer, &self.http).await;
+        let result = Metadata::discover_async(issuer, &self.http).await;
         self.metrics
             .observe_idp_call(&provider.key, "discovery", started.elapsed());
         let metadata = match result {
@@ -212,7 +222,7 @@ impl Registry {
             }
             Err(e) => {
                 self.metrics.count_discovery(&provider.key, "error");
-                return Err(describe_discovery_error(&e));
+                return Err(super::error_chain(&e));
             }
         };
         let offline_access = metadata
@@ -239,23 +249,68 @@ impl Registry {
         if let Some(redirect) = &self.redirect_uri {
             client = client.set_redirect_uri(redirect.clone());
         }
+        let jwks = convert_jwks(&metadata);
         Ok(Discovered {
             client,
             metadata,
             offline_access,
+            jwks,
         })
+    }
+
+    /// The IdP by its issuer, as named in a token's `iss`.
+    pub fn by_issuer(&self, issuer: &str) -> Option<&Arc<Provider>> {
+        self.providers.values().find(|p| p.config.issuer == issuer)
+    }
+
+    /// Refetches metadata and keys now because a token named a key we do not know, at most
+    /// once per [`KEY_REFETCH_INTERVAL_SECS`]. Returns the fresh state when it fetched.
+    pub async fn refetch_keys(&self, provider: &Provider) -> Option<Arc<Discovered>> {
+        use std::sync::atomic::Ordering;
+        let now = chrono::Utc::now().timestamp();
+        let last = provider.last_key_refetch.load(Ordering::Relaxed);
+        if now - last < KEY_REFETCH_INTERVAL_SECS
+            || provider
+                .last_key_refetch
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        self.metrics.count_key_refetch(&provider.key);
+        match self.discover(provider).await {
+            Ok(discovered) => {
+                let discovered = Arc::new(discovered);
+                provider.status.store(Arc::new(Status::Ready {
+                    discovered: discovered.clone(),
+                    at: Instant::now(),
+                    last_error: None,
+                }));
+                tracing::info!(
+                    idp = provider.key.as_str(),
+                    "signing keys refetched for an unknown key id"
+                );
+                Some(discovered)
+            }
+            Err(error) => {
+                tracing::warn!(idp = provider.key.as_str(), %error, "key refetch failed");
+                None
+            }
+        }
     }
 }
 
-fn describe_discovery_error<E: std::error::Error>(e: &E) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
+/// The IdP's keys for `jsonwebtoken`; keys it cannot use (encryption keys, unknown types)
+/// are skipped rather than failing the whole set.
+fn convert_jwks(metadata: &Metadata) -> jsonwebtoken::jwk::JwkSet {
+    let keys = serde_json::to_value(metadata.jwks())
+        .ok()
+        .and_then(|v| v.get("keys").and_then(|k| k.as_array()).cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|key| serde_json::from_value(key).ok())
+        .collect();
+    jsonwebtoken::jwk::JwkSet { keys }
 }
 
 /// 1 s, 2 s, 4 s … capped at 60 s.

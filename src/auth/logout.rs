@@ -1,0 +1,216 @@
+//! `/oauth2/logout` by the organization's `logout_policy`, and `/oauth2/backchannel-logout`
+//! for IdPs that end sessions themselves.
+
+use http::Method;
+use serde_json::json;
+
+use super::{AuthService, Params, Request};
+use crate::config::{LogoutPolicy, Organization};
+use crate::oidc::logout::{end_session_url, revoke_refresh_token, verify_logout_token};
+use crate::pages;
+use crate::reply::Reply;
+use crate::session::Session;
+
+impl AuthService {
+    pub(super) async fn logout(&self, req: &Request<'_>, now: i64) -> Reply {
+        if !self.same_origin(req) {
+            // A link from elsewhere must not sign people out; ask them instead.
+            return Reply::html(
+                200,
+                confirm_page(&format!("{}/logout", self.config.oidc.path_prefix)),
+            );
+        }
+        let cleared = self.cookies.clear(req.headers);
+        let Ok(session) = self.cookies.load(req.headers, now) else {
+            return Reply::html(200, signed_out_page(&self.start_path)).with_cookies(cleared);
+        };
+        self.revocations.revoke_session(&session.id);
+        self.metrics.session_ended("logout");
+        let org = self.config.organizations.get(&session.organization);
+        let policy = org.map_or(LogoutPolicy::Local, |o| o.logout_policy);
+        self.metrics.count_logout(policy.as_str());
+        tracing::info!(
+            session = session.id.as_str(),
+            organization = session.organization.as_str(),
+            policy = policy.as_str(),
+            "logout"
+        );
+        let reply = match policy {
+            LogoutPolicy::Local => self.local_logout_reply(org),
+            LogoutPolicy::External | LogoutPolicy::Federated => {
+                self.idp_logout_reply(&session, org, policy).await
+            }
+        };
+        reply.with_cookies(cleared)
+    }
+
+    fn local_logout_reply(&self, org: Option<&Organization>) -> Reply {
+        match org.and_then(|o| o.post_logout_url.as_deref()) {
+            Some(url) => Reply::redirect(url),
+            None => Reply::html(200, signed_out_page(&self.start_path)),
+        }
+    }
+
+    /// EXTERNAL: RP-initiated logout at the IdP. FEDERATED: also revoke the refresh token
+    /// and pass the IdP's parameters that sign the user out of upstream providers too.
+    async fn idp_logout_reply(
+        &self,
+        session: &Session,
+        org: Option<&Organization>,
+        policy: LogoutPolicy,
+    ) -> Reply {
+        let Some(provider) = self.registry.get(&session.identity_provider) else {
+            return self.local_logout_reply(org);
+        };
+        let Some(discovered) = provider.discovered() else {
+            tracing::warn!(
+                idp = provider.key.as_str(),
+                "IdP unavailable: signed out here only"
+            );
+            return self.local_logout_reply(org);
+        };
+        let federated = policy == LogoutPolicy::Federated;
+        if federated {
+            if let Some(token) = &session.tokens.refresh_token {
+                if let Err(error) =
+                    revoke_refresh_token(&self.registry, provider, &discovered, token).await
+                {
+                    tracing::warn!(idp = provider.key.as_str(), %error, "refresh token revocation failed");
+                }
+            }
+        }
+        let empty = Default::default();
+        let extra = if federated {
+            &provider.config.logout_params
+        } else {
+            &empty
+        };
+        let return_to = self.post_logout_redirect_uri(org);
+        let state = uuid::Uuid::new_v4().simple().to_string();
+        match end_session_url(
+            &discovered,
+            session.tokens.id_token.as_deref(),
+            &return_to,
+            &state,
+            extra,
+        ) {
+            Some(url) => Reply::redirect(url.as_str()),
+            None => {
+                tracing::warn!(
+                    idp = provider.key.as_str(),
+                    "IdP has no end_session_endpoint: signed out here only"
+                );
+                self.local_logout_reply(org)
+            }
+        }
+    }
+
+    /// Where the IdP sends the browser after its logout; must be registered at the IdP.
+    fn post_logout_redirect_uri(&self, org: Option<&Organization>) -> String {
+        let target = org
+            .and_then(|o| o.post_logout_url.as_deref())
+            .unwrap_or("/");
+        match &self.config.server.public_url {
+            Some(base) if target.starts_with('/') => base
+                .join(target)
+                .map_or_else(|_| base.to_string(), |u| u.to_string()),
+            _ => target.to_owned(),
+        }
+    }
+
+    /// POST: a cross-site form cannot carry our `SameSite=Lax` cookie, and an `Origin`
+    /// header, when sent, must be ours. GET: only from our own pages.
+    fn same_origin(&self, req: &Request<'_>) -> bool {
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let ours = |url: &str| self.is_own_origin(url, header("host"));
+        if let Some(site) = header("sec-fetch-site") {
+            return site == "same-origin" || site == "none";
+        }
+        if req.method == Method::POST {
+            return header("origin").is_none_or(|o| o == "null" || ours(o));
+        }
+        header("origin").or(header("referer")).is_some_and(ours)
+    }
+
+    fn is_own_origin(&self, url: &str, host: Option<&str>) -> bool {
+        let Ok(url) = url::Url::parse(url) else {
+            return false;
+        };
+        if let Some(public) = &self.config.server.public_url {
+            if url.origin() == public.origin() {
+                return true;
+            }
+        }
+        let authority = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or("")),
+            None => url.host_str().unwrap_or("").to_owned(),
+        };
+        host.is_some_and(|h| h.eq_ignore_ascii_case(&authority))
+    }
+
+    pub(super) async fn backchannel_logout(&self, req: &Request<'_>) -> Reply {
+        let params = Params::parse_bytes(req.body);
+        let Some(token) = params.get("logout_token") else {
+            self.metrics.count_backchannel("rejected", "missing_token");
+            return backchannel_error("missing logout_token");
+        };
+        let order =
+            match verify_logout_token(&self.registry, token, self.config.oidc.max_clock_skew).await
+            {
+                Ok(order) => order,
+                Err(error) => {
+                    self.metrics.count_backchannel("rejected", error.reason);
+                    tracing::warn!(%error, "back-channel logout token refused");
+                    return backchannel_error(&error.to_string());
+                }
+            };
+        if !self
+            .revocations
+            .first_use_of(&format!("{}\u{0}{}", order.idp, order.jti))
+        {
+            self.metrics.count_backchannel("rejected", "replay");
+            return backchannel_error("logout token already used");
+        }
+        let now = chrono::Utc::now().timestamp();
+        match (&order.sid, &order.sub) {
+            (Some(sid), _) => self.revocations.revoke_idp_session(&order.idp, sid, now),
+            (None, Some(sub)) => self.revocations.revoke_subject(&order.idp, sub, now),
+            (None, None) => {}
+        }
+        self.metrics.count_backchannel("accepted", "ok");
+        tracing::info!(
+            idp = order.idp.as_str(),
+            sid = order.sid.as_deref(),
+            sub = order.sub.as_deref(),
+            "back-channel logout"
+        );
+        Reply::json(200, &json!({}))
+    }
+}
+
+fn backchannel_error(description: &str) -> Reply {
+    Reply::json(
+        400,
+        &json!({"error": "invalid_request", "error_description": description}),
+    )
+}
+
+fn signed_out_page(start_path: &str) -> String {
+    pages::page(
+        "Signed out",
+        &format!(
+            "<h1>You are signed out</h1><p>You have been signed out of the shop.</p><p><a href=\"{}\">Sign in again</a></p>",
+            pages::escape(start_path)
+        ),
+    )
+}
+
+fn confirm_page(logout_path: &str) -> String {
+    pages::page(
+        "Sign out",
+        &format!(
+            "<h1>Sign out?</h1><form method=\"post\" action=\"{}\"><button type=\"submit\" id=\"logout\">Sign out</button></form>",
+            pages::escape(logout_path)
+        ),
+    )
+}

@@ -1,0 +1,125 @@
+//! Sessions ended before their cookie expires: by logout here, or by the IdP through
+//! back-channel logout. Checked on every request; entries live as long as a session can.
+
+use std::time::Duration;
+
+use moka::sync::Cache;
+
+use crate::session::Session;
+
+pub struct Revocations {
+    /// Session ids signed out here (a copied cookie must not outlive the logout).
+    sessions: Cache<String, ()>,
+    /// `idp + sid` → when the IdP ended that IdP session.
+    sids: Cache<String, i64>,
+    /// `idp + sub` → when the IdP ended all sessions of that user.
+    subs: Cache<String, i64>,
+    /// Logout token ids already used.
+    jtis: Cache<String, ()>,
+}
+
+fn bounded<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<String, V> {
+    Cache::builder()
+        .max_capacity(1_000_000)
+        .time_to_live(ttl)
+        .build()
+}
+
+fn scoped(idp: &str, value: &str) -> String {
+    format!("{idp}\u{0}{value}")
+}
+
+impl Revocations {
+    pub fn new(max_age: Duration) -> Self {
+        Revocations {
+            sessions: bounded(max_age),
+            sids: bounded(max_age),
+            subs: bounded(max_age),
+            jtis: bounded(max_age.max(Duration::from_secs(3600))),
+        }
+    }
+
+    pub fn revoke_session(&self, session_id: &str) {
+        self.sessions.insert(session_id.to_owned(), ());
+    }
+
+    pub fn revoke_idp_session(&self, idp: &str, sid: &str, at: i64) {
+        self.sids.insert(scoped(idp, sid), at);
+    }
+
+    pub fn revoke_subject(&self, idp: &str, sub: &str, at: i64) {
+        self.subs.insert(scoped(idp, sub), at);
+    }
+
+    /// Records a logout token id; false when it was seen before (a replay).
+    pub fn first_use_of(&self, jti: &str) -> bool {
+        self.jtis.entry(jti.to_owned()).or_insert(()).is_fresh()
+    }
+
+    /// Whether the session was ended: sessions that began after a back-channel logout of
+    /// the same user or IdP session are a new login and stay valid.
+    pub fn is_revoked(&self, session: &Session) -> bool {
+        if self.sessions.contains_key(&session.id) {
+            return true;
+        }
+        let ended_before = |at: Option<i64>| at.is_some_and(|at| session.issued_at <= at);
+        if let Some(sid) = &session.idp_session_id {
+            if ended_before(self.sids.get(&scoped(&session.identity_provider, sid))) {
+                return true;
+            }
+        }
+        ended_before(self.subs.get(&scoped(
+            &session.identity_provider,
+            &session.identity.subject,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: &str, sub: &str, sid: Option<&str>, issued_at: i64) -> Session {
+        let mut s = Session {
+            id: id.into(),
+            identity_provider: "kc".into(),
+            issued_at,
+            idp_session_id: sid.map(Into::into),
+            ..Default::default()
+        };
+        s.identity.subject = sub.into();
+        s
+    }
+
+    #[test]
+    fn revocation_rules() {
+        let r = Revocations::new(Duration::from_secs(3600));
+        let a = session("a", "alice", Some("sid-1"), 100);
+        assert!(!r.is_revoked(&a));
+        r.revoke_idp_session("kc", "sid-1", 150);
+        assert!(r.is_revoked(&a));
+        assert!(
+            !r.is_revoked(&session("b", "alice", Some("sid-2"), 100)),
+            "other IdP session"
+        );
+        r.revoke_subject("kc", "bob", 200);
+        assert!(r.is_revoked(&session("c", "bob", None, 199)));
+        assert!(
+            !r.is_revoked(&session("d", "bob", None, 201)),
+            "signed in again after the logout"
+        );
+        let mut other_idp = session("e", "bob", None, 100);
+        other_idp.identity_provider = "ad".into();
+        assert!(!r.is_revoked(&other_idp));
+        r.revoke_session("f");
+        assert!(r.is_revoked(&session("f", "x", None, 1)));
+    }
+
+    #[test]
+    fn jti_replay() {
+        let r = Revocations::new(Duration::from_secs(60));
+        assert!(r.first_use_of("j1"));
+        assert!(!r.first_use_of("j1"));
+        assert!(r.first_use_of("j2"));
+    }
+}

@@ -1,0 +1,273 @@
+//! Ending sessions at the IdP: RP-initiated logout URLs, RFC 7009 revocation, and
+//! verification of back-channel logout tokens (OpenID Connect Back-Channel Logout 1.0).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+use url::Url;
+
+use super::registry::{Discovered, Provider, Registry};
+
+const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+/// Logout tokens older than this are refused even when they carry no `exp`.
+pub const LOGOUT_TOKEN_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// The IdP's logout URL for RP-initiated logout, or `None` when it has no
+/// `end_session_endpoint`.
+pub fn end_session_url(
+    discovered: &Discovered,
+    id_token_hint: Option<&str>,
+    post_logout_redirect_uri: &str,
+    state: &str,
+    extra: &BTreeMap<String, String>,
+) -> Option<Url> {
+    let endpoint = discovered
+        .metadata
+        .additional_metadata()
+        .end_session_endpoint
+        .as_deref()?;
+    let mut url = Url::parse(endpoint).ok()?;
+    {
+        let mut query = url.query_pairs_mut();
+        if let Some(hint) = id_token_hint {
+            query.append_pair("id_token_hint", hint);
+        }
+        query.append_pair("client_id", discovered.client.client_id().as_str());
+        query.append_pair("post_logout_redirect_uri", post_logout_redirect_uri);
+        query.append_pair("state", state);
+        for (name, value) in extra {
+            query.append_pair(name, value);
+        }
+    }
+    Some(url)
+}
+
+/// Revokes a refresh token at the IdP's revocation endpoint (RFC 7009). `Ok(false)` when
+/// the IdP has none.
+pub async fn revoke_refresh_token(
+    registry: &Registry,
+    provider: &Provider,
+    discovered: &Discovered,
+    token: &str,
+) -> Result<bool, String> {
+    let Some(endpoint) = discovered
+        .metadata
+        .additional_metadata()
+        .revocation_endpoint
+        .as_deref()
+    else {
+        return Ok(false);
+    };
+    let started = Instant::now();
+    let response = registry
+        .http
+        .post(endpoint)
+        .basic_auth(
+            &provider.config.client_id,
+            Some(provider.config.client_secret.expose()),
+        )
+        .form(&[("token", token), ("token_type_hint", "refresh_token")])
+        .send()
+        .await;
+    registry
+        .metrics()
+        .observe_idp_call(&provider.key, "revocation", started.elapsed());
+    match response {
+        Ok(r) if r.status().is_success() => Ok(true),
+        Ok(r) => Err(format!("revocation answered {}", r.status())),
+        Err(e) => Err(super::error_chain(&e)),
+    }
+}
+
+/// Who a verified logout token signs out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutOrder {
+    pub idp: String,
+    pub sid: Option<String>,
+    pub sub: Option<String>,
+    pub jti: String,
+}
+
+/// Why a logout token was refused; the `reason` label of the back-channel metric.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct LogoutTokenError {
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+fn refuse(reason: &'static str, detail: impl Into<String>) -> LogoutTokenError {
+    LogoutTokenError {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// Verifies a logout token: signature with the issuing IdP's keys (one refetch for an
+/// unknown key), `iss`, `aud`, `iat` within skew and not too old, the back-channel event,
+/// `sid` or `sub`, and no `nonce`. Replay (`jti`) is checked by the caller, who keeps state.
+pub async fn verify_logout_token(
+    registry: &Registry,
+    token: &str,
+    skew: Duration,
+) -> Result<LogoutOrder, LogoutTokenError> {
+    let unverified =
+        super::flow::jwt_part(token, 1).ok_or_else(|| refuse("malformed", "not a JWT"))?;
+    let issuer = unverified
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or_else(|| refuse("malformed", "no iss"))?;
+    let provider = registry
+        .by_issuer(issuer)
+        .ok_or_else(|| refuse("unknown_issuer", issuer.to_owned()))?;
+    let discovered = provider
+        .discovered()
+        .ok_or_else(|| refuse("idp_unavailable", "keys not loaded"))?;
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| refuse("malformed", e.to_string()))?;
+    let claims = match verify_signature(&discovered, provider, token, &header, skew) {
+        Err(e) if e.reason == "unknown_key" => match registry.refetch_keys(provider).await {
+            Some(fresh) => verify_signature(&fresh, provider, token, &header, skew)?,
+            None => return Err(e),
+        },
+        other => other?,
+    };
+    check_logout_claims(&claims, skew)?;
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    Ok(LogoutOrder {
+        idp: provider.key.clone(),
+        sid: text("sid"),
+        sub: text("sub"),
+        jti: text("jti").ok_or_else(|| refuse("malformed", "no jti"))?,
+    })
+}
+
+fn verify_signature(
+    discovered: &Discovered,
+    provider: &Provider,
+    token: &str,
+    header: &jsonwebtoken::Header,
+    skew: Duration,
+) -> Result<serde_json::Map<String, Value>, LogoutTokenError> {
+    let jwk = match &header.kid {
+        Some(kid) => discovered.jwks.find(kid),
+        None => discovered.jwks.keys.first(),
+    }
+    .ok_or_else(|| refuse("unknown_key", format!("no key {:?}", header.kid)))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| refuse("unknown_key", e.to_string()))?;
+    if matches!(
+        header.alg,
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+    ) {
+        return Err(refuse(
+            "bad_signature",
+            "symmetric algorithms are not accepted",
+        ));
+    }
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[provider.config.issuer.as_str()]);
+    validation.set_audience(&[provider.config.client_id.as_str()]);
+    validation.leeway = skew.as_secs();
+    validation.validate_exp = false;
+    validation.set_required_spec_claims(&["iss", "aud", "iat"]);
+    jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            let reason = match e.kind() {
+                ErrorKind::InvalidIssuer => "wrong_issuer",
+                ErrorKind::InvalidAudience => "wrong_audience",
+                ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => "bad_signature",
+                ErrorKind::MissingRequiredClaim(_) => "malformed",
+                _ => "invalid",
+            };
+            refuse(reason, e.to_string())
+        })
+}
+
+fn check_logout_claims(
+    claims: &serde_json::Map<String, Value>,
+    skew: Duration,
+) -> Result<(), LogoutTokenError> {
+    let now = chrono::Utc::now().timestamp();
+    let skew = skew.as_secs() as i64;
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| refuse("malformed", "no iat"))?;
+    if iat > now + skew {
+        return Err(refuse("stale", "issued in the future"));
+    }
+    if iat < now - skew - LOGOUT_TOKEN_MAX_AGE.as_secs() as i64 {
+        return Err(refuse("stale", "issued too long ago"));
+    }
+    if let Some(exp) = claims.get("exp").and_then(Value::as_i64) {
+        if exp + skew < now {
+            return Err(refuse("stale", "expired"));
+        }
+    }
+    let has_event = claims
+        .get("events")
+        .and_then(Value::as_object)
+        .is_some_and(|events| events.contains_key(BACKCHANNEL_EVENT));
+    if !has_event {
+        return Err(refuse("malformed", "no back-channel logout event"));
+    }
+    if claims.contains_key("nonce") {
+        return Err(refuse("malformed", "a logout token must not carry a nonce"));
+    }
+    if claims.get("sid").and_then(Value::as_str).is_none()
+        && claims.get("sub").and_then(Value::as_str).is_none()
+    {
+        return Err(refuse("malformed", "neither sid nor sub"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(value: Value) -> serde_json::Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn logout_claim_rules() {
+        let now = chrono::Utc::now().timestamp();
+        let skew = Duration::from_secs(60);
+        let good = json!({"iat": now, "sid": "s1", "jti": "j", "events": {BACKCHANNEL_EVENT: {}}});
+        assert!(check_logout_claims(&claims(good.clone()), skew).is_ok());
+        let mut nonce = good.clone();
+        nonce["nonce"] = json!("n");
+        assert_eq!(
+            check_logout_claims(&claims(nonce), skew)
+                .unwrap_err()
+                .reason,
+            "malformed"
+        );
+        let mut no_event = good.clone();
+        no_event["events"] = json!({});
+        assert!(check_logout_claims(&claims(no_event), skew).is_err());
+        let mut nobody = good.clone();
+        nobody.as_object_mut().unwrap().remove("sid");
+        assert!(check_logout_claims(&claims(nobody), skew).is_err());
+        let mut future = good.clone();
+        future["iat"] = json!(now + 3600);
+        assert_eq!(
+            check_logout_claims(&claims(future), skew)
+                .unwrap_err()
+                .reason,
+            "stale"
+        );
+        let mut old = good;
+        old["iat"] = json!(now - 3600);
+        assert_eq!(
+            check_logout_claims(&claims(old), skew).unwrap_err().reason,
+            "stale"
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! Refreshing tokens with the refresh token (RFC 6749 §6).
+
+use std::time::Instant;
+
+use chrono::Utc;
+use openidconnect::{OAuth2TokenResponse, RefreshToken, RequestTokenError, TokenResponse};
+
+use super::registry::{Discovered, Provider, Registry};
+use crate::session::Tokens;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RefreshError {
+    /// The refresh token is dead (expired, revoked, reused): the session is over.
+    #[error("the refresh token was refused: {0}")]
+    InvalidGrant(String),
+    #[error("the identity provider answered with an error: {0}")]
+    IdpError(String),
+    #[error("the identity provider did not answer in time")]
+    Timeout,
+    #[error("the identity provider could not be reached: {0}")]
+    Unreachable(String),
+}
+
+impl RefreshError {
+    /// The `outcome` label of `sso_sidecar_token_refreshes_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            RefreshError::InvalidGrant(_) => "invalid_grant",
+            RefreshError::IdpError(_) | RefreshError::Unreachable(_) => "idp_error",
+            RefreshError::Timeout => "timeout",
+        }
+    }
+
+    /// Whether trying again later may help (the IdP is down or slow).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, RefreshError::InvalidGrant(_))
+    }
+}
+
+/// New tokens for `current`. An IdP that sends no new refresh token (or ID token) leaves
+/// the old one in place.
+pub async fn refresh(
+    registry: &Registry,
+    provider: &Provider,
+    discovered: &Discovered,
+    current: &Tokens,
+) -> Result<Tokens, RefreshError> {
+    let Some(refresh_token) = current.refresh_token.as_deref() else {
+        return Err(RefreshError::InvalidGrant("no refresh token".into()));
+    };
+    let token = RefreshToken::new(refresh_token.to_owned());
+    let request = discovered
+        .client
+        .exchange_refresh_token(&token)
+        .map_err(|e| RefreshError::IdpError(e.to_string()))?;
+    let started = Instant::now();
+    let result = request.request_async(&registry.http).await;
+    registry
+        .metrics()
+        .observe_idp_call(&provider.key, "refresh", started.elapsed());
+    let response = result.map_err(|error| match error {
+        RequestTokenError::ServerResponse(response) => {
+            let code = response.error().to_string();
+            if code == "invalid_grant" {
+                RefreshError::InvalidGrant(code)
+            } else {
+                RefreshError::IdpError(code)
+            }
+        }
+        RequestTokenError::Request(e) => {
+            let timed_out = match &e {
+                openidconnect::HttpClientError::Reqwest(inner) => inner.is_timeout(),
+                _ => false,
+            };
+            if timed_out {
+                RefreshError::Timeout
+            } else {
+                RefreshError::Unreachable(super::error_chain(&e))
+            }
+        }
+        RequestTokenError::Parse(e, _) => RefreshError::IdpError(format!("unreadable answer: {e}")),
+        RequestTokenError::Other(e) => RefreshError::IdpError(e),
+    })?;
+    let now = Utc::now().timestamp();
+    Ok(Tokens {
+        access_token: response.access_token().secret().clone(),
+        access_expires_at: response.expires_in().map(|d| now + d.as_secs() as i64),
+        refresh_token: response
+            .refresh_token()
+            .map(|t| t.secret().clone())
+            .or_else(|| current.refresh_token.clone()),
+        id_token: response
+            .id_token()
+            .map(|t| t.to_string())
+            .or_else(|| current.id_token.clone()),
+    })
+}
