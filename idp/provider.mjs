@@ -21,6 +21,8 @@
 // signing key in front of the old ones; POST /_test/forge?mode=M makes the token endpoint
 // hand out a forged ID token (wrong_key, wrong_aud, wrong_iss, wrong_nonce, expired,
 // alg_none), to prove the relying party rejects it; mode=off ends that.
+// POST /_test/logout-token with JSON {sub, sid, aud, nonce, wrongKey, noEvent, iat} returns a
+// back-channel logout token signed with the provider's key (or a foreign one).
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
@@ -55,7 +57,7 @@ function claimsFor(login) {
   return { ...base, ...configured };
 }
 
-const stats = { grants: {}, grant_errors: {}, logouts: 0, backchannel: 0 };
+const stats = { grants: {}, grant_errors: {}, logouts: 0, backchannel: 0, revocations: 0 };
 let forgeMode = 'off';
 
 // Rewrites a genuine ID token the way an attacker or a broken IdP would.
@@ -141,9 +143,16 @@ function buildProvider(issuer) {
       return grant;
     },
     cookies: { keys: ['test-idp-cookie-key'] },
+    // Back-channel logout calls go to the sidecar on 127.0.0.1, which oidc-provider's
+    // SSRF guard blocks by default; this provider only ever runs on loopback.
+    fetch: (url, options) => {
+      const { dispatcher, ...rest } = options;
+      return fetch(url, rest);
+    },
   });
   provider.use(async (ctx, next) => {
     await next();
+    if (ctx.path === '/token/revocation' && ctx.status === 200) stats.revocations += 1;
     if (forgeMode !== 'off' && ctx.path === '/token' && ctx.body && ctx.body.id_token) {
       ctx.body = { ...ctx.body, id_token: await forge(ctx.body.id_token) };
     }
@@ -158,6 +167,10 @@ function buildProvider(issuer) {
   });
   provider.on('end_session.success', () => { stats.logouts += 1; });
   provider.on('backchannel.success', () => { stats.backchannel += 1; });
+  provider.on('backchannel.error', (ctx, err) => {
+    stats.backchannel_errors = (stats.backchannel_errors || 0) + 1;
+    console.error('backchannel.error', err);
+  });
   provider.on('server_error', (ctx, err) => { console.error('idp server_error', err); });
   return provider;
 }
@@ -172,6 +185,33 @@ server.listen(settings.port || 0, '127.0.0.1', () => {
     if (req.url === '/_test/stats') {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(stats));
+      return;
+    }
+    if (req.url === '/_test/logout-token' && req.method === 'POST') {
+      let raw = '';
+      req.on('data', (chunk) => { raw += chunk; });
+      req.on('end', async () => {
+        const spec = JSON.parse(raw || '{}');
+        const now = Math.floor(Date.now() / 1000);
+        const claims = {
+          iss: issuer,
+          aud: spec.aud || (settings.clients?.[0]?.client_id ?? 'shop'),
+          iat: spec.iat ?? now,
+          exp: now + 120,
+          jti: spec.jti || randomUUID(),
+          events: spec.noEvent ? {} : { 'http://schemas.openid.net/event/backchannel-logout': {} },
+        };
+        if (spec.sub) claims.sub = spec.sub;
+        if (spec.sid) claims.sid = spec.sid;
+        if (spec.nonce) claims.nonce = spec.nonce;
+        const signingKey = spec.wrongKey ? { ...newSigningKey(), kid: keys[0].kid } : keys[0];
+        const key = await jose.importJWK(signingKey, 'RS256');
+        const token = await new jose.SignJWT(claims)
+          .setProtectedHeader({ alg: 'RS256', kid: signingKey.kid, typ: 'logout+jwt' })
+          .sign(key);
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ logout_token: token }));
+      });
       return;
     }
     if (req.url.startsWith('/_test/forge') && req.method === 'POST') {
@@ -194,7 +234,11 @@ server.listen(settings.port || 0, '127.0.0.1', () => {
     }
     callback(req, res);
   });
-  console.log(JSON.stringify({ issuer, port }));
+  process.stdout.write(`${JSON.stringify({ issuer, port })}\n`);
+  // stdout carries only the ready line (the reader may stop listening); everything the
+  // provider says later goes to stderr.
+  console.log = console.error;
+  console.info = console.error;
 });
 
 for (const signal of ['SIGTERM', 'SIGINT']) {

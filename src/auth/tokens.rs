@@ -79,7 +79,11 @@ impl TokenKeeper {
                 Freshness::Ended("expired")
             };
         };
-        let key = cache_key(&session.identity_provider, refresh_token);
+        let key = cache_key(
+            &session.identity_provider,
+            refresh_token,
+            &session.tokens.access_token,
+        );
         if self.failing.contains_key(&key) {
             return self.transient(still_valid);
         }
@@ -141,11 +145,14 @@ impl TokenKeeper {
     }
 }
 
-/// Refresh tokens are secrets: the cache holds only their hash.
-fn cache_key(idp: &str, refresh_token: &str) -> [u8; 32] {
+/// One refresh per token set: requests carrying the same (old) tokens share it, while a
+/// cookie that already holds the refreshed tokens is a new key even when the IdP keeps the
+/// refresh token unchanged. Tokens are secrets: the cache holds only a hash.
+fn cache_key(idp: &str, refresh_token: &str, access_token: &str) -> [u8; 32] {
     let mut hasher = Sha256::new();
-    hasher.update(idp.as_bytes());
-    hasher.update([0]);
-    hasher.update(refresh_token.as_bytes());
+    for part in [idp, refresh_token, access_token] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
     hasher.finalize().into()
 }

@@ -379,6 +379,7 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (i32, String,
 pub struct Idp {
     pub issuer: String,
     pub port: u16,
+    settings: serde_json::Value,
     child: Child,
 }
 
@@ -391,11 +392,17 @@ impl Idp {
             repo_root().join("idp/node_modules/oidc-provider").exists(),
             "idp/node_modules is missing: run `make test` (it runs npm ci)"
         );
+        // The provider's own log, kept for looking into a failed test.
+        let logs = repo_root().join("target/test-artifacts/idp-logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let log =
+            std::fs::File::create(logs.join(format!("{}-{}.log", std::process::id(), free_port())))
+                .unwrap();
         let mut child = Command::new("node")
             .arg(script)
             .env("IDP_CONFIG", settings.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(log))
             .spawn()
             .expect("node is installed");
         let stdout = child.stdout.take().unwrap();
@@ -408,8 +415,20 @@ impl Idp {
         Idp {
             issuer: ready["issuer"].as_str().unwrap().to_owned(),
             port: ready["port"].as_u64().unwrap() as u16,
+            settings,
             child,
         }
+    }
+
+    /// Starts the provider again on the same port after [`Idp::stop`]. Its memory (sessions,
+    /// grants, refresh tokens, keys) is gone, as after a real outage with an in-memory store.
+    pub fn restart(&mut self) {
+        self.stop();
+        let mut settings = self.settings.clone();
+        settings["port"] = serde_json::json!(self.port);
+        let fresh = Self::start(settings);
+        assert_eq!(fresh.issuer, self.issuer);
+        *self = fresh;
     }
 
     /// A provider with one confidential client `shop` / `shop-secret` for `ports`.
@@ -420,6 +439,8 @@ impl Idp {
                 "client_secret": "shop-secret",
                 "redirect_uris": [ports.callback()],
                 "post_logout_redirect_uris": [format!("{}/", ports.origin())],
+                "backchannel_logout_uri": format!("{}/oauth2/backchannel-logout", ports.origin()),
+                "backchannel_logout_session_required": true,
             }],
         });
         if let (Some(base), Some(extra)) = (settings.as_object_mut(), extra.as_object()) {
@@ -437,6 +458,25 @@ impl Idp {
             .unwrap()
             .json()
             .unwrap()
+    }
+
+    /// A back-channel logout token signed by this provider, shaped by `spec`.
+    pub fn logout_token(&self, spec: serde_json::Value) -> String {
+        let answer: serde_json::Value = reqwest::blocking::Client::new()
+            .post(self.url("/_test/logout-token"))
+            .body(spec.to_string())
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        answer["logout_token"].as_str().unwrap().to_owned()
+    }
+
+    pub fn rotate_keys(&self) {
+        reqwest::blocking::Client::new()
+            .post(self.url("/_test/rotate-keys"))
+            .send()
+            .unwrap();
     }
 
     pub fn forge(&self, mode: &str) {
@@ -568,6 +608,9 @@ impl Browser {
             if page.body.contains("name=\"login\"") {
                 fields.push(("login".into(), user.into()));
                 fields.push(("password".into(), "any-password".into()));
+            }
+            if page.body.contains("name=\"logout\"") {
+                fields.push(("logout".into(), "yes".into()));
             }
             page = self.post_form(&absolute(&page.url, &action), &fields);
         }

@@ -1,0 +1,611 @@
+//! Token lifecycle and logout against the real OpenID provider with short token lifetimes:
+//! refresh ahead of expiry, single-flight under parallel load with rotating refresh tokens,
+//! IdP outages, key rotation, the three logout policies and back-channel logout.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const CONFIG: &str = r#"
+[server]
+listen = "{listen}"
+upstream = "{upstream}"
+public_url = "{public_url}"
+
+[admin]
+listen = "{admin}"
+
+[oidc]
+remote = "supported"
+min_access_token_lifetime_left = "{min_left}"
+max_clock_skew = "0s"
+http_timeout = "1s"
+
+[session]
+keys = ["{session_key}"]
+secure = false
+
+[headers]
+forward_access_token = true
+
+[identity_providers.kc]
+type = "oidc"
+name = "Keycloak"
+issuer = "{kc_issuer}"
+client_id = "shop"
+client_secret = "shop-secret"
+logout_params = { federated = "" }
+
+[organizations.Operations]
+external_name = "Intershop"
+identity_providers = ["kc"]
+logout_policy = "LOCAL"
+
+[organizations.inSPIRED]
+external_name = "inSPIRED"
+identity_providers = ["kc"]
+logout_policy = "EXTERNAL"
+
+[organizations.Myers]
+external_name = "Myers"
+identity_providers = ["kc"]
+logout_policy = "FEDERATED"
+
+[[routes]]
+path_prefix = "/account/"
+auth = "required"
+
+[[routes]]
+path_prefix = "/"
+auth = "public"
+"#;
+
+struct Setup {
+    upstream: Upstream,
+    idp: Idp,
+    sidecar: Sidecar,
+}
+
+fn setup(access_ttl: u64, min_left: &str, idp_extra: serde_json::Value) -> Setup {
+    let ports = Ports::new();
+    let upstream = Upstream::start();
+    let mut settings = json!({"ttl": {"AccessToken": access_ttl}});
+    if let (Some(base), Some(extra)) = (settings.as_object_mut(), idp_extra.as_object()) {
+        base.extend(extra.clone());
+    }
+    let idp = Idp::for_sidecar(ports, settings);
+    let config = CONFIG
+        .replace("{kc_issuer}", &idp.issuer)
+        .replace("{min_left}", min_left);
+    let sidecar = Sidecar::start_on(ports, &config, &upstream.url(), &[]);
+    wait_ready(&sidecar);
+    Setup {
+        upstream,
+        idp,
+        sidecar,
+    }
+}
+
+fn wait_ready(sidecar: &Sidecar) {
+    for _ in 0..200 {
+        let ready: serde_json::Value = reqwest::blocking::get(sidecar.admin_url("/readyz"))
+            .unwrap()
+            .json()
+            .unwrap();
+        if ready["identity_providers"]["kc"]["state"] == "ready" {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("IdP not discovered:\n{}", sidecar.log());
+}
+
+impl Setup {
+    fn sign_in(&self, browser: &Browser, org: &str, user: &str) {
+        let to_idp = browser.get(&format!(
+            "{}?org={org}&rd=%2Faccount%2F",
+            self.sidecar.url("/oauth2/start")
+        ));
+        assert_eq!(to_idp.status, 302, "{to_idp:?}");
+        let callback = browser.sign_in_at_idp(to_idp, user, &self.sidecar.url("/"));
+        let back = browser.get(&callback);
+        assert_eq!(back.status, 302, "{back:?}\n{}", self.sidecar.log());
+        assert_eq!(browser.get(&self.sidecar.url("/account/")).status, 200);
+    }
+
+    fn refresh_grants(&self) -> u64 {
+        self.idp.stats()["grants"]["refresh_token"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Whether the IdP still has a session for this browser: a new login then comes back
+    /// without showing a login form.
+    fn idp_session_alive(&self, browser: &Browser) -> bool {
+        let mut page = browser.get(&format!(
+            "{}?org=inSPIRED",
+            self.sidecar.url("/oauth2/start")
+        ));
+        for _ in 0..10 {
+            match page
+                .location
+                .clone()
+                .filter(|_| (300..400).contains(&page.status))
+            {
+                Some(location) => {
+                    let next = absolute(&page.url, &location);
+                    if next.starts_with(&self.sidecar.url("/oauth2/callback")) {
+                        return true;
+                    }
+                    page = browser.get(&next);
+                }
+                None => return false,
+            }
+        }
+        panic!("redirect loop at the IdP");
+    }
+}
+
+#[test]
+fn refresh_ahead_of_expiry_keeps_the_session_working() {
+    let s = setup(3, "2s", json!({}));
+    let browser = Browser::new();
+    s.sign_in(&browser, "inSPIRED", "alice");
+    let mut tokens = std::collections::BTreeSet::new();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(700));
+        let page = browser.get(&s.sidecar.url("/account/orders"));
+        assert_eq!(page.status, 200, "{page:?}");
+        tokens.insert(
+            s.upstream
+                .last()
+                .header("authorization")
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert!(
+        tokens.len() >= 3,
+        "the upstream should see new access tokens: {tokens:?}"
+    );
+    let refreshes = s.refresh_grants();
+    assert!(refreshes >= 2, "refreshes at the provider: {refreshes}");
+    assert_eq!(
+        s.sidecar
+            .metric("sso_sidecar_token_refreshes_total{idp=\"kc\",outcome=\"ok\"}"),
+        refreshes as f64
+    );
+}
+
+#[test]
+fn parallel_requests_refresh_once_even_with_rotating_refresh_tokens() {
+    let s = setup(5, "3s", json!({"rotateRefreshToken": true}));
+    let browser = Browser::new();
+    s.sign_in(&browser, "inSPIRED", "bob");
+    let cookie = browser.cookie(&s.sidecar.url("/"), "_sso_session").unwrap();
+    std::thread::sleep(Duration::from_millis(2500)); // now inside min_access_token_lifetime_left
+    assert_eq!(s.refresh_grants(), 0);
+
+    let url = s.sidecar.url("/account/data");
+    let results: Vec<(u16, Option<String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..50)
+            .map(|_| {
+                let url = url.clone();
+                let cookie = cookie.clone();
+                scope.spawn(move || {
+                    let response = client()
+                        .get(&url)
+                        .header("Cookie", format!("_sso_session={cookie}"))
+                        .header("Accept", "text/html")
+                        .send()
+                        .unwrap();
+                    let set = response
+                        .headers()
+                        .get_all("set-cookie")
+                        .iter()
+                        .map(|v| v.to_str().unwrap().to_owned())
+                        .find(|c| c.starts_with("_sso_session="));
+                    (response.status().as_u16(), set)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        results.iter().all(|(status, _)| *status == 200),
+        "{results:?}"
+    );
+    assert_eq!(s.refresh_grants(), 1, "exactly one refresh at the provider");
+    assert!(
+        s.sidecar
+            .metric("sso_sidecar_token_refresh_coalesced_total{idp=\"kc\"}")
+            >= 49.0
+    );
+
+    // A late request still carrying the old cookie reuses the result instead of replaying
+    // the rotated (now revoked) refresh token.
+    let late = client()
+        .get(&url)
+        .header("Cookie", format!("_sso_session={cookie}"))
+        .send()
+        .unwrap();
+    assert_eq!(late.status(), 200);
+    assert_eq!(s.refresh_grants(), 1);
+    assert!(
+        s.idp.stats()["grant_errors"]
+            .as_object()
+            .unwrap()
+            .is_empty(),
+        "{}",
+        s.idp.stats()
+    );
+
+    // The new cookie carries the new tokens and keeps working.
+    let new_cookie = results
+        .iter()
+        .find_map(|(_, c)| c.clone())
+        .expect("a refreshed cookie was set");
+    let value = new_cookie.split(';').next().unwrap().to_owned();
+    let fresh = client().get(&url).header("Cookie", value).send().unwrap();
+    assert_eq!(fresh.status(), 200);
+}
+
+#[test]
+fn idp_outage_keeps_sessions_until_their_tokens_expire() {
+    let mut s = setup(4, "3s", json!({}));
+    let browser = Browser::new();
+    s.sign_in(&browser, "inSPIRED", "carol");
+    s.idp.stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    let page = browser.get(&s.sidecar.url("/account/"));
+    assert_eq!(page.status, 200, "token still valid: keep serving");
+    std::thread::sleep(Duration::from_millis(3500));
+    let page = browser.get(&s.sidecar.url("/account/"));
+    assert_eq!(page.status, 503, "{page:?}");
+    assert!(
+        page.body.contains("identity provider is not reachable"),
+        "{}",
+        page.body
+    );
+    assert!(
+        s.sidecar
+            .metric("sso_sidecar_token_refreshes_total{idp=\"kc\",outcome=\"idp_error\"}")
+            >= 1.0
+    );
+    assert_eq!(
+        s.sidecar
+            .metric("sso_sidecar_sessions_ended_total{reason=\"idp_unreachable\"}"),
+        1.0
+    );
+
+    // The provider comes back (with new signing keys): signing in works again.
+    s.idp.restart();
+    let browser = Browser::new();
+    s.sign_in(&browser, "inSPIRED", "carol");
+    assert_eq!(s.upstream.last().header("x-sso-subject"), Some("carol"));
+}
+
+#[test]
+fn refresh_token_refused_ends_the_session() {
+    let mut s = setup(3, "2s", json!({}));
+    let browser = Browser::new();
+    s.sign_in(&browser, "inSPIRED", "dora");
+    // A restarted in-memory provider no longer knows the refresh token.
+    s.idp.restart();
+    wait_ready(&s.sidecar);
+    std::thread::sleep(Duration::from_millis(1200));
+    let xhr = browser
+        .client
+        .get(s.sidecar.url("/account/x"))
+        .header("Accept", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(xhr.status(), 401);
+    assert_eq!(
+        s.sidecar
+            .metric("sso_sidecar_token_refreshes_total{idp=\"kc\",outcome=\"invalid_grant\"}"),
+        1.0
+    );
+    assert_eq!(
+        s.sidecar
+            .metric("sso_sidecar_sessions_ended_total{reason=\"invalid_grant\"}"),
+        1.0
+    );
+    let page = browser.get(&s.sidecar.url("/account/"));
+    assert_eq!(page.status, 302, "cookie cleared: back to the login page");
+}
+
+#[test]
+fn signing_key_rotation_needs_no_restart() {
+    let s = setup(3600, "3m", json!({}));
+    s.sign_in(&Browser::new(), "inSPIRED", "erin");
+    s.idp.rotate_keys();
+    s.sign_in(&Browser::new(), "inSPIRED", "erin");
+    assert_eq!(
+        s.sidecar
+            .metric("sso_sidecar_jwks_refetches_total{idp=\"kc\"}"),
+        1.0
+    );
+}
+
+#[test]
+fn local_logout_keeps_the_idp_session() {
+    let s = setup(3600, "3m", json!({}));
+    let browser = Browser::new();
+    s.sign_in(&browser, "Intershop", "frank");
+    let response = browser
+        .client
+        .post(s.sidecar.url("/oauth2/logout"))
+        .header("Origin", s.sidecar.url(""))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cleared: Vec<_> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.starts_with("_sso_session=;") && c.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
+    assert!(response.text().unwrap().contains("You are signed out"));
+    assert_eq!(browser.get(&s.sidecar.url("/account/")).status, 302);
+    assert!(
+        s.idp_session_alive(&browser),
+        "LOCAL leaves the IdP session alone"
+    );
+    assert_eq!(s.idp.stats()["logouts"], 0);
+    assert_eq!(
+        s.sidecar
+            .metric("sso_sidecar_logouts_total{policy=\"LOCAL\"}"),
+        1.0
+    );
+}
+
+#[test]
+fn external_logout_ends_the_idp_session() {
+    let s = setup(3600, "3m", json!({}));
+    let browser = Browser::new();
+    s.sign_in(&browser, "inSPIRED", "gina");
+    let stolen = browser.cookie(&s.sidecar.url("/"), "_sso_session").unwrap();
+    let response = browser.post_form(&s.sidecar.url("/oauth2/logout"), &[]);
+    assert_eq!(response.status, 302, "{response:?}");
+    let location = response.location.clone().unwrap();
+    assert!(
+        location.starts_with(&format!("{}/session/end?", s.idp.issuer)),
+        "{location}"
+    );
+    for param in [
+        "id_token_hint=",
+        "post_logout_redirect_uri=",
+        "state=",
+        "client_id=shop",
+    ] {
+        assert!(location.contains(param), "{param} missing: {location}");
+    }
+    assert!(
+        !location.contains("federated"),
+        "EXTERNAL passes no federated parameters"
+    );
+    let back = browser.sign_in_at_idp(response, "gina", &s.sidecar.url("/"));
+    assert!(
+        back.starts_with(&format!("{}?state=", s.sidecar.url("/"))),
+        "{back}"
+    );
+    assert_eq!(s.idp.stats()["logouts"], 1);
+    assert!(!s.idp_session_alive(&browser), "the IdP session is gone");
+    // A copy of the old cookie is dead too.
+    let replay = client()
+        .get(s.sidecar.url("/account/"))
+        .header("Cookie", format!("_sso_session={stolen}"))
+        .send()
+        .unwrap();
+    assert_eq!(replay.status(), 401);
+}
+
+#[test]
+fn federated_logout_revokes_and_passes_federated_parameters() {
+    let s = setup(3600, "3m", json!({}));
+    let browser = Browser::new();
+    s.sign_in(&browser, "Myers", "hank");
+    let response = browser.post_form(&s.sidecar.url("/oauth2/logout"), &[]);
+    assert_eq!(response.status, 302);
+    let location = response.location.clone().unwrap();
+    assert!(location.contains("federated="), "{location}");
+    assert_eq!(s.idp.stats()["revocations"], 1, "refresh token revoked");
+    browser.sign_in_at_idp(response, "hank", &s.sidecar.url("/"));
+    assert!(!s.idp_session_alive(&browser));
+    assert_eq!(
+        s.sidecar
+            .metric("sso_sidecar_logouts_total{policy=\"FEDERATED\"}"),
+        1.0
+    );
+}
+
+#[test]
+fn logout_by_get_from_another_site_only_asks() {
+    let s = setup(3600, "3m", json!({}));
+    let browser = Browser::new();
+    s.sign_in(&browser, "inSPIRED", "ivy");
+    let page = browser
+        .client
+        .get(s.sidecar.url("/oauth2/logout"))
+        .header("Referer", "https://evil.example/")
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().unwrap().contains("Sign out?"));
+    assert_eq!(
+        browser.get(&s.sidecar.url("/account/")).status,
+        200,
+        "still signed in"
+    );
+    let cross_site_post = browser
+        .client
+        .post(s.sidecar.url("/oauth2/logout"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .unwrap();
+    assert_eq!(cross_site_post.status(), 200);
+    assert_eq!(
+        browser.get(&s.sidecar.url("/account/")).status,
+        200,
+        "still signed in"
+    );
+}
+
+#[test]
+fn backchannel_logout_from_the_provider_ends_the_session() {
+    let s = setup(3600, "3m", json!({}));
+    let browser = Browser::new();
+    s.sign_in(&browser, "inSPIRED", "jack");
+    // The user signs out at the IdP itself (another application's logout button).
+    let confirm = browser.get(&format!("{}/session/end", s.idp.issuer));
+    let (action, mut fields) = parse_form(&confirm.body).expect("the IdP asks to confirm");
+    fields.push(("logout".into(), "yes".into()));
+    let done = browser.follow(browser.post_form(&absolute(&confirm.url, &action), &fields));
+    assert_eq!(done.status, 200, "{done:?}");
+    for _ in 0..50 {
+        if s.sidecar
+            .metric("sso_sidecar_backchannel_logouts_total{outcome=\"accepted\",reason=\"ok\"}")
+            >= 1.0
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(s.idp.stats()["backchannel"], 1, "{}", s.idp.stats());
+    let page = browser.get(&s.sidecar.url("/account/"));
+    assert_eq!(page.status, 302, "the session ended on the next request");
+}
+
+#[test]
+fn logout_tokens_are_verified() {
+    let s = setup(3600, "3m", json!({}));
+    let endpoint = s.sidecar.url("/oauth2/backchannel-logout");
+    let post = |token: &str| {
+        client()
+            .post(&endpoint)
+            .form(&[("logout_token", token)])
+            .send()
+            .unwrap()
+    };
+
+    let browser = Browser::new();
+    s.sign_in(&browser, "inSPIRED", "kate");
+    let good = s.idp.logout_token(json!({"sub": "kate"}));
+    for (name, spec) in [
+        ("foreign key", json!({"sub": "kate", "wrongKey": true})),
+        (
+            "wrong audience",
+            json!({"sub": "kate", "aud": "another-client"}),
+        ),
+        ("nonce", json!({"sub": "kate", "nonce": "n"})),
+        ("no event", json!({"sub": "kate", "noEvent": true})),
+        ("neither sid nor sub", json!({})),
+        (
+            "too old",
+            json!({"sub": "kate", "iat": chrono_now() - 3600}),
+        ),
+    ] {
+        let token = s.idp.logout_token(spec);
+        let response = post(&token);
+        assert_eq!(response.status(), 400, "{name}");
+        assert_eq!(
+            browser.get(&s.sidecar.url("/account/")).status,
+            200,
+            "{name}: session untouched"
+        );
+    }
+    assert_eq!(post("not-a-jwt").status(), 400);
+    assert_eq!(client().post(&endpoint).send().unwrap().status(), 400);
+
+    assert_eq!(post(&good).status(), 200);
+    assert_eq!(post(&good).status(), 400, "a replayed token is refused");
+    assert_eq!(
+        browser.get(&s.sidecar.url("/account/")).status,
+        302,
+        "kate's session ended"
+    );
+    assert_eq!(
+        s.sidecar.metric(
+            "sso_sidecar_backchannel_logouts_total{outcome=\"rejected\",reason=\"replay\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sidecar.metric(
+            "sso_sidecar_backchannel_logouts_total{outcome=\"rejected\",reason=\"bad_signature\"}"
+        ),
+        1.0
+    );
+
+    // A new login after the logout is a new session and stays valid (session times have
+    // a resolution of one second; one begun in the second of the logout counts as ended).
+    std::thread::sleep(Duration::from_millis(1100));
+    s.sign_in(&browser, "inSPIRED", "kate");
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn absolute_and_idle_session_limits() {
+    let ports = Ports::new();
+    let upstream = Upstream::start();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let config = CONFIG
+        .replace("{kc_issuer}", &idp.issuer)
+        .replace("{min_left}", "3m")
+        .replace(
+            "secure = false",
+            "secure = false\nmax_age = \"4s\"\nidle_timeout = \"2s\"",
+        );
+    let sidecar = Sidecar::start_on(ports, &config, &upstream.url(), &[]);
+    wait_ready(&sidecar);
+    let s = Setup {
+        upstream,
+        idp,
+        sidecar,
+    };
+
+    // Active use keeps an idle timeout away, but not the absolute limit.
+    let browser = Browser::new();
+    s.sign_in(&browser, "inSPIRED", "lena");
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(browser.get(&s.sidecar.url("/account/")).status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        browser.get(&s.sidecar.url("/account/")).status,
+        302,
+        "max_age reached"
+    );
+
+    // Idle longer than idle_timeout: signed out.
+    let browser = Browser::new();
+    s.sign_in(&browser, "inSPIRED", "lena");
+    std::thread::sleep(Duration::from_millis(2600));
+    assert_eq!(
+        browser.get(&s.sidecar.url("/account/")).status,
+        302,
+        "idle timeout reached"
+    );
+    assert!(
+        s.sidecar
+            .metric("sso_sidecar_sessions_rejected_total{reason=\"idle\"}")
+            >= 1.0
+    );
+}
