@@ -319,28 +319,25 @@ impl ProxyHttp for SidecarProxy {
         let req = session.req_header();
         let elapsed_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
         let client = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        // One line per request; failed ones at warn level with their cause.
+        macro_rules! access_line {
+            ($level:ident $(, $($extra:tt)+)?) => {
+                tracing::$level!(
+                    target: "access",
+                    method = %req.method,
+                    path = req.uri.path(),
+                    status,
+                    route = ctx.kind.as_str(),
+                    duration_ms = elapsed_ms,
+                    request_id = ctx.request_id.as_str(),
+                    client = client.as_str()
+                    $(, $($extra)+)?
+                )
+            };
+        }
         match e {
-            None => tracing::info!(
-                target: "access",
-                method = %req.method,
-                path = req.uri.path(),
-                status,
-                route = ctx.kind.as_str(),
-                duration_ms = elapsed_ms,
-                request_id = ctx.request_id.as_str(),
-                client = client.as_str(),
-            ),
-            Some(error) => tracing::warn!(
-                target: "access",
-                method = %req.method,
-                path = req.uri.path(),
-                status,
-                route = ctx.kind.as_str(),
-                duration_ms = elapsed_ms,
-                request_id = ctx.request_id.as_str(),
-                client = client.as_str(),
-                error = %error,
-            ),
+            None => access_line!(info),
+            Some(error) => access_line!(warn, error = %error),
         }
     }
 

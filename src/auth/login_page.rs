@@ -7,6 +7,17 @@ pub struct IdpChoice<'a> {
     pub name: &'a str,
 }
 
+fn error_banner(error: Option<&str>) -> String {
+    error
+        .map(|e| {
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
+                escape(e)
+            )
+        })
+        .unwrap_or_default()
+}
+
 /// Step one: which organization do you belong to?
 pub fn organization_form(
     action: &str,
@@ -14,14 +25,7 @@ pub fn organization_form(
     prefill: &str,
     error: Option<&str>,
 ) -> String {
-    let error = error
-        .map(|e| {
-            format!(
-                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
-                escape(e)
-            )
-        })
-        .unwrap_or_default();
+    let error = error_banner(error);
     page(
         "Sign in",
         &format!(
@@ -48,14 +52,7 @@ pub fn idp_list(
     idps: &[IdpChoice<'_>],
     error: Option<&str>,
 ) -> String {
-    let error = error
-        .map(|e| {
-            format!(
-                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
-                escape(e)
-            )
-        })
-        .unwrap_or_default();
+    let error = error_banner(error);
     let buttons: String = idps
         .iter()
         .map(|idp| {
