@@ -192,7 +192,11 @@ pub fn identity_value(
         IdentityHeader::SelfAdministration => self_administration,
     };
     let clean: String = text.chars().filter(|c| !c.is_control()).collect();
-    HeaderValue::from_bytes(clean.trim().as_bytes()).ok()
+    let clean = clean.trim();
+    if clean.is_empty() {
+        return None;
+    }
+    HeaderValue::from_bytes(clean.as_bytes()).ok()
 }
 
 /// The request id to use: the client's when it looks like one, else a new UUID.

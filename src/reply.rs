@@ -61,10 +61,20 @@ impl Reply {
 
     /// `401` for programs: a `WWW-Authenticate` challenge and no cookie.
     pub fn unauthorized(error: Option<&str>) -> Self {
-        let challenge = match error {
-            Some(code) => format!("Bearer realm=\"sso-sidecar\", error=\"{code}\""),
-            None => "Bearer realm=\"sso-sidecar\"".to_owned(),
-        };
+        Self::unauthorized_with(error, None)
+    }
+
+    /// `401` with an RFC 6750 error code and a description of what was wrong.
+    pub fn unauthorized_with(error: Option<&str>, description: Option<&str>) -> Self {
+        let mut challenge = "Bearer realm=\"sso-sidecar\"".to_owned();
+        if let Some(code) = error {
+            challenge.push_str(&format!(", error=\"{code}\""));
+        }
+        if let Some(text) = description {
+            // Quoted-string: no quotes or backslashes inside, ASCII only.
+            let clean: String = text.chars().filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\').collect();
+            challenge.push_str(&format!(", error_description=\"{clean}\""));
+        }
         Reply {
             status: 401,
             headers: vec![

@@ -2,6 +2,8 @@
 //! and the gate in front of protected routes. Works on `http` types and returns [`Reply`]s,
 //! so it knows nothing of pingora.
 
+mod bearer;
+mod introspect;
 mod login_page;
 mod logout;
 pub mod return_path;
@@ -17,6 +19,7 @@ use serde_json::json;
 use crate::config::{Config, IdentityProviderKind, Organization};
 use crate::forwarding::is_navigation;
 use crate::metrics::Metrics;
+use crate::oidc::access::AccessTokens;
 use crate::oidc::{self, LoginError, LoginTarget, Registry, TokenChecks};
 use crate::pages;
 use crate::reply::Reply;
@@ -60,6 +63,7 @@ pub struct AuthService {
     start_path: String,
     tokens: TokenKeeper,
     revocations: Revocations,
+    access: AccessTokens,
 }
 
 impl AuthService {
@@ -79,6 +83,11 @@ impl AuthService {
                 config.oidc.max_clock_skew,
             ),
             revocations: Revocations::new(config.session.max_age),
+            access: AccessTokens::new(
+                registry.clone(),
+                config.oidc.max_clock_skew,
+                config.oidc.accept_unsigned_tokens,
+            ),
             config: config.clone(),
             registry,
             metrics,
@@ -99,6 +108,7 @@ impl AuthService {
             ("/userinfo", &Method::GET) => self.userinfo(req, now),
             ("/logout", &Method::GET | &Method::POST) => self.logout(req, now).await,
             ("/backchannel-logout", &Method::POST) => self.backchannel_logout(req).await,
+            ("/introspect", &Method::POST) => self.introspect(req).await,
             _ => Reply::html(
                 404,
                 pages::message(
@@ -120,6 +130,11 @@ impl AuthService {
         req: &Request<'_>,
         now: i64,
     ) -> Gate {
+        if kind == RouteKind::Api {
+            if let Some(token) = bearer::bearer_token(req) {
+                return self.bearer_gate(token, pinned_org, now).await;
+            }
+        }
         let mut session = match self.cookies.load(req.headers, now) {
             Ok(session) => session,
             Err(rejection) => {

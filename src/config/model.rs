@@ -22,6 +22,8 @@ pub struct Config {
     pub session: SessionConfig,
     pub headers: HeaderConfig,
     pub log: LogConfig,
+    /// `/oauth2/introspect` for commercetools external OAuth; `None` disables it.
+    pub commercetools: Option<CommercetoolsConfig>,
     pub identity_providers: BTreeMap<String, IdentityProvider>,
     pub organizations: BTreeMap<String, Organization>,
     pub routes: Vec<Route>,
@@ -217,6 +219,26 @@ pub struct OidcProvider {
     pub additional_scopes: Vec<String>,
     /// Extra parameters for the IdP's logout URL under `FEDERATED` (e.g. Auth0's `federated`).
     pub logout_params: BTreeMap<String, String>,
+    /// Accepted `aud` values of bearer access tokens (default: the client id).
+    pub audiences: Vec<String>,
+    /// Signature algorithms accepted for bearer JWTs from this IdP.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommercetoolsConfig {
+    /// HTTP Basic credentials commercetools sends to `/oauth2/introspect`.
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub project_key: String,
+    /// Claim holding the customer key; `sub` when the token lacks it.
+    pub customer_id_claim: String,
+    pub include_customer_id: bool,
+    /// Scope templates every active token gets; `{projectKey}` is replaced.
+    pub default_scopes: Vec<String>,
+    /// Claim whose values (a string or a list, e.g. groups) select extra scopes.
+    pub scope_claim: String,
+    pub scope_mapping: BTreeMap<String, Vec<String>>,
 }
 
 impl IdentityProvider {

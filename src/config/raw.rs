@@ -34,6 +34,7 @@ pub struct RawConfig {
     pub session: Option<RawSession>,
     pub headers: Option<RawHeaders>,
     pub log: Option<RawLog>,
+    pub commercetools: Option<RawCommercetools>,
     pub identity_providers: Option<BTreeMap<String, RawIdentityProvider>>,
     pub organizations: Option<BTreeMap<String, RawOrganization>>,
     pub routes: Option<Vec<RawRoute>>,
@@ -104,6 +105,20 @@ pub struct RawIdentityProvider {
     pub client_secret_expire_at: Option<String>,
     pub additional_scopes: Option<Vec<String>>,
     pub logout_params: Option<BTreeMap<String, String>>,
+    pub audiences: Option<Vec<String>>,
+    pub algorithms: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCommercetools {
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub project_key: Option<String>,
+    pub customer_id_claim: Option<String>,
+    pub include_customer_id: Option<bool>,
+    pub default_scopes: Option<Vec<String>>,
+    pub scope_claim: Option<String>,
+    pub scope_mapping: Option<BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +151,7 @@ pub fn known_keys(path: &[String]) -> &'static [&'static str] {
             "session" => fields::<RawSession>(),
             "headers" => fields::<RawHeaders>(),
             "log" => fields::<RawLog>(),
+            "commercetools" => fields::<RawCommercetools>(),
             _ => &[],
         },
         [section, _] => match section.as_str() {

@@ -141,6 +141,7 @@ impl Validator {
         }
         let headers = self.headers(raw.headers.unwrap_or_default());
         let log = self.log(raw.log.unwrap_or_default());
+        let commercetools = raw.commercetools.and_then(|ct| self.commercetools(ct));
         let raw_idps = raw.identity_providers.unwrap_or_default();
         // IdPs with problems of their own are left out of the config but still count as
         // defined, so an organization naming one gets no second, misleading error.
@@ -179,6 +180,7 @@ impl Validator {
             session,
             headers,
             log,
+            commercetools,
             identity_providers,
             organizations,
             routes,
@@ -611,6 +613,8 @@ impl Validator {
             }
         }
         let logout_params = raw.logout_params.clone().unwrap_or_default();
+        let audiences = raw.audiences.clone().unwrap_or_default();
+        let algorithms = self.algorithms(path, raw.algorithms.clone());
         let additional_scopes = raw.additional_scopes.unwrap_or_default();
         for (i, scope) in additional_scopes.iter().enumerate() {
             if scope.is_empty() || scope.contains(char::is_whitespace) {
@@ -620,13 +624,16 @@ impl Validator {
                 );
             }
         }
+        let client_id = client_id?;
         Some(OidcProvider {
             issuer: issuer?,
-            client_id: client_id?,
+            audiences: if audiences.is_empty() { vec![client_id.clone()] } else { audiences },
+            client_id,
             client_secret: client_secret?,
             client_secret_expire_at,
             additional_scopes,
             logout_params,
+            algorithms,
         })
     }
 
@@ -905,6 +912,69 @@ impl Validator {
                 default.to_owned()
             }
         }
+    }
+
+    fn algorithms(&mut self, path: &str, raw: Option<Vec<String>>) -> Vec<jsonwebtoken::Algorithm> {
+        use jsonwebtoken::Algorithm::*;
+        const ASYMMETRIC: [(&str, jsonwebtoken::Algorithm); 9] = [
+            ("RS256", RS256),
+            ("RS384", RS384),
+            ("RS512", RS512),
+            ("PS256", PS256),
+            ("PS384", PS384),
+            ("PS512", PS512),
+            ("ES256", ES256),
+            ("ES384", ES384),
+            ("EdDSA", EdDSA),
+        ];
+        let Some(names) = raw else {
+            return vec![RS256];
+        };
+        let allowed: Vec<&str> = ASYMMETRIC.iter().map(|(n, _)| *n).collect();
+        names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| {
+                let found = ASYMMETRIC.iter().find(|(n, _)| n == name).map(|(_, a)| *a);
+                if found.is_none() {
+                    // HS* would let anyone holding the (public) client id forge tokens.
+                    self.bad_enum(&format!("{path}.algorithms[{i}]"), name, &allowed);
+                }
+                found
+            })
+            .collect()
+    }
+
+    fn commercetools(&mut self, raw: raw::RawCommercetools) -> Option<CommercetoolsConfig> {
+        let key = |field: &str| format!("commercetools.{field}");
+        let client_id = raw.client_id.filter(|c| !c.is_empty());
+        if client_id.is_none() {
+            self.problem(key("client_id"), "missing (the user name commercetools sends with HTTP Basic)");
+        }
+        let client_secret = match raw.client_secret.as_deref() {
+            Some(reference) => self.secret(&key("client_secret"), reference),
+            None => {
+                self.problem(key("client_secret"), "missing (the password commercetools sends with HTTP Basic)");
+                None
+            }
+        };
+        let project_key = raw.project_key.filter(|p| !p.is_empty());
+        if project_key.is_none() {
+            self.problem(key("project_key"), "missing (the commercetools project key used in scopes)");
+        }
+        let default_scopes = raw.default_scopes.unwrap_or_else(|| {
+            vec!["view_products:{projectKey}".to_owned(), "manage_my_orders:{projectKey}".to_owned()]
+        });
+        Some(CommercetoolsConfig {
+            client_id: client_id?,
+            client_secret: client_secret?,
+            project_key: project_key?,
+            customer_id_claim: raw.customer_id_claim.unwrap_or_else(|| "oid".to_owned()),
+            include_customer_id: raw.include_customer_id.unwrap_or(true),
+            default_scopes,
+            scope_claim: raw.scope_claim.unwrap_or_else(|| "groups".to_owned()),
+            scope_mapping: raw.scope_mapping.unwrap_or_default(),
+        })
     }
 
     /// A site path (`/login`) or an absolute http(s) URL.

@@ -1,6 +1,7 @@
 //! OpenID Connect: the IdP registry (discovery, keys) and the authorization-code flow.
 //! Knows nothing of pingora or of the proxy.
 
+pub mod access;
 mod error;
 pub mod flow;
 pub mod logout;

@@ -138,6 +138,10 @@ impl Registry {
         &self.metrics
     }
 
+    pub fn providers(&self) -> impl Iterator<Item = &Arc<Provider>> {
+        self.providers.values()
+    }
+
     pub fn get(&self, key: &str) -> Option<&Arc<Provider>> {
         self.providers.get(key)
     }
