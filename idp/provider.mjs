@@ -16,11 +16,16 @@
 //   idTokenClaims   "full" (default: profile and email in the ID token) or "minimal"
 //                   (only sub; the rest must come from userinfo)
 //   keys            a JWKS {"keys": [...]} of private keys; a fresh RS256 key otherwise
+//   jwtAccessTokens an audience (e.g. "api://shop"): access tokens become RS256 JWTs for it
+//                   (resource indicators), carrying `oid` and `groups` like Azure AD's
 //
 // Test helpers: GET /_test/stats counts grants by type; POST /_test/rotate-keys adds a new
 // signing key in front of the old ones; POST /_test/forge?mode=M makes the token endpoint
 // hand out a forged ID token (wrong_key, wrong_aud, wrong_iss, wrong_nonce, expired,
 // alg_none), to prove the relying party rejects it; mode=off ends that.
+// POST /_test/sign with JSON {claims, mode} signs arbitrary claims: mode "valid" (the
+// provider's key), "wrong_key" (a foreign key under the same kid), "unknown_kid",
+// "hs256_public" (HMAC keyed with the public key: the classic algorithm confusion), "none".
 // POST /_test/logout-token with JSON {sub, sid, aud, nonce, wrongKey, noEvent, iat} returns a
 // back-channel logout token signed with the provider's key (or a foreign one).
 import { createServer } from 'node:http';
@@ -102,7 +107,24 @@ function buildProvider(issuer) {
     conformIdTokenClaims: settings.idTokenClaims === 'minimal',
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     pkce: { required: () => true },
+    extraTokenClaims: async (ctx, token) => {
+      if (!settings.jwtAccessTokens || !token.accountId) return undefined;
+      const claims = claimsFor(token.accountId);
+      return { oid: claims.oid, groups: claims.groups || [] };
+    },
     features: {
+      resourceIndicators: {
+        enabled: Boolean(settings.jwtAccessTokens),
+        defaultResource: () => settings.jwtAccessTokens,
+        useGrantedResource: () => true,
+        getResourceServerInfo: () => ({
+          scope: 'openid profile email offline_access',
+          audience: settings.jwtAccessTokens,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: ttl.AccessToken || 3600,
+          jwt: { sign: { alg: 'RS256' } },
+        }),
+      },
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
       backchannelLogout: { enabled: true },
@@ -153,6 +175,7 @@ function buildProvider(issuer) {
   provider.use(async (ctx, next) => {
     await next();
     if (ctx.path === '/token/revocation' && ctx.status === 200) stats.revocations += 1;
+    if (ctx.path === '/token/introspection') stats.introspections = (stats.introspections || 0) + 1;
     if (forgeMode !== 'off' && ctx.path === '/token' && ctx.body && ctx.body.id_token) {
       ctx.body = { ...ctx.body, id_token: await forge(ctx.body.id_token) };
     }
@@ -185,6 +208,34 @@ server.listen(settings.port || 0, '127.0.0.1', () => {
     if (req.url === '/_test/stats') {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(stats));
+      return;
+    }
+    if (req.url === '/_test/sign' && req.method === 'POST') {
+      let raw = '';
+      req.on('data', (chunk) => { raw += chunk; });
+      req.on('end', async () => {
+        const { claims, mode = 'valid' } = JSON.parse(raw || '{}');
+        const full = { iss: issuer, iat: Math.floor(Date.now() / 1000), ...claims };
+        let token;
+        if (mode === 'none') {
+          const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+          token = `${enc({ alg: 'none', typ: 'JWT' })}.${enc(full)}.`;
+        } else if (mode === 'hs256_public') {
+          const { createPublicKey } = await import('node:crypto');
+          const pem = createPublicKey({ key: keys[0], format: 'jwk' }).export({ type: 'spki', format: 'pem' });
+          token = await new jose.SignJWT(full)
+            .setProtectedHeader({ alg: 'HS256', kid: keys[0].kid })
+            .sign(new TextEncoder().encode(pem));
+        } else {
+          let signingKey = keys[0];
+          if (mode === 'wrong_key') signingKey = { ...newSigningKey(), kid: keys[0].kid };
+          if (mode === 'unknown_kid') signingKey = newSigningKey();
+          const key = await jose.importJWK(signingKey, 'RS256');
+          token = await new jose.SignJWT(full).setProtectedHeader({ alg: 'RS256', kid: signingKey.kid }).sign(key);
+        }
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ token }));
+      });
       return;
     }
     if (req.url === '/_test/logout-token' && req.method === 'POST') {

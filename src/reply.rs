@@ -72,7 +72,10 @@ impl Reply {
         }
         if let Some(text) = description {
             // Quoted-string: no quotes or backslashes inside, ASCII only.
-            let clean: String = text.chars().filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\').collect();
+            let clean: String = text
+                .chars()
+                .filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\')
+                .collect();
             challenge.push_str(&format!(", error_description=\"{clean}\""));
         }
         Reply {

@@ -9,36 +9,63 @@ use crate::session::{Identity, Session, Tokens};
 
 /// The bearer token of a request, if it carries one.
 pub fn bearer_token<'h>(req: &Request<'h>) -> Option<&'h str> {
-    let value = req.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = req
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 impl AuthService {
     /// Checks a bearer token and turns it into the identity forwarded upstream.
-    pub(super) async fn bearer_gate(&self, token: &str, pinned_org: Option<&str>, now: i64) -> Gate {
+    pub(super) async fn bearer_gate(
+        &self,
+        token: &str,
+        pinned_org: Option<&str>,
+        now: i64,
+    ) -> Gate {
         let verified = match self.access.verify(token).await {
             Ok(verified) => verified,
             Err(reason) => {
                 self.metrics.session_rejected("bearer_invalid");
-                return Gate::Deny(Reply::unauthorized_with(Some("invalid_token"), Some(&reason)));
+                return Gate::Deny(Reply::unauthorized_with(
+                    Some("invalid_token"),
+                    Some(&reason),
+                ));
             }
         };
         let Some(organization) = self.organization_for(&verified.idp, pinned_org) else {
             self.metrics.session_rejected("other_organization");
             let reason = "the token's identity provider does not serve this organization";
-            return Gate::Deny(Reply::unauthorized_with(Some("invalid_token"), Some(reason)));
+            return Gate::Deny(Reply::unauthorized_with(
+                Some("invalid_token"),
+                Some(reason),
+            ));
         };
         let session = session_from_token(&verified, token, organization, now);
-        Gate::Forward { session: Box::new(session), set_cookies: Vec::new() }
+        Gate::Forward {
+            session: Box::new(session),
+            set_cookies: Vec::new(),
+        }
     }
 
     /// The organization a token speaks for: the route's, if the IdP serves it; otherwise
     /// the one organization the IdP serves (empty when it serves several).
     fn organization_for(&self, idp: &str, pinned_org: Option<&str>) -> Option<String> {
-        let serves = |org: &crate::config::Organization| org.identity_providers.iter().any(|k| k == idp);
+        let serves =
+            |org: &crate::config::Organization| org.identity_providers.iter().any(|k| k == idp);
         match pinned_org {
-            Some(key) => self.config.organizations.get(key).filter(|org| serves(org)).map(|org| org.key.clone()),
+            Some(key) => self
+                .config
+                .organizations
+                .get(key)
+                .filter(|org| serves(org))
+                .map(|org| org.key.clone()),
             None => {
                 let mut serving = self.config.organizations.values().filter(|org| serves(org));
                 match (serving.next(), serving.next()) {
@@ -51,7 +78,13 @@ impl AuthService {
 }
 
 fn session_from_token(token: &VerifiedToken, raw: &str, organization: String, now: i64) -> Session {
-    let text = |name: &str| token.claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    let text = |name: &str| {
+        token
+            .claims
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     let subject = text("sub").unwrap_or_default();
     Session {
         id: String::new(),
@@ -64,7 +97,12 @@ fn session_from_token(token: &VerifiedToken, raw: &str, organization: String, no
             preferred_username: text("preferred_username"),
             subject,
         },
-        tokens: Tokens { access_token: raw.to_owned(), access_expires_at: Some(token.expires_at), refresh_token: None, id_token: None },
+        tokens: Tokens {
+            access_token: raw.to_owned(),
+            access_expires_at: Some(token.expires_at),
+            refresh_token: None,
+            id_token: None,
+        },
         idp_session_id: None,
         issued_at: now,
         last_seen: now,

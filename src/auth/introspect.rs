@@ -20,7 +20,10 @@ impl AuthService {
         };
         if !authorized(req, ct) {
             let mut reply = Reply::json(401, &json!({"error": "invalid_client"}));
-            reply.headers.push(("www-authenticate", "Basic realm=\"sso-sidecar introspection\"".to_owned()));
+            reply.headers.push((
+                "www-authenticate",
+                "Basic realm=\"sso-sidecar introspection\"".to_owned(),
+            ));
             return reply;
         }
         let Some(token) = form_field(req, "token").await else {
@@ -74,7 +77,10 @@ fn scopes(ct: &CommercetoolsConfig, token: &VerifiedToken) -> Vec<String> {
         .filter(|s| seen.insert(s.clone()))
         .collect();
     if ct.include_customer_id {
-        if let Some(customer) = token.claim(&ct.customer_id_claim).or_else(|| token.claim("sub")) {
+        if let Some(customer) = token
+            .claim(&ct.customer_id_claim)
+            .or_else(|| token.claim("sub"))
+        {
             out.push(format!("customer_id:{customer}"));
         }
     }
@@ -83,7 +89,11 @@ fn scopes(ct: &CommercetoolsConfig, token: &VerifiedToken) -> Vec<String> {
 
 /// HTTP Basic with the configured credentials, compared in constant time.
 fn authorized(req: &Request<'_>, ct: &CommercetoolsConfig) -> bool {
-    let Some(value) = req.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     let Some((scheme, encoded)) = value.split_once(' ') else {
@@ -96,12 +106,21 @@ fn authorized(req: &Request<'_>, ct: &CommercetoolsConfig) -> bool {
         return false;
     };
     let expected = format!("{}:{}", ct.client_id, ct.client_secret.expose());
-    decoded.len() == expected.len() && decoded.iter().zip(expected.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    decoded.len() == expected.len()
+        && decoded
+            .iter()
+            .zip(expected.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// A field of a form body, `application/x-www-form-urlencoded` or `multipart/form-data`.
 async fn form_field(req: &Request<'_>, name: &str) -> Option<String> {
-    let content_type = req.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = req
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if let Ok(boundary) = multer::parse_boundary(content_type) {
         let body = Bytes::copy_from_slice(req.body);
         let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
@@ -128,14 +147,28 @@ mod tests {
             project_key: "shop-eu".into(),
             customer_id_claim: "oid".into(),
             include_customer_id: true,
-            default_scopes: vec!["view_products:{projectKey}".into(), "manage_my_orders:{projectKey}".into()],
+            default_scopes: vec![
+                "view_products:{projectKey}".into(),
+                "manage_my_orders:{projectKey}".into(),
+            ],
             scope_claim: "groups".into(),
-            scope_mapping: [("buyers".to_owned(), vec!["manage_my_quote_requests:{projectKey}".to_owned(), "view_products:{projectKey}".to_owned()])].into(),
+            scope_mapping: [(
+                "buyers".to_owned(),
+                vec![
+                    "manage_my_quote_requests:{projectKey}".to_owned(),
+                    "view_products:{projectKey}".to_owned(),
+                ],
+            )]
+            .into(),
         }
     }
 
     fn token(claims: Value) -> VerifiedToken {
-        let mut t = crate::oidc::access::tests_support::verified("kc", claims.as_object().unwrap().clone(), 100);
+        let mut t = crate::oidc::access::tests_support::verified(
+            "kc",
+            claims.as_object().unwrap().clone(),
+            100,
+        );
         t.expires_at = 100;
         t
     }
@@ -145,12 +178,20 @@ mod tests {
         let t = token(json!({"sub": "s1", "oid": "o-1", "groups": ["buyers", "other"]}));
         assert_eq!(
             scopes(&ct(), &t),
-            vec!["view_products:shop-eu", "manage_my_orders:shop-eu", "manage_my_quote_requests:shop-eu", "customer_id:o-1"]
+            vec![
+                "view_products:shop-eu",
+                "manage_my_orders:shop-eu",
+                "manage_my_quote_requests:shop-eu",
+                "customer_id:o-1"
+            ]
         );
         let t = token(json!({"sub": "s1"}));
         assert_eq!(scopes(&ct(), &t).last().unwrap(), "customer_id:s1");
         let mut no_customer = ct();
         no_customer.include_customer_id = false;
-        assert_eq!(scopes(&no_customer, &t), vec!["view_products:shop-eu", "manage_my_orders:shop-eu"]);
+        assert_eq!(
+            scopes(&no_customer, &t),
+            vec!["view_products:shop-eu", "manage_my_orders:shop-eu"]
+        );
     }
 }

@@ -627,7 +627,11 @@ impl Validator {
         let client_id = client_id?;
         Some(OidcProvider {
             issuer: issuer?,
-            audiences: if audiences.is_empty() { vec![client_id.clone()] } else { audiences },
+            audiences: if audiences.is_empty() {
+                vec![client_id.clone()]
+            } else {
+                audiences
+            },
             client_id,
             client_secret: client_secret?,
             client_secret_expire_at,
@@ -949,21 +953,33 @@ impl Validator {
         let key = |field: &str| format!("commercetools.{field}");
         let client_id = raw.client_id.filter(|c| !c.is_empty());
         if client_id.is_none() {
-            self.problem(key("client_id"), "missing (the user name commercetools sends with HTTP Basic)");
+            self.problem(
+                key("client_id"),
+                "missing (the user name commercetools sends with HTTP Basic)",
+            );
         }
         let client_secret = match raw.client_secret.as_deref() {
             Some(reference) => self.secret(&key("client_secret"), reference),
             None => {
-                self.problem(key("client_secret"), "missing (the password commercetools sends with HTTP Basic)");
+                self.problem(
+                    key("client_secret"),
+                    "missing (the password commercetools sends with HTTP Basic)",
+                );
                 None
             }
         };
         let project_key = raw.project_key.filter(|p| !p.is_empty());
         if project_key.is_none() {
-            self.problem(key("project_key"), "missing (the commercetools project key used in scopes)");
+            self.problem(
+                key("project_key"),
+                "missing (the commercetools project key used in scopes)",
+            );
         }
         let default_scopes = raw.default_scopes.unwrap_or_else(|| {
-            vec!["view_products:{projectKey}".to_owned(), "manage_my_orders:{projectKey}".to_owned()]
+            vec![
+                "view_products:{projectKey}".to_owned(),
+                "manage_my_orders:{projectKey}".to_owned(),
+            ]
         });
         Some(CommercetoolsConfig {
             client_id: client_id?,

@@ -38,7 +38,12 @@ impl VerifiedToken {
 struct UntilExpiry;
 
 impl Expiry<[u8; 32], Arc<VerifiedToken>> for UntilExpiry {
-    fn expire_after_create(&self, _: &[u8; 32], token: &Arc<VerifiedToken>, _: std::time::Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _: &[u8; 32],
+        token: &Arc<VerifiedToken>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
         Some(token.cache_for)
     }
 }
@@ -55,8 +60,14 @@ impl AccessTokens {
     pub fn new(registry: Arc<Registry>, skew: Duration, accept_unsigned: bool) -> Self {
         AccessTokens {
             registry,
-            verified: Cache::builder().max_capacity(100_000).expire_after(UntilExpiry).build(),
-            refused: Cache::builder().max_capacity(100_000).time_to_live(REFUSAL_CACHE).build(),
+            verified: Cache::builder()
+                .max_capacity(100_000)
+                .expire_after(UntilExpiry)
+                .build(),
+            refused: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(REFUSAL_CACHE)
+                .build(),
             skew,
             accept_unsigned,
         }
@@ -71,7 +82,11 @@ impl AccessTokens {
         let result = self
             .verified
             .try_get_with(key, async {
-                let verified = if token.split('.').count() == 3 { self.verify_jwt(token).await } else { self.introspect(token).await };
+                let verified = if token.split('.').count() == 3 {
+                    self.verify_jwt(token).await
+                } else {
+                    self.introspect(token).await
+                };
                 verified.map(Arc::new)
             })
             .await
@@ -92,19 +107,34 @@ impl AccessTokens {
     async fn verify_jwt(&self, token: &str) -> Result<VerifiedToken, String> {
         let header = jwt_part(token, 0).ok_or("malformed token")?;
         let unverified = jwt_part(token, 1).ok_or("malformed token")?;
-        let issuer = unverified.get("iss").and_then(Value::as_str).ok_or("the token has no issuer")?;
-        let provider = self.registry.by_issuer(issuer).ok_or("the token's issuer is not a configured identity provider")?;
-        let discovered = provider.discovered().ok_or("the identity provider's keys are not loaded yet")?;
-        let alg = header.get("alg").and_then(Value::as_str).unwrap_or_default();
+        let issuer = unverified
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or("the token has no issuer")?;
+        let provider = self
+            .registry
+            .by_issuer(issuer)
+            .ok_or("the token's issuer is not a configured identity provider")?;
+        let discovered = provider
+            .discovered()
+            .ok_or("the identity provider's keys are not loaded yet")?;
+        let alg = header
+            .get("alg")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if alg == "none" {
             if !self.accept_unsigned {
                 return Err("unsigned tokens are not accepted".into());
             }
             return self.check_unsigned(provider, unverified);
         }
-        let alg: Algorithm = alg.parse().map_err(|_| format!("unknown algorithm {alg}"))?;
+        let alg: Algorithm = alg
+            .parse()
+            .map_err(|_| format!("unknown algorithm {alg}"))?;
         if !provider.config.algorithms.contains(&alg) {
-            return Err(format!("algorithm {alg:?} is not accepted for this identity provider"));
+            return Err(format!(
+                "algorithm {alg:?} is not accepted for this identity provider"
+            ));
         }
         let kid = header.get("kid").and_then(Value::as_str);
         let claims = match self.decode(&discovered, provider, token, alg, kid) {
@@ -118,11 +148,26 @@ impl AccessTokens {
             KeyProblem::Unknown => "the token is signed with an unknown key".to_owned(),
             KeyProblem::Invalid(reason) => reason,
         })?;
-        let expires_at = claims.get("exp").and_then(Value::as_i64).ok_or("the token has no exp")?;
-        Ok(VerifiedToken { idp: provider.key.clone(), cache_for: until(expires_at), claims, expires_at })
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or("the token has no exp")?;
+        Ok(VerifiedToken {
+            idp: provider.key.clone(),
+            cache_for: until(expires_at),
+            claims,
+            expires_at,
+        })
     }
 
-    fn decode(&self, discovered: &Discovered, provider: &Provider, token: &str, alg: Algorithm, kid: Option<&str>) -> Result<Map<String, Value>, KeyProblem> {
+    fn decode(
+        &self,
+        discovered: &Discovered,
+        provider: &Provider,
+        token: &str,
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> Result<Map<String, Value>, KeyProblem> {
         let jwk = match kid {
             Some(kid) => discovered.jwks.find(kid),
             None => discovered.jwks.keys.first(),
@@ -141,30 +186,52 @@ impl AccessTokens {
     }
 
     /// `alg: none`, allowed by `accept_unsigned_tokens`: the claims are still checked.
-    fn check_unsigned(&self, provider: &Provider, claims: Map<String, Value>) -> Result<VerifiedToken, String> {
+    fn check_unsigned(
+        &self,
+        provider: &Provider,
+        claims: Map<String, Value>,
+    ) -> Result<VerifiedToken, String> {
         let now = now();
         let skew = self.skew.as_secs() as i64;
-        let expires_at = claims.get("exp").and_then(Value::as_i64).ok_or("the token has no exp")?;
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or("the token has no exp")?;
         if expires_at + skew < now {
             return Err("the token has expired".into());
         }
         let audience_ok = match claims.get("aud") {
             Some(Value::String(aud)) => provider.config.audiences.contains(aud),
-            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(|a| provider.config.audiences.iter().any(|x| x == a)),
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|a| provider.config.audiences.iter().any(|x| x == a)),
             _ => false,
         };
         if !audience_ok {
             return Err("the token is not meant for this audience".into());
         }
-        Ok(VerifiedToken { idp: provider.key.clone(), cache_for: until(expires_at), claims, expires_at })
+        Ok(VerifiedToken {
+            idp: provider.key.clone(),
+            cache_for: until(expires_at),
+            claims,
+            expires_at,
+        })
     }
 
     /// Asks each IdP with an introspection endpoint until one knows the token.
     async fn introspect(&self, token: &str) -> Result<VerifiedToken, String> {
         let mut asked = false;
         for provider in self.registry.providers() {
-            let Some(discovered) = provider.discovered() else { continue };
-            let Some(endpoint) = discovered.metadata.additional_metadata().introspection_endpoint.clone() else {
+            let Some(discovered) = provider.discovered() else {
+                continue;
+            };
+            let Some(endpoint) = discovered
+                .metadata
+                .additional_metadata()
+                .introspection_endpoint
+                .clone()
+            else {
                 continue;
             };
             asked = true;
@@ -173,26 +240,61 @@ impl AccessTokens {
                 .registry
                 .http
                 .post(&endpoint)
-                .basic_auth(&provider.config.client_id, Some(provider.config.client_secret.expose()))
+                .basic_auth(
+                    &provider.config.client_id,
+                    Some(provider.config.client_secret.expose()),
+                )
                 .form(&[("token", token), ("token_type_hint", "access_token")])
                 .send()
                 .await;
-            self.registry.metrics().observe_idp_call(&provider.key, "introspection", started.elapsed());
+            self.registry.metrics().observe_idp_call(
+                &provider.key,
+                "introspection",
+                started.elapsed(),
+            );
             let answer: Map<String, Value> = match response {
-                Ok(r) if r.status().is_success() => r.json().await.map_err(|e| format!("unreadable introspection answer: {e}"))?,
-                Ok(r) => return Err(format!("introspection at {} answered {}", provider.key, r.status())),
-                Err(e) => return Err(format!("introspection at {} failed: {}", provider.key, super::error_chain(&e))),
+                Ok(r) if r.status().is_success() => r
+                    .json()
+                    .await
+                    .map_err(|e| format!("unreadable introspection answer: {e}"))?,
+                Ok(r) => {
+                    return Err(format!(
+                        "introspection at {} answered {}",
+                        provider.key,
+                        r.status()
+                    ))
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "introspection at {} failed: {}",
+                        provider.key,
+                        super::error_chain(&e)
+                    ))
+                }
             };
             if answer.get("active") != Some(&Value::Bool(true)) {
                 continue;
             }
-            let expires_at = answer.get("exp").and_then(Value::as_i64).ok_or("the introspection answer has no exp")?;
+            let expires_at = answer
+                .get("exp")
+                .and_then(Value::as_i64)
+                .ok_or("the introspection answer has no exp")?;
             if expires_at + (self.skew.as_secs() as i64) < now() {
                 return Err("the token has expired".into());
             }
-            return Ok(VerifiedToken { idp: provider.key.clone(), cache_for: until(expires_at).min(MAX_INTROSPECTION_CACHE), claims: answer, expires_at });
+            return Ok(VerifiedToken {
+                idp: provider.key.clone(),
+                cache_for: until(expires_at).min(MAX_INTROSPECTION_CACHE),
+                claims: answer,
+                expires_at,
+            });
         }
-        Err(if asked { "the token is not active" } else { "opaque tokens cannot be checked: no identity provider offers introspection" }.to_owned())
+        Err(if asked {
+            "the token is not active"
+        } else {
+            "opaque tokens cannot be checked: no identity provider offers introspection"
+        }
+        .to_owned())
     }
 }
 
@@ -228,6 +330,11 @@ pub mod tests_support {
     use super::*;
 
     pub fn verified(idp: &str, claims: Map<String, Value>, expires_at: i64) -> VerifiedToken {
-        VerifiedToken { idp: idp.to_owned(), claims, expires_at, cache_for: Duration::ZERO }
+        VerifiedToken {
+            idp: idp.to_owned(),
+            claims,
+            expires_at,
+            cache_for: Duration::ZERO,
+        }
     }
 }

@@ -472,6 +472,18 @@ impl Idp {
         answer["logout_token"].as_str().unwrap().to_owned()
     }
 
+    /// `claims` signed as `mode` says (see `/_test/sign` in `idp/provider.mjs`).
+    pub fn sign(&self, claims: serde_json::Value, mode: &str) -> String {
+        let answer: serde_json::Value = reqwest::blocking::Client::new()
+            .post(self.url("/_test/sign"))
+            .body(serde_json::json!({"claims": claims, "mode": mode}).to_string())
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        answer["token"].as_str().unwrap().to_owned()
+    }
+
     pub fn rotate_keys(&self) {
         reqwest::blocking::Client::new()
             .post(self.url("/_test/rotate-keys"))
