@@ -30,6 +30,14 @@ pub enum Command {
     Check(ConfigArg),
     /// Print a new random 256-bit session key (base64) for session.keys.
     Keygen,
+    /// Read ICM SSO .properties and print the equivalent TOML.
+    ImportIcm {
+        /// The ICM properties file.
+        file: PathBuf,
+        /// Keep client secrets in the output instead of `env:` references.
+        #[arg(long)]
+        keep_secrets: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +78,7 @@ pub fn main(cli: Cli) -> i32 {
             }
             Err(code) => code,
         },
+        Command::ImportIcm { file, keep_secrets } => import_icm(&file, keep_secrets),
         Command::Run(arg) => match arg.load() {
             Ok(config) => run(config),
             Err(code) => code,
@@ -91,6 +100,29 @@ fn run(config: Config) -> i32 {
         env!("CARGO_PKG_VERSION")
     );
     crate::server::build(config).run_forever()
+}
+
+fn import_icm(file: &std::path::Path, keep_secrets: bool) -> i32 {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: {}: cannot read: {e}", file.display());
+            return EXIT_INVALID;
+        }
+    };
+    match crate::import_icm::import(&text, &file.display().to_string(), keep_secrets) {
+        Ok(imported) => {
+            for warning in &imported.warnings {
+                eprintln!("warning: {warning}");
+            }
+            print!("{}", imported.toml);
+            0
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            EXIT_INVALID
+        }
+    }
 }
 
 pub fn generate_key() -> String {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod forwarding;
+pub mod import_icm;
 pub mod logging;
 pub mod metrics;
 pub mod oidc;
