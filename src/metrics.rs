@@ -62,6 +62,7 @@ pub struct Metrics {
     sessions_ended: IntCounterVec,
     logouts: IntCounterVec,
     backchannel: IntCounterVec,
+    backend_calls: IntCounterVec,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -227,6 +228,7 @@ impl Metrics {
             "Back-channel logout tokens by outcome and reason",
             &["outcome", "reason"],
         );
+        let backend_calls = counter_vec(&registry, "backend_calls_total", "Calls to the commerce backend's own endpoints (ICM provisioning, Spree exchange and refresh) by outcome", &["call", "outcome"]);
         let requests = RouteKind::ALL
             .iter()
             .map(|kind| {
@@ -259,7 +261,12 @@ impl Metrics {
             sessions_ended,
             logouts,
             backchannel,
+            backend_calls,
         }
+    }
+
+    pub fn count_backend_call(&self, call: &str, outcome: &str) {
+        self.backend_calls.with_label_values(&[call, outcome]).inc();
     }
 
     pub fn count_key_refetch(&self, idp: &str) {

@@ -205,7 +205,11 @@ impl ProxyHttp for SidecarProxy {
                     upstream_request.insert_header(name.clone(), value)?;
                 }
             }
-            if rt.config.headers.forward_access_token {
+            if let Some(backend) = &user.backend {
+                // The shop authenticates its own token (Spree's JWT), not the IdP's.
+                upstream_request
+                    .insert_header(header::AUTHORIZATION, format!("Bearer {}", backend.token))?;
+            } else if rt.config.headers.forward_access_token {
                 let bearer = format!("Bearer {}", user.tokens.access_token);
                 upstream_request.insert_header(header::AUTHORIZATION, bearer)?;
             }

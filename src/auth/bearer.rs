@@ -1,11 +1,11 @@
 //! `api` routes: `Authorization: Bearer` access tokens from the configured IdPs.
 
-use serde_json::Value;
-
 use super::{AuthService, Gate, Request};
+use crate::config::ClaimMapping;
 use crate::oidc::access::VerifiedToken;
+use crate::oidc::flow::identity_from_claims;
 use crate::reply::Reply;
-use crate::session::{Identity, Session, Tokens};
+use crate::session::{Session, Tokens};
 
 /// The bearer token of a request, if it carries one.
 pub fn bearer_token<'h>(req: &Request<'h>) -> Option<&'h str> {
@@ -47,7 +47,12 @@ impl AuthService {
                 Some(reason),
             ));
         };
-        let session = session_from_token(&verified, token, organization, now);
+        let mapping = self
+            .registry
+            .get(&verified.idp)
+            .map(|p| p.config.claims.clone())
+            .unwrap_or_default();
+        let session = session_from_token(&verified, token, organization, &mapping, now);
         Gate::Forward {
             session: Box::new(session),
             set_cookies: Vec::new(),
@@ -77,26 +82,18 @@ impl AuthService {
     }
 }
 
-fn session_from_token(token: &VerifiedToken, raw: &str, organization: String, now: i64) -> Session {
-    let text = |name: &str| {
-        token
-            .claims
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let subject = text("sub").unwrap_or_default();
+fn session_from_token(
+    token: &VerifiedToken,
+    raw: &str,
+    organization: String,
+    mapping: &ClaimMapping,
+    now: i64,
+) -> Session {
     Session {
         id: String::new(),
         organization,
         identity_provider: token.idp.clone(),
-        identity: Identity {
-            external_id: text("oid").unwrap_or_else(|| subject.clone()),
-            email: text("email"),
-            name: text("name"),
-            preferred_username: text("preferred_username"),
-            subject,
-        },
+        identity: identity_from_claims(&token.claims, mapping),
         tokens: Tokens {
             access_token: raw.to_owned(),
             access_expires_at: Some(token.expires_at),
@@ -106,5 +103,6 @@ fn session_from_token(token: &VerifiedToken, raw: &str, organization: String, no
         idp_session_id: None,
         issued_at: now,
         last_seen: now,
+        backend: None,
     }
 }

@@ -25,6 +25,7 @@ impl AuthService {
             return Reply::html(200, signed_out_page(&self.start_path)).with_cookies(cleared);
         };
         self.revocations.revoke_session(&session.id);
+        self.backend_logout(&session).await;
         self.metrics.session_ended("logout");
         let org = self.config.organizations.get(&session.organization);
         let policy = org.map_or(LogoutPolicy::Local, |o| o.logout_policy);

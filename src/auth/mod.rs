@@ -2,6 +2,7 @@
 //! and the gate in front of protected routes. Works on `http` types and returns [`Reply`]s,
 //! so it knows nothing of pingora.
 
+mod backend;
 mod bearer;
 mod introspect;
 mod login_page;
@@ -64,6 +65,7 @@ pub struct AuthService {
     tokens: TokenKeeper,
     revocations: Revocations,
     access: AccessTokens,
+    backend: backend::Backend,
 }
 
 impl AuthService {
@@ -83,6 +85,7 @@ impl AuthService {
                 config.oidc.max_clock_skew,
             ),
             revocations: Revocations::new(config.session.max_age),
+            backend: backend::Backend::new(config, registry.http.clone(), metrics.clone()),
             access: AccessTokens::new(
                 registry.clone(),
                 config.oidc.max_clock_skew,
@@ -166,30 +169,23 @@ impl AuthService {
                 Vec::new(),
             ));
         }
+        let mut changed = false;
         match self.tokens.ensure_fresh(&session, now).await {
-            Freshness::Current => Gate::Forward {
-                set_cookies: self.touch(req.headers, &session, now),
-                session: Box::new(session),
-            },
+            Freshness::Current => {}
             Freshness::Refreshed(tokens) => {
                 session.tokens = (*tokens).clone();
-                session.last_seen = now;
-                let (set_cookies, _) = self.cookies.store(req.headers, &session, now);
-                Gate::Forward {
-                    session: Box::new(session),
-                    set_cookies,
-                }
+                changed = true;
             }
             Freshness::Ended(reason) => {
                 self.metrics.session_ended(reason);
                 let cleared = self.cookies.clear(req.headers);
-                Gate::Deny(self.sign_in_again(
+                return Gate::Deny(self.sign_in_again(
                     kind,
                     pinned_org,
                     req,
                     Some("invalid_token"),
                     cleared,
-                ))
+                ));
             }
             Freshness::Unreachable => {
                 self.metrics.session_ended("idp_unreachable");
@@ -204,8 +200,40 @@ impl AuthService {
                     );
                     return Gate::Deny(Reply::html(503, html).with_cookies(cleared));
                 }
-                Gate::Deny(Reply::unauthorized(Some("invalid_token")).with_cookies(cleared))
+                return Gate::Deny(
+                    Reply::unauthorized(Some("invalid_token")).with_cookies(cleared),
+                );
             }
+        }
+        match self.backend.keep_fresh(&session, now).await {
+            backend::Freshness::Current => {}
+            backend::Freshness::Refreshed(tokens) => {
+                session.backend = Some((*tokens).clone());
+                changed = true;
+            }
+            backend::Freshness::Ended => {
+                self.metrics.session_ended("backend_refused");
+                let cleared = self.cookies.clear(req.headers);
+                return Gate::Deny(self.sign_in_again(
+                    kind,
+                    pinned_org,
+                    req,
+                    Some("invalid_token"),
+                    cleared,
+                ));
+            }
+        }
+        if !changed {
+            return Gate::Forward {
+                set_cookies: self.touch(req.headers, &session, now),
+                session: Box::new(session),
+            };
+        }
+        session.last_seen = now;
+        let (set_cookies, _) = self.cookies.store(req.headers, &session, now);
+        Gate::Forward {
+            session: Box::new(session),
+            set_cookies,
         }
     }
 
@@ -476,7 +504,7 @@ impl AuthService {
         };
         let result =
             oidc::finish(&self.registry, provider, &discovered, login, code, checks).await?;
-        Ok(Session {
+        let mut session = Session {
             id: uuid::Uuid::new_v4().simple().to_string(),
             organization: login.organization.clone(),
             identity_provider: login.identity_provider.clone(),
@@ -485,7 +513,11 @@ impl AuthService {
             idp_session_id: result.idp_session_id,
             issued_at: now,
             last_seen: now,
-        })
+            backend: None,
+        };
+        self.backend_handshake(&mut session, &result.claims, &provider.config.claims)
+            .await?;
+        Ok(session)
     }
 
     fn userinfo(&self, req: &Request<'_>, now: i64) -> Reply {
@@ -530,6 +562,7 @@ fn login_error_page(error: &LoginError) -> (u16, &'static str) {
         }
         LoginError::Unreachable(_) => (503, "The identity provider is not available"),
         LoginError::BadResponse(_) => (502, "The identity provider sent an answer we cannot read"),
+        LoginError::Backend(_) => (502, "The shop could not complete your sign-in"),
         LoginError::Misconfigured(_) => (500, "Sign-in is not set up correctly"),
     }
 }

@@ -22,6 +22,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub headers: HeaderConfig,
     pub log: LogConfig,
+    pub backend: BackendConfig,
     /// `/oauth2/introspect` for commercetools external OAuth; `None` disables it.
     pub commercetools: Option<CommercetoolsConfig>,
     pub identity_providers: BTreeMap<String, IdentityProvider>,
@@ -223,6 +224,68 @@ pub struct OidcProvider {
     pub audiences: Vec<String>,
     /// Signature algorithms accepted for bearer JWTs from this IdP.
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// Which claim fills which profile field (ICM's OIDCProfileMapper / OIDCLoginNameProvider).
+    pub claims: ClaimMapping,
+}
+
+/// Profile field → claim. `external_id` falls back to `sub` when its claim is absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimMapping {
+    pub external_id: String,
+    pub email: String,
+    pub name: String,
+    pub login_name: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        ClaimMapping {
+            external_id: "oid".into(),
+            email: "email".into(),
+            name: "name".into(),
+            login_name: "preferred_username".into(),
+            first_name: "given_name".into(),
+            last_name: "family_name".into(),
+        }
+    }
+}
+
+/// What kind of shop is behind the sidecar, and its handshake.
+#[derive(Debug, Clone, Default)]
+pub struct BackendConfig {
+    pub profile: BackendProfile,
+    pub spree: Option<SpreeConfig>,
+    pub icm: IcmConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BackendProfile {
+    #[default]
+    Generic,
+    Icm,
+    Spree,
+}
+
+#[derive(Debug, Clone)]
+pub struct SpreeConfig {
+    /// The strategy key registered in `Spree.store_authentication_strategies`.
+    pub provider: String,
+    pub publishable_key: Option<Secret>,
+    pub login_path: String,
+    pub refresh_path: String,
+    pub logout_path: String,
+    /// Which IdP token proves the identity at the exchange: `id_token` or `access_token`.
+    pub exchange_access_token: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IcmConfig {
+    /// Receives the mapped profile on each login; none means no provisioning call.
+    pub provisioning_url: Option<Url>,
+    /// Sent as `Authorization: Bearer` so the backend knows the call is the sidecar's.
+    pub provisioning_secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]

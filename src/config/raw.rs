@@ -35,6 +35,7 @@ pub struct RawConfig {
     pub headers: Option<RawHeaders>,
     pub log: Option<RawLog>,
     pub commercetools: Option<RawCommercetools>,
+    pub backend: Option<RawBackend>,
     pub identity_providers: Option<BTreeMap<String, RawIdentityProvider>>,
     pub organizations: Option<BTreeMap<String, RawOrganization>>,
     pub routes: Option<Vec<RawRoute>>,
@@ -107,6 +108,30 @@ pub struct RawIdentityProvider {
     pub logout_params: Option<BTreeMap<String, String>>,
     pub audiences: Option<Vec<String>>,
     pub algorithms: Option<Vec<String>>,
+    pub claims: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawBackend {
+    pub profile: Option<String>,
+    pub spree: Option<RawSpree>,
+    pub icm: Option<RawIcm>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSpree {
+    pub provider: Option<String>,
+    pub publishable_key: Option<String>,
+    pub login_path: Option<String>,
+    pub refresh_path: Option<String>,
+    pub logout_path: Option<String>,
+    pub exchange_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawIcm {
+    pub provisioning_url: Option<String>,
+    pub provisioning_secret: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,6 +177,12 @@ pub fn known_keys(path: &[String]) -> &'static [&'static str] {
             "headers" => fields::<RawHeaders>(),
             "log" => fields::<RawLog>(),
             "commercetools" => fields::<RawCommercetools>(),
+            "backend" => fields::<RawBackend>(),
+            _ => &[],
+        },
+        [section, sub] if section == "backend" => match sub.as_str() {
+            "spree" => fields::<RawSpree>(),
+            "icm" => fields::<RawIcm>(),
             _ => &[],
         },
         [section, _] => match section.as_str() {

@@ -142,6 +142,7 @@ impl Validator {
         let headers = self.headers(raw.headers.unwrap_or_default());
         let log = self.log(raw.log.unwrap_or_default());
         let commercetools = raw.commercetools.and_then(|ct| self.commercetools(ct));
+        let backend = self.backend(raw.backend.unwrap_or_default());
         let raw_idps = raw.identity_providers.unwrap_or_default();
         // IdPs with problems of their own are left out of the config but still count as
         // defined, so an organization naming one gets no second, misleading error.
@@ -181,6 +182,7 @@ impl Validator {
             headers,
             log,
             commercetools,
+            backend,
             identity_providers,
             organizations,
             routes,
@@ -615,6 +617,7 @@ impl Validator {
         let logout_params = raw.logout_params.clone().unwrap_or_default();
         let audiences = raw.audiences.clone().unwrap_or_default();
         let algorithms = self.algorithms(path, raw.algorithms.clone());
+        let claims = self.claim_mapping(path, raw.claims.clone());
         let additional_scopes = raw.additional_scopes.unwrap_or_default();
         for (i, scope) in additional_scopes.iter().enumerate() {
             if scope.is_empty() || scope.contains(char::is_whitespace) {
@@ -638,6 +641,7 @@ impl Validator {
             additional_scopes,
             logout_params,
             algorithms,
+            claims,
         })
     }
 
@@ -947,6 +951,131 @@ impl Validator {
                 found
             })
             .collect()
+    }
+
+    fn claim_mapping(&mut self, path: &str, raw: Option<BTreeMap<String, String>>) -> ClaimMapping {
+        let mut mapping = ClaimMapping::default();
+        for (field, claim) in raw.unwrap_or_default() {
+            let slot = match field.as_str() {
+                "external_id" => &mut mapping.external_id,
+                "email" => &mut mapping.email,
+                "name" => &mut mapping.name,
+                "login_name" => &mut mapping.login_name,
+                "first_name" => &mut mapping.first_name,
+                "last_name" => &mut mapping.last_name,
+                _ => {
+                    let allowed = [
+                        "external_id",
+                        "email",
+                        "name",
+                        "login_name",
+                        "first_name",
+                        "last_name",
+                    ];
+                    self.bad_enum(&format!("{path}.claims.{field}"), &field, &allowed);
+                    continue;
+                }
+            };
+            *slot = claim;
+        }
+        mapping
+    }
+
+    fn backend(&mut self, raw: raw::RawBackend) -> BackendConfig {
+        let profile = match raw.profile.as_deref() {
+            None | Some("generic") => BackendProfile::Generic,
+            Some("icm") => BackendProfile::Icm,
+            Some("spree") => BackendProfile::Spree,
+            Some(other) => {
+                self.bad_enum("backend.profile", other, &["generic", "icm", "spree"]);
+                BackendProfile::Generic
+            }
+        };
+        let spree_raw = raw.spree.unwrap_or_default();
+        let spree = (profile == BackendProfile::Spree).then(|| self.spree(spree_raw));
+        let icm_raw = raw.icm.unwrap_or_default();
+        let provisioning_url =
+            icm_raw
+                .provisioning_url
+                .as_deref()
+                .and_then(|text| match Url::parse(text) {
+                    Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+                    _ => {
+                        self.problem("backend.icm.provisioning_url", "not an http(s) URL");
+                        None
+                    }
+                });
+        let provisioning_secret = icm_raw
+            .provisioning_secret
+            .as_deref()
+            .and_then(|r| self.secret("backend.icm.provisioning_secret", r));
+        BackendConfig {
+            profile,
+            spree,
+            icm: IcmConfig {
+                provisioning_url,
+                provisioning_secret,
+            },
+        }
+    }
+
+    fn spree(&mut self, raw: raw::RawSpree) -> SpreeConfig {
+        let provider = raw.provider.unwrap_or_default();
+        if provider.is_empty() {
+            self.problem(
+                "backend.spree.provider",
+                "missing (the strategy key registered in Spree)",
+            );
+        }
+        let path = |v: &mut Self, key: &str, value: Option<String>, default: &str| match value {
+            None => default.to_owned(),
+            Some(p) if p.starts_with('/') => p,
+            Some(_) => {
+                v.problem(
+                    format!("backend.spree.{key}"),
+                    "must be a path starting with /",
+                );
+                default.to_owned()
+            }
+        };
+        let exchange_access_token = match raw.exchange_token.as_deref() {
+            None | Some("id_token") => false,
+            Some("access_token") => true,
+            Some(other) => {
+                self.bad_enum(
+                    "backend.spree.exchange_token",
+                    other,
+                    &["id_token", "access_token"],
+                );
+                false
+            }
+        };
+        SpreeConfig {
+            provider,
+            publishable_key: raw
+                .publishable_key
+                .as_deref()
+                .and_then(|r| self.secret("backend.spree.publishable_key", r)),
+            login_path: path(
+                self,
+                "login_path",
+                raw.login_path,
+                "/api/v3/store/auth/login",
+            ),
+            refresh_path: path(
+                self,
+                "refresh_path",
+                raw.refresh_path,
+                "/api/v3/store/auth/refresh",
+            ),
+            logout_path: path(
+                self,
+                "logout_path",
+                raw.logout_path,
+                "/api/v3/store/auth/logout",
+            ),
+            exchange_access_token,
+        }
     }
 
     fn commercetools(&mut self, raw: raw::RawCommercetools) -> Option<CommercetoolsConfig> {

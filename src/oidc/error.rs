@@ -26,6 +26,8 @@ pub enum LoginError {
     Unreachable(String),
     #[error("the identity provider's answer could not be read: {0}")]
     BadResponse(String),
+    #[error("{0}")]
+    Backend(String),
     #[error("the identity provider is not configured for this: {0}")]
     Misconfigured(String),
 }
@@ -41,6 +43,7 @@ impl LoginError {
             LoginError::InvalidIdToken(_) | LoginError::UnknownSigningKey => "invalid_id_token",
             LoginError::Unreachable(_) => "idp_unreachable",
             LoginError::BadResponse(_) => "bad_response",
+            LoginError::Backend(_) => "backend_refused",
             LoginError::Misconfigured(_) => "misconfigured",
         }
     }

@@ -11,11 +11,12 @@ use openidconnect::{
     AccessToken, AuthorizationCode, ClaimsVerificationError, CsrfToken, Nonce, OAuth2TokenResponse,
     PkceCodeChallenge, PkceCodeVerifier, Scope, SignatureVerificationError, TokenResponse,
 };
-use serde_json::Value;
+use serde_json::{Map, Value};
 use url::Url;
 
 use super::error::LoginError;
 use super::registry::{Discovered, Provider, Registry};
+use crate::config::ClaimMapping;
 use crate::session::{Identity, PendingLogin, Tokens};
 
 /// Where a login should go once it is done, and for whom.
@@ -81,6 +82,8 @@ pub struct LoginResult {
     pub identity: Identity,
     pub tokens: Tokens,
     pub idp_session_id: Option<String>,
+    /// ID token claims, completed from userinfo: the profile for provisioning.
+    pub claims: Map<String, Value>,
 }
 
 pub async fn finish(
@@ -126,35 +129,47 @@ pub async fn finish(
         refresh_token: response.refresh_token().map(|t| t.secret().clone()),
         id_token: Some(id_token.to_string()),
     };
-    let subject = claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-    let mut identity = Identity {
-        external_id: text("oid").unwrap_or_else(|| subject.clone()),
-        email: text("email"),
-        name: text("name"),
-        preferred_username: text("preferred_username"),
-        subject,
-    };
-    if identity.email.is_none() || identity.name.is_none() || identity.preferred_username.is_none()
+    let mut claims = claims;
+    let mapping = &provider.config.claims;
+    let profile_claims = [&mapping.email, &mapping.name, &mapping.login_name];
+    if profile_claims
+        .iter()
+        .any(|claim| !claims.contains_key(claim.as_str()))
     {
         complete_from_userinfo(
             registry,
             provider,
             discovered,
             &tokens.access_token,
-            &mut identity,
+            &mut claims,
         )
         .await;
     }
     Ok(LoginResult {
-        identity,
+        identity: identity_from_claims(&claims, mapping),
+        idp_session_id: claims.get("sid").and_then(Value::as_str).map(str::to_owned),
         tokens,
-        idp_session_id: text("sid"),
+        claims,
     })
+}
+
+/// The identity the headers carry, from claims by the IdP's claim mapping.
+pub fn identity_from_claims(claims: &Map<String, Value>, mapping: &ClaimMapping) -> Identity {
+    let text = |name: &str| {
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let subject = text("sub").unwrap_or_default();
+    Identity {
+        external_id: text(&mapping.external_id).unwrap_or_else(|| subject.clone()),
+        email: text(&mapping.email),
+        name: text(&mapping.name),
+        preferred_username: text(&mapping.login_name),
+        subject,
+    }
 }
 
 /// Verifies signature, `iss`, `aud`/`azp`, `exp`/`iat`/`nbf` (with skew) and the nonce, and
@@ -238,14 +253,14 @@ pub fn jwt_part(jwt: &str, index: usize) -> Option<serde_json::Map<String, Value
     }
 }
 
-/// Fills claims missing from the ID token from the userinfo endpoint. A failure here does
+/// Adds claims missing from the ID token from the userinfo endpoint. A failure here does
 /// not fail the login: the identity is complete without these optional claims.
 async fn complete_from_userinfo(
     registry: &Registry,
     provider: &Provider,
     discovered: &Discovered,
     access_token: &str,
-    identity: &mut Identity,
+    claims: &mut Map<String, Value>,
 ) {
     let Ok(request) = discovered
         .client
@@ -259,20 +274,16 @@ async fn complete_from_userinfo(
     registry
         .metrics()
         .observe_idp_call(&provider.key, "userinfo", started.elapsed());
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     match result {
-        Ok(info) if info.subject().as_str() == identity.subject => {
-            if identity.email.is_none() {
-                identity.email = info.email().map(|e| e.as_str().to_owned());
-            }
-            if identity.name.is_none() {
-                identity.name = info
-                    .name()
-                    .and_then(|n| n.get(None))
-                    .map(|n| n.as_str().to_owned());
-            }
-            if identity.preferred_username.is_none() {
-                identity.preferred_username =
-                    info.preferred_username().map(|u| u.as_str().to_owned());
+        Ok(info) if info.subject().as_str() == subject => {
+            if let Ok(Value::Object(extra)) = serde_json::to_value(&info) {
+                for (name, value) in extra {
+                    claims.entry(name).or_insert(value);
+                }
             }
         }
         Ok(_) => tracing::warn!(

@@ -12,7 +12,7 @@ use http::HeaderMap;
 
 pub use codec::Sealer;
 pub use jar::CookieAttributes;
-pub use model::{Identity, Session, Tokens};
+pub use model::{BackendTokens, Identity, Session, Tokens};
 pub use pending::{PendingLogin, PendingLogins, MAX_PENDING};
 
 use crate::config::Config;

@@ -36,6 +36,17 @@ pub struct Session {
     pub issued_at: i64,
     /// Unix seconds of the last request, for `session.idle_timeout`.
     pub last_seen: i64,
+    /// The shop's own tokens where the backend exchanges the IdP's (Spree).
+    pub backend: Option<BackendTokens>,
+}
+
+/// A backend session obtained by token exchange: the shop's JWT and refresh token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct BackendTokens {
+    pub token: String,
+    pub refresh_token: Option<String>,
+    /// Unix seconds, read from the token's `exp`.
+    pub expires_at: Option<i64>,
 }
 
 impl Session {
@@ -73,6 +84,11 @@ mod tests {
             idp_session_id: None,
             issued_at: 10,
             last_seen: 11,
+            backend: Some(BackendTokens {
+                token: "spree".into(),
+                refresh_token: Some("rt".into()),
+                expires_at: Some(5),
+            }),
         };
         assert_eq!(Session::from_bytes(&session.to_bytes()).unwrap(), session);
         assert!(Session::from_bytes(b"\xff\xff\xff").is_none());

@@ -1,0 +1,200 @@
+//! The backend's handshake around a session: ICM provisioning at login, Spree's token
+//! exchange at login and its refresh before Spree's JWT runs out.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::AuthService;
+use crate::backend::icm;
+use crate::backend::spree::{SpreeClient, SpreeError};
+use crate::config::{BackendProfile, ClaimMapping, Config};
+use crate::metrics::Metrics;
+use crate::oidc::LoginError;
+use crate::session::{BackendTokens, Session};
+
+/// Requests still carrying the old cookie reuse a refresh for this long (Spree rotates
+/// refresh tokens, so a second refresh with the old one would fail).
+const REUSE_WINDOW: Duration = Duration::from_secs(30);
+
+pub enum Freshness {
+    Current,
+    Refreshed(Arc<BackendTokens>),
+    /// The backend refused the refresh: the session is over.
+    Ended,
+}
+
+pub struct Backend {
+    spree: Option<SpreeClient>,
+    http: reqwest::Client,
+    refreshed: Cache<[u8; 32], Arc<BackendTokens>>,
+    metrics: Arc<Metrics>,
+    min_left: i64,
+}
+
+impl Backend {
+    pub fn new(config: &Config, http: reqwest::Client, metrics: Arc<Metrics>) -> Self {
+        let spree = config
+            .backend
+            .spree
+            .clone()
+            .filter(|_| config.backend.profile == BackendProfile::Spree)
+            .map(|spree| SpreeClient::new(http.clone(), config.server.upstream.url.clone(), spree));
+        Backend {
+            spree,
+            http,
+            refreshed: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(REUSE_WINDOW)
+                .build(),
+            metrics,
+            min_left: config.oidc.min_access_token_lifetime_left.as_secs() as i64,
+        }
+    }
+
+    /// Refreshes the backend's token when it is about to run out; one refresh per token.
+    pub async fn keep_fresh(&self, session: &Session, now: i64) -> Freshness {
+        let (Some(spree), Some(tokens)) = (&self.spree, &session.backend) else {
+            return Freshness::Current;
+        };
+        let Some(expires_at) = tokens.expires_at else {
+            return Freshness::Current;
+        };
+        if expires_at - now > self.min_left || tokens.refresh_token.is_none() {
+            return Freshness::Current;
+        }
+        let key: [u8; 32] = Sha256::digest(tokens.token.as_bytes()).into();
+        let ran = AtomicBool::new(false);
+        let result = self
+            .refreshed
+            .try_get_with(key, async {
+                ran.store(true, Ordering::Relaxed);
+                spree.refresh(tokens).await.map(Arc::new)
+            })
+            .await;
+        match result {
+            Ok(fresh) => {
+                if ran.load(Ordering::Relaxed) {
+                    self.metrics.count_backend_call("spree_refresh", "ok");
+                }
+                Freshness::Refreshed(fresh)
+            }
+            Err(error) => {
+                tracing::warn!(session = session.id.as_str(), %error, "Spree token refresh failed");
+                match &*error {
+                    SpreeError::Refused(_) => {
+                        self.metrics.count_backend_call("spree_refresh", "refused");
+                        Freshness::Ended
+                    }
+                    // Keep going with the current token while it lasts.
+                    SpreeError::Unreachable(_) if now < expires_at => {
+                        self.metrics.count_backend_call("spree_refresh", "error");
+                        Freshness::Current
+                    }
+                    SpreeError::Unreachable(_) => {
+                        self.metrics.count_backend_call("spree_refresh", "error");
+                        Freshness::Ended
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl AuthService {
+    /// After the IdP confirmed who it is: provision the user in ICM, or exchange the IdP's
+    /// token for Spree's.
+    pub(super) async fn backend_handshake(
+        &self,
+        session: &mut Session,
+        claims: &Map<String, Value>,
+        mapping: &ClaimMapping,
+    ) -> Result<(), LoginError> {
+        match self.config.backend.profile {
+            BackendProfile::Generic => Ok(()),
+            BackendProfile::Icm => self.provision(session, claims, mapping).await,
+            BackendProfile::Spree => self.exchange_with_spree(session).await,
+        }
+    }
+
+    async fn provision(
+        &self,
+        session: &Session,
+        claims: &Map<String, Value>,
+        mapping: &ClaimMapping,
+    ) -> Result<(), LoginError> {
+        let Some(org) = self.config.organizations.get(&session.organization) else {
+            return Ok(());
+        };
+        let policy = org.self_administration;
+        match icm::provision(
+            &self.backend.http,
+            &self.config.backend.icm,
+            policy,
+            session,
+            claims,
+            mapping,
+        )
+        .await
+        {
+            Ok(true) => {
+                self.metrics.count_backend_call("icm_provisioning", "ok");
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            // Without CREATE the user already exists in ICM; a missed update is not worth
+            // refusing the login over.
+            Err(error) if !policy.create => {
+                self.metrics.count_backend_call("icm_provisioning", "error");
+                tracing::warn!(organization = org.key.as_str(), %error, "ICM provisioning failed; login goes on");
+                Ok(())
+            }
+            Err(error) => {
+                self.metrics.count_backend_call("icm_provisioning", "error");
+                Err(LoginError::Backend(format!(
+                    "your shop account could not be set up ({error})"
+                )))
+            }
+        }
+    }
+
+    async fn exchange_with_spree(&self, session: &mut Session) -> Result<(), LoginError> {
+        let Some(spree) = &self.backend.spree else {
+            return Ok(());
+        };
+        let token = if spree.config().exchange_access_token {
+            Some(session.tokens.access_token.clone())
+        } else {
+            session.tokens.id_token.clone()
+        };
+        let token = token.ok_or_else(|| {
+            LoginError::Backend("there is no token to present to the shop".into())
+        })?;
+        match spree.exchange(&token).await {
+            Ok(tokens) => {
+                self.metrics.count_backend_call("spree_exchange", "ok");
+                session.backend = Some(tokens);
+                Ok(())
+            }
+            Err(error) => {
+                self.metrics.count_backend_call("spree_exchange", "error");
+                Err(LoginError::Backend(format!(
+                    "the shop did not accept your sign-in ({error})"
+                )))
+            }
+        }
+    }
+
+    /// Ends the backend's own session at logout (Spree revokes its refresh token).
+    pub(super) async fn backend_logout(&self, session: &Session) {
+        if let (Some(spree), Some(tokens)) = (&self.backend.spree, &session.backend) {
+            if let Err(error) = spree.logout(tokens).await {
+                tracing::warn!(%error, "Spree logout failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! ICM provisioning: on each login the backend receives the mapped profile and creates or
+//! updates the user as the organization's `self_administration_policy` allows.
+
+use serde_json::{json, Map, Value};
+
+use crate::config::{ClaimMapping, IcmConfig, SelfAdministration};
+use crate::session::Session;
+
+/// Calls the provisioning endpoint; `Ok(false)` when nothing was to be done (no endpoint
+/// configured, or the policy is `NONE`).
+pub async fn provision(
+    http: &reqwest::Client,
+    config: &IcmConfig,
+    policy: SelfAdministration,
+    session: &Session,
+    claims: &Map<String, Value>,
+    mapping: &ClaimMapping,
+) -> Result<bool, String> {
+    let Some(url) = &config.provisioning_url else {
+        return Ok(false);
+    };
+    if !policy.create && !policy.update {
+        return Ok(false);
+    }
+    let request = http
+        .post(url.clone())
+        .json(&profile(policy, session, claims, mapping));
+    let request = match &config.provisioning_secret {
+        Some(secret) => request.bearer_auth(secret.expose()),
+        None => request,
+    };
+    match request.send().await {
+        Ok(response) if response.status().is_success() => Ok(true),
+        Ok(response) => Err(format!("the shop answered {}", response.status())),
+        Err(e) => Err(crate::oidc::error_chain(&e)),
+    }
+}
+
+/// The profile ICM's OIDCProfileMapper would build, with what the policy permits. The
+/// backend makes the call idempotent by keying users on identity provider + external id.
+fn profile(
+    policy: SelfAdministration,
+    session: &Session,
+    claims: &Map<String, Value>,
+    mapping: &ClaimMapping,
+) -> Value {
+    let identity = &session.identity;
+    let claim = |name: &str| claims.get(name).and_then(Value::as_str);
+    json!({
+        "external_id": identity.external_id,
+        "identity_provider": session.identity_provider,
+        "organization": session.organization,
+        "login_name": identity.preferred_username.as_deref().or(identity.email.as_deref()).unwrap_or(&identity.subject),
+        "email": identity.email,
+        "name": identity.name,
+        "first_name": claim(&mapping.first_name),
+        "last_name": claim(&mapping.last_name),
+        "create": policy.create,
+        "update": policy.update,
+    })
+}
