@@ -91,7 +91,7 @@ const ttl = settings.ttl || {};
 const scopeClaims = {
   openid: ['sub'],
   email: ['email', 'email_verified'],
-  profile: ['name', 'preferred_username', 'oid', 'groups'],
+  profile: ['name', 'given_name', 'family_name', 'preferred_username', 'oid', 'groups'],
 };
 
 function buildProvider(issuer) {

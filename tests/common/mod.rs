@@ -43,6 +43,8 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
     pub body_len: usize,
     pub body_sha256: String,
+    /// The body itself when it is small (up to 64 KiB).
+    pub body: Vec<u8>,
 }
 
 impl Seen {
@@ -129,10 +131,14 @@ async fn handle(req: Request, record: Arc<Mutex<Vec<Seen>>>) -> Response {
         .collect();
     let mut hasher = Sha256::new();
     let mut body_len = 0;
+    let mut body = Vec::new();
     let mut stream = req.into_body().into_data_stream();
     while let Some(Ok(chunk)) = stream.next().await {
         body_len += chunk.len();
         hasher.update(&chunk);
+        if body.len() + chunk.len() <= 65536 {
+            body.extend_from_slice(&chunk);
+        }
     }
     let seen = Seen {
         method,
@@ -140,10 +146,20 @@ async fn handle(req: Request, record: Arc<Mutex<Vec<Seen>>>) -> Response {
         headers,
         body_len,
         body_sha256: hex::encode(hasher.finalize()),
+        body,
     };
     record.lock().unwrap().push(seen.clone());
 
     let path = uri.split('?').next().unwrap_or("");
+    if let Some(code) = path
+        .strip_prefix("/status/")
+        .and_then(|c| c.parse::<u16>().ok())
+    {
+        return Response::builder()
+            .status(code)
+            .body(Body::from("status page"))
+            .unwrap();
+    }
     if let Some(ms) = path.strip_prefix("/slow/").and_then(|ms| ms.parse().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }

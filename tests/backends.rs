@@ -1,0 +1,490 @@
+//! Backend profiles against real HTTP backends: ICM provisioning under each
+//! self-administration policy, and Spree's token exchange.
+//!
+//! Spree itself (Rails, PostgreSQL) cannot run here, so [`SpreeContract`] implements the
+//! documented contract of Spree's third-party IdP strategy (Store API v3): `POST
+//! /api/v3/store/auth/login` with `provider` and `token` verifies the IdP's JWT against the
+//! IdP's JWKS (`iss`, `aud`, RS256 pinned) and returns Spree's own HS256 JWT and a refresh
+//! token; `/auth/refresh` rotates both (the old refresh token dies); `/auth/logout` revokes
+//! the refresh token; Store API calls need `Authorization: Bearer <Spree JWT>`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::Json;
+use common::*;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{json, Value};
+
+const CONFIG: &str = r#"
+[server]
+listen = "{listen}"
+upstream = "{upstream}"
+public_url = "{public_url}"
+
+[admin]
+listen = "{admin}"
+
+[oidc]
+remote = "supported"
+min_access_token_lifetime_left = "3s"
+
+[session]
+keys = ["{session_key}"]
+secure = false
+
+[backend]
+{backend}
+
+[identity_providers.kc]
+type = "oidc"
+name = "Keycloak"
+issuer = "{kc_issuer}"
+client_id = "shop"
+client_secret = "shop-secret"
+claims = { login_name = "email" }
+
+[organizations.Creating]
+external_name = "Creating"
+identity_providers = ["kc"]
+
+[organizations.UpdateOnly]
+external_name = "UpdateOnly"
+identity_providers = ["kc"]
+self_administration_policy = ["UPDATE"]
+
+[organizations.Hands-off]
+external_name = "Hands-off"
+identity_providers = ["kc"]
+self_administration_policy = ["CREATE", "NONE"]
+
+[[routes]]
+path_prefix = "/account/"
+auth = "required"
+
+[[routes]]
+path_prefix = "/api/v3/store/account"
+auth = "required"
+
+[[routes]]
+path_prefix = "/"
+auth = "public"
+"#;
+
+fn sidecar(ports: Ports, idp: &Idp, upstream: &str, backend: &str) -> Sidecar {
+    let config = CONFIG
+        .replace("{kc_issuer}", &idp.issuer)
+        .replace("{backend}", backend);
+    let sidecar = Sidecar::start_on(ports, &config, upstream, &[]);
+    for _ in 0..200 {
+        let ready: Value = reqwest::blocking::get(sidecar.admin_url("/readyz"))
+            .unwrap()
+            .json()
+            .unwrap();
+        if ready["identity_providers"]["kc"]["state"] == "ready" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sidecar
+}
+
+/// Signs in and returns the final answer of the callback (a redirect when it worked).
+fn sign_in(sidecar: &Sidecar, browser: &Browser, org: &str, user: &str) -> Page {
+    let to_idp = browser.get(&format!(
+        "{}?org={org}&rd=%2Faccount%2F",
+        sidecar.url("/oauth2/start")
+    ));
+    assert_eq!(to_idp.status, 302, "{to_idp:?}");
+    let callback = browser.sign_in_at_idp(to_idp, user, &sidecar.url("/"));
+    browser.get(&callback)
+}
+
+fn provisioning_calls(upstream: &Upstream) -> Vec<(Option<String>, Value)> {
+    upstream
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "POST" && s.uri.starts_with("/provision"))
+        .map(|s| {
+            (
+                s.header("authorization").map(str::to_owned),
+                serde_json::from_slice(&s.body).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn icm_provisioning_follows_the_self_administration_policy() {
+    let ports = Ports::new();
+    let upstream = Upstream::start();
+    let idp = Idp::for_sidecar(
+        ports,
+        json!({"azure": true, "users": {"ada": {"given_name": "Ada", "family_name": "Lovelace"}}}),
+    );
+    let backend = format!("profile = \"icm\"\nicm = {{ provisioning_url = \"{}/provision\", provisioning_secret = \"prov-secret\" }}", upstream.url());
+    let sidecar = sidecar(ports, &idp, &upstream.url(), &backend);
+
+    let back = sign_in(&sidecar, &Browser::new(), "Creating", "ada");
+    assert_eq!(back.status, 302, "{back:?}");
+    let calls = provisioning_calls(&upstream);
+    assert_eq!(calls.len(), 1);
+    let (auth, profile) = &calls[0];
+    assert_eq!(auth.as_deref(), Some("Bearer prov-secret"));
+    assert_eq!(profile["identity_provider"], "kc");
+    assert_eq!(profile["organization"], "Creating");
+    assert_eq!(profile["email"], "ada@example.com");
+    assert_eq!(
+        profile["login_name"], "ada@example.com",
+        "claims mapping: login_name from email"
+    );
+    assert_eq!(profile["first_name"], "Ada");
+    assert_eq!(profile["last_name"], "Lovelace");
+    assert_eq!(
+        profile["external_id"].as_str().unwrap().len(),
+        36,
+        "Azure oid"
+    );
+    assert_eq!(
+        (profile["create"].as_bool(), profile["update"].as_bool()),
+        (Some(true), Some(true))
+    );
+
+    // Signing in again provisions again: the call is idempotent by external id.
+    sign_in(&sidecar, &Browser::new(), "Creating", "ada");
+    let calls = provisioning_calls(&upstream);
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].1["external_id"], calls[1].1["external_id"]);
+
+    sign_in(&sidecar, &Browser::new(), "UpdateOnly", "ben");
+    let profile = &provisioning_calls(&upstream)[2].1;
+    assert_eq!(
+        (profile["create"].as_bool(), profile["update"].as_bool()),
+        (Some(false), Some(true))
+    );
+
+    let back = sign_in(&sidecar, &Browser::new(), "Hands-off", "cleo");
+    assert_eq!(back.status, 302);
+    assert_eq!(
+        provisioning_calls(&upstream).len(),
+        3,
+        "NONE: no provisioning call"
+    );
+
+    // The identity headers carry the mapped login name too.
+    let browser = Browser::new();
+    sign_in(&sidecar, &browser, "UpdateOnly", "dan");
+    browser.get(&sidecar.url("/account/"));
+    assert_eq!(
+        upstream.last().header("x-sso-preferred-username"),
+        Some("dan@example.com")
+    );
+    assert_eq!(
+        upstream.last().header("x-sso-self-administration"),
+        Some("UPDATE")
+    );
+}
+
+#[test]
+fn failed_provisioning_fails_the_login_only_when_it_may_create() {
+    let ports = Ports::new();
+    let upstream = Upstream::start();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let backend = format!(
+        "profile = \"icm\"\nicm = {{ provisioning_url = \"{}/status/500\" }}",
+        upstream.url()
+    );
+    let sidecar = sidecar(ports, &idp, &upstream.url(), &backend);
+
+    let refused = sign_in(&sidecar, &Browser::new(), "Creating", "eva");
+    assert_eq!(refused.status, 502, "{refused:?}");
+    assert!(
+        refused
+            .body
+            .contains("your shop account could not be set up"),
+        "{}",
+        refused.body
+    );
+    assert!(refused
+        .set_cookies
+        .iter()
+        .all(|c| !c.starts_with("_sso_session=")));
+
+    let allowed = sign_in(&sidecar, &Browser::new(), "UpdateOnly", "eva");
+    assert_eq!(
+        allowed.status, 302,
+        "UPDATE only: logged and counted, login goes on"
+    );
+    assert_eq!(
+        sidecar
+            .metric("sso_sidecar_backend_calls_total{call=\"icm_provisioning\",outcome=\"error\"}"),
+        2.0
+    );
+}
+
+/// The Spree Store API auth contract (see the module comment).
+#[derive(Clone)]
+struct SpreeContract {
+    jwks: jsonwebtoken::jwk::JwkSet,
+    issuer: String,
+    refresh_tokens: Arc<Mutex<HashMap<String, String>>>,
+    counts: Arc<Mutex<HashMap<&'static str, u32>>>,
+    jwt_ttl: i64,
+}
+
+const SPREE_SECRET: &[u8] = b"spree-secret-key-base";
+
+impl SpreeContract {
+    fn count(&self, what: &'static str) -> u32 {
+        self.counts.lock().unwrap().get(what).copied().unwrap_or(0)
+    }
+
+    fn bump(&self, what: &'static str) {
+        *self.counts.lock().unwrap().entry(what).or_default() += 1;
+    }
+
+    fn issue(&self, user: &str) -> Value {
+        let now = now();
+        let claims = json!({"sub": user, "iss": "spree", "aud": "store_api", "iat": now, "exp": now + self.jwt_ttl});
+        let token = jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SPREE_SECRET),
+        )
+        .unwrap();
+        let refresh = format!("rt_{}", uuid::Uuid::new_v4().simple());
+        self.refresh_tokens
+            .lock()
+            .unwrap()
+            .insert(refresh.clone(), user.to_owned());
+        json!({"token": token, "refresh_token": refresh, "user": {"id": user, "email": format!("{user}@example.com")}})
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn spree_login(
+    State(spree): State<SpreeContract>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    if body["provider"] != "external_idp"
+        || headers
+            .get("x-spree-api-key")
+            .is_none_or(|k| k != "pk_test")
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "unauthorized"})),
+        );
+    }
+    let token = body["token"].as_str().unwrap_or_default();
+    let kid = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid);
+    let Some(jwk) = kid.and_then(|kid| spree.jwks.find(&kid).cloned()) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "unknown key"})),
+        );
+    };
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[spree.issuer.as_str()]);
+    validation.set_audience(&["shop"]);
+    match jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(&jwk).unwrap(), &validation) {
+        Ok(data) => {
+            spree.bump("login");
+            (
+                StatusCode::OK,
+                Json(spree.issue(data.claims["sub"].as_str().unwrap())),
+            )
+        }
+        Err(_) => (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid token"})),
+        ),
+    }
+}
+
+async fn spree_refresh(
+    State(spree): State<SpreeContract>,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let old = body["refresh_token"].as_str().unwrap_or_default();
+    let user = spree.refresh_tokens.lock().unwrap().remove(old);
+    match user {
+        Some(user) => {
+            spree.bump("refresh");
+            (StatusCode::OK, Json(spree.issue(&user)))
+        }
+        None => (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid refresh token"})),
+        ),
+    }
+}
+
+async fn spree_logout(State(spree): State<SpreeContract>, Json(body): Json<Value>) -> StatusCode {
+    spree
+        .refresh_tokens
+        .lock()
+        .unwrap()
+        .remove(body["refresh_token"].as_str().unwrap_or_default());
+    spree.bump("logout");
+    StatusCode::NO_CONTENT
+}
+
+async fn spree_account(headers: HeaderMap) -> (StatusCode, Json<Value>) {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_issuer(&["spree"]);
+    validation.set_audience(&["store_api"]);
+    validation.leeway = 0;
+    match jsonwebtoken::decode::<Value>(token, &DecodingKey::from_secret(SPREE_SECRET), &validation)
+    {
+        Ok(data) => (
+            StatusCode::OK,
+            Json(json!({"user": data.claims["sub"], "token_exp": data.claims["exp"]})),
+        ),
+        Err(_) => (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "unauthorized"})),
+        ),
+    }
+}
+
+struct RunningSpree {
+    url: String,
+    contract: SpreeContract,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn start_spree(idp: &Idp, jwt_ttl: i64) -> RunningSpree {
+    let discovery: Value =
+        reqwest::blocking::get(format!("{}/.well-known/openid-configuration", idp.issuer))
+            .unwrap()
+            .json()
+            .unwrap();
+    let jwks = reqwest::blocking::get(discovery["jwks_uri"].as_str().unwrap())
+        .unwrap()
+        .json()
+        .unwrap();
+    let contract = SpreeContract {
+        jwks,
+        issuer: idp.issuer.clone(),
+        refresh_tokens: Arc::default(),
+        counts: Arc::default(),
+        jwt_ttl,
+    };
+    let app = axum::Router::new()
+        .route("/api/v3/store/auth/login", post(spree_login))
+        .route("/api/v3/store/auth/refresh", post(spree_refresh))
+        .route("/api/v3/store/auth/logout", post(spree_logout))
+        .route("/api/v3/store/account", get(spree_account))
+        .with_state(contract.clone());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    RunningSpree {
+        url,
+        contract,
+        _runtime: runtime,
+    }
+}
+
+const SPREE_BACKEND: &str =
+    "profile = \"spree\"\nspree = { provider = \"external_idp\", publishable_key = \"pk_test\" }";
+
+#[test]
+fn spree_token_exchange_and_refresh() {
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let spree = start_spree(&idp, 5);
+    let sidecar = sidecar(ports, &idp, &spree.url, SPREE_BACKEND);
+    let browser = Browser::new();
+    let back = sign_in(&sidecar, &browser, "Creating", "fred");
+    assert_eq!(back.status, 302, "{back:?}");
+    assert_eq!(spree.contract.count("login"), 1);
+
+    let account = browser
+        .client
+        .get(sidecar.url("/api/v3/store/account"))
+        .header("Accept", "text/html")
+        .send()
+        .unwrap();
+    assert_eq!(
+        account.status(),
+        200,
+        "Spree accepted the sidecar's Bearer token"
+    );
+    let first: Value = account.json().unwrap();
+    assert_eq!(first["user"], "fred");
+
+    // Spree's JWT nears its end (5 s, refreshed within 3 s of it): the sidecar rotates it.
+    std::thread::sleep(Duration::from_millis(2500));
+    let account = browser
+        .client
+        .get(sidecar.url("/api/v3/store/account"))
+        .header("Accept", "text/html")
+        .send()
+        .unwrap();
+    assert_eq!(account.status(), 200);
+    let second: Value = account.json().unwrap();
+    assert!(
+        second["token_exp"].as_i64() > first["token_exp"].as_i64(),
+        "{first} {second}"
+    );
+    assert_eq!(spree.contract.count("refresh"), 1);
+
+    // Logout revokes Spree's refresh token too.
+    let logout = browser.post_form(&sidecar.url("/oauth2/logout"), &[]);
+    assert!(logout.status == 302 || logout.status == 200, "{logout:?}");
+    assert_eq!(spree.contract.count("logout"), 1);
+    assert!(spree.contract.refresh_tokens.lock().unwrap().is_empty());
+}
+
+#[test]
+fn spree_exchange_failure_gives_a_readable_page() {
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let spree = start_spree(&idp, 3600);
+    let backend = SPREE_BACKEND.replace("external_idp", "unregistered_strategy");
+    let sidecar = sidecar(ports, &idp, &spree.url, &backend);
+    let page = sign_in(&sidecar, &Browser::new(), "Creating", "gus");
+    assert_eq!(page.status, 502);
+    assert!(
+        page.body
+            .contains("The shop could not complete your sign-in"),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .set_cookies
+        .iter()
+        .all(|c| !c.starts_with("_sso_session=")));
+    assert_eq!(
+        sidecar
+            .metric("sso_sidecar_backend_calls_total{call=\"spree_exchange\",outcome=\"error\"}"),
+        1.0
+    );
+}
