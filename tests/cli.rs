@@ -229,3 +229,18 @@ auth = "public"
     assert!(!log.contains(secret), "{log}");
     assert!(!log.contains(SESSION_KEY), "{log}");
 }
+
+#[test]
+fn backend_examples_pass_check() {
+    let env = [
+        ("SSO_SESSION_KEY", SESSION_KEY),
+        ("AZURE_CLIENT_SECRET", "a"),
+        ("CT_INTROSPECTION_SECRET", "b"),
+        ("KEYCLOAK_CLIENT_SECRET", "c"),
+        ("SPREE_PUBLISHABLE_KEY", "pk"),
+    ];
+    for file in ["conf/commercetools.toml", "conf/spree.toml"] {
+        let (code, out, err) = run_cli(&["check", "-c", file], &env, &repo_root());
+        assert_eq!(code, 0, "{file}:\n{out}{err}");
+    }
+}
