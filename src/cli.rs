@@ -150,6 +150,19 @@ pub fn summary(config: &Config) -> String {
             "unsupported (local only)"
         }
     );
+    let profile = match config.backend.profile {
+        crate::config::BackendProfile::Generic => "generic",
+        crate::config::BackendProfile::Icm => "icm",
+        crate::config::BackendProfile::Spree => "spree",
+    };
+    let _ = writeln!(out, "  backend profile: {profile}");
+    if let Some(ct) = &config.commercetools {
+        let _ = writeln!(
+            out,
+            "  commercetools introspection: project {} (client {})",
+            ct.project_key, ct.client_id
+        );
+    }
     let _ = writeln!(
         out,
         "identity providers ({}):",

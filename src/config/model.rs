@@ -207,7 +207,7 @@ pub struct IdentityProvider {
 pub enum IdentityProviderKind {
     /// The backend's own login (ICM `local`).
     Local,
-    Oidc(OidcProvider),
+    Oidc(Box<OidcProvider>),
 }
 
 #[derive(Debug, Clone)]

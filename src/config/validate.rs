@@ -539,7 +539,7 @@ impl Validator {
                 }
                 IdentityProviderKind::Local
             }
-            Some("oidc") => IdentityProviderKind::Oidc(self.oidc_provider(&path, raw)?),
+            Some("oidc") => IdentityProviderKind::Oidc(Box::new(self.oidc_provider(&path, raw)?)),
             Some(other) => {
                 self.bad_enum(&format!("{path}.type"), other, &["oidc", "local"]);
                 return None;
