@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build demo demo-stop test check ci clean
+.PHONY: deps build demo demo-stop test check ci bench clean
 
 deps:
 	@scripts/install-deps.sh
@@ -25,6 +25,12 @@ check: deps
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 ci: test check
+
+# Not part of `make test`: sso-sidecar vs. the plain upstream and Apache mod_auth_openidc.
+bench:
+	@BENCH=1 scripts/install-deps.sh
+	$(CARGO) build --release --locked
+	python3 bench/run.py
 
 clean:
 	$(CARGO) clean

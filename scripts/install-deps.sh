@@ -15,6 +15,12 @@ need python3 python3        # the demo shop backend
 need curl curl
 need node nodejs            # the OpenID provider for tests and the demo (npm oidc-provider)
 need npm npm
+if [ "${BENCH:-0}" = 1 ]; then
+  need wrk wrk
+  need nginx nginx
+  need apache2 apache2
+  [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] || missing+=(libapache2-mod-auth-openidc)
+fi
 if [ "${SKIP_BROWSER:-0}" != 1 ]; then
   need chromium chromium    # browser tests (driven by npm playwright-core)
 fi

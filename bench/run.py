@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""`make bench`: sso-sidecar side by side with the plain upstream and Apache mod_auth_openidc.
+
+Starts a real OpenID provider (idp/provider.mjs), nginx as a fast upstream, sso-sidecar
+(release build) and Apache with mod_auth_openidc in front of the same nginx, signs in to both
+through the provider's pages, then runs wrk with the same settings against each target and
+checks every status code wrk saw. Writes bench/results/latest.csv and latest.svg, updates
+the table in README.md, and stops everything it started. Standard library only.
+
+Environment: BENCH_DURATION (default 10s), BENCH_WARMUP (2s), BENCH_THREADS (2),
+BENCH_CONNECTIONS (50).
+"""
+import base64
+import datetime
+import http.cookiejar
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "bench", "results")
+DURATION = os.environ.get("BENCH_DURATION", "10s")
+WARMUP = os.environ.get("BENCH_WARMUP", "2s")
+THREADS = os.environ.get("BENCH_THREADS", "2")
+CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "50")
+SESSION_KEY = base64.b64encode(os.urandom(32)).decode()
+PROCS = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(name, cmd, tmp, env=None, stdout=None):
+    log = open(os.path.join(tmp, f"{name}.log"), "w")
+    proc = subprocess.Popen(cmd, stdout=stdout or log, stderr=log, env={**os.environ, **(env or {})},
+                            start_new_session=True)
+    PROCS.append((name, proc))
+    return proc
+
+
+def stop_all():
+    for name, proc in reversed(PROCS):
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for name, proc in PROCS:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_http(url, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"bench: {url} did not come up")
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None
+
+
+class Browser:
+    """Cookies kept, redirects followed one by one, IdP forms submitted."""
+
+    def __init__(self):
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), NoRedirect)
+
+    def request(self, url, data=None):
+        req = urllib.request.Request(url, data=data, headers={"Accept": "text/html"})
+        try:
+            r = self.opener.open(req, timeout=15)
+            return r.status, r.headers, r.read().decode("utf-8", "replace"), r.geturl()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read().decode("utf-8", "replace"), url
+
+    def sign_in(self, url, user):
+        data = None
+        for _ in range(30):
+            status, headers, body, _ = self.request(url, data)
+            data = None
+            if 300 <= status < 400:
+                url = urllib.parse.urljoin(url, headers["Location"])
+                continue
+            form = re.search(r'<form[^>]*action="([^"]*)"', body)
+            if status == 200 and form and 'name="login"' in body:
+                fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', body))
+                fields.update({"login": user, "password": "bench"})
+                data = urllib.parse.urlencode(fields).encode()
+                url = urllib.parse.urljoin(url, form.group(1).replace("&amp;", "&"))
+                continue
+            return status, body
+        raise SystemExit("bench: sign-in did not finish")
+
+    def cookie_header(self, prefix):
+        return "; ".join(f"{c.name}={c.value}" for c in self.jar if c.name.startswith(prefix))
+
+
+WRK_LUA = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {} end
+function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    for code, n in pairs(t:get("statuses")) do io.write(string.format("STATUS %d %d\\n", code, n)) end
+  end
+end
+"""
+
+
+def wrk(name, url, expect, tmp, headers=(), method=None, body=None):
+    script = os.path.join(tmp, f"{name}.lua")
+    with open(script, "w") as f:
+        if method:
+            f.write(f'wrk.method = "{method}"\n')
+        if body:
+            f.write(f"wrk.body = {json.dumps(body)}\n")
+        for k, v in headers:
+            f.write(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n")
+        f.write(WRK_LUA)
+    base = ["wrk", "-t", THREADS, "-c", CONNECTIONS, "--latency", "-s", script]
+    subprocess.run(base + ["-d", WARMUP, url], capture_output=True, check=True)
+    out = subprocess.run(base + ["-d", DURATION, url], capture_output=True, text=True, check=True).stdout
+    statuses = {int(c): int(n) for c, n in re.findall(r"STATUS (\d+) (\d+)", out)}
+    wrong = {c: n for c, n in statuses.items() if c != expect}
+    if not statuses or wrong:
+        raise SystemExit(f"bench: {name}: expected only {expect}, got {statuses}\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    latency = {p: to_ms(v, u) for p, v, u in re.findall(r"\s(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\b", out)}
+    return {"name": name, "rps": rps, "p50": latency["50"], "p99": latency["99"], "requests": sum(statuses.values())}
+
+
+def to_ms(value, unit):
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def main():
+    for tool in ["wrk", "nginx", "apache2", "node"]:
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            raise SystemExit(f"bench: {tool} is missing (make bench installs it)")
+    tmp = tempfile.mkdtemp(prefix="sso-bench-")
+    try:
+        run(tmp)
+    finally:
+        stop_all()
+
+
+def run(tmp):
+    nginx_port, sidecar_port, admin_port, apache_port = (free_port() for _ in range(4))
+
+    # The provider: Azure-shaped tokens (JWT access tokens with oid and groups).
+    groups = [f"shop-group-{i:02d}" for i in range(20)]
+    idp_settings = {
+        "azure": True, "issuerPath": "/tenant/v2.0", "jwtAccessTokens": "api://bench",
+        "users": {"bench": {"groups": groups}},
+        "clients": [
+            {"client_id": "sidecar", "client_secret": "sidecar-secret",
+             "redirect_uris": [f"http://127.0.0.1:{sidecar_port}/oauth2/callback"]},
+            {"client_id": "apache", "client_secret": "apache-secret",
+             "redirect_uris": [f"http://127.0.0.1:{apache_port}/redirect_uri"]},
+        ],
+    }
+    idp = start("idp", ["node", os.path.join(ROOT, "idp/provider.mjs")], tmp,
+                env={"IDP_CONFIG": json.dumps(idp_settings)}, stdout=subprocess.PIPE)
+    issuer = json.loads(idp.stdout.readline())["issuer"]
+
+    # The upstream: nginx answering a small page.
+    nginx_conf = os.path.join(tmp, "nginx.conf")
+    with open(nginx_conf, "w") as f:
+        f.write(f"""worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{nginx_port};
+    location / {{ default_type text/plain; return 200 "hello from the shop\\n"; }} }} }}
+""")
+    start("nginx", ["nginx", "-c", nginx_conf, "-p", tmp], tmp)
+    wait_http(f"http://127.0.0.1:{nginx_port}/")
+
+    # sso-sidecar.
+    sidecar_conf = os.path.join(tmp, "sidecar.toml")
+    with open(sidecar_conf, "w") as f:
+        f.write(f"""[server]
+listen = "127.0.0.1:{sidecar_port}"
+upstream = "http://127.0.0.1:{nginx_port}"
+public_url = "http://127.0.0.1:{sidecar_port}"
+[admin]
+listen = "127.0.0.1:{admin_port}"
+[oidc]
+remote = "supported"
+[session]
+keys = ["{SESSION_KEY}"]
+secure = false
+[log]
+level = "warn"
+[identity_providers.azure]
+type = "oidc"
+name = "Azure AD"
+issuer = "{issuer}"
+client_id = "sidecar"
+client_secret = "sidecar-secret"
+audiences = ["api://bench"]
+[organizations.Bench]
+external_name = "Bench"
+identity_providers = ["azure"]
+[commercetools]
+client_id = "ct"
+client_secret = "ct-secret"
+project_key = "bench"
+[[routes]]
+path_prefix = "/public/"
+auth = "public"
+[[routes]]
+path_prefix = "/api/"
+auth = "api"
+[[routes]]
+path_prefix = "/"
+auth = "required"
+""")
+    start("sidecar", [os.path.join(ROOT, "target/release/sso-sidecar"), "run", "-c", sidecar_conf], tmp)
+    wait_http(f"http://127.0.0.1:{admin_port}/healthz")
+    for _ in range(100):
+        ready = json.load(urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/readyz"))
+        if ready["identity_providers"]["azure"]["state"] == "ready":
+            break
+        time.sleep(0.1)
+
+    # Apache with mod_auth_openidc, client-side cookie sessions, same provider and upstream.
+    apache_conf = os.path.join(tmp, "apache.conf")
+    modules = "/usr/lib/apache2/modules"
+    with open(apache_conf, "w") as f:
+        f.write(f"""ServerRoot /etc/apache2
+ServerName 127.0.0.1
+Listen 127.0.0.1:{apache_port}
+PidFile {tmp}/apache.pid
+ErrorLog {tmp}/apache-error.log
+LogLevel warn
+User www-data
+Group www-data
+LoadModule mpm_event_module {modules}/mod_mpm_event.so
+LoadModule authz_core_module {modules}/mod_authz_core.so
+LoadModule authz_user_module {modules}/mod_authz_user.so
+LoadModule authn_core_module {modules}/mod_authn_core.so
+LoadModule auth_openidc_module {modules}/mod_auth_openidc.so
+LoadModule proxy_module {modules}/mod_proxy.so
+LoadModule proxy_http_module {modules}/mod_proxy_http.so
+LoadModule unixd_module {modules}/mod_unixd.so
+OIDCProviderMetadataURL {issuer}/.well-known/openid-configuration
+OIDCClientID apache
+OIDCClientSecret apache-secret
+OIDCRedirectURI http://127.0.0.1:{apache_port}/redirect_uri
+OIDCCryptoPassphrase {SESSION_KEY}
+OIDCSessionType client-cookie
+OIDCPKCEMethod S256
+OIDCScope "openid email profile offline_access"
+OIDCCookieSameSite On
+<Location />
+  AuthType openid-connect
+  Require valid-user
+  ProxyPass http://127.0.0.1:{nginx_port}/ keepalive=On
+</Location>
+""")
+    start("apache", ["apache2", "-f", apache_conf, "-DFOREGROUND"], tmp,
+          env={"APACHE_RUN_DIR": tmp, "APACHE_LOCK_DIR": tmp, "APACHE_LOG_DIR": tmp})
+    wait_http(f"http://127.0.0.1:{apache_port}/")
+
+    # Sign in to both through the provider's pages.
+    browser = Browser()
+    status, _ = browser.sign_in(f"http://127.0.0.1:{sidecar_port}/account/", "bench")
+    assert status == 200, f"sidecar sign-in ended with {status}"
+    sidecar_cookie = browser.cookie_header("_sso_session")
+    status, _ = browser.sign_in(f"http://127.0.0.1:{apache_port}/account/", "bench")
+    assert status == 200, f"mod_auth_openidc sign-in ended with {status}"
+    apache_cookie = browser.cookie_header("mod_auth_openidc_session")
+    assert sidecar_cookie and apache_cookie, "both sign-ins left a session cookie"
+
+    # A bearer JWT for the API route, signed by the provider for this audience.
+    now = int(time.time())
+    req = urllib.request.Request(f"http://127.0.0.1:{idp_port_of(issuer)}/_test/sign", method="POST",
+                                 data=json.dumps({"claims": {"sub": "bench", "aud": "api://bench", "exp": now + 3600,
+                                                             "oid": "0b7e4a52-bench", "groups": groups}}).encode())
+    api_token = json.load(urllib.request.urlopen(req))["token"]
+    ct_auth = "Basic " + base64.b64encode(b"ct:ct-secret").decode()
+    answer = json.load(urllib.request.urlopen(urllib.request.Request(
+        f"http://127.0.0.1:{sidecar_port}/oauth2/introspect", data=urllib.parse.urlencode({"token": api_token}).encode(),
+        headers={"Authorization": ct_auth})))
+    assert answer["active"], answer
+
+    sc = f"http://127.0.0.1:{sidecar_port}"
+    ap = f"http://127.0.0.1:{apache_port}"
+    runs = [
+        wrk("upstream_direct", f"http://127.0.0.1:{nginx_port}/", 200, tmp),
+        wrk("sidecar_public", f"{sc}/public/page", 200, tmp),
+        wrk("sidecar_authenticated", f"{sc}/account/page", 200, tmp, headers=[("Cookie", sidecar_cookie)]),
+        wrk("sidecar_no_cookie", f"{sc}/account/page", 302, tmp, headers=[("Accept", "text/html")]),
+        wrk("sidecar_api_bearer_jwt", f"{sc}/api/orders", 200, tmp, headers=[("Authorization", f"Bearer {api_token}")]),
+        wrk("sidecar_introspect", f"{sc}/oauth2/introspect", 200, tmp, method="POST",
+            body=urllib.parse.urlencode({"token": api_token}),
+            headers=[("Authorization", ct_auth), ("Content-Type", "application/x-www-form-urlencoded")]),
+        wrk("mod_auth_openidc_authenticated", f"{ap}/account/page", 200, tmp, headers=[("Cookie", apache_cookie)]),
+        wrk("mod_auth_openidc_no_cookie", f"{ap}/account/page", 302, tmp, headers=[("Accept", "text/html")]),
+    ]
+    report(runs, len(sidecar_cookie), len(apache_cookie))
+
+
+def idp_port_of(issuer):
+    return urllib.parse.urlparse(issuer).port
+
+
+def report(runs, sidecar_cookie_bytes, apache_cookie_bytes):
+    by = {r["name"]: r for r in runs}
+    auth, public = by["sidecar_authenticated"], by["sidecar_public"]
+    oidc = by["mod_auth_openidc_authenticated"]
+    figures = [
+        ("authenticated / public throughput (ours)", auth["rps"] / public["rps"], ">= 0.90"),
+        ("ours / mod_auth_openidc authenticated throughput", auth["rps"] / oidc["rps"], ">= 4"),
+        ("p99 added by authentication (ms)", auth["p99"] - public["p99"], "<= 0.5"),
+        ("/oauth2/introspect warm p99 (ms)", by["sidecar_introspect"]["p99"], "< 5"),
+        ("session cookie bytes: ours / mod_auth_openidc", sidecar_cookie_bytes / apache_cookie_bytes, "<= 1"),
+    ]
+    met = [eval_target(v, t) for _, v, t in figures]
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "latest.csv"), "w") as f:
+        f.write("target,requests_per_second,p50_ms,p99_ms,requests\n")
+        for r in runs:
+            f.write(f"{r['name']},{r['rps']:.0f},{r['p50']:.3f},{r['p99']:.3f},{r['requests']}\n")
+    with open(os.path.join(RESULTS, "latest.svg"), "w") as f:
+        f.write(chart(runs))
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"Measured {date} on {machine}; wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION} after {WARMUP} warm-up, "
+             "all on one machine (client, proxies and upstream share the cores).", "",
+             "| target | requests/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['name']} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} |" for r in runs]
+    lines += ["", "| figure | value | target | met |", "|---|---:|---|---|"]
+    lines += [f"| {n} | {v:.2f} | {t} | {'yes' if m else 'no'} |" for (n, v, t), m in zip(figures, met)]
+    lines += ["", f"Session cookie after the same Azure-shaped login (JWT access token with 20 groups, ID token, "
+              f"refresh token): sso-sidecar {sidecar_cookie_bytes} bytes, mod_auth_openidc {apache_cookie_bytes} bytes.",
+              "", "![benchmark](bench/results/latest.svg)"]
+    table = "\n".join(lines)
+    print(table)
+    readme = os.path.join(ROOT, "README.md")
+    text = open(readme).read()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in text and end in text:
+        text = text[: text.index(start) + len(start)] + "\n" + table + "\n" + text[text.index(end):]
+        open(readme, "w").write(text)
+
+
+def eval_target(value, target):
+    op, bound = target.split()
+    bound = float(bound)
+    return {">=": value >= bound, "<=": value <= bound, "<": value < bound}[op]
+
+
+def chart(runs):
+    width, bar, gap, left = 760, 26, 10, 250
+    top = max(r["rps"] for r in runs)
+    height = 40 + len(runs) * (bar + gap)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+             '<text x="10" y="20" font-size="14">Requests per second (higher is better)</text>']
+    for i, r in enumerate(runs):
+        y = 35 + i * (bar + gap)
+        w = (width - left - 90) * r["rps"] / top
+        color = "#0b5cad" if r["name"].startswith("sidecar") else ("#9ca3af" if r["name"].startswith("upstream") else "#c2410c")
+        parts.append(f'<text x="10" y="{y + 17}">{r["name"]}</text>')
+        parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" fill="{color}"/>')
+        parts.append(f'<text x="{left + w + 6:.1f}" y="{y + 17}">{r["rps"]:.0f}</text>')
+    parts.append("</svg>\n")
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    main()
