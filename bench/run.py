@@ -97,7 +97,7 @@ class Browser:
         except urllib.error.HTTPError as e:
             return e.code, e.headers, e.read().decode("utf-8", "replace"), url
 
-    def sign_in(self, url, user):
+    def sign_in(self, url, user, idp_origin):
         data = None
         for _ in range(30):
             status, headers, body, _ = self.request(url, data)
@@ -106,9 +106,10 @@ class Browser:
                 url = urllib.parse.urljoin(url, headers["Location"])
                 continue
             form = re.search(r'<form[^>]*action="([^"]*)"', body)
-            if status == 200 and form and 'name="login"' in body:
+            if status == 200 and form and url.startswith(idp_origin):
                 fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', body))
-                fields.update({"login": user, "password": "bench"})
+                if 'name="login"' in body:
+                    fields.update({"login": user, "password": "bench"})
                 data = urllib.parse.urlencode(fields).encode()
                 url = urllib.parse.urljoin(url, form.group(1).replace("&amp;", "&"))
                 continue
@@ -132,6 +133,9 @@ end
 """
 
 
+PROFILE_PID = None  # with BENCH_PROFILE=1: the sidecar, recorded with perf during its runs
+
+
 def wrk(name, url, expect, tmp, headers=(), method=None, body=None):
     script = os.path.join(tmp, f"{name}.lua")
     with open(script, "w") as f:
@@ -144,7 +148,20 @@ def wrk(name, url, expect, tmp, headers=(), method=None, body=None):
         f.write(WRK_LUA)
     base = ["wrk", "-t", THREADS, "-c", CONNECTIONS, "--latency", "-s", script]
     subprocess.run(base + ["-d", WARMUP, url], capture_output=True, check=True)
+    perf = None
+    if PROFILE_PID and name.startswith("sidecar"):
+        data = os.path.join(RESULTS, f"perf-{name}.data")
+        os.makedirs(RESULTS, exist_ok=True)
+        perf = subprocess.Popen(["perf", "record", "-F", "999", "-e", "cpu-clock", "-g", "-o", data, "-p", str(PROFILE_PID)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out = subprocess.run(base + ["-d", DURATION, url], capture_output=True, text=True, check=True).stdout
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+        report = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--percent-limit", "1.5"],
+                                capture_output=True, text=True).stdout
+        with open(os.path.join(RESULTS, f"profile-{name}.txt"), "w") as f:
+            f.write(report)
     statuses = {int(c): int(n) for c, n in re.findall(r"STATUS (\d+) (\d+)", out)}
     wrong = {c: n for c, n in statuses.items() if c != expect}
     if not statuses or wrong:
@@ -165,6 +182,12 @@ def main():
     tmp = tempfile.mkdtemp(prefix="sso-bench-")
     try:
         run(tmp)
+    except BaseException:
+        for name in sorted(os.listdir(tmp)):
+            if name.endswith(".log"):
+                print(f"--- {name}", file=sys.stderr)
+                print(open(os.path.join(tmp, name)).read()[-2000:], file=sys.stderr)
+        raise
     finally:
         stop_all()
 
@@ -240,7 +263,10 @@ auth = "api"
 path_prefix = "/"
 auth = "required"
 """)
-    start("sidecar", [os.path.join(ROOT, "target/release/sso-sidecar"), "run", "-c", sidecar_conf], tmp)
+    sidecar = start("sidecar", [os.path.join(ROOT, "target/release/sso-sidecar"), "run", "-c", sidecar_conf], tmp)
+    if os.environ.get("BENCH_PROFILE") == "1":
+        global PROFILE_PID
+        PROFILE_PID = sidecar.pid
     wait_http(f"http://127.0.0.1:{admin_port}/healthz")
     for _ in range(100):
         ready = json.load(urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/readyz"))
@@ -267,7 +293,6 @@ LoadModule authn_core_module {modules}/mod_authn_core.so
 LoadModule auth_openidc_module {modules}/mod_auth_openidc.so
 LoadModule proxy_module {modules}/mod_proxy.so
 LoadModule proxy_http_module {modules}/mod_proxy_http.so
-LoadModule unixd_module {modules}/mod_unixd.so
 OIDCProviderMetadataURL {issuer}/.well-known/openid-configuration
 OIDCClientID apache
 OIDCClientSecret apache-secret
@@ -289,13 +314,14 @@ OIDCCookieSameSite On
 
     # Sign in to both through the provider's pages.
     browser = Browser()
-    status, _ = browser.sign_in(f"http://127.0.0.1:{sidecar_port}/account/", "bench")
+    idp_origin = f"http://127.0.0.1:{idp_port_of(issuer)}"
+    status, _ = browser.sign_in(f"http://127.0.0.1:{sidecar_port}/account/", "bench", idp_origin)
     assert status == 200, f"sidecar sign-in ended with {status}"
     sidecar_cookie = browser.cookie_header("_sso_session")
-    status, _ = browser.sign_in(f"http://127.0.0.1:{apache_port}/account/", "bench")
+    status, _ = browser.sign_in(f"http://127.0.0.1:{apache_port}/account/", "bench", idp_origin)
     assert status == 200, f"mod_auth_openidc sign-in ended with {status}"
     apache_cookie = browser.cookie_header("mod_auth_openidc_session")
-    assert sidecar_cookie and apache_cookie, "both sign-ins left a session cookie"
+    assert sidecar_cookie and apache_cookie, f"both sign-ins left a session cookie: {[c.name for c in browser.jar]}"
 
     # A bearer JWT for the API route, signed by the provider for this audience.
     now = int(time.time())
@@ -313,7 +339,9 @@ OIDCCookieSameSite On
     ap = f"http://127.0.0.1:{apache_port}"
     runs = [
         wrk("upstream_direct", f"http://127.0.0.1:{nginx_port}/", 200, tmp),
-        wrk("sidecar_public", f"{sc}/public/page", 200, tmp),
+        # A signed-in browser sends its session cookie to public pages too (Path=/), so the
+        # public run carries it as well: the two runs differ only in what authentication does.
+        wrk("sidecar_public", f"{sc}/public/page", 200, tmp, headers=[("Cookie", sidecar_cookie)]),
         wrk("sidecar_authenticated", f"{sc}/account/page", 200, tmp, headers=[("Cookie", sidecar_cookie)]),
         wrk("sidecar_no_cookie", f"{sc}/account/page", 302, tmp, headers=[("Accept", "text/html")]),
         wrk("sidecar_api_bearer_jwt", f"{sc}/api/orders", 200, tmp, headers=[("Authorization", f"Bearer {api_token}")]),

@@ -191,12 +191,17 @@ pub fn identity_value(
         IdentityHeader::ExternalId => &identity.external_id,
         IdentityHeader::SelfAdministration => self_administration,
     };
-    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
-    let clean = clean.trim();
-    if clean.is_empty() {
+    let text = text.trim();
+    if text.is_empty() {
         return None;
     }
-    HeaderValue::from_bytes(clean.as_bytes()).ok()
+    if !text.chars().any(char::is_control) {
+        return HeaderValue::from_bytes(text.as_bytes()).ok();
+    }
+    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    HeaderValue::from_bytes(clean.trim().as_bytes())
+        .ok()
+        .filter(|v| !v.is_empty())
 }
 
 /// The request id to use: the client's when it looks like one, else a new UUID.

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use moka::sync::Cache;
 
 use crate::session::Session;
@@ -16,6 +18,8 @@ pub struct Revocations {
     subs: Cache<String, i64>,
     /// Logout token ids already used.
     jtis: Cache<String, ()>,
+    /// Until the first revocation, requests need no lookups at all.
+    any: AtomicBool,
 }
 
 fn bounded<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<String, V> {
@@ -36,18 +40,22 @@ impl Revocations {
             sids: bounded(max_age),
             subs: bounded(max_age),
             jtis: bounded(max_age.max(Duration::from_secs(3600))),
+            any: AtomicBool::new(false),
         }
     }
 
     pub fn revoke_session(&self, session_id: &str) {
+        self.any.store(true, Ordering::Release);
         self.sessions.insert(session_id.to_owned(), ());
     }
 
     pub fn revoke_idp_session(&self, idp: &str, sid: &str, at: i64) {
+        self.any.store(true, Ordering::Release);
         self.sids.insert(scoped(idp, sid), at);
     }
 
     pub fn revoke_subject(&self, idp: &str, sub: &str, at: i64) {
+        self.any.store(true, Ordering::Release);
         self.subs.insert(scoped(idp, sub), at);
     }
 
@@ -59,6 +67,9 @@ impl Revocations {
     /// Whether the session was ended: sessions that began after a back-channel logout of
     /// the same user or IdP session are a new login and stay valid.
     pub fn is_revoked(&self, session: &Session) -> bool {
+        if !self.any.load(Ordering::Acquire) {
+            return false;
+        }
         if self.sessions.contains_key(&session.id) {
             return true;
         }

@@ -2,8 +2,8 @@
 //! cannot be moved from one cookie to another. The first key seals, every key opens, which
 //! lets operators rotate keys without logging anyone out.
 
-use aes_gcm::aead::{Aead, Payload};
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use aes_gcm::aead::{Aead, AeadInPlace, Payload};
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::RngCore;
@@ -13,6 +13,7 @@ use crate::config::SessionKey;
 /// Format version, so the layout can change without misreading old cookies.
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
 
 pub struct Sealer {
     ciphers: Vec<Aes256Gcm>,
@@ -50,23 +51,25 @@ impl Sealer {
     /// Decrypts a value sealed for cookie `name`; `None` for anything tampered, truncated,
     /// foreign or sealed with a key no longer configured.
     pub fn open(&self, name: &str, sealed: &str) -> Option<Vec<u8>> {
-        let raw = URL_SAFE_NO_PAD.decode(sealed.trim()).ok()?;
-        let (&version, rest) = raw.split_first()?;
-        if version != VERSION || rest.len() < NONCE_LEN + 16 {
+        let mut raw = URL_SAFE_NO_PAD.decode(sealed.trim()).ok()?;
+        if raw.first() != Some(&VERSION) || raw.len() < 1 + NONCE_LEN + TAG_LEN {
             return None;
         }
-        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-        self.ciphers.iter().find_map(|cipher| {
+        // Decrypted in place: this runs on every request of a signed-in user.
+        let body_end = raw.len() - TAG_LEN;
+        let (head, rest) = raw.split_at_mut(1 + NONCE_LEN);
+        let (body, tag) = rest.split_at_mut(body_end - 1 - NONCE_LEN);
+        let nonce = Nonce::from_slice(&head[1..]);
+        let tag = Tag::from_slice(tag);
+        // A failed check leaves the buffer untouched, so the next key sees the ciphertext.
+        self.ciphers.iter().find(|cipher| {
             cipher
-                .decrypt(
-                    Nonce::from_slice(nonce),
-                    Payload {
-                        msg: ciphertext,
-                        aad: name.as_bytes(),
-                    },
-                )
-                .ok()
-        })
+                .decrypt_in_place_detached(nonce, name.as_bytes(), body, tag)
+                .is_ok()
+        })?;
+        raw.copy_within(1 + NONCE_LEN..body_end, 0);
+        raw.truncate(body_end - 1 - NONCE_LEN);
+        Some(raw)
     }
 }
 
