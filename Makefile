@@ -29,7 +29,7 @@ ci: test check
 # Not part of `make test`: sso-sidecar vs. the plain upstream and Apache mod_auth_openidc.
 bench:
 	@BENCH=1 scripts/install-deps.sh
-	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --bin sso-sidecar --example mint_sessions
 	python3 bench/run.py
 
 clean:

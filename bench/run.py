@@ -351,14 +351,71 @@ OIDCCookieSameSite On
         wrk("mod_auth_openidc_authenticated", f"{ap}/account/page", 200, tmp, headers=[("Cookie", apache_cookie)]),
         wrk("mod_auth_openidc_no_cookie", f"{ap}/account/page", 302, tmp, headers=[("Accept", "text/html")]),
     ]
-    report(runs, len(sidecar_cookie), len(apache_cookie))
+    memory = memory_run(tmp, sidecar.pid, f"{sc}/account/page")
+    report(runs, len(sidecar_cookie), len(apache_cookie), memory)
+
+
+MEMORY_SESSIONS = int(os.environ.get("BENCH_SESSIONS", "100000"))
+
+MEMORY_LUA = """
+local cookies = {}
+local next_index = 1
+function init(args)
+  local id, count = tonumber(args[1]), tonumber(args[2])
+  local n = 0
+  for line in io.lines(args[3]) do
+    n = n + 1
+    if n % count == id then table.insert(cookies, line) end
+  end
+end
+function request()
+  local cookie = cookies[next_index]
+  next_index = next_index % #cookies + 1
+  return wrk.format("GET", nil, { ["Cookie"] = cookie })
+end
+"""
+
+
+def rss_kib(pid):
+    """Resident memory of the sidecar process and its threads (one process)."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def memory_run(tmp, pid, url):
+    """Requests from BENCH_SESSIONS distinct sessions; RSS before and after."""
+    cookies = os.path.join(tmp, "cookies.txt")
+    with open(cookies, "w") as out:
+        subprocess.run([os.path.join(ROOT, "target/release/examples/mint_sessions"), SESSION_KEY,
+                        str(MEMORY_SESSIONS), "Bench", "azure"], stdout=out, check=True)
+    threads = int(THREADS)
+    # wrk runs init() once per thread; each thread takes every threads-th cookie.
+    scripts = []
+    for i in range(threads):
+        path = os.path.join(tmp, f"memory-{i}.lua")
+        with open(path, "w") as f:
+            f.write(MEMORY_LUA.replace("function init(args)", f"function init(_)\n  local args = {{{i}, {threads}, {json.dumps(cookies)}}}"))
+        scripts.append(path)
+    before = rss_kib(pid)
+    # Enough time for every session to be used at least once at the measured rates.
+    seconds = max(10, MEMORY_SESSIONS // 8000)
+    procs = [subprocess.Popen(["wrk", "-t", "1", "-c", str(int(CONNECTIONS) // threads), "-d", f"{seconds}s", "-s", script, url],
+                              stdout=subprocess.PIPE, text=True) for script in scripts]
+    requests = 0
+    for proc in procs:
+        out, _ = proc.communicate()
+        requests += int(re.search(r"(\d+) requests in", out).group(1))
+        if "Non-2xx" in out:
+            raise SystemExit(f"bench: memory run got errors:\n{out}")
+    after = rss_kib(pid)
+    return {"sessions": MEMORY_SESSIONS, "requests": requests, "rss_before_kib": before, "rss_after_kib": after}
 
 
 def idp_port_of(issuer):
     return urllib.parse.urlparse(issuer).port
 
 
-def report(runs, sidecar_cookie_bytes, apache_cookie_bytes):
+def report(runs, sidecar_cookie_bytes, apache_cookie_bytes, memory):
     by = {r["name"]: r for r in runs}
     auth, public = by["sidecar_authenticated"], by["sidecar_public"]
     oidc = by["mod_auth_openidc_authenticated"]
@@ -368,6 +425,7 @@ def report(runs, sidecar_cookie_bytes, apache_cookie_bytes):
         ("p99 added by authentication (ms)", auth["p99"] - public["p99"], "<= 0.5"),
         ("/oauth2/introspect warm p99 (ms)", by["sidecar_introspect"]["p99"], "< 5"),
         ("session cookie bytes: ours / mod_auth_openidc", sidecar_cookie_bytes / apache_cookie_bytes, "<= 1"),
+        (f"RSS after {memory['sessions']} distinct sessions (MiB)", memory["rss_after_kib"] / 1024, "< 64"),
     ]
     met = [eval_target(v, t) for _, v, t in figures]
     os.makedirs(RESULTS, exist_ok=True)
@@ -387,6 +445,9 @@ def report(runs, sidecar_cookie_bytes, apache_cookie_bytes):
     lines += [f"| {n} | {v:.2f} | {t} | {'yes' if m else 'no'} |" for (n, v, t), m in zip(figures, met)]
     lines += ["", f"Session cookie after the same Azure-shaped login (JWT access token with 20 groups, ID token, "
               f"refresh token): sso-sidecar {sidecar_cookie_bytes} bytes, mod_auth_openidc {apache_cookie_bytes} bytes.",
+              "", f"Memory: {memory['requests']} requests from {memory['sessions']} distinct sessions (Azure-shaped, "
+              f"~3.5 KB cookies); sidecar RSS {memory['rss_before_kib'] / 1024:.1f} MiB before, "
+              f"{memory['rss_after_kib'] / 1024:.1f} MiB after.",
               "", "![benchmark](bench/results/latest.svg)"]
     table = "\n".join(lines)
     print(table)
