@@ -19,7 +19,10 @@ fn main() {
         .expect("a 32-byte base64 key");
     let sealer = Sealer::new(&[SessionKey(key)]);
     let count: usize = count.parse().expect("a count");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let filler = |n: usize, seed: usize| -> String { format!("{seed:08x}").repeat(n / 8) };
     for i in 0..count {
         let session = Session {
@@ -44,6 +47,9 @@ fn main() {
             last_seen: now,
             backend: None,
         };
-        println!("_sso_session={}", sealer.seal("_sso_session", &session.to_bytes()));
+        println!(
+            "_sso_session={}",
+            sealer.seal("_sso_session", &session.to_bytes())
+        );
     }
 }
