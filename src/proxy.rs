@@ -104,6 +104,14 @@ impl ProxyHttp for SidecarProxy {
             headers: &req.headers,
             request_id: &ctx.request_id,
             body: &body,
+            // Only the sign-in endpoints use it (rate limits); not worth work on every request.
+            client_ip: ctx
+                .client_ip
+                .filter(|_| matched.kind == RouteKind::Sidecar)
+                .map(|peer| {
+                    let trusted = &self.rt.config.server.trusted_proxies;
+                    forwarding::forwarded(&req.headers, peer, "http", trusted).client_ip
+                }),
         };
         let reply = if matched.kind == RouteKind::Sidecar {
             let endpoint = self.rt.router.own_endpoint(path).unwrap_or_default();

@@ -783,3 +783,47 @@ fn a_failing_idp_does_not_block_the_others() {
     let to_idp = browser.get(&format!("{}?org=inSPIRED", sidecar.url("/oauth2/start")));
     assert_eq!(to_idp.status, 302);
 }
+
+#[test]
+fn sign_in_endpoints_are_rate_limited_per_client() {
+    let ports = Ports::new();
+    let upstream = Upstream::start();
+    let kc = Idp::for_sidecar(ports, json!({}));
+    let ad = Idp::for_sidecar(ports, json!({}));
+    let config = CONFIG
+        .replace("{kc_issuer}", &kc.issuer)
+        .replace("{ad_issuer}", &ad.issuer)
+        .replace(
+            "[session]",
+            "[limits]\nlogin_requests_per_minute = 5\n\n[session]",
+        );
+    let sidecar = Sidecar::start_on(ports, &config, &upstream.url(), &[]);
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let response = client().get(sidecar.url("/oauth2/start")).send().unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            let wait: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=60).contains(&wait));
+        }
+    }
+    // Five in a minute; a minute boundary in between may allow a few more.
+    assert!(
+        statuses.iter().filter(|s| **s == 200).count() >= 5,
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(
+        client()
+            .get(sidecar.url("/oauth2/userinfo"))
+            .send()
+            .unwrap()
+            .status(),
+        401,
+        "other endpoints unaffected"
+    );
+}

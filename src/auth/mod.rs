@@ -5,6 +5,7 @@
 mod backend;
 mod bearer;
 mod introspect;
+mod limits;
 mod login_page;
 mod logout;
 pub mod return_path;
@@ -41,6 +42,8 @@ pub struct Request<'a> {
     pub request_id: &'a str,
     /// The body of `POST`s to the sidecar's own endpoints (bounded by the proxy).
     pub body: &'a [u8],
+    /// The client's address (behind trusted proxies: the address they report).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// What happens to a request on a protected route.
@@ -66,6 +69,7 @@ pub struct AuthService {
     revocations: Revocations,
     access: AccessTokens,
     backend: backend::Backend,
+    login_limit: limits::LoginRateLimit,
 }
 
 impl AuthService {
@@ -86,6 +90,7 @@ impl AuthService {
             ),
             revocations: Revocations::new(config.session.max_age),
             backend: backend::Backend::new(config, registry.http.clone(), metrics.clone()),
+            login_limit: limits::LoginRateLimit::new(config.login_requests_per_minute),
             access: AccessTokens::new(
                 registry.clone(),
                 config.oidc.max_clock_skew,
@@ -105,6 +110,20 @@ impl AuthService {
 
     /// Answers one of the sidecar's own endpoints; `endpoint` is the path after the prefix.
     pub async fn endpoint(&self, endpoint: &str, req: &Request<'_>, now: i64) -> Reply {
+        if matches!(endpoint, "/start" | "/callback") {
+            if let Err(wait) = self.login_limit.check(req.client_ip, now) {
+                self.metrics.session_rejected("rate_limited");
+                let html = pages::message(
+                    "Too many sign-in attempts",
+                    "There were too many sign-in attempts from your network. Please wait a minute and try again.",
+                    None,
+                    req.request_id,
+                );
+                let mut reply = Reply::html(429, html);
+                reply.headers.push(("retry-after", wait.to_string()));
+                return reply;
+            }
+        }
         match (endpoint, req.method) {
             ("/start", &Method::GET | &Method::HEAD) => self.start(req, now),
             ("/callback", &Method::GET) => self.callback(req, now).await,

@@ -23,6 +23,9 @@ pub struct Config {
     pub headers: HeaderConfig,
     pub log: LogConfig,
     pub backend: BackendConfig,
+    /// Requests per client IP and minute to `/oauth2/start` and `/oauth2/callback`;
+    /// 0 turns the limit off.
+    pub login_requests_per_minute: u32,
     /// `/oauth2/introspect` for commercetools external OAuth; `None` disables it.
     pub commercetools: Option<CommercetoolsConfig>,
     pub identity_providers: BTreeMap<String, IdentityProvider>,

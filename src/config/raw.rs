@@ -36,6 +36,7 @@ pub struct RawConfig {
     pub log: Option<RawLog>,
     pub commercetools: Option<RawCommercetools>,
     pub backend: Option<RawBackend>,
+    pub limits: Option<RawLimits>,
     pub identity_providers: Option<BTreeMap<String, RawIdentityProvider>>,
     pub organizations: Option<BTreeMap<String, RawOrganization>>,
     pub routes: Option<Vec<RawRoute>>,
@@ -112,6 +113,11 @@ pub struct RawIdentityProvider {
 }
 
 #[derive(Debug, Default, Deserialize)]
+pub struct RawLimits {
+    pub login_requests_per_minute: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 pub struct RawBackend {
     pub profile: Option<String>,
     pub spree: Option<RawSpree>,
@@ -178,6 +184,7 @@ pub fn known_keys(path: &[String]) -> &'static [&'static str] {
             "log" => fields::<RawLog>(),
             "commercetools" => fields::<RawCommercetools>(),
             "backend" => fields::<RawBackend>(),
+            "limits" => fields::<RawLimits>(),
             _ => &[],
         },
         [section, sub] if section == "backend" => match sub.as_str() {

@@ -143,6 +143,17 @@ impl Validator {
         let log = self.log(raw.log.unwrap_or_default());
         let commercetools = raw.commercetools.and_then(|ct| self.commercetools(ct));
         let backend = self.backend(raw.backend.unwrap_or_default());
+        let login_requests_per_minute = match raw.limits.and_then(|l| l.login_requests_per_minute) {
+            None => 60,
+            Some(n) if (0..=1_000_000).contains(&n) => n as u32,
+            Some(_) => {
+                self.problem(
+                    "limits.login_requests_per_minute",
+                    "must be between 0 (off) and 1000000",
+                );
+                60
+            }
+        };
         let raw_idps = raw.identity_providers.unwrap_or_default();
         // IdPs with problems of their own are left out of the config but still count as
         // defined, so an organization naming one gets no second, misleading error.
@@ -183,6 +194,7 @@ impl Validator {
             log,
             commercetools,
             backend,
+            login_requests_per_minute,
             identity_providers,
             organizations,
             routes,
