@@ -23,6 +23,8 @@
 // signing key in front of the old ones; POST /_test/forge?mode=M makes the token endpoint
 // hand out a forged ID token (wrong_key, wrong_aud, wrong_iss, wrong_nonce, expired,
 // alg_none), to prove the relying party rejects it; mode=off ends that.
+// POST /_test/garble?target=discovery|token|jwks|userinfo&mode=html|json|slow|off makes an
+// endpoint answer an HTML error page, broken JSON, or only after 5 s.
 // POST /_test/sign with JSON {claims, mode} signs arbitrary claims: mode "valid" (the
 // provider's key), "wrong_key" (a foreign key under the same kid), "unknown_kid",
 // "hs256_public" (HMAC keyed with the public key: the classic algorithm confusion), "none".
@@ -64,6 +66,11 @@ function claimsFor(login) {
 
 const stats = { grants: {}, grant_errors: {}, logouts: 0, backchannel: 0, revocations: 0 };
 let forgeMode = 'off';
+// Fault injection: which endpoint misbehaves and how (html, json, slow).
+const garble = {};
+const GARBLE_PATHS = {
+  discovery: '/.well-known/openid-configuration', token: '/token', jwks: '/jwks', userinfo: '/me',
+};
 
 // Rewrites a genuine ID token the way an attacker or a broken IdP would.
 async function forge(idToken) {
@@ -173,7 +180,21 @@ function buildProvider(issuer) {
     },
   });
   provider.use(async (ctx, next) => {
+    const target = Object.keys(GARBLE_PATHS).find((k) => GARBLE_PATHS[k] === ctx.path && garble[k]);
+    if (target && garble[target] === 'slow') await new Promise((r) => { setTimeout(r, 5000); });
     await next();
+    if (target && garble[target] === 'html') {
+      ctx.status = 200;
+      ctx.type = 'text/html';
+      ctx.body = '<html><body>Service temporarily unavailable</body></html>';
+      return;
+    }
+    if (target && garble[target] === 'json') {
+      ctx.status = 200;
+      ctx.type = 'application/json';
+      ctx.body = '{"unexpected": [1, 2';
+      return;
+    }
     if (ctx.path === '/token/revocation' && ctx.status === 200) stats.revocations += 1;
     if (ctx.path === '/token/introspection') stats.introspections = (stats.introspections || 0) + 1;
     if (forgeMode !== 'off' && ctx.path === '/token' && ctx.body && ctx.body.id_token) {
@@ -263,6 +284,12 @@ server.listen(settings.port || 0, '127.0.0.1', () => {
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ logout_token: token }));
       });
+      return;
+    }
+    if (req.url.startsWith('/_test/garble') && req.method === 'POST') {
+      const params = new URL(req.url, issuer).searchParams;
+      garble[params.get('target')] = params.get('mode') === 'off' ? undefined : params.get('mode');
+      res.end(JSON.stringify(garble));
       return;
     }
     if (req.url.startsWith('/_test/forge') && req.method === 'POST') {

@@ -508,6 +508,15 @@ impl Idp {
         answer["token"].as_str().unwrap().to_owned()
     }
 
+    /// Makes an endpoint misbehave: `target` discovery|token|jwks|userinfo, `mode`
+    /// html|json|slow|off.
+    pub fn garble(&self, target: &str, mode: &str) {
+        reqwest::blocking::Client::new()
+            .post(self.url(&format!("/_test/garble?target={target}&mode={mode}")))
+            .send()
+            .unwrap();
+    }
+
     pub fn rotate_keys(&self) {
         reqwest::blocking::Client::new()
             .post(self.url("/_test/rotate-keys"))
