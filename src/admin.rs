@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::{header, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
@@ -11,15 +12,16 @@ use pingora::protocols::http::ServerSession;
 use crate::runtime::Runtime;
 
 pub struct AdminApp {
-    rt: Arc<Runtime>,
+    current: Arc<ArcSwap<Runtime>>,
 }
 
 impl AdminApp {
-    pub fn new(rt: Arc<Runtime>) -> Self {
-        AdminApp { rt }
+    pub fn new(current: Arc<ArcSwap<Runtime>>) -> Self {
+        AdminApp { current }
     }
 
     fn answer(&self, path: &str) -> (StatusCode, &'static str, String) {
+        let rt = self.current.load();
         match path {
             "/healthz" => (
                 StatusCode::OK,
@@ -31,15 +33,15 @@ impl AdminApp {
                 // public pages and existing sessions out of the load balancer.
                 let body = serde_json::json!({
                     "ready": true,
-                    "config": self.rt.config.source.display().to_string(),
-                    "identity_providers": self.rt.auth.registry.report(),
+                    "config": rt.config.source.display().to_string(),
+                    "identity_providers": rt.auth.registry.report(),
                 });
                 (StatusCode::OK, "application/json", format!("{body}\n"))
             }
             "/metrics" => (
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
-                self.rt.metrics.render(),
+                rt.metrics.render(),
             ),
             _ => (
                 StatusCode::NOT_FOUND,

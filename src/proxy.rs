@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -22,17 +23,20 @@ use crate::runtime::Runtime;
 use crate::session::Session as UserSession;
 
 pub struct SidecarProxy {
-    rt: Arc<Runtime>,
+    /// Swapped whole on a config reload; each request keeps the one it started with.
+    current: Arc<ArcSwap<Runtime>>,
 }
 
 impl SidecarProxy {
-    pub fn new(rt: Arc<Runtime>) -> Self {
-        SidecarProxy { rt }
+    pub fn new(current: Arc<ArcSwap<Runtime>>) -> Self {
+        SidecarProxy { current }
     }
 }
 
 /// What one request carries from phase to phase.
 pub struct RequestCtx {
+    /// The configuration this request runs under, even if a reload happens meanwhile.
+    rt: Arc<Runtime>,
     started: Instant,
     request_id: String,
     kind: RouteKind,
@@ -51,6 +55,7 @@ impl ProxyHttp for SidecarProxy {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
+            rt: self.current.load_full(),
             started: Instant::now(),
             request_id: String::new(),
             kind: RouteKind::Required,
@@ -72,7 +77,8 @@ impl ProxyHttp for SidecarProxy {
         let req = session.req_header();
         let host = host_of(req);
         let path = req.uri.path();
-        let matched = self.rt.router.route(host, path);
+        let rt = Arc::clone(&ctx.rt);
+        let matched = rt.router.route(host, path);
         ctx.kind = matched.kind;
         if matched.kind == RouteKind::Public {
             return Ok(false);
@@ -109,16 +115,15 @@ impl ProxyHttp for SidecarProxy {
                 .client_ip
                 .filter(|_| matched.kind == RouteKind::Sidecar)
                 .map(|peer| {
-                    let trusted = &self.rt.config.server.trusted_proxies;
+                    let trusted = &rt.config.server.trusted_proxies;
                     forwarding::forwarded(&req.headers, peer, "http", trusted).client_ip
                 }),
         };
         let reply = if matched.kind == RouteKind::Sidecar {
-            let endpoint = self.rt.router.own_endpoint(path).unwrap_or_default();
-            self.rt.auth.endpoint(endpoint, &request, now).await
+            let endpoint = rt.router.own_endpoint(path).unwrap_or_default();
+            rt.auth.endpoint(endpoint, &request, now).await
         } else {
-            match self
-                .rt
+            match rt
                 .auth
                 .gate(matched.kind, matched.organization, &request, now)
                 .await
@@ -143,7 +148,8 @@ impl ProxyHttp for SidecarProxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let target = &self.rt.upstream;
+        let rt = Arc::clone(&ctx.rt);
+        let target = &rt.upstream;
         let addr = target.address().await.map_err(|e| {
             ctx.failure = Some(UpstreamFailure::Other);
             Error::explain(
@@ -153,7 +159,7 @@ impl ProxyHttp for SidecarProxy {
         })?;
         let upstream = &target.upstream;
         let mut peer = HttpPeer::new(addr, upstream.tls, upstream.host.clone());
-        let server = &self.rt.config.server;
+        let server = &rt.config.server;
         peer.options.connection_timeout = Some(server.connect_timeout);
         peer.options.read_timeout = Some(server.read_timeout);
         peer.options.write_timeout = Some(server.write_timeout);
@@ -167,7 +173,7 @@ impl ProxyHttp for SidecarProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let rt = &self.rt;
+        let rt = Arc::clone(&ctx.rt);
         for name in
             forwarding::identity_headers(&upstream_request.headers, &rt.identity_prefix_lower)
         {
@@ -234,7 +240,7 @@ impl ProxyHttp for SidecarProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(sent) = ctx.upstream_sent.take() {
-            self.rt
+            ctx.rt
                 .metrics
                 .record_upstream_latency(ctx.kind, sent.elapsed());
         }
@@ -297,7 +303,7 @@ impl ProxyHttp for SidecarProxy {
             } else {
                 UpstreamFailure::Other
             });
-            self.rt.metrics.record_upstream_failure(failure);
+            ctx.rt.metrics.record_upstream_failure(failure);
         }
         if status > 0 && session.response_written().is_none() {
             let (title, text) = match status {
@@ -327,7 +333,7 @@ impl ProxyHttp for SidecarProxy {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        self.rt.metrics.record_request(ctx.kind, status);
+        ctx.rt.metrics.record_request(ctx.kind, status);
         let req = session.req_header();
         let elapsed_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
         let client = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use http::HeaderName;
 
-use crate::auth::AuthService;
+use crate::auth::{AuthService, Revocations};
 use crate::config::{Config, IdentityHeader};
 use crate::forwarding::SidecarCookies;
 use crate::metrics::Metrics;
@@ -29,7 +29,8 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(config: Config, metrics: Arc<Metrics>) -> Self {
+    /// `revocations` outlive a reload: a signed-out session must stay signed out.
+    pub fn new(config: Config, metrics: Arc<Metrics>, revocations: Arc<Revocations>) -> Self {
         for (key, idp) in &config.identity_providers {
             if let Some(expire_at) = idp.oidc().and_then(|o| o.client_secret_expire_at) {
                 metrics
@@ -65,7 +66,7 @@ impl Runtime {
             identity_prefix_lower: config.headers.prefix.to_ascii_lowercase(),
             identity_headers,
             self_administration,
-            auth: AuthService::new(&config, registry, metrics.clone()),
+            auth: AuthService::new(&config, registry, metrics.clone(), revocations),
             metrics,
             config,
         }

@@ -1,63 +1,138 @@
 //! Assembles the pingora server: the proxy on `server.listen`, the admin app on
-//! `admin.listen`. `sso-sidecar run` and the integration tests both start this.
+//! `admin.listen`, and a background service for IdP discovery and config reloads.
+//! `sso-sidecar run` and the integration tests both start this.
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use pingora::server::configuration::ServerConf;
-use pingora::server::Server;
-use pingora::server::ShutdownWatch;
+use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
-use crate::config::Config;
+use crate::auth::Revocations;
+use crate::config::{self, Config};
 use crate::metrics::Metrics;
 use crate::proxy::SidecarProxy;
 use crate::runtime::Runtime;
 
-/// Seconds in-flight requests get to finish after SIGTERM before the process exits.
-const GRACEFUL_SHUTDOWN_SECONDS: u64 = 10;
+/// After SIGTERM the listeners close at once and requests in flight get this long to
+/// finish before the runtimes stop (pingora waits the whole period).
+const GRACE_PERIOD_SECONDS: u64 = 5;
+/// Then the runtimes get this long to wind down.
+const SHUTDOWN_TIMEOUT_SECONDS: u64 = 2;
 
 pub fn build(config: Config) -> Server {
     let conf = ServerConf {
         threads: config.server.threads,
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(GRACEFUL_SHUTDOWN_SECONDS),
+        grace_period_seconds: Some(GRACE_PERIOD_SECONDS),
+        graceful_shutdown_timeout_seconds: Some(SHUTDOWN_TIMEOUT_SECONDS),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
     let metrics = Arc::new(Metrics::new());
+    let revocations = Arc::new(Revocations::new(config.session.max_age));
     let proxy_listen = config.server.listen.to_string();
     let admin_listen = config.admin.listen.to_string();
-    let rt = Arc::new(Runtime::new(config, metrics));
+    let current = Arc::new(ArcSwap::from_pointee(Runtime::new(
+        config,
+        metrics.clone(),
+        revocations.clone(),
+    )));
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        SidecarProxy::new(rt.clone()),
+        SidecarProxy::new(current.clone()),
         "sso-sidecar proxy",
     );
     proxy.add_tcp(&proxy_listen);
 
-    let discovery = background_service("sso-sidecar idp discovery", Discovery(rt.clone()));
-    let mut admin = Service::new("sso-sidecar admin".to_owned(), AdminApp::new(rt));
+    let control = background_service(
+        "sso-sidecar control",
+        Control {
+            current: current.clone(),
+            metrics,
+            revocations,
+        },
+    );
+    let mut admin = Service::new("sso-sidecar admin".to_owned(), AdminApp::new(current));
     admin.threads = Some(1);
     admin.add_tcp(&admin_listen);
 
-    server.add_service(discovery);
+    server.add_service(control);
     server.add_service(proxy);
     server.add_service(admin);
     server
 }
 
-/// Runs IdP discovery on pingora's runtime, so start-up never waits for an IdP.
-struct Discovery(Arc<Runtime>);
+/// Runs on pingora's runtime, so start-up never waits for an IdP: IdP discovery, and
+/// config reloads on SIGHUP.
+struct Control {
+    current: Arc<ArcSwap<Runtime>>,
+    metrics: Arc<Metrics>,
+    revocations: Arc<Revocations>,
+}
 
 #[async_trait::async_trait]
-impl BackgroundService for Discovery {
+impl BackgroundService for Control {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        self.0.auth.registry.spawn_discovery();
-        let _ = shutdown.changed().await;
+        self.current.load().auth.registry.spawn_discovery();
+        let mut hangups =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(signal) => Some(signal),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGHUP; config reloads are off");
+                    None
+                }
+            };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                Some(()) = async { match hangups.as_mut() { Some(s) => s.recv().await, None => None } } => self.reload(),
+            }
+        }
+    }
+}
+
+impl Control {
+    /// Reads the config file again. A valid one takes effect for new requests (those in
+    /// flight finish with the one they started with); an invalid one is refused and logged.
+    fn reload(&self) {
+        let old = self.current.load_full();
+        let source = old.config.source.clone();
+        let config = match config::load(&source) {
+            Ok(config) => config,
+            Err(error) => {
+                for line in error.lines() {
+                    tracing::error!("config reload refused: {line}");
+                }
+                self.metrics
+                    .config_reloads
+                    .with_label_values(&["error"])
+                    .inc();
+                return;
+            }
+        };
+        if config.server.listen != old.config.server.listen
+            || config.admin.listen != old.config.admin.listen
+        {
+            tracing::warn!("listen addresses changed: they take effect at the next restart");
+        }
+        let fresh = Arc::new(Runtime::new(
+            config,
+            self.metrics.clone(),
+            self.revocations.clone(),
+        ));
+        fresh.auth.registry.spawn_discovery();
+        let previous = self.current.swap(fresh);
+        previous.auth.registry.retire();
+        for warning in &self.current.load().config.warnings {
+            tracing::warn!("{}: {warning}", source.display());
+        }
+        self.metrics.config_reloads.with_label_values(&["ok"]).inc();
+        tracing::info!(config = %source.display(), "config reloaded");
     }
 }

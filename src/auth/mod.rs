@@ -27,7 +27,7 @@ use crate::pages;
 use crate::reply::Reply;
 use crate::routing::RouteKind;
 use crate::session::{Rejection, Session, SessionCookies};
-use revocations::Revocations;
+pub use revocations::Revocations;
 use tokens::{Freshness, TokenKeeper};
 
 pub use return_path::safe_return_path;
@@ -66,14 +66,19 @@ pub struct AuthService {
     org_names: HashMap<String, String>,
     start_path: String,
     tokens: TokenKeeper,
-    revocations: Revocations,
+    revocations: Arc<Revocations>,
     access: AccessTokens,
     backend: backend::Backend,
     login_limit: limits::LoginRateLimit,
 }
 
 impl AuthService {
-    pub fn new(config: &Config, registry: Arc<Registry>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        config: &Config,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+        revocations: Arc<Revocations>,
+    ) -> Self {
         let mut org_names = HashMap::new();
         for (key, org) in &config.organizations {
             org_names.insert(org.external_name.to_lowercase(), key.clone());
@@ -88,7 +93,7 @@ impl AuthService {
                 config.oidc.min_access_token_lifetime_left,
                 config.oidc.max_clock_skew,
             ),
-            revocations: Revocations::new(config.session.max_age),
+            revocations,
             backend: backend::Backend::new(config, registry.http.clone(), metrics.clone()),
             login_limit: limits::LoginRateLimit::new(config.login_requests_per_minute),
             access: AccessTokens::new(

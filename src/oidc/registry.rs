@@ -90,6 +90,8 @@ pub struct ProviderReport {
 
 pub struct Registry {
     providers: BTreeMap<String, Arc<Provider>>,
+    /// Set when a config reload replaced this registry: its discovery tasks stop.
+    retired: tokio::sync::watch::Sender<bool>,
     pub http: reqwest::Client,
     redirect_uri: Option<RedirectUrl>,
     refresh_every: Duration,
@@ -127,6 +129,7 @@ impl Registry {
         });
         Registry {
             providers,
+            retired: tokio::sync::watch::channel(false).0,
             http: http_client(config.oidc.http_timeout),
             redirect_uri,
             refresh_every: config.oidc.jwk_cache_lifetime,
@@ -176,9 +179,29 @@ impl Registry {
         }
     }
 
+    /// Stops this registry's discovery tasks (after a config reload replaced it).
+    pub fn retire(&self) {
+        self.retired.send_replace(true);
+    }
+
+    /// Sleeps, unless the registry is retired first; false when it was.
+    async fn sleep_unless_retired(&self, duration: Duration) -> bool {
+        let mut retired = self.retired.subscribe();
+        if *retired.borrow() {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => true,
+            _ = retired.changed() => false,
+        }
+    }
+
     async fn keep_discovered(&self, provider: &Provider) {
         let mut attempts = 0u32;
         loop {
+            if *self.retired.borrow() {
+                return;
+            }
             match self.discover(provider).await {
                 Ok(discovered) => {
                     attempts = 0;
@@ -188,7 +211,9 @@ impl Registry {
                         last_error: None,
                     }));
                     tracing::info!(idp = provider.key.as_str(), "identity provider discovered");
-                    tokio::time::sleep(self.refresh_every).await;
+                    if !self.sleep_unless_retired(self.refresh_every).await {
+                        return;
+                    }
                 }
                 Err(error) => {
                     attempts += 1;
@@ -206,7 +231,9 @@ impl Registry {
                         },
                     };
                     provider.status.store(Arc::new(next));
-                    tokio::time::sleep(backoff(attempts)).await;
+                    if !self.sleep_unless_retired(backoff(attempts)).await {
+                        return;
+                    }
                 }
             }
         }

@@ -309,6 +309,32 @@ impl Sidecar {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// The config file the sidecar runs with (rewrite it, then send SIGHUP).
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("sidecar.toml")
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, …) to the sidecar process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.admin_port)
     }
