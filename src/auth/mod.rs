@@ -445,26 +445,25 @@ impl AuthService {
     }
 
     async fn callback(&self, req: &Request<'_>, now: i64) -> Reply {
-        let params = Params::parse(req.query);
+        let params = callback_params(req.query.unwrap_or(""));
         let mut pending = self.cookies.pending(req.headers);
         let had_pending = !pending.entries.is_empty();
         let login = params
-            .get("state")
+            .state
+            .as_deref()
             .and_then(|state| pending.take(state, now));
         let state_cookie = self.cookies.store_pending(&pending);
         let (org, idp) = login.as_ref().map_or(("unknown", "unknown"), |l| {
             (l.organization.as_str(), l.identity_provider.as_str())
         });
-        let result = match (&login, params.get("error")) {
+        let result = match (&login, params.error) {
             (_, Some(error)) => Err(LoginError::Idp {
-                error: error.to_owned(),
-                description: params.get("error_description").map(str::to_owned),
+                error,
+                description: params.error_description,
             }),
-            (None, None) if had_pending && params.get("state").is_some() => {
-                Err(LoginError::StateMismatch)
-            }
+            (None, None) if had_pending && params.state.is_some() => Err(LoginError::StateMismatch),
             (None, None) => Err(LoginError::MissingState),
-            (Some(login), None) => self.finish(login, params.get("code"), now).await,
+            (Some(login), None) => self.finish(login, params.code.as_deref(), now).await,
         };
         match result {
             Ok(session) => {
@@ -593,6 +592,27 @@ fn login_error_page(error: &LoginError) -> (u16, &'static str) {
 
 pub(crate) fn urlencode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// What the IdP's redirect to `/oauth2/callback` carries.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CallbackParams {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// Parses the callback's query string; the first occurrence of each parameter wins.
+pub fn callback_params(query: &str) -> CallbackParams {
+    let params = Params::parse(Some(query));
+    let take = |name: &str| params.get(name).map(str::to_owned);
+    CallbackParams {
+        state: take("state"),
+        code: take("code"),
+        error: take("error"),
+        error_description: take("error_description"),
+    }
 }
 
 /// Query parameters; the first occurrence of a name wins.
