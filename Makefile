@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build demo demo-stop test check ci bench clean
+.PHONY: deps build demo demo-stop test check ci bench soak fuzz clean
 
 deps:
 	@scripts/install-deps.sh
@@ -31,6 +31,16 @@ bench:
 	@BENCH=1 scripts/install-deps.sh
 	$(CARGO) build --release --locked --bin sso-sidecar --example mint_sessions
 	python3 bench/run.py
+
+# Not part of `make test`: steady authenticated load with refreshes (SOAK_DURATION, default 600 s).
+soak:
+	@SOAK=1 scripts/install-deps.sh
+	$(CARGO) build --release --locked --bin sso-sidecar
+	python3 bench/soak.py
+
+# Not part of `make test` (a short run of each target is): FUZZ_SECONDS per target, default 600.
+fuzz: deps
+	@scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

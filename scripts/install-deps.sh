@@ -15,9 +15,12 @@ need python3 python3        # the demo shop backend
 need curl curl
 need node nodejs            # the OpenID provider for tests and the demo (npm oidc-provider)
 need npm npm
+need redis-server redis-server  # shared state between replicas, in the Redis tests
+if [ "${BENCH:-0}" = 1 ] || [ "${SOAK:-0}" = 1 ]; then
+  need nginx nginx          # the fast upstream of `make bench` and `make soak`
+fi
 if [ "${BENCH:-0}" = 1 ]; then
   need wrk wrk
-  need nginx nginx
   need apache2 apache2
   [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] || missing+=(libapache2-mod-auth-openidc)
 fi

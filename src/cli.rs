@@ -1,4 +1,4 @@
-//! Command line: `run`, `check`, `keygen`. Each command returns its exit code.
+//! Command line: `run`, `check`, `keygen`, `import-icm`, `health`. Each command returns its exit code.
 
 use std::path::PathBuf;
 
@@ -37,6 +37,15 @@ pub enum Command {
         /// Keep client secrets in the output instead of `env:` references.
         #[arg(long)]
         keep_secrets: bool,
+    },
+    /// Exit 0 when the admin listener answers /healthz (for container health checks).
+    Health {
+        /// The URL to probe.
+        #[arg(long, default_value = "http://127.0.0.1:9090/healthz")]
+        url: String,
+        /// Give up after this long.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
     },
 }
 
@@ -79,6 +88,7 @@ pub fn main(cli: Cli) -> i32 {
             Err(code) => code,
         },
         Command::ImportIcm { file, keep_secrets } => import_icm(&file, keep_secrets),
+        Command::Health { url, timeout } => crate::health::probe(&url, timeout),
         Command::Run(arg) => match arg.load() {
             Ok(config) => run(config),
             Err(code) => code,

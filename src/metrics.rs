@@ -63,6 +63,7 @@ pub struct Metrics {
     logouts: IntCounterVec,
     backchannel: IntCounterVec,
     backend_calls: IntCounterVec,
+    store_errors: IntCounterVec,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -229,6 +230,12 @@ impl Metrics {
             &["outcome", "reason"],
         );
         let backend_calls = counter_vec(&registry, "backend_calls_total", "Calls to the commerce backend's own endpoints (ICM provisioning, Spree exchange and refresh) by outcome", &["call", "outcome"]);
+        let store_errors = counter_vec(
+            &registry,
+            "store_errors_total",
+            "Redis calls that failed or timed out, by operation; local behaviour took over",
+            &["op"],
+        );
         let requests = RouteKind::ALL
             .iter()
             .map(|kind| {
@@ -262,7 +269,12 @@ impl Metrics {
             logouts,
             backchannel,
             backend_calls,
+            store_errors,
         }
+    }
+
+    pub fn count_store_error(&self, op: &str) {
+        self.store_errors.with_label_values(&[op]).inc();
     }
 
     pub fn count_backend_call(&self, call: &str, outcome: &str) {

@@ -11,6 +11,7 @@ use crate::forwarding::SidecarCookies;
 use crate::metrics::Metrics;
 use crate::oidc::Registry;
 use crate::routing::Router;
+use crate::store::Store;
 use crate::upstream::UpstreamTarget;
 
 pub struct Runtime {
@@ -29,8 +30,14 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// `revocations` outlive a reload: a signed-out session must stay signed out.
-    pub fn new(config: Config, metrics: Arc<Metrics>, revocations: Arc<Revocations>) -> Self {
+    /// `revocations` and `store` outlive a reload: a signed-out session must stay signed
+    /// out, and the Redis connection is kept.
+    pub fn new(
+        config: Config,
+        metrics: Arc<Metrics>,
+        revocations: Arc<Revocations>,
+        store: Arc<Store>,
+    ) -> Self {
         for (key, idp) in &config.identity_providers {
             if let Some(expire_at) = idp.oidc().and_then(|o| o.client_secret_expire_at) {
                 metrics
@@ -66,7 +73,7 @@ impl Runtime {
             identity_prefix_lower: config.headers.prefix.to_ascii_lowercase(),
             identity_headers,
             self_administration,
-            auth: AuthService::new(&config, registry, metrics.clone(), revocations),
+            auth: AuthService::new(&config, registry, metrics.clone(), revocations, store),
             metrics,
             config,
         }

@@ -16,6 +16,7 @@ use crate::config::{self, Config};
 use crate::metrics::Metrics;
 use crate::proxy::SidecarProxy;
 use crate::runtime::Runtime;
+use crate::store::Store;
 
 /// After SIGTERM the listeners close at once and requests in flight get this long to
 /// finish before the runtimes stop (pingora waits the whole period).
@@ -35,12 +36,14 @@ pub fn build(config: Config) -> Server {
 
     let metrics = Arc::new(Metrics::new());
     let revocations = Arc::new(Revocations::new(config.session.max_age));
+    let store = Arc::new(Store::new(config.store.redis.as_ref(), metrics.clone()));
     let proxy_listen = config.server.listen.to_string();
     let admin_listen = config.admin.listen.to_string();
     let current = Arc::new(ArcSwap::from_pointee(Runtime::new(
         config,
         metrics.clone(),
         revocations.clone(),
+        store.clone(),
     )));
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
@@ -56,6 +59,7 @@ pub fn build(config: Config) -> Server {
             current: current.clone(),
             metrics,
             revocations,
+            store,
         },
     );
     let mut admin = Service::new("sso-sidecar admin".to_owned(), AdminApp::new(current));
@@ -74,12 +78,19 @@ struct Control {
     current: Arc<ArcSwap<Runtime>>,
     metrics: Arc<Metrics>,
     revocations: Arc<Revocations>,
+    store: Arc<Store>,
 }
 
 #[async_trait::async_trait]
 impl BackgroundService for Control {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         self.current.load().auth.registry.spawn_discovery();
+        let store = self.store.clone();
+        let revocations = self.revocations.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            crate::auth::follow_shared_revocations(&store, &revocations, stop).await
+        });
         let mut hangups =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
                 Ok(signal) => Some(signal),
@@ -121,10 +132,25 @@ impl Control {
         {
             tracing::warn!("listen addresses changed: they take effect at the next restart");
         }
+        if config
+            .store
+            .redis
+            .as_ref()
+            .map(|r| (r.url.expose(), &r.key_prefix, r.server_side_sessions))
+            != old
+                .config
+                .store
+                .redis
+                .as_ref()
+                .map(|r| (r.url.expose(), &r.key_prefix, r.server_side_sessions))
+        {
+            tracing::warn!("[store] changed: it takes effect at the next restart");
+        }
         let fresh = Arc::new(Runtime::new(
             config,
             self.metrics.clone(),
             self.revocations.clone(),
+            self.store.clone(),
         ));
         fresh.auth.registry.spawn_discovery();
         let previous = self.current.swap(fresh);

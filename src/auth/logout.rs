@@ -4,6 +4,7 @@
 use http::Method;
 use serde_json::json;
 
+use super::revocations::Revocation;
 use super::{AuthService, Params, Request};
 use crate::config::{LogoutPolicy, Organization};
 use crate::oidc::logout::{end_session_url, revoke_refresh_token, verify_logout_token};
@@ -21,10 +22,14 @@ impl AuthService {
             );
         }
         let cleared = self.cookies.clear(req.headers);
-        let Ok(session) = self.cookies.load(req.headers, now) else {
+        let Ok(session) = self.load_session(req.headers, now).await else {
             return Reply::html(200, signed_out_page(&self.start_path)).with_cookies(cleared);
         };
-        self.revocations.revoke_session(&session.id);
+        self.revoke(Revocation::Session {
+            id: session.id.clone(),
+        })
+        .await;
+        self.forget_session(&session).await;
         self.backend_logout(&session).await;
         self.metrics.session_ended("logout");
         let org = self.config.organizations.get(&session.organization);
@@ -166,17 +171,28 @@ impl AuthService {
                 }
             };
         if !self
-            .revocations
-            .first_use_of(&format!("{}\u{0}{}", order.idp, order.jti))
+            .first_use_of_logout_token(&format!("{}\u{0}{}", order.idp, order.jti))
+            .await
         {
             self.metrics.count_backchannel("rejected", "replay");
             return backchannel_error("logout token already used");
         }
         let now = chrono::Utc::now().timestamp();
-        match (&order.sid, &order.sub) {
-            (Some(sid), _) => self.revocations.revoke_idp_session(&order.idp, sid, now),
-            (None, Some(sub)) => self.revocations.revoke_subject(&order.idp, sub, now),
-            (None, None) => {}
+        let revocation = match (&order.sid, &order.sub) {
+            (Some(sid), _) => Some(Revocation::IdpSession {
+                idp: order.idp.clone(),
+                sid: sid.clone(),
+                at: now,
+            }),
+            (None, Some(sub)) => Some(Revocation::Subject {
+                idp: order.idp.clone(),
+                sub: sub.clone(),
+                at: now,
+            }),
+            (None, None) => None,
+        };
+        if let Some(revocation) = revocation {
+            self.revoke(revocation).await;
         }
         self.metrics.count_backchannel("accepted", "ok");
         tracing::info!(

@@ -10,6 +10,8 @@ mod login_page;
 mod logout;
 pub mod return_path;
 mod revocations;
+mod sessions;
+mod shared;
 mod tokens;
 
 use std::collections::HashMap;
@@ -27,7 +29,9 @@ use crate::pages;
 use crate::reply::Reply;
 use crate::routing::RouteKind;
 use crate::session::{Rejection, Session, SessionCookies};
-pub use revocations::Revocations;
+use crate::store::Store;
+pub use revocations::{Revocation, Revocations};
+pub use shared::follow as follow_shared_revocations;
 use tokens::{Freshness, TokenKeeper};
 
 pub use return_path::safe_return_path;
@@ -67,6 +71,7 @@ pub struct AuthService {
     start_path: String,
     tokens: TokenKeeper,
     revocations: Arc<Revocations>,
+    store: Arc<Store>,
     access: AccessTokens,
     backend: backend::Backend,
     login_limit: limits::LoginRateLimit,
@@ -78,6 +83,7 @@ impl AuthService {
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
         revocations: Arc<Revocations>,
+        store: Arc<Store>,
     ) -> Self {
         let mut org_names = HashMap::new();
         for (key, org) in &config.organizations {
@@ -87,13 +93,9 @@ impl AuthService {
         AuthService {
             cookies: SessionCookies::new(config),
             start_path: format!("{}/start", config.oidc.path_prefix),
-            tokens: TokenKeeper::new(
-                registry.clone(),
-                metrics.clone(),
-                config.oidc.min_access_token_lifetime_left,
-                config.oidc.max_clock_skew,
-            ),
+            tokens: TokenKeeper::new(registry.clone(), metrics.clone(), store.clone(), config),
             revocations,
+            store,
             backend: backend::Backend::new(config, registry.http.clone(), metrics.clone()),
             login_limit: limits::LoginRateLimit::new(config.login_requests_per_minute),
             access: AccessTokens::new(
@@ -132,7 +134,7 @@ impl AuthService {
         match (endpoint, req.method) {
             ("/start", &Method::GET | &Method::HEAD) => self.start(req, now),
             ("/callback", &Method::GET) => self.callback(req, now).await,
-            ("/userinfo", &Method::GET) => self.userinfo(req, now),
+            ("/userinfo", &Method::GET) => self.userinfo(req, now).await,
             ("/logout", &Method::GET | &Method::POST) => self.logout(req, now).await,
             ("/backchannel-logout", &Method::POST) => self.backchannel_logout(req).await,
             ("/introspect", &Method::POST) => self.introspect(req).await,
@@ -162,7 +164,7 @@ impl AuthService {
                 return self.bearer_gate(token, pinned_org, now).await;
             }
         }
-        let mut session = match self.cookies.load(req.headers, now) {
+        let mut session = match self.load_session(req.headers, now).await {
             Ok(session) => session,
             Err(rejection) => {
                 if rejection != Rejection::Missing {
@@ -249,12 +251,12 @@ impl AuthService {
         }
         if !changed {
             return Gate::Forward {
-                set_cookies: self.touch(req.headers, &session, now),
+                set_cookies: self.touch(req.headers, &session, now).await,
                 session: Box::new(session),
             };
         }
         session.last_seen = now;
-        let (set_cookies, _) = self.cookies.store(req.headers, &session, now);
+        let (set_cookies, _) = self.save_session(req.headers, &session, now).await;
         Gate::Forward {
             session: Box::new(session),
             set_cookies,
@@ -287,7 +289,7 @@ impl AuthService {
     }
 
     /// Re-issues the cookie now and then when an idle timeout needs `last_seen` kept fresh.
-    fn touch(&self, headers: &HeaderMap, session: &Session, now: i64) -> Vec<String> {
+    async fn touch(&self, headers: &HeaderMap, session: &Session, now: i64) -> Vec<String> {
         let Some(idle) = self.config.session.idle_timeout else {
             return Vec::new();
         };
@@ -299,7 +301,7 @@ impl AuthService {
         }
         let mut fresh = session.clone();
         fresh.last_seen = now;
-        self.cookies.store(headers, &fresh, now).0
+        self.save_session(headers, &fresh, now).await.0
     }
 
     fn start(&self, req: &Request<'_>, now: i64) -> Reply {
@@ -467,7 +469,7 @@ impl AuthService {
         };
         match result {
             Ok(session) => {
-                let (mut cookies, size) = self.cookies.store(req.headers, &session, now);
+                let (mut cookies, size) = self.save_session(req.headers, &session, now).await;
                 cookies.push(state_cookie);
                 self.metrics.login_completed(org, idp, size);
                 tracing::info!(
@@ -543,8 +545,8 @@ impl AuthService {
         Ok(session)
     }
 
-    fn userinfo(&self, req: &Request<'_>, now: i64) -> Reply {
-        let Ok(session) = self.cookies.load(req.headers, now) else {
+    async fn userinfo(&self, req: &Request<'_>, now: i64) -> Reply {
+        let Ok(session) = self.load_session(req.headers, now).await else {
             return Reply::unauthorized(None);
         };
         let policy = self

@@ -6,8 +6,21 @@ use std::time::Duration;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use moka::sync::Cache;
+use serde::{Deserialize, Serialize};
 
 use crate::session::Session;
+
+/// One ended session or set of sessions; what replicas tell each other through the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Revocation {
+    /// Signed out here.
+    Session { id: String },
+    /// The IdP ended its session `sid` at `at` (back-channel logout).
+    IdpSession { idp: String, sid: String, at: i64 },
+    /// The IdP ended every session of `sub` at `at` (back-channel logout without `sid`).
+    Subject { idp: String, sub: String, at: i64 },
+}
 
 pub struct Revocations {
     /// Session ids signed out here (a copied cookie must not outlive the logout).
@@ -41,6 +54,14 @@ impl Revocations {
             subs: bounded(max_age),
             jtis: bounded(max_age.max(Duration::from_secs(3600))),
             any: AtomicBool::new(false),
+        }
+    }
+
+    pub fn apply(&self, revocation: &Revocation) {
+        match revocation {
+            Revocation::Session { id } => self.revoke_session(id),
+            Revocation::IdpSession { idp, sid, at } => self.revoke_idp_session(idp, sid, *at),
+            Revocation::Subject { idp, sub, at } => self.revoke_subject(idp, sub, *at),
         }
     }
 
@@ -124,6 +145,20 @@ mod tests {
         assert!(!r.is_revoked(&other_idp));
         r.revoke_session("f");
         assert!(r.is_revoked(&session("f", "x", None, 1)));
+    }
+
+    #[test]
+    fn revocations_travel_as_json() {
+        let r = Revocations::new(Duration::from_secs(3600));
+        let message = serde_json::to_vec(&Revocation::IdpSession {
+            idp: "kc".into(),
+            sid: "sid-9".into(),
+            at: 500,
+        })
+        .unwrap();
+        r.apply(&serde_json::from_slice(&message).unwrap());
+        assert!(r.is_revoked(&session("a", "alice", Some("sid-9"), 400)));
+        assert!(serde_json::from_slice::<Revocation>(b"{\"kind\":\"other\"}").is_err());
     }
 
     #[test]

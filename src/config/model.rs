@@ -26,6 +26,8 @@ pub struct Config {
     /// Requests per client IP and minute to `/oauth2/start` and `/oauth2/callback`;
     /// 0 turns the limit off.
     pub login_requests_per_minute: u32,
+    /// Where state shared between replicas lives.
+    pub store: StoreConfig,
     /// `/oauth2/introspect` for commercetools external OAuth; `None` disables it.
     pub commercetools: Option<CommercetoolsConfig>,
     pub identity_providers: BTreeMap<String, IdentityProvider>,
@@ -97,6 +99,24 @@ pub struct SessionConfig {
     pub secure: bool,
     pub same_site: SameSite,
     pub domain: Option<String>,
+}
+
+/// `[store]`: `memory` keeps everything in this process; `redis` shares refresh results,
+/// revocations and (optionally) whole sessions between replicas.
+#[derive(Debug, Clone, Default)]
+pub struct StoreConfig {
+    pub redis: Option<RedisConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port/db`; a secret as it may carry a password.
+    pub url: Secret,
+    pub key_prefix: String,
+    /// Per Redis call; past it the call counts as failed and local behaviour takes over.
+    pub timeout: Duration,
+    /// The cookie holds only a session id and key; the session itself lives in Redis.
+    pub server_side_sessions: bool,
 }
 
 #[derive(Clone, PartialEq, Eq)]

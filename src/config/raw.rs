@@ -37,6 +37,7 @@ pub struct RawConfig {
     pub commercetools: Option<RawCommercetools>,
     pub backend: Option<RawBackend>,
     pub limits: Option<RawLimits>,
+    pub store: Option<RawStore>,
     pub identity_providers: Option<BTreeMap<String, RawIdentityProvider>>,
     pub organizations: Option<BTreeMap<String, RawOrganization>>,
     pub routes: Option<Vec<RawRoute>>,
@@ -118,6 +119,15 @@ pub struct RawLimits {
 }
 
 #[derive(Debug, Default, Deserialize)]
+pub struct RawStore {
+    pub kind: Option<String>,
+    pub url: Option<String>,
+    pub key_prefix: Option<String>,
+    pub timeout: Option<toml::Value>,
+    pub server_side_sessions: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 pub struct RawBackend {
     pub profile: Option<String>,
     pub spree: Option<RawSpree>,
@@ -185,6 +195,7 @@ pub fn known_keys(path: &[String]) -> &'static [&'static str] {
             "commercetools" => fields::<RawCommercetools>(),
             "backend" => fields::<RawBackend>(),
             "limits" => fields::<RawLimits>(),
+            "store" => fields::<RawStore>(),
             _ => &[],
         },
         [section, sub] if section == "backend" => match sub.as_str() {

@@ -99,6 +99,15 @@ fn unknown_key_problem(path: &[String]) -> Problem {
     Problem::new(key_path(path), format!("unknown key{suggestion}"))
 }
 
+/// Why a Redis URL cannot work, without repeating it (it may hold a password).
+fn redis_url_problem(url: &str) -> Option<&'static str> {
+    match Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "unix" | "redis+unix") => None,
+        Ok(_) => Some("must be a redis:// (or rediss://) URL"),
+        Err(_) => Some("is not a URL (expected redis://host:6379/0)"),
+    }
+}
+
 /// `routes.2.auth` → `routes[2].auth`.
 fn key_path(path: &[String]) -> String {
     let mut out = String::new();
@@ -154,6 +163,7 @@ impl Validator {
                 60
             }
         };
+        let store = self.store(raw.store.unwrap_or_default());
         let raw_idps = raw.identity_providers.unwrap_or_default();
         // IdPs with problems of their own are left out of the config but still count as
         // defined, so an organization naming one gets no second, misleading error.
@@ -195,6 +205,7 @@ impl Validator {
             commercetools,
             backend,
             login_requests_per_minute,
+            store,
             identity_providers,
             organizations,
             routes,
@@ -1087,6 +1098,61 @@ impl Validator {
                 "/api/v3/store/auth/logout",
             ),
             exchange_access_token,
+        }
+    }
+
+    fn store(&mut self, raw: raw::RawStore) -> StoreConfig {
+        let kind = raw.kind.as_deref().unwrap_or("memory");
+        let timeout = self.duration("store.timeout", raw.timeout, Duration::from_millis(250));
+        match kind {
+            "memory" => {
+                for (set, key) in [
+                    (raw.url.is_some(), "store.url"),
+                    (
+                        raw.server_side_sessions == Some(true),
+                        "store.server_side_sessions",
+                    ),
+                ] {
+                    if set {
+                        self.problem(key, "needs store.kind = \"redis\"");
+                    }
+                }
+                StoreConfig::default()
+            }
+            "redis" => {
+                let url = match raw.url.as_deref() {
+                    Some(reference) => self.secret("store.url", reference),
+                    None => {
+                        self.problem(
+                            "store.url",
+                            "missing (e.g. \"env:SSO_REDIS_URL\" holding redis://host:6379/0)",
+                        );
+                        None
+                    }
+                };
+                let url = url.filter(|url| match redis_url_problem(url.expose()) {
+                    Some(problem) => {
+                        self.problem("store.url", problem);
+                        false
+                    }
+                    None => true,
+                });
+                StoreConfig {
+                    redis: url.map(|url| RedisConfig {
+                        url,
+                        key_prefix: raw.key_prefix.unwrap_or_else(|| "sso-sidecar:".to_owned()),
+                        timeout,
+                        server_side_sessions: raw.server_side_sessions.unwrap_or(false),
+                    }),
+                }
+            }
+            other => {
+                self.problem(
+                    "store.kind",
+                    format!("\"{other}\" is not one of \"memory\", \"redis\""),
+                );
+                StoreConfig::default()
+            }
         }
     }
 

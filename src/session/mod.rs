@@ -9,6 +9,8 @@ mod pending;
 use std::time::Duration;
 
 use http::HeaderMap;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
 
 pub use codec::Sealer;
 pub use jar::CookieAttributes;
@@ -25,6 +27,8 @@ pub enum Rejection {
     Invalid,
     Expired,
     Idle,
+    /// Server-side sessions: the store cannot be reached to load it.
+    Unavailable,
 }
 
 impl Rejection {
@@ -34,7 +38,36 @@ impl Rejection {
             Rejection::Invalid => "invalid",
             Rejection::Expired => "expired",
             Rejection::Idle => "idle",
+            Rejection::Unavailable => "store_unavailable",
         }
+    }
+}
+
+/// What the cookie holds with server-side sessions: where the session is, and the key it
+/// is sealed with there (so the store alone cannot read sessions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionReference {
+    pub id: String,
+    pub key: [u8; 32],
+}
+
+impl SessionReference {
+    pub fn new(session_id: &str) -> Self {
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        SessionReference {
+            id: session_id.to_owned(),
+            key,
+        }
+    }
+
+    pub fn seal(&self, session: &Session) -> String {
+        Sealer::new(&[crate::config::SessionKey(self.key)]).seal(&self.id, &session.to_bytes())
+    }
+
+    pub fn open(&self, sealed: &str) -> Option<Session> {
+        let plain = Sealer::new(&[crate::config::SessionKey(self.key)]).open(&self.id, sealed)?;
+        Session::from_bytes(&plain)
     }
 }
 
@@ -87,6 +120,11 @@ impl SessionCookies {
             .open(&self.session_name, &sealed)
             .ok_or(Rejection::Invalid)?;
         let session = Session::from_bytes(&bytes).ok_or(Rejection::Invalid)?;
+        self.check_age(session, now)
+    }
+
+    /// `session` if neither `max_age` nor `idle_timeout` has run out at `now`.
+    pub fn check_age(&self, session: Session, now: i64) -> Result<Session, Rejection> {
         if now
             >= session
                 .issued_at
@@ -105,17 +143,53 @@ impl SessionCookies {
     /// `Set-Cookie` values storing `session`, and the total size of the sealed value.
     pub fn store(&self, headers: &HeaderMap, session: &Session, now: i64) -> (Vec<String>, usize) {
         let sealed = self.sealer.seal(&self.session_name, &session.to_bytes());
-        let remaining = session
-            .issued_at
-            .saturating_add(self.max_age.as_secs() as i64)
-            - now;
-        let max_age = Duration::from_secs(remaining.max(0) as u64);
+        let max_age = self.remaining(session, now);
         let size = sealed.len();
         (
             self.attributes
                 .set_chunked(headers, &self.session_name, &sealed, Some(max_age)),
             size,
         )
+    }
+
+    /// Associated data of a cookie holding a [`SessionReference`]: such a value can never
+    /// be read as a whole session, nor the other way round.
+    fn reference_name(&self) -> String {
+        format!("{}#reference", self.session_name)
+    }
+
+    /// The request's session reference (server-side sessions), if its cookie holds one.
+    pub fn load_reference(&self, headers: &HeaderMap) -> Option<SessionReference> {
+        let sealed = jar::read_chunked(headers, &self.session_name)?;
+        let bytes = self.sealer.open(&self.reference_name(), &sealed)?;
+        postcard::from_bytes(&bytes).ok()
+    }
+
+    /// `Set-Cookie` values pointing at a server-side `session`.
+    pub fn store_reference(
+        &self,
+        headers: &HeaderMap,
+        reference: &SessionReference,
+        session: &Session,
+        now: i64,
+    ) -> Vec<String> {
+        let bytes = postcard::to_stdvec(reference).unwrap_or_default();
+        let sealed = self.sealer.seal(&self.reference_name(), &bytes);
+        self.attributes.set_chunked(
+            headers,
+            &self.session_name,
+            &sealed,
+            Some(self.remaining(session, now)),
+        )
+    }
+
+    /// How long `session` may still live.
+    pub fn remaining(&self, session: &Session, now: i64) -> Duration {
+        let remaining = session
+            .issued_at
+            .saturating_add(self.max_age.as_secs() as i64)
+            - now;
+        Duration::from_secs(remaining.max(0) as u64)
     }
 
     pub fn clear(&self, headers: &HeaderMap) -> Vec<String> {

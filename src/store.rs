@@ -1,0 +1,329 @@
+//! State shared between replicas, in Redis (`[store] kind = "redis"`).
+//!
+//! Every call is bounded by `store.timeout`; a failure is logged (rate-limited), counted in
+//! `sso_sidecar_store_errors_total{op}` and reported as [`Unavailable`], so callers fall
+//! back to what a single replica would do. With `kind = "memory"` there is no Redis and
+//! every call is `Unavailable` at once, which is the same local behaviour.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+
+use crate::config::RedisConfig;
+use crate::metrics::Metrics;
+
+/// Redis could not be used for this call; do the local thing instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
+
+pub struct Store {
+    redis: Option<Redis>,
+    metrics: Arc<Metrics>,
+}
+
+struct Redis {
+    client: redis::Client,
+    /// Created on first use, inside a runtime (the connection's driver is a tokio task).
+    connection: OnceLock<ConnectionManager>,
+    prefix: String,
+    timeout: Duration,
+    server_side_sessions: bool,
+    /// Unix seconds of the last "Redis is failing" log line, so an outage logs once a minute.
+    last_warned: AtomicI64,
+}
+
+impl Store {
+    pub fn new(config: Option<&RedisConfig>, metrics: Arc<Metrics>) -> Self {
+        let redis = config.and_then(|c| match redis::Client::open(c.url.expose()) {
+            Ok(client) => Some(Redis {
+                client,
+                connection: OnceLock::new(),
+                prefix: c.key_prefix.clone(),
+                timeout: c.timeout,
+                server_side_sessions: c.server_side_sessions,
+                last_warned: AtomicI64::new(0),
+            }),
+            Err(error) => {
+                // Validation checked the URL's form; this is what the client still refused.
+                tracing::error!(%error, "store.url refused by the Redis client; using local state only");
+                None
+            }
+        });
+        Store { redis, metrics }
+    }
+
+    /// A store that never shares anything (tests, `kind = "memory"`).
+    pub fn memory(metrics: Arc<Metrics>) -> Self {
+        Store::new(None, metrics)
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    pub fn server_side_sessions(&self) -> bool {
+        self.redis.as_ref().is_some_and(|r| r.server_side_sessions)
+    }
+
+    /// `prefix` + `name`: every key and channel of one deployment shares the prefix.
+    pub fn key(&self, name: &str) -> String {
+        match &self.redis {
+            Some(r) => format!("{}{name}", r.prefix),
+            None => name.to_owned(),
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Unavailable> {
+        self.call("get", |mut c| {
+            let key = key.to_owned();
+            async move { c.get(key).await }
+        })
+        .await
+    }
+
+    /// `SET key value PX ttl`.
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Unavailable> {
+        self.call("set", |mut c| {
+            let (key, value) = (key.to_owned(), value.to_vec());
+            async move { c.pset_ex(key, value, millis(ttl)).await }
+        })
+        .await
+    }
+
+    /// `SET key value NX PX ttl`: true when this call created the key (took the lock).
+    pub async fn set_new(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, Unavailable> {
+        self.call("set_nx", |mut c| {
+            let (key, value) = (key.to_owned(), value.to_vec());
+            async move {
+                let created: Option<String> = redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(ttl))
+                    .query_async(&mut c)
+                    .await?;
+                Ok(created.is_some())
+            }
+        })
+        .await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), Unavailable> {
+        self.call("del", |mut c| {
+            let key = key.to_owned();
+            async move { c.del(key).await }
+        })
+        .await
+    }
+
+    pub async fn publish(&self, channel: &str, message: &[u8]) -> Result<(), Unavailable> {
+        self.call("publish", |mut c| {
+            let (channel, message) = (channel.to_owned(), message.to_vec());
+            async move { c.publish(channel, message).await }
+        })
+        .await
+    }
+
+    /// The values of every key starting with `prefix` (for loading a snapshot).
+    pub async fn scan_values(&self, prefix: &str) -> Result<Vec<Vec<u8>>, Unavailable> {
+        self.call("scan", |mut c| {
+            let pattern = format!("{}*", escape_glob(prefix));
+            async move {
+                let keys: Vec<String> = {
+                    let mut iter = c.scan_match::<_, String>(pattern).await?;
+                    let mut keys = Vec::new();
+                    while let Some(key) = iter.next_item().await {
+                        keys.push(key?);
+                    }
+                    keys
+                };
+                let mut values = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let value: Option<Vec<u8>> = c.get(key).await?;
+                    values.extend(value);
+                }
+                Ok(values)
+            }
+        })
+        .await
+    }
+
+    /// Calls `on_message` for every message published on `channel` until `stop` resolves,
+    /// reconnecting after failures; `on_connect` runs after each (re)subscription, so the
+    /// caller can load what it missed while disconnected.
+    pub async fn follow<M, C, CF>(
+        &self,
+        channel: &str,
+        mut on_connect: C,
+        mut on_message: M,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) where
+        M: FnMut(&[u8]),
+        C: FnMut() -> CF,
+        CF: std::future::Future<Output = ()>,
+    {
+        let Some(redis) = &self.redis else { return };
+        loop {
+            let subscribed = async {
+                let mut pubsub = redis.client.get_async_pubsub().await?;
+                pubsub.subscribe(channel).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            match tokio::time::timeout(redis.timeout * 4, subscribed).await {
+                Ok(Ok(mut pubsub)) => {
+                    tracing::info!(channel, "following shared revocations in Redis");
+                    on_connect().await;
+                    let mut messages = pubsub.on_message();
+                    loop {
+                        tokio::select! {
+                            _ = stop.changed() => return,
+                            message = messages.next() => match message {
+                                Some(message) => on_message(message.get_payload_bytes()),
+                                None => break,
+                            },
+                        }
+                    }
+                    self.failed("subscribe", "the subscription ended");
+                }
+                Ok(Err(error)) => self.failed("subscribe", &error.to_string()),
+                Err(_) => self.failed("subscribe", "timed out"),
+            }
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    async fn call<T, F, Fut>(&self, op: &'static str, run: F) -> Result<T, Unavailable>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let Some(redis) = &self.redis else {
+            return Err(Unavailable);
+        };
+        let connection = match redis.connection.get() {
+            Some(c) => c.clone(),
+            None => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(redis.timeout))
+                    .set_response_timeout(Some(redis.timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_secs(1));
+                match ConnectionManager::new_lazy_with_config(redis.client.clone(), config) {
+                    Ok(c) => redis.connection.get_or_init(|| c).clone(),
+                    Err(error) => {
+                        self.failed(op, &error.to_string());
+                        return Err(Unavailable);
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(redis.timeout, run(connection)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                self.failed(op, &error.to_string());
+                Err(Unavailable)
+            }
+            Err(_) => {
+                self.failed(op, "timed out");
+                Err(Unavailable)
+            }
+        }
+    }
+
+    fn failed(&self, op: &'static str, reason: &str) {
+        self.metrics.count_store_error(op);
+        let Some(redis) = &self.redis else { return };
+        let now = chrono::Utc::now().timestamp();
+        let last = redis.last_warned.load(Ordering::Relaxed);
+        if now - last >= 60
+            && redis
+                .last_warned
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                op,
+                reason,
+                "Redis is not usable; falling back to local state (logged once a minute)"
+            );
+        }
+    }
+}
+
+fn millis(ttl: Duration) -> u64 {
+    (ttl.as_millis() as u64).max(1)
+}
+
+/// Our prefixes are plain text, but a configured one may hold glob characters.
+fn escape_glob(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_are_escaped() {
+        assert_eq!(escape_glob("shop:[eu]*"), "shop:\\[eu\\]\\*");
+        assert_eq!(escape_glob("sso-sidecar:"), "sso-sidecar:");
+    }
+
+    #[tokio::test]
+    async fn memory_store_is_always_local() {
+        let store = Store::memory(Arc::new(Metrics::new()));
+        assert!(!store.is_shared());
+        assert_eq!(store.get("k").await, Err(Unavailable));
+        assert_eq!(
+            store.set_new("k", b"v", Duration::from_secs(1)).await,
+            Err(Unavailable)
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_redis_fails_fast_and_is_counted() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let metrics = Arc::new(Metrics::new());
+        let config = RedisConfig {
+            url: crate::config::Secret::new(format!("redis://127.0.0.1:{port}/0")),
+            key_prefix: "t:".into(),
+            timeout: Duration::from_millis(200),
+            server_side_sessions: false,
+        };
+        let store = Store::new(Some(&config), metrics.clone());
+        let started = std::time::Instant::now();
+        assert_eq!(store.get("k").await, Err(Unavailable));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(metrics
+            .render()
+            .contains("sso_sidecar_store_errors_total{op=\"get\"} 1"));
+    }
+}

@@ -1,0 +1,390 @@
+//! Replicas sharing state through a real Redis (Debian `redis-server` on a free loopback
+//! port): two sso-sidecar processes, one OpenID provider, one upstream. Back-channel logout
+//! at one replica ends the session at the other, a refresh racing at both replicas reaches
+//! the provider once, server-side sessions work end to end, and killing Redis mid-run
+//! loses no request.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const CONFIG: &str = r#"
+[server]
+listen = "{listen}"
+upstream = "{upstream}"
+public_url = "{public_url}"
+
+[admin]
+listen = "{admin}"
+
+[oidc]
+remote = "supported"
+min_access_token_lifetime_left = "{min_left}"
+max_clock_skew = "0s"
+http_timeout = "2s"
+
+[session]
+keys = ["{session_key}"]
+secure = false
+
+[store]
+kind = "redis"
+url = "{redis_url}"
+key_prefix = "test:"
+timeout = "300ms"
+server_side_sessions = {server_side}
+
+[identity_providers.kc]
+type = "oidc"
+name = "Keycloak"
+issuer = "{issuer}"
+client_id = "shop"
+client_secret = "shop-secret"
+
+[organizations.inSPIRED]
+external_name = "inSPIRED"
+identity_providers = ["kc"]
+logout_policy = "LOCAL"
+
+[[routes]]
+path_prefix = "/account/"
+auth = "required"
+
+[[routes]]
+path_prefix = "/"
+auth = "public"
+"#;
+
+struct Cluster {
+    redis: RedisServer,
+    idp: Idp,
+    upstream: Upstream,
+    replicas: Vec<Sidecar>,
+    config: String,
+    /// Ports the provider knows, for a replica started later.
+    spare: Ports,
+}
+
+/// A provider that knows `count` replicas (plus one spare for a late starter), Redis, and
+/// the replicas.
+fn cluster(count: usize, access_ttl: u64, min_left: &str, server_side: bool) -> Cluster {
+    let redis = RedisServer::start();
+    let upstream = Upstream::start();
+    let ports: Vec<Ports> = (0..count + 1).map(|_| Ports::new()).collect();
+    let idp = Idp::start(json!({
+        "ttl": {"AccessToken": access_ttl},
+        "rotateRefreshToken": true,
+        "clients": [{
+            "client_id": "shop",
+            "client_secret": "shop-secret",
+            "redirect_uris": ports.iter().map(|p| p.callback()).collect::<Vec<_>>(),
+            "post_logout_redirect_uris": ports.iter().map(|p| format!("{}/", p.origin())).collect::<Vec<_>>(),
+        }],
+    }));
+    let config = CONFIG
+        .replace("{issuer}", &idp.issuer)
+        .replace("{redis_url}", &redis.url())
+        .replace("{min_left}", min_left)
+        .replace("{server_side}", if server_side { "true" } else { "false" });
+    let mut cluster = Cluster {
+        redis,
+        idp,
+        upstream,
+        replicas: Vec::new(),
+        config,
+        spare: ports[count],
+    };
+    for p in &ports[..count] {
+        cluster.add_replica(*p);
+    }
+    cluster
+}
+
+impl Cluster {
+    fn add_replica(&mut self, ports: Ports) {
+        let sidecar = Sidecar::start_on(ports, &self.config, &self.upstream.url(), &[]);
+        wait_discovered(&sidecar);
+        self.replicas.push(sidecar);
+    }
+
+    fn sign_in(&self, replica: usize, browser: &Browser, user: &str) {
+        let sidecar = &self.replicas[replica];
+        let to_idp = browser.get(&format!(
+            "{}?org=inSPIRED&rd=%2Faccount%2F",
+            sidecar.url("/oauth2/start")
+        ));
+        assert_eq!(to_idp.status, 302, "{to_idp:?}");
+        let callback = browser.sign_in_at_idp(to_idp, user, &sidecar.url("/"));
+        let back = browser.get(&callback);
+        assert_eq!(back.status, 302, "{back:?}\n{}", sidecar.log());
+    }
+
+    fn refresh_grants(&self) -> u64 {
+        self.idp.stats()["grants"]["refresh_token"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+}
+
+fn wait_discovered(sidecar: &Sidecar) {
+    for _ in 0..200 {
+        let ready: serde_json::Value = reqwest::blocking::get(sidecar.admin_url("/readyz"))
+            .unwrap()
+            .json()
+            .unwrap();
+        if ready["identity_providers"]["kc"]["state"] == "ready" {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("IdP not discovered:\n{}", sidecar.log());
+}
+
+/// GET `path` at a replica with the session cookie (as a browser would send it).
+fn get_with_cookie(sidecar: &Sidecar, path: &str, cookie: &str) -> reqwest::blocking::Response {
+    client()
+        .get(sidecar.url(path))
+        .header("Cookie", format!("_sso_session={cookie}"))
+        .header("Accept", "text/html")
+        .send()
+        .unwrap()
+}
+
+/// Polls until `check` holds (shared state travels asynchronously), for at most 3 s.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..150 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what}: did not happen within 3 s");
+}
+
+#[test]
+fn backchannel_logout_at_one_replica_ends_the_session_at_the_other() {
+    let mut c = cluster(2, 3600, "3m", false);
+    let browser = Browser::new();
+    c.sign_in(0, &browser, "alice");
+    let cookie = browser
+        .cookie(&c.replicas[0].url("/"), "_sso_session")
+        .unwrap();
+    for replica in &c.replicas {
+        assert_eq!(get_with_cookie(replica, "/account/", &cookie).status(), 200);
+    }
+
+    // The IdP tells replica 1 (its load balancer picked that one) that alice signed out.
+    let token = c.idp.logout_token(json!({"sub": "alice"}));
+    let post = |replica: &Sidecar| {
+        client()
+            .post(replica.url("/oauth2/backchannel-logout"))
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(post(&c.replicas[1]), 200);
+    eventually("replica 0 ends the session", || {
+        get_with_cookie(&c.replicas[0], "/account/", &cookie).status() == 302
+    });
+    assert_eq!(
+        get_with_cookie(&c.replicas[1], "/account/", &cookie).status(),
+        302
+    );
+    // The same logout token replayed at the other replica is recognised.
+    assert_eq!(post(&c.replicas[0]), 400);
+
+    // A replica that starts later learns the revocation from Redis.
+    let spare = c.spare;
+    c.add_replica(spare);
+    assert_eq!(
+        get_with_cookie(&c.replicas[2], "/account/", &cookie).status(),
+        302
+    );
+    assert_eq!(
+        c.replicas[0].metric("sso_sidecar_store_errors_total{op=\"publish\"}"),
+        0.0
+    );
+}
+
+#[test]
+fn a_refresh_racing_at_two_replicas_reaches_the_provider_once() {
+    let c = cluster(2, 5, "3s", false);
+    let browser = Browser::new();
+    c.sign_in(0, &browser, "bob");
+    let cookie = browser
+        .cookie(&c.replicas[0].url("/"), "_sso_session")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500)); // inside min_access_token_lifetime_left
+    assert_eq!(c.refresh_grants(), 0);
+
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..40)
+            .map(|i| {
+                let replica = &c.replicas[i % 2];
+                let cookie = cookie.clone();
+                scope.spawn(move || {
+                    get_with_cookie(replica, "/account/data", &cookie)
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        c.refresh_grants(),
+        1,
+        "one refresh at the provider for both replicas"
+    );
+    assert!(
+        c.idp.stats()["grant_errors"]
+            .as_object()
+            .unwrap()
+            .is_empty(),
+        "the rotated refresh token was never replayed: {}",
+        c.idp.stats()
+    );
+    let coalesced: f64 = c
+        .replicas
+        .iter()
+        .map(|r| r.metric("sso_sidecar_token_refresh_coalesced_total{idp=\"kc\"}"))
+        .sum();
+    assert!(coalesced >= 39.0, "{coalesced}");
+}
+
+#[test]
+fn server_side_sessions_keep_the_cookie_small_and_work_at_every_replica() {
+    let c = cluster(2, 3600, "3m", true);
+    let browser = Browser::new();
+    c.sign_in(0, &browser, "carol");
+    let cookie = browser
+        .cookie(&c.replicas[0].url("/"), "_sso_session")
+        .unwrap();
+    assert!(
+        cookie.len() < 200,
+        "the cookie holds only a reference: {} bytes",
+        cookie.len()
+    );
+    assert!(browser
+        .cookie(&c.replicas[0].url("/"), "_sso_session_1")
+        .is_none());
+    let keys = c.redis.cli(&["--scan", "--pattern", "test:session:*"]);
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+    let stored = c.redis.cli(&["get", keys.trim()]);
+    assert!(
+        !stored.contains("carol"),
+        "sessions are sealed in Redis too"
+    );
+
+    for replica in &c.replicas {
+        let response = get_with_cookie(replica, "/account/orders", &cookie);
+        assert_eq!(response.status(), 200);
+        assert_eq!(c.upstream.last().header("x-sso-subject"), Some("carol"));
+    }
+    let me: serde_json::Value = client()
+        .get(c.replicas[1].url("/oauth2/userinfo"))
+        .header("Cookie", format!("_sso_session={cookie}"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(me["subject"], "carol");
+
+    // A tampered reference is "not signed in", not an error.
+    let mut tampered = cookie.clone().into_bytes();
+    tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert_eq!(
+        get_with_cookie(&c.replicas[1], "/account/", &tampered).status(),
+        302
+    );
+
+    // Logout at one replica removes the session from Redis: gone at the other one too.
+    let logout = client()
+        .post(c.replicas[0].url("/oauth2/logout"))
+        .header("Cookie", format!("_sso_session={cookie}"))
+        .header("Origin", c.replicas[0].url(""))
+        .send()
+        .unwrap();
+    assert!(
+        logout.status().is_success() || logout.status().is_redirection(),
+        "{logout:?}"
+    );
+    assert_eq!(
+        c.redis
+            .cli(&["--scan", "--pattern", "test:session:*"])
+            .trim(),
+        ""
+    );
+    assert_eq!(
+        get_with_cookie(&c.replicas[1], "/account/", &cookie).status(),
+        302
+    );
+}
+
+#[test]
+fn requests_keep_succeeding_when_redis_dies() {
+    let mut c = cluster(2, 4, "2s", false);
+    let browser = Browser::new();
+    c.sign_in(0, &browser, "dave");
+    let mut cookie = browser
+        .cookie(&c.replicas[0].url("/"), "_sso_session")
+        .unwrap();
+    assert_eq!(
+        get_with_cookie(&c.replicas[1], "/account/", &cookie).status(),
+        200
+    );
+
+    c.redis.kill();
+    // Plain requests, a refresh (the token is inside min_left after 2 s) and a new login.
+    // The client keeps the cookie it is given, as a browser does: without Redis a replica
+    // cannot hand its refresh to the others, so a stale cookie at another replica would
+    // replay the rotated refresh token.
+    std::thread::sleep(Duration::from_millis(2200));
+    for i in 0..20 {
+        let response = get_with_cookie(&c.replicas[i % 2], "/account/data", &cookie);
+        assert_eq!(response.status(), 200, "request {i} with Redis down");
+        let renewed = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix("_sso_session="))
+            .map(|v| v.split(';').next().unwrap().to_owned());
+        if let Some(renewed) = renewed {
+            cookie = renewed;
+        }
+    }
+    assert!(c.refresh_grants() >= 1);
+    let other = Browser::new();
+    c.sign_in(1, &other, "erin");
+    assert_eq!(other.get(&c.replicas[1].url("/account/")).status, 200);
+    let failures: f64 = ["get", "set", "set_nx"]
+        .iter()
+        .map(|op| c.replicas[0].metric(&format!("sso_sidecar_store_errors_total{{op=\"{op}\"}}")))
+        .sum();
+    assert!(
+        failures >= 1.0,
+        "the outage is counted\n{}",
+        c.replicas[0].log()
+    );
+}
+
+#[test]
+fn server_side_sessions_fall_back_to_cookies_while_redis_is_down() {
+    let mut c = cluster(1, 3600, "3m", true);
+    c.redis.kill();
+    let browser = Browser::new();
+    c.sign_in(0, &browser, "frank");
+    assert_eq!(browser.get(&c.replicas[0].url("/account/")).status, 200);
+    assert_eq!(c.upstream.last().header("x-sso-subject"), Some("frank"));
+    let cookie = browser
+        .cookie(&c.replicas[0].url("/"), "_sso_session")
+        .unwrap();
+    assert!(cookie.len() > 200, "the whole session went into the cookie");
+}
