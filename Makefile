@@ -23,6 +23,9 @@ test: deps
 check: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	.venv/bin/hadolint Dockerfile
+	.venv/bin/yamllint --strict helm/
+	.venv/bin/python helm/test_chart.py --lint
 
 ci: test check
 

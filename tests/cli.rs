@@ -244,3 +244,67 @@ fn backend_examples_pass_check() {
         assert_eq!(code, 0, "{file}:\n{out}{err}");
     }
 }
+
+#[test]
+fn check_reports_store_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, store: &str| {
+        let path = dir.path().join(name);
+        let text = format!(
+            "[server]\nupstream = \"http://127.0.0.1:9000\"\n[session]\nkeys = [\"{SESSION_KEY}\"]\n{store}\n[[routes]]\npath_prefix = \"/\"\nauth = \"public\"\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let cases = [
+        ("[store]\nkind = \"redis\"", "store.url: missing"),
+        (
+            "[store]\nkind = \"memcached\"",
+            "store.kind: \"memcached\" is not one of",
+        ),
+        (
+            "[store]\nkind = \"redis\"\nurl = \"http://cache:6379\"",
+            "store.url: must be a redis://",
+        ),
+        (
+            "[store]\nserver_side_sessions = true",
+            "store.server_side_sessions: needs store.kind = \"redis\"",
+        ),
+        (
+            "[store]\nkind = \"redis\"\nurl = \"env:NO_SUCH_REDIS_URL\"",
+            "store.url: environment variable NO_SUCH_REDIS_URL",
+        ),
+        (
+            "[store]\nkidn = \"redis\"",
+            "store.kidn: unknown key (did you mean `kind`?)",
+        ),
+    ];
+    for (i, (store, expected)) in cases.iter().enumerate() {
+        let path = write(&format!("{i}.toml"), store);
+        let (code, out, err) = run_cli(&["check", "-c", &path], &[], dir.path());
+        assert_eq!(code, 2, "{store}: {out}{err}");
+        assert!(
+            err.contains(expected),
+            "{store}: expected {expected:?} in:\n{err}"
+        );
+    }
+    // A password in the URL never shows, not even in an error about the URL.
+    let path = write(
+        "secret.toml",
+        "[store]\nkind = \"redis\"\nurl = \"ftp://user:hunter2@cache\"",
+    );
+    let (code, _, err) = run_cli(&["check", "-c", &path], &[], dir.path());
+    assert_eq!(code, 2);
+    assert!(!err.contains("hunter2"), "{err}");
+    let path = write(
+        "ok.toml",
+        "[store]\nkind = \"redis\"\nurl = \"env:REDIS_URL\"",
+    );
+    let (code, out, err) = run_cli(
+        &["check", "-c", &path],
+        &[("REDIS_URL", "redis://:pw@cache:6379/0")],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains(":pw@"), "{out}");
+}

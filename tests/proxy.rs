@@ -413,3 +413,22 @@ fn malformed_requests_do_not_crash_the_sidecar() {
     let response = client().get(sidecar.url("/still-alive")).send().unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[test]
+fn health_command_probes_the_admin_listener() {
+    let (_upstream, sidecar) = start();
+    let url = sidecar.admin_url("/healthz");
+    let (code, _, err) = run_cli(&["health", "--url", &url], &[], &repo_root());
+    assert_eq!(code, 0, "{err}");
+    // The proxy port answers too, but /healthz is not its path: only 2xx is healthy.
+    let (code, _, err) = run_cli(
+        &["health", "--url", &sidecar.admin_url("/nope")],
+        &[],
+        &repo_root(),
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("404"), "{err}");
+    let closed = format!("http://127.0.0.1:{}/healthz", free_port());
+    let (code, _, err) = run_cli(&["health", "--url", &closed], &[], &repo_root());
+    assert_eq!(code, 1, "{err}");
+}

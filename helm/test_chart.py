@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Lints and renders the Helm chart with Helm's own Go SDK (PyPI helm-python-sdk, no helm
+binary), then validates every rendered object against the Kubernetes schemas
+(kubernetes-validate, strict: unknown fields are errors) and checks what the chart promises:
+non-root and read-only pods, probes on the admin port, Prometheus scraping, sidecar mode,
+Redis. Writes each rendering's sidecar.toml to OUT_DIR/<values>.toml so the test suite can
+run `sso-sidecar check` on it.
+
+Usage: test_chart.py OUT_DIR   (run by tests/helm.rs; `make check` runs `lint` only)
+       test_chart.py --lint
+"""
+import os
+import sys
+
+import helm_python as helm
+import kubernetes_validate
+import yaml
+
+CHART = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sso-sidecar")
+KUBERNETES = "1.30.0"
+VALUE_SETS = {
+    "default": None,
+    "sidecar": "ci/sidecar-values.yaml",
+    "redis": "ci/redis-values.yaml",
+}
+
+
+def values(path):
+    if path is None:
+        return None
+    with open(os.path.join(CHART, path)) as f:
+        return helm.values_from_yaml(f.read())
+
+
+def lint():
+    problems = []
+    for name, path in VALUE_SETS.items():
+        report = helm.lint(CHART, values(path), strict=True, kube_version=f"v{KUBERNETES}")
+        problems += [f"{name}: {m['path']}: {m['error']}" for m in report["messages"] if m["severity"] >= 2]
+        problems += [f"{name}: {e}" for e in report["errors"]]
+    return problems
+
+
+def render(path):
+    chart = helm.Chart.load(CHART)
+    manifests = chart.render(values(path), name="shop-sso", namespace="shop", is_install=True)
+    objects = []
+    for template, text in sorted(manifests.items()):
+        if not template.endswith(".yaml"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                objects.append(doc)
+    return {(o["kind"], o["metadata"]["name"]): o for o in objects}
+
+
+def validate(objects):
+    problems = []
+    for (kind, name), obj in objects.items():
+        if kind == "ServiceMonitor":
+            # A CRD: not in the Kubernetes schemas; check the fields Prometheus needs.
+            endpoint = obj["spec"]["endpoints"][0]
+            if obj["apiVersion"] != "monitoring.coreos.com/v1" or endpoint["port"] != "admin" or endpoint["path"] != "/metrics":
+                problems.append(f"ServiceMonitor {name}: {obj['spec']}")
+            continue
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            problems.append(f"{kind} {name}: {'.'.join(str(p) for p in e.path)}: {e.message}")
+    return problems
+
+
+def expect(condition, message, problems):
+    if not condition:
+        problems.append(message)
+
+
+def check_promises(set_name, objects):
+    p = []
+    deployment = next(o for (k, _), o in objects.items() if k == "Deployment")
+    pod = deployment["spec"]["template"]
+    spec = pod["spec"]
+    proxy = next(c for c in spec["containers"] if c["name"] == "sso-sidecar")
+    security = proxy["securityContext"]
+    expect(spec["securityContext"]["runAsNonRoot"], "pod runs as non-root", p)
+    expect(security["readOnlyRootFilesystem"], "read-only root filesystem", p)
+    expect(security["allowPrivilegeEscalation"] is False, "no privilege escalation", p)
+    expect(security["capabilities"]["drop"] == ["ALL"], "all capabilities dropped", p)
+    expect(proxy["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}, "liveness on /healthz", p)
+    expect(proxy["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}, "readiness on /readyz", p)
+    expect(pod["metadata"]["annotations"].get("prometheus.io/scrape") == "true", "Prometheus annotations", p)
+    expect(any(v["name"] == "tmp" and "emptyDir" in v for v in spec["volumes"]), "writable /tmp", p)
+    expect("limits" in proxy["resources"], "resource limits", p)
+    config = objects[("ConfigMap", "shop-sso-sso-sidecar")]["data"]["sidecar.toml"]
+    service = objects[("Service", "shop-sso-sso-sidecar")]
+    expect(service["spec"]["ports"][0]["targetPort"] == "http", "the Service sends to the proxy", p)
+    if set_name == "sidecar":
+        names = [c["name"] for c in spec["containers"]]
+        expect(names == ["sso-sidecar", "shop"], f"proxy and shop in one pod: {names}", p)
+        expect('upstream = "http://127.0.0.1:9000"' in config, "upstream is the shop in the pod", p)
+        expect(proxy["envFrom"][0]["secretRef"]["name"] == "shop-sso-secrets", "existing secret used", p)
+        expect(("Secret", "shop-sso-sso-sidecar") not in objects, "no secret created for an existing one", p)
+    if set_name == "redis":
+        expect('[store]\nkind = "redis"' in config and "server_side_sessions = true" in config, "Redis store", p)
+        secret = objects[("Secret", "shop-sso-sso-sidecar")]
+        expect("SSO_REDIS_URL" in secret["stringData"], "Redis URL in the secret", p)
+        expect("redis://" not in config, "the Redis URL (with password) stays out of the ConfigMap", p)
+        expect(("HorizontalPodAutoscaler", "shop-sso-sso-sidecar") in objects, "HPA", p)
+        expect(("ServiceMonitor", "shop-sso-sso-sidecar") in objects, "ServiceMonitor", p)
+        expect("replicas" not in deployment["spec"], "the HPA owns the replica count", p)
+    if set_name == "default":
+        expect(("PodDisruptionBudget", "shop-sso-sso-sidecar") in objects, "PDB", p)
+    return [f"{set_name}: {m}" for m in p], config
+
+
+def main():
+    if sys.argv[1:] == ["--lint"]:
+        problems = lint()
+        for problem in problems:
+            print(f"helm lint: {problem}", file=sys.stderr)
+        print(f"helm lint: {len(VALUE_SETS)} value sets, {len(problems)} problems")
+        return 1 if problems else 0
+    out_dir = sys.argv[1]
+    os.makedirs(out_dir, exist_ok=True)
+    problems = lint()
+    for set_name, path in VALUE_SETS.items():
+        objects = render(path)
+        problems += [f"{set_name}: {m}" for m in validate(objects)]
+        promise_problems, config = check_promises(set_name, objects)
+        problems += promise_problems
+        with open(os.path.join(out_dir, f"{set_name}.toml"), "w") as f:
+            f.write(config)
+        print(f"{set_name}: {len(objects)} objects: {', '.join(sorted(k for k, _ in objects))}")
+    for problem in problems:
+        print(f"PROBLEM {problem}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
