@@ -19,6 +19,7 @@ demo-stop:
 # One debug build shared by the unit and integration tests.
 test: deps
 	$(CARGO) test --locked --all-targets
+	FUZZ_SECONDS=10 FUZZ_PROFILE=dev scripts/fuzz.sh
 
 check: deps
 	$(CARGO) fmt --check

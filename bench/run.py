@@ -77,6 +77,38 @@ def wait_http(url, timeout=30):
     raise SystemExit(f"bench: {url} did not come up")
 
 
+def start_idp(tmp, settings):
+    """The real OpenID provider (idp/provider.mjs); returns its issuer."""
+    idp = start("idp", ["node", os.path.join(ROOT, "idp/provider.mjs")], tmp,
+                env={"IDP_CONFIG": json.dumps(settings)}, stdout=subprocess.PIPE)
+    return json.loads(idp.stdout.readline())["issuer"]
+
+
+def start_nginx(tmp, port):
+    """The upstream: nginx answering a small page."""
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{port};
+    location / {{ default_type text/plain; return 200 "hello from the shop\\n"; }} }} }}
+""")
+    start("nginx", ["nginx", "-c", conf, "-p", tmp], tmp)
+    wait_http(f"http://127.0.0.1:{port}/")
+
+
+def wait_sidecar_ready(admin_port, idp):
+    """Until the sidecar answers and has discovered `idp`."""
+    wait_http(f"http://127.0.0.1:{admin_port}/healthz")
+    for _ in range(100):
+        ready = json.load(urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/readyz"))
+        if ready["identity_providers"][idp]["state"] == "ready":
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"bench: the sidecar did not discover {idp}")
+
+
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args):
         return None
@@ -207,21 +239,8 @@ def run(tmp):
              "redirect_uris": [f"http://127.0.0.1:{apache_port}/redirect_uri"]},
         ],
     }
-    idp = start("idp", ["node", os.path.join(ROOT, "idp/provider.mjs")], tmp,
-                env={"IDP_CONFIG": json.dumps(idp_settings)}, stdout=subprocess.PIPE)
-    issuer = json.loads(idp.stdout.readline())["issuer"]
-
-    # The upstream: nginx answering a small page.
-    nginx_conf = os.path.join(tmp, "nginx.conf")
-    with open(nginx_conf, "w") as f:
-        f.write(f"""worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/nginx-error.log;
-events {{ worker_connections 4096; }}
-http {{ access_log off; keepalive_requests 1000000;
-  server {{ listen 127.0.0.1:{nginx_port};
-    location / {{ default_type text/plain; return 200 "hello from the shop\\n"; }} }} }}
-""")
-    start("nginx", ["nginx", "-c", nginx_conf, "-p", tmp], tmp)
-    wait_http(f"http://127.0.0.1:{nginx_port}/")
+    issuer = start_idp(tmp, idp_settings)
+    start_nginx(tmp, nginx_port)
 
     # sso-sidecar.
     sidecar_conf = os.path.join(tmp, "sidecar.toml")
@@ -267,12 +286,7 @@ auth = "required"
     if os.environ.get("BENCH_PROFILE") == "1":
         global PROFILE_PID
         PROFILE_PID = sidecar.pid
-    wait_http(f"http://127.0.0.1:{admin_port}/healthz")
-    for _ in range(100):
-        ready = json.load(urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/readyz"))
-        if ready["identity_providers"]["azure"]["state"] == "ready":
-            break
-        time.sleep(0.1)
+    wait_sidecar_ready(admin_port, "azure")
 
     # Apache with mod_auth_openidc, client-side cookie sessions, same provider and upstream.
     apache_conf = os.path.join(tmp, "apache.conf")

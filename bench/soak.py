@@ -17,7 +17,6 @@ import http.client
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,7 +25,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import (ROOT, RESULTS, SESSION_KEY, Browser, free_port, idp_port_of, rss_kib,  # noqa: E402
-                 start, stop_all, wait_http)
+                 start, start_idp, start_nginx, stop_all, wait_sidecar_ready)
 
 DURATION = int(os.environ.get("SOAK_DURATION", "600"))
 SESSIONS = int(os.environ.get("SOAK_SESSIONS", "10"))
@@ -122,20 +121,8 @@ def run(tmp):
         "clients": [{"client_id": "sidecar", "client_secret": "sidecar-secret",
                      "redirect_uris": [f"http://127.0.0.1:{sidecar_port}/oauth2/callback"]}],
     }
-    idp = start("idp", ["node", os.path.join(ROOT, "idp/provider.mjs")], tmp,
-                env={"IDP_CONFIG": json.dumps(idp_settings)}, stdout=subprocess.PIPE)
-    issuer = json.loads(idp.stdout.readline())["issuer"]
-
-    nginx_conf = os.path.join(tmp, "nginx.conf")
-    with open(nginx_conf, "w") as f:
-        f.write(f"""worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/nginx-error.log;
-events {{ worker_connections 1024; }}
-http {{ access_log off; keepalive_requests 1000000;
-  server {{ listen 127.0.0.1:{nginx_port};
-    location / {{ default_type text/plain; return 200 "hello from the shop\\n"; }} }} }}
-""")
-    start("nginx", ["nginx", "-c", nginx_conf, "-p", tmp], tmp)
-    wait_http(f"http://127.0.0.1:{nginx_port}/")
+    issuer = start_idp(tmp, idp_settings)
+    start_nginx(tmp, nginx_port)
 
     # Refresh once a third of the token's life is left: every session refreshes every ~2/3 TTL.
     sidecar_conf = os.path.join(tmp, "sidecar.toml")
@@ -168,12 +155,7 @@ path_prefix = "/"
 auth = "required"
 """)
     sidecar = start("sidecar", [os.path.join(ROOT, "target/release/sso-sidecar"), "run", "-c", sidecar_conf], tmp)
-    wait_http(f"http://127.0.0.1:{admin_port}/healthz")
-    for _ in range(100):
-        ready = json.load(urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/readyz"))
-        if ready["identity_providers"]["azure"]["state"] == "ready":
-            break
-        time.sleep(0.1)
+    wait_sidecar_ready(admin_port, "azure")
 
     idp_origin = f"http://127.0.0.1:{idp_port_of(issuer)}"
     jars = []

@@ -176,14 +176,7 @@ impl AuthService {
         };
         if self.revocations.is_revoked(&session) {
             self.metrics.session_rejected("revoked");
-            let cleared = self.cookies.clear(req.headers);
-            return Gate::Deny(self.sign_in_again(
-                kind,
-                pinned_org,
-                req,
-                Some("invalid_token"),
-                cleared,
-            ));
+            return self.session_over(kind, pinned_org, req);
         }
         if pinned_org.is_some_and(|org| org != session.organization) {
             self.metrics.session_rejected("other_organization");
@@ -204,14 +197,7 @@ impl AuthService {
             }
             Freshness::Ended(reason) => {
                 self.metrics.session_ended(reason);
-                let cleared = self.cookies.clear(req.headers);
-                return Gate::Deny(self.sign_in_again(
-                    kind,
-                    pinned_org,
-                    req,
-                    Some("invalid_token"),
-                    cleared,
-                ));
+                return self.session_over(kind, pinned_org, req);
             }
             Freshness::Unreachable => {
                 self.metrics.session_ended("idp_unreachable");
@@ -239,14 +225,7 @@ impl AuthService {
             }
             backend::Freshness::Ended => {
                 self.metrics.session_ended("backend_refused");
-                let cleared = self.cookies.clear(req.headers);
-                return Gate::Deny(self.sign_in_again(
-                    kind,
-                    pinned_org,
-                    req,
-                    Some("invalid_token"),
-                    cleared,
-                ));
+                return self.session_over(kind, pinned_org, req);
             }
         }
         if !changed {
@@ -261,6 +240,13 @@ impl AuthService {
             session: Box::new(session),
             set_cookies,
         }
+    }
+
+    /// The session ended (revoked, refused by the IdP or the backend): its cookies go, and
+    /// the client is asked to sign in again.
+    fn session_over(&self, kind: RouteKind, pinned_org: Option<&str>, req: &Request<'_>) -> Gate {
+        let cleared = self.cookies.clear(req.headers);
+        Gate::Deny(self.sign_in_again(kind, pinned_org, req, Some("invalid_token"), cleared))
     }
 
     /// Not (or no longer) signed in: browsers go to the login page, programs get `401`.
