@@ -601,6 +601,7 @@ fn open_redirect_attempts_land_on_root() {
         "/\\evil.example",
         "/%2F%2Fevil.example",
         "/%5Cevil.example",
+        "/.//evil.example",
     ] {
         let browser = Browser::new();
         let to_idp = browser.get(&format!(

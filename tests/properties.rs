@@ -87,7 +87,11 @@ proptest! {
     }
 
     #[test]
-    fn return_paths_never_leave_the_site(rd in "\\PC{0,80}|[/\\\\%a-zA-Z0-9:.@?#&=]{0,40}") {
+    fn return_paths_never_leave_the_site(
+        // Arbitrary text, URL-ish characters, and (after the fuzzer found `/.//host`)
+        // sequences of slashes, dot segments and their encodings.
+        rd in "\\PC{0,80}|[/\\\\%a-zA-Z0-9:.@?#&=]{0,40}|(/|\\./|\\.\\./|\\.|%2[eEfF]|%5[cC]|[a-z{}*]){1,12}"
+    ) {
         let out = safe_return_path(Some(&rd), "/oauth2");
         let base = url::Url::parse("https://shop.example/").unwrap();
         let resolved = base.join(&out).unwrap();

@@ -14,25 +14,19 @@ pub fn safe_return_path(rd: Option<&str>, own_prefix: &str) -> String {
 }
 
 fn check(rd: &str, own_prefix: &str) -> Option<String> {
-    if !is_plain_path(rd) {
-        return None;
-    }
+    let base = Url::parse(BASE).ok()?;
+    let url = on_site(rd, &base)?;
     // Decoded forms must be safe too: some servers and browsers decode before resolving.
     let mut decoded = rd.to_owned();
     for _ in 0..3 {
         let next = percent_decode(&decoded)?;
-        if !is_plain_path(&next) {
-            return None;
-        }
+        // Only the path decides where a URL leads; a decoded query may hold spaces.
+        let path_part = next.split(['?', '#']).next().unwrap_or_default();
+        on_site(path_part, &base)?;
         if next == decoded {
             break;
         }
         decoded = next;
-    }
-    let base = Url::parse(BASE).ok()?;
-    let url = base.join(rd).ok()?;
-    if url.origin() != base.origin() {
-        return None;
     }
     let mut out = url.path().to_owned();
     if out.starts_with(own_prefix)
@@ -52,6 +46,17 @@ fn check(rd: &str, own_prefix: &str) -> Option<String> {
         out.push_str(fragment);
     }
     Some(out)
+}
+
+/// `path` resolved against `base`, if it is a plain path before and after resolving: dot
+/// segments can turn `/.//evil.example` into `//evil.example`, which a browser would take
+/// for another host.
+fn on_site(path: &str, base: &Url) -> Option<Url> {
+    if !is_plain_path(path) {
+        return None;
+    }
+    let url = base.join(path).ok()?;
+    (url.origin() == base.origin() && is_plain_path(url.path())).then_some(url)
 }
 
 fn is_plain_path(s: &str) -> bool {
@@ -87,6 +92,7 @@ mod tests {
             "/INTERSHOP/web/WFS/SLDSystem/en_US/-/-/ViewApplication-Login"
         );
         assert_eq!(safe("/a/../b"), "/b");
+        assert_eq!(safe("/search?q=red%20shoes"), "/search?q=red%20shoes");
         assert_eq!(safe_return_path(None, "/oauth2"), "/");
     }
 
@@ -112,6 +118,13 @@ mod tests {
             "/%0d%0aSet-Cookie:x=y",
             "/oauth2/start",
             "/oauth2",
+            // Found by the return_path fuzz target: dot segments that resolve to `//host`.
+            "/.//a{*cou.%2>Eeor",
+            "/.//evil.example",
+            "/..//evil.example/x",
+            "/a/..//evil.example",
+            "/%2e//evil.example",
+            "/.%2F%2Fevil.example",
         ] {
             assert_eq!(safe(rd), "/", "{rd:?}");
         }
