@@ -65,6 +65,14 @@ impl SessionReference {
         Sealer::new(&[crate::config::SessionKey(self.key)]).seal(&self.id, &session.to_bytes())
     }
 
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        postcard::from_bytes(bytes).ok()
+    }
+
     pub fn open(&self, sealed: &str) -> Option<Session> {
         let plain = Sealer::new(&[crate::config::SessionKey(self.key)]).open(&self.id, sealed)?;
         Session::from_bytes(&plain)
@@ -162,7 +170,7 @@ impl SessionCookies {
     pub fn load_reference(&self, headers: &HeaderMap) -> Option<SessionReference> {
         let sealed = jar::read_chunked(headers, &self.session_name)?;
         let bytes = self.sealer.open(&self.reference_name(), &sealed)?;
-        postcard::from_bytes(&bytes).ok()
+        SessionReference::from_bytes(&bytes)
     }
 
     /// `Set-Cookie` values pointing at a server-side `session`.
@@ -173,8 +181,9 @@ impl SessionCookies {
         session: &Session,
         now: i64,
     ) -> Vec<String> {
-        let bytes = postcard::to_stdvec(reference).unwrap_or_default();
-        let sealed = self.sealer.seal(&self.reference_name(), &bytes);
+        let sealed = self
+            .sealer
+            .seal(&self.reference_name(), &reference.to_bytes());
         self.attributes.set_chunked(
             headers,
             &self.session_name,
@@ -225,5 +234,67 @@ impl SessionCookies {
             org_key,
             Some(Duration::from_secs(365 * 24 * 3600)),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cookies() -> SessionCookies {
+        let text = "[server]\nupstream = \"http://127.0.0.1:9000\"\n[session]\nkeys = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\n[[routes]]\npath_prefix = \"/\"\nauth = \"public\"\n";
+        let config = crate::config::from_str(text, std::path::Path::new("t.toml")).unwrap();
+        SessionCookies::new(&config)
+    }
+
+    fn request_with(set_cookies: &[String]) -> HeaderMap {
+        let pairs: Vec<&str> = set_cookies
+            .iter()
+            .map(|c| c.split(';').next().unwrap())
+            .collect();
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::COOKIE, pairs.join("; ").parse().unwrap());
+        headers
+    }
+
+    fn session() -> Session {
+        Session {
+            id: "s-1".into(),
+            issued_at: 100,
+            last_seen: 100,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_reference_and_a_whole_session_are_never_mistaken_for_each_other() {
+        let jar = cookies();
+        let reference = SessionReference::new("s-1");
+        let with_reference =
+            request_with(&jar.store_reference(&HeaderMap::new(), &reference, &session(), 100));
+        assert_eq!(jar.load_reference(&with_reference), Some(reference.clone()));
+        assert_eq!(jar.load(&with_reference, 100), Err(Rejection::Invalid));
+
+        let (whole, _) = jar.store(&HeaderMap::new(), &session(), 100);
+        let with_session = request_with(&whole);
+        assert_eq!(jar.load_reference(&with_session), None);
+        assert_eq!(jar.load(&with_session, 100), Ok(session()));
+    }
+
+    #[test]
+    fn server_side_sessions_open_only_with_their_own_key_and_id() {
+        let reference = SessionReference::new("s-1");
+        let sealed = reference.seal(&session());
+        assert_eq!(reference.open(&sealed), Some(session()));
+        assert_eq!(
+            SessionReference::new("s-1").open(&sealed),
+            None,
+            "another key"
+        );
+        let moved = SessionReference {
+            id: "s-2".into(),
+            key: reference.key,
+        };
+        assert_eq!(moved.open(&sealed), None, "stored under another id");
     }
 }
