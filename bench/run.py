@@ -98,6 +98,44 @@ http {{ access_log off; keepalive_requests 1000000;
     wait_http(f"http://127.0.0.1:{port}/")
 
 
+def write_sidecar_config(tmp, port, admin_port, upstream_port, issuer, org, oidc="", tail=""):
+    """The sidecar's config: one IdP `azure` (client `sidecar`), one organization, `tail`
+    right after the IdP table (more IdP keys, more tables, routes), then `/` required."""
+    path = os.path.join(tmp, "sidecar.toml")
+    threads = os.environ.get("BENCH_SIDECAR_THREADS")
+    with open(path, "w") as f:
+        f.write(f"""[server]
+listen = "127.0.0.1:{port}"
+upstream = "http://127.0.0.1:{upstream_port}"
+public_url = "http://127.0.0.1:{port}"
+{f"threads = {int(threads)}" if threads else ""}
+[admin]
+listen = "127.0.0.1:{admin_port}"
+[oidc]
+remote = "supported"
+{oidc}
+[session]
+keys = ["{SESSION_KEY}"]
+secure = false
+[log]
+level = "warn"
+[organizations.{org}]
+external_name = "{org}"
+identity_providers = ["azure"]
+[identity_providers.azure]
+type = "oidc"
+name = "Azure AD"
+issuer = "{issuer}"
+client_id = "sidecar"
+client_secret = "sidecar-secret"
+{tail.strip()}
+[[routes]]
+path_prefix = "/"
+auth = "required"
+""")
+    return path
+
+
 def wait_sidecar_ready(admin_port, idp):
     """Until the sidecar answers and has discovered `idp`."""
     wait_http(f"http://127.0.0.1:{admin_port}/healthz")
@@ -243,31 +281,8 @@ def run(tmp):
     start_nginx(tmp, nginx_port)
 
     # sso-sidecar.
-    sidecar_conf = os.path.join(tmp, "sidecar.toml")
-    with open(sidecar_conf, "w") as f:
-        f.write(f"""[server]
-listen = "127.0.0.1:{sidecar_port}"
-upstream = "http://127.0.0.1:{nginx_port}"
-public_url = "http://127.0.0.1:{sidecar_port}"
-[admin]
-listen = "127.0.0.1:{admin_port}"
-[oidc]
-remote = "supported"
-[session]
-keys = ["{SESSION_KEY}"]
-secure = false
-[log]
-level = "warn"
-[identity_providers.azure]
-type = "oidc"
-name = "Azure AD"
-issuer = "{issuer}"
-client_id = "sidecar"
-client_secret = "sidecar-secret"
+    sidecar_conf = write_sidecar_config(tmp, sidecar_port, admin_port, nginx_port, issuer, org="Bench", tail="""
 audiences = ["api://bench"]
-[organizations.Bench]
-external_name = "Bench"
-identity_providers = ["azure"]
 [commercetools]
 client_id = "ct"
 client_secret = "ct-secret"
@@ -278,9 +293,6 @@ auth = "public"
 [[routes]]
 path_prefix = "/api/"
 auth = "api"
-[[routes]]
-path_prefix = "/"
-auth = "required"
 """)
     sidecar = start("sidecar", [os.path.join(ROOT, "target/release/sso-sidecar"), "run", "-c", sidecar_conf], tmp)
     if os.environ.get("BENCH_PROFILE") == "1":

@@ -24,8 +24,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import (ROOT, RESULTS, SESSION_KEY, Browser, free_port, idp_port_of, rss_kib,  # noqa: E402
-                 start, start_idp, start_nginx, stop_all, wait_sidecar_ready)
+from run import (ROOT, RESULTS, Browser, free_port, idp_port_of, rss_kib,  # noqa: E402
+                 start, start_idp, start_nginx, stop_all, wait_sidecar_ready, write_sidecar_config)
 
 DURATION = int(os.environ.get("SOAK_DURATION", "600"))
 SESSIONS = int(os.environ.get("SOAK_SESSIONS", "10"))
@@ -125,35 +125,8 @@ def run(tmp):
     start_nginx(tmp, nginx_port)
 
     # Refresh once a third of the token's life is left: every session refreshes every ~2/3 TTL.
-    sidecar_conf = os.path.join(tmp, "sidecar.toml")
-    with open(sidecar_conf, "w") as f:
-        f.write(f"""[server]
-listen = "127.0.0.1:{sidecar_port}"
-upstream = "http://127.0.0.1:{nginx_port}"
-public_url = "http://127.0.0.1:{sidecar_port}"
-[admin]
-listen = "127.0.0.1:{admin_port}"
-[oidc]
-remote = "supported"
-min_access_token_lifetime_left = "{max(1, TOKEN_TTL // 3)}s"
-[session]
-keys = ["{SESSION_KEY}"]
-secure = false
-[log]
-level = "warn"
-[identity_providers.azure]
-type = "oidc"
-name = "Azure AD"
-issuer = "{issuer}"
-client_id = "sidecar"
-client_secret = "sidecar-secret"
-[organizations.Soak]
-external_name = "Soak"
-identity_providers = ["azure"]
-[[routes]]
-path_prefix = "/"
-auth = "required"
-""")
+    sidecar_conf = write_sidecar_config(tmp, sidecar_port, admin_port, nginx_port, issuer, org="Soak",
+                                        oidc=f'min_access_token_lifetime_left = "{max(1, TOKEN_TTL // 3)}s"')
     sidecar = start("sidecar", [os.path.join(ROOT, "target/release/sso-sidecar"), "run", "-c", sidecar_conf], tmp)
     wait_sidecar_ready(admin_port, "azure")
 
