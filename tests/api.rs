@@ -96,21 +96,7 @@ fn api() -> Api {
         .replace("{ad_issuer}", &ad.issuer)
         .replace("{kc_issuer}", &kc.issuer);
     let sidecar = Sidecar::start_on(ports, &config, &upstream.url(), &[]);
-    for _ in 0..200 {
-        let ready: serde_json::Value = reqwest::blocking::get(sidecar.admin_url("/readyz"))
-            .unwrap()
-            .json()
-            .unwrap();
-        if ready["identity_providers"]
-            .as_object()
-            .unwrap()
-            .values()
-            .all(|s| s["state"] == "ready")
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    sidecar.wait_idps_ready();
     Api {
         upstream,
         ad,

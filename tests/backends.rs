@@ -82,16 +82,7 @@ fn sidecar(ports: Ports, idp: &Idp, upstream: &str, backend: &str) -> Sidecar {
         .replace("{kc_issuer}", &idp.issuer)
         .replace("{backend}", backend);
     let sidecar = Sidecar::start_on(ports, &config, upstream, &[]);
-    for _ in 0..200 {
-        let ready: Value = reqwest::blocking::get(sidecar.admin_url("/readyz"))
-            .unwrap()
-            .json()
-            .unwrap();
-        if ready["identity_providers"]["kc"]["state"] == "ready" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    sidecar.wait_idps_ready();
     sidecar
 }
 

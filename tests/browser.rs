@@ -55,16 +55,7 @@ fn chromium_signs_in_through_the_login_page_and_the_provider() {
         &upstream.url(),
         &[],
     );
-    for _ in 0..100 {
-        let ready: serde_json::Value = reqwest::blocking::get(sidecar.admin_url("/readyz"))
-            .unwrap()
-            .json()
-            .unwrap();
-        if ready["identity_providers"]["kc"]["state"] == "ready" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    sidecar.wait_idps_ready();
 
     let artifacts = repo_root().join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();

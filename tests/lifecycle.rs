@@ -81,26 +81,12 @@ fn setup(access_ttl: u64, min_left: &str, idp_extra: serde_json::Value) -> Setup
         .replace("{kc_issuer}", &idp.issuer)
         .replace("{min_left}", min_left);
     let sidecar = Sidecar::start_on(ports, &config, &upstream.url(), &[]);
-    wait_ready(&sidecar);
+    sidecar.wait_idps_ready();
     Setup {
         upstream,
         idp,
         sidecar,
     }
-}
-
-fn wait_ready(sidecar: &Sidecar) {
-    for _ in 0..200 {
-        let ready: serde_json::Value = reqwest::blocking::get(sidecar.admin_url("/readyz"))
-            .unwrap()
-            .json()
-            .unwrap();
-        if ready["identity_providers"]["kc"]["state"] == "ready" {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("IdP not discovered:\n{}", sidecar.log());
 }
 
 impl Setup {
@@ -295,7 +281,7 @@ fn refresh_token_refused_ends_the_session() {
     s.sign_in(&browser, "inSPIRED", "dora");
     // A restarted in-memory provider no longer knows the refresh token.
     s.idp.restart();
-    wait_ready(&s.sidecar);
+    s.sidecar.wait_idps_ready();
     std::thread::sleep(Duration::from_millis(1200));
     let xhr = browser
         .client
@@ -573,7 +559,7 @@ fn absolute_and_idle_session_limits() {
             "secure = false\nmax_age = \"6s\"\nidle_timeout = \"3s\"",
         );
     let sidecar = Sidecar::start_on(ports, &config, &upstream.url(), &[]);
-    wait_ready(&sidecar);
+    sidecar.wait_idps_ready();
     let s = Setup {
         upstream,
         idp,

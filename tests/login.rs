@@ -100,7 +100,7 @@ fn shop_with(config: &str, kc_extra: serde_json::Value) -> Shop {
         .replace("{kc_issuer}", &kc.issuer)
         .replace("{ad_issuer}", &ad.issuer);
     let sidecar = Sidecar::start_on(ports, &config, &upstream.url(), &[]);
-    wait_for_idps(&sidecar);
+    sidecar.wait_idps_ready();
     Shop {
         upstream,
         kc,
@@ -111,21 +111,6 @@ fn shop_with(config: &str, kc_extra: serde_json::Value) -> Shop {
 
 fn shop() -> Shop {
     shop_with(CONFIG, json!({"issuerPath": "/realms/ICM"}))
-}
-
-fn wait_for_idps(sidecar: &Sidecar) {
-    for _ in 0..200 {
-        let ready: serde_json::Value = reqwest::blocking::get(sidecar.admin_url("/readyz"))
-            .unwrap()
-            .json()
-            .unwrap();
-        let idps = ready["identity_providers"].as_object().unwrap();
-        if idps.values().all(|s| s["state"] == "ready") {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("IdPs not discovered:\n{}", sidecar.log());
 }
 
 impl Shop {
@@ -697,7 +682,7 @@ fn session_key_rotation_keeps_sessions() {
     let browser = Browser::new();
     let cookie = {
         let sidecar = Sidecar::start_on(ports, &config, &upstream.url(), &[]);
-        wait_for_idps(&sidecar);
+        sidecar.wait_idps_ready();
         let to_idp = browser.get(&format!("{}?org=inSPIRED", sidecar.url("/oauth2/start")));
         let callback = browser.sign_in_at_idp(to_idp, "jack", &sidecar.url("/"));
         assert_eq!(browser.get(&callback).status, 302);

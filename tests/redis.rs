@@ -106,7 +106,7 @@ fn cluster(count: usize, access_ttl: u64, min_left: &str, server_side: bool) -> 
 impl Cluster {
     fn add_replica(&mut self, ports: Ports) {
         let sidecar = Sidecar::start_on(ports, &self.config, &self.upstream.url(), &[]);
-        wait_discovered(&sidecar);
+        sidecar.wait_idps_ready();
         self.replicas.push(sidecar);
     }
 
@@ -127,20 +127,6 @@ impl Cluster {
             .as_u64()
             .unwrap_or(0)
     }
-}
-
-fn wait_discovered(sidecar: &Sidecar) {
-    for _ in 0..200 {
-        let ready: serde_json::Value = reqwest::blocking::get(sidecar.admin_url("/readyz"))
-            .unwrap()
-            .json()
-            .unwrap();
-        if ready["identity_providers"]["kc"]["state"] == "ready" {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("IdP not discovered:\n{}", sidecar.log());
 }
 
 /// GET `path` at a replica with the session cookie (as a browser would send it).

@@ -389,6 +389,22 @@ impl Sidecar {
         value
     }
 
+    /// Waits until every configured IdP is discovered (`/readyz` says `ready`).
+    pub fn wait_idps_ready(&self) {
+        for _ in 0..200 {
+            let ready: serde_json::Value = reqwest::blocking::get(self.admin_url("/readyz"))
+                .unwrap()
+                .json()
+                .unwrap();
+            let idps = ready["identity_providers"].as_object().unwrap();
+            if idps.values().all(|s| s["state"] == "ready") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("IdPs not discovered:\n{}", self.log());
+    }
+
     pub fn metric(&self, key: &str) -> f64 {
         self.metrics().get(key).copied().unwrap_or(0.0)
     }
