@@ -254,13 +254,12 @@ def to_ms(value, unit):
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def main():
-    for tool in ["wrk", "nginx", "apache2", "node"]:
-        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
-            raise SystemExit(f"bench: {tool} is missing (make bench installs it)")
-    tmp = tempfile.mkdtemp(prefix="sso-bench-")
+def in_scratch_dir(prefix, body):
+    """Runs `body(tmp)` in a fresh directory; on failure prints the tails of the logs of
+    everything started there. Stops everything it started either way."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
     try:
-        run(tmp)
+        return body(tmp)
     except BaseException:
         for name in sorted(os.listdir(tmp)):
             if name.endswith(".log"):
@@ -269,6 +268,13 @@ def main():
         raise
     finally:
         stop_all()
+
+
+def main():
+    for tool in ["wrk", "nginx", "apache2", "node"]:
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            raise SystemExit(f"bench: {tool} is missing (make bench installs it)")
+    return in_scratch_dir("sso-bench-", run)
 
 
 def run(tmp):

@@ -18,14 +18,13 @@ import json
 import os
 import re
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import (ROOT, RESULTS, Browser, free_port, idp_port_of, rss_kib,  # noqa: E402
-                 start, start_idp, start_nginx, stop_all, wait_sidecar_ready, write_sidecar_config)
+                 in_scratch_dir, start, start_idp, start_nginx, wait_sidecar_ready, write_sidecar_config)
 
 DURATION = int(os.environ.get("SOAK_DURATION", "600"))
 SESSIONS = int(os.environ.get("SOAK_SESSIONS", "10"))
@@ -98,17 +97,7 @@ def metric(admin_port, name):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="sso-soak-")
-    try:
-        return run(tmp)
-    except BaseException:
-        for name in sorted(os.listdir(tmp)):
-            if name.endswith(".log"):
-                print(f"--- {name}", file=sys.stderr)
-                print(open(os.path.join(tmp, name)).read()[-2000:], file=sys.stderr)
-        raise
-    finally:
-        stop_all()
+    return in_scratch_dir("sso-soak-", run)
 
 
 def run(tmp):
