@@ -44,7 +44,7 @@ pub enum Command {
         #[arg(long, default_value = "http://127.0.0.1:9090/healthz")]
         url: String,
         /// Give up after this long.
-        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "3s", value_parser = config::parse_duration)]
         timeout: std::time::Duration,
     },
 }

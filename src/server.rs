@@ -132,18 +132,16 @@ impl Control {
         {
             tracing::warn!("listen addresses changed: they take effect at the next restart");
         }
-        if config
-            .store
-            .redis
-            .as_ref()
-            .map(|r| (r.url.expose(), &r.key_prefix, r.server_side_sessions))
-            != old
-                .config
-                .store
-                .redis
-                .as_ref()
-                .map(|r| (r.url.expose(), &r.key_prefix, r.server_side_sessions))
-        {
+        let store_settings = |c: &Config| {
+            c.store.redis.as_ref().map(|r| {
+                (
+                    r.url.expose().to_owned(),
+                    r.key_prefix.clone(),
+                    r.server_side_sessions,
+                )
+            })
+        };
+        if store_settings(&config) != store_settings(&old.config) {
             tracing::warn!("[store] changed: it takes effect at the next restart");
         }
         let fresh = Arc::new(Runtime::new(

@@ -18,8 +18,8 @@ const KEPT: &str = "revoked:";
 const LOGOUT_TOKENS: &str = "logout-token:";
 
 /// A short, fixed-size key part for a value that may be long or secret.
-pub(crate) fn digest(value: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
+pub(crate) fn digest(value: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_ref()))
 }
 
 impl AuthService {
@@ -47,10 +47,7 @@ async fn share(store: &Store, revocation: &Revocation, ttl: Duration) {
     let Ok(message) = serde_json::to_vec(revocation) else {
         return;
     };
-    let key = store.key(&format!(
-        "{KEPT}{}",
-        digest(&String::from_utf8_lossy(&message))
-    ));
+    let key = store.key(&format!("{KEPT}{}", digest(&message)));
     // Failures are counted by the store; the revocation holds here either way.
     let _ = store.set(&key, &message, ttl).await;
     let _ = store.publish(&store.key(CHANNEL), &message).await;
