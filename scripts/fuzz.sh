@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-600}
-targets=${FUZZ_TARGETS:-"session_cookie state_cookie callback_query return_path config import_icm"}
+targets=${FUZZ_TARGETS:-"session_cookie state_cookie callback_query return_path config import_icm canonical_path"}
 profile_flag=()
 if [ "${FUZZ_PROFILE:-release}" = dev ]; then
   profile_flag=(--dev)
@@ -43,6 +43,7 @@ seed return_path scheme_relative '//evil.example/%2e%2e'
 seed return_path backslash '/\evil.example'
 seed session_cookie chunks '_sso_session=1.abc; _sso_session_1=def'
 seed state_cookie sealed 'v1.AAAAAAAAAAAAAAAA'
+seed canonical_path tricks '/INTERSHOP/static/%2e%2e/web/WFS;x=1/SLDSystem/..;a//%7E'
 
 cargo fuzz build --sanitizer none "${profile_flag[@]}"
 

@@ -17,9 +17,7 @@ need curl curl
 need node nodejs            # the OpenID provider for tests and the demo (npm oidc-provider)
 need npm npm
 need redis-server redis-server  # shared state between replicas, in the Redis tests
-if [ "${BENCH:-0}" = 1 ] || [ "${SOAK:-0}" = 1 ]; then
-  need nginx nginx          # the fast upstream of `make bench` and `make soak`
-fi
+need nginx nginx            # the upstream where path normalisation matters; bench and soak
 if [ "${BENCH:-0}" = 1 ]; then
   need wrk wrk
   need apache2 apache2

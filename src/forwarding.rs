@@ -66,15 +66,27 @@ pub fn cookies_without_sidecar(headers: &HeaderMap, own: &SidecarCookies) -> Opt
     changed.then(|| kept.join("; "))
 }
 
-/// Every header whose name starts with the identity prefix (case-insensitive).
+/// Every header whose name starts with the identity prefix, read case-insensitively and
+/// with `_` as `-`: Rack, CGI and WSGI servers turn both `X-SSO-Email` and `X_SSO_Email`
+/// into `HTTP_X_SSO_EMAIL`, so either spelling would pose as the sidecar's header.
+/// `prefix_lower` is the prefix lower-cased.
 pub fn identity_headers(headers: &HeaderMap, prefix_lower: &str) -> Vec<HeaderName> {
     let mut names: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().starts_with(prefix_lower))
+        .filter(|name| has_identity_prefix(name.as_str(), prefix_lower))
         .cloned()
         .collect();
     names.dedup();
     names
+}
+
+fn has_identity_prefix(name: &str, prefix_lower: &str) -> bool {
+    let dash = |b: u8| if b == b'_' { b'-' } else { b };
+    name.len() >= prefix_lower.len()
+        && name
+            .bytes()
+            .zip(prefix_lower.bytes())
+            .all(|(n, p)| dash(n) == dash(p))
 }
 
 /// True when the request comes from a browser navigating to a page, which gets a login
@@ -260,6 +272,25 @@ mod tests {
         ]);
         let names = identity_headers(&h, "x-sso-");
         assert_eq!(names.len(), 2);
+    }
+
+    #[test]
+    fn identity_headers_with_underscores() {
+        let h = headers(&[
+            ("X_SSO_Email", "victim@x"),
+            ("x-sso_subject", "admin"),
+            ("x_sso-organization", "Operations"),
+            ("x-ssoemail", "keep"),
+            ("x_ssx_email", "keep"),
+        ]);
+        let names = identity_headers(&h, "x-sso-");
+        let names: Vec<&str> = names.iter().map(HeaderName::as_str).collect();
+        assert_eq!(
+            names,
+            ["x_sso_email", "x-sso_subject", "x_sso-organization"]
+        );
+        // A prefix configured with an underscore matches the dashed spelling too.
+        assert_eq!(identity_headers(&h, "x_sso_").len(), 3);
     }
 
     #[test]

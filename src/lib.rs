@@ -4,6 +4,7 @@
 //! tests start the same thing as production.
 
 pub mod admin;
+pub mod assertion;
 pub mod auth;
 pub mod backend;
 pub mod cli;

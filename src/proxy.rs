@@ -1,6 +1,7 @@
 //! The pingora `ProxyHttp` implementation. It stays thin: routing, header rules, pages and
 //! metrics live in their own modules; this file wires them to pingora's request phases.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +19,7 @@ use crate::forwarding;
 use crate::metrics::UpstreamFailure;
 use crate::pages;
 use crate::reply::Reply;
+use crate::routing::canonical::{canonical_path, routing_path};
 use crate::routing::RouteKind;
 use crate::runtime::Runtime;
 use crate::session::Session as UserSession;
@@ -40,6 +42,8 @@ pub struct RequestCtx {
     started: Instant,
     request_id: String,
     kind: RouteKind,
+    /// The canonical path when it differs from the one received; the upstream gets it.
+    canonical_path: Option<String>,
     client_ip: Option<IpAddr>,
     upstream_sent: Option<Instant>,
     failure: Option<UpstreamFailure>,
@@ -59,6 +63,7 @@ impl ProxyHttp for SidecarProxy {
             started: Instant::now(),
             request_id: String::new(),
             kind: RouteKind::Required,
+            canonical_path: None,
             client_ip: None,
             upstream_sent: None,
             failure: None,
@@ -75,8 +80,23 @@ impl ProxyHttp for SidecarProxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         let req = session.req_header();
+        ctx.canonical_path = match canonical_path(req.uri.path()) {
+            Ok(Cow::Borrowed(_)) => None,
+            Ok(Cow::Owned(path)) => Some(path),
+            Err(problem) => {
+                tracing::debug!(path = req.uri.path(), %problem, "path refused");
+                let page = pages::message(
+                    "Bad request",
+                    "The address of this request is not valid.",
+                    Some(("/", "Go to the shop")),
+                    &ctx.request_id,
+                );
+                respond_reply(session, ctx, Reply::html(400, page)).await?;
+                return Ok(true);
+            }
+        };
+        let path = ctx.canonical_path.as_deref().unwrap_or(req.uri.path());
         let host = host_of(req);
-        let path = req.uri.path();
         let rt = Arc::clone(&ctx.rt);
         let matched = rt.router.route(host, path);
         ctx.kind = matched.kind;
@@ -102,10 +122,15 @@ impl ProxyHttp for SidecarProxy {
             Vec::new()
         };
         let req = session.req_header();
-        let path = req.uri.path();
+        let path = ctx.canonical_path.as_deref().unwrap_or(req.uri.path());
+        let path_and_query = match (&ctx.canonical_path, req.uri.query()) {
+            (None, _) => Cow::Borrowed(req.uri.path_and_query().map_or(path, |pq| pq.as_str())),
+            (Some(path), None) => Cow::Borrowed(path.as_str()),
+            (Some(path), Some(query)) => Cow::Owned(format!("{path}?{query}")),
+        };
         let request = auth::Request {
             method: &req.method,
-            path_and_query: req.uri.path_and_query().map_or(path, |pq| pq.as_str()),
+            path_and_query: &path_and_query,
             query: req.uri.query(),
             headers: &req.headers,
             request_id: &ctx.request_id,
@@ -120,7 +145,8 @@ impl ProxyHttp for SidecarProxy {
                 }),
         };
         let reply = if matched.kind == RouteKind::Sidecar {
-            let endpoint = rt.router.own_endpoint(path).unwrap_or_default();
+            let routing = routing_path(path);
+            let endpoint = rt.router.own_endpoint(&routing).unwrap_or_default();
             rt.auth.endpoint(endpoint, &request, now).await
         } else {
             match rt
@@ -174,6 +200,9 @@ impl ProxyHttp for SidecarProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let rt = Arc::clone(&ctx.rt);
+        if let Some(path) = &ctx.canonical_path {
+            upstream_request.set_uri(with_query(path, upstream_request.uri.query())?);
+        }
         for name in
             forwarding::identity_headers(&upstream_request.headers, &rt.identity_prefix_lower)
         {
@@ -204,6 +233,9 @@ impl ProxyHttp for SidecarProxy {
             if !forwarding::is_trusted(peer, &rt.config.server.trusted_proxies) {
                 // RFC 7239 carries the same claims; only a trusted proxy may make them.
                 upstream_request.remove_header("forwarded");
+                for name in &rt.untrusted_headers {
+                    upstream_request.remove_header(name);
+                }
             }
             ctx.client_ip = Some(fwd.client_ip);
         }
@@ -217,6 +249,12 @@ impl ProxyHttp for SidecarProxy {
             for (header, name) in &rt.identity_headers {
                 if let Some(value) = forwarding::identity_value(*header, user, policy) {
                     upstream_request.insert_header(name.clone(), value)?;
+                }
+            }
+            if let Some((name, signer)) = &rt.assertion {
+                let now = chrono::Utc::now().timestamp();
+                if let Some(assertion) = signer.assert(user, now) {
+                    upstream_request.insert_header(name.clone(), assertion)?;
                 }
             }
             if let Some(backend) = &user.backend {
@@ -363,6 +401,17 @@ impl ProxyHttp for SidecarProxy {
         // Failures are already in the access line with their cause.
         true
     }
+}
+
+/// The canonical path with the query as the client sent it.
+fn with_query(path: &str, query: Option<&str>) -> Result<http::Uri> {
+    let target = match query {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    target
+        .parse()
+        .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "canonical path", e))
 }
 
 fn host_of(req: &RequestHeader) -> Option<&str> {

@@ -48,6 +48,18 @@ impl Reply {
         }
     }
 
+    /// A public JWKS document: cacheable, as keys change only with the config.
+    pub fn jwks(body: Bytes) -> Self {
+        Reply {
+            status: 200,
+            headers: vec![
+                ("content-type", "application/jwk-set+json".to_owned()),
+                ("cache-control", "public, max-age=300".to_owned()),
+            ],
+            body,
+        }
+    }
+
     pub fn redirect(location: &str) -> Self {
         Reply {
             status: 302,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use http::HeaderName;
 
+use crate::assertion::AssertionSigner;
 use crate::auth::{AuthService, Revocations};
 use crate::config::{Config, IdentityHeader};
 use crate::forwarding::SidecarCookies;
@@ -25,6 +26,10 @@ pub struct Runtime {
     pub identity_headers: Vec<(IdentityHeader, HeaderName)>,
     /// Organization key → `X-SSO-Self-Administration` value.
     pub self_administration: HashMap<String, &'static str>,
+    /// `headers.strip_untrusted`, removed unless the peer is a trusted proxy.
+    pub untrusted_headers: Vec<HeaderName>,
+    /// `X-SSO-Assertion` (with the configured prefix) and its signer.
+    pub assertion: Option<(HeaderName, Arc<AssertionSigner>)>,
     pub auth: AuthService,
     pub metrics: Arc<Metrics>,
 }
@@ -62,6 +67,17 @@ impl Runtime {
             .iter()
             .map(|(k, o)| (k.clone(), o.self_administration.header_value()))
             .collect();
+        let untrusted_headers = config
+            .headers
+            .strip_untrusted
+            .iter()
+            .filter_map(|name| HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).ok())
+            .collect();
+        let assertion = AssertionSigner::new(&config).and_then(|signer| {
+            let name = format!("{}Assertion", config.headers.prefix).to_ascii_lowercase();
+            let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+            Some((name, Arc::new(signer)))
+        });
         let registry = Arc::new(Registry::new(&config, metrics.clone()));
         Runtime {
             router: Router::new(config.routes.clone(), &config.oidc.path_prefix),
@@ -73,7 +89,16 @@ impl Runtime {
             identity_prefix_lower: config.headers.prefix.to_ascii_lowercase(),
             identity_headers,
             self_administration,
-            auth: AuthService::new(&config, registry, metrics.clone(), revocations, store),
+            untrusted_headers,
+            auth: AuthService::new(
+                &config,
+                registry,
+                metrics.clone(),
+                revocations,
+                store,
+                assertion.as_ref().map(|(_, signer)| signer.clone()),
+            ),
+            assertion,
             metrics,
             config,
         }

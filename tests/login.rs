@@ -408,7 +408,7 @@ fn callback_without_or_with_a_wrong_state_is_refused() {
     assert_eq!(page.status, 400, "{page:?}");
     assert!(page
         .body
-        .contains("does not belong to a sign-in started in this browser"));
+        .contains("expired or was started in another browser"));
 
     // A different browser (no state cookie) cannot use the callback either.
     let other = Browser::new().get(&callback);
@@ -449,10 +449,11 @@ fn replayed_code_is_refused() {
         .1
         .into_owned();
     let replay = browser.get(&format!(
-        "{}?code={}&state={}",
+        "{}?code={}&state={}&iss={}",
         shop.sidecar.url("/oauth2/callback"),
         enc(&old_code),
-        enc(&fresh_state)
+        enc(&fresh_state),
+        enc(&shop.kc.issuer)
     ));
     assert_eq!(replay.status, 400, "{replay:?}");
     assert!(
@@ -526,11 +527,105 @@ fn idp_error_on_the_callback_gives_a_readable_page() {
     ));
     assert_eq!(page.status, 403);
     assert!(
-        page.body.contains("access_denied: User cancelled"),
+        page.body.contains("(access_denied): User cancelled"),
         "{}",
         page.body
     );
     assert!(page.body.contains("Sign in again"));
+}
+
+/// Issue 13: the callback never prints what a request chose. Without a sign-in of this
+/// browser the IdP's text is not shown at all; with one, only a known error code and 200
+/// escaped characters of the description. Old code: 502 with the whole text.
+#[test]
+fn callback_errors_show_no_attacker_text() {
+    let shop = shop();
+    let browser = Browser::new();
+    let injected = "Your account is locked. Call +1-555-0100 <b>now</b>";
+    let forged = browser.get(&format!(
+        "{}?error=x&error_description={}",
+        shop.sidecar.url("/oauth2/callback"),
+        enc(injected)
+    ));
+    assert_eq!(forged.status, 400, "{forged:?}");
+    assert!(forged
+        .body
+        .contains("Sign-in expired or came from another browser"));
+    assert!(!forged.body.contains("locked"), "{}", forged.body);
+    assert!(!forged.body.contains("555"), "{}", forged.body);
+
+    let state_of = |page: &Page| {
+        url::Url::parse(page.location.as_deref().unwrap())
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .unwrap()
+            .1
+            .into_owned()
+    };
+    let state = state_of(&browser.get(&format!(
+        "{}?org=inSPIRED",
+        shop.sidecar.url("/oauth2/start")
+    )));
+    let long = format!("<script>{}</script>", "a".repeat(400));
+    let page = browser.get(&format!(
+        "{}?error=made_up_code&error_description={}&state={}",
+        shop.sidecar.url("/oauth2/callback"),
+        enc(&long),
+        enc(&state)
+    ));
+    assert_eq!(page.status, 400, "{page:?}");
+    assert!(page
+        .body
+        .contains("The identity provider refused the sign-in"));
+    assert!(!page.body.contains("made_up_code"), "{}", page.body);
+    assert!(!page.body.contains("<script>"), "{}", page.body);
+    assert!(page.body.contains("&lt;script&gt;"), "{}", page.body);
+    let shown = format!("&lt;script&gt;{}", "a".repeat(192));
+    assert!(page.body.contains(&shown), "{}", page.body);
+    assert!(
+        !page.body.contains(&format!("{shown}a")),
+        "cut at 200 characters"
+    );
+    assert!(shop.upstream.seen().is_empty());
+}
+
+/// RFC 9207: oidc-provider advertises `authorization_response_iss_parameter_supported`, so
+/// a response naming another issuer, or none, is refused before the code is redeemed.
+#[test]
+fn callback_from_another_issuer_is_refused() {
+    let shop = shop();
+    for iss in [Some("https://evil.example"), None] {
+        let browser = Browser::new();
+        let to_idp = browser.get(&format!(
+            "{}?org=inSPIRED",
+            shop.sidecar.url("/oauth2/start")
+        ));
+        let callback = browser.sign_in_at_idp(to_idp, "ivan", &shop.sidecar.url("/"));
+        let mut url = url::Url::parse(&callback).unwrap();
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != "iss")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        {
+            let mut query = url.query_pairs_mut();
+            query.clear();
+            for (k, v) in &pairs {
+                query.append_pair(k, v);
+            }
+            if let Some(iss) = iss {
+                query.append_pair("iss", iss);
+            }
+        }
+        let page = browser.get(url.as_str());
+        assert_eq!(page.status, 400, "{iss:?}: {page:?}");
+        assert!(page
+            .set_cookies
+            .iter()
+            .all(|c| !c.starts_with("_sso_session=")));
+    }
+    assert_eq!(shop.sidecar.metric("sso_sidecar_logins_failed_total{idp=\"kc\",organization=\"inSPIRED\",reason=\"issuer_mismatch\"}"), 2.0);
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! Property tests over arbitrary input: sealing round-trips and rejects every single-bit
 //! change, chunked cookies join back to what was stored, and the return-path check never
-//! yields anything but a same-origin path.
+//! yields anything but a same-origin path, and canonical request paths leave nothing for a
+//! backend to normalise.
 
 use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
 use sso_sidecar::auth::safe_return_path;
 use sso_sidecar::config::{SameSite, SessionKey};
+use sso_sidecar::routing::canonical::canonical_path;
 use sso_sidecar::session::jar::{read_chunked, CookieAttributes};
 use sso_sidecar::session::{Identity, Sealer, Session, Tokens};
 
@@ -97,5 +99,26 @@ proptest! {
         let resolved = base.join(&out).unwrap();
         prop_assert_eq!(resolved.origin(), base.origin(), "{:?} -> {:?}", rd, out);
         prop_assert!(out.starts_with('/') && !out.starts_with("//") && !out.contains('\\'), "{:?} -> {:?}", rd, out);
+    }
+
+    /// Whatever the request target, the path routing and the upstream see has no dot
+    /// segment, no empty segment and no encoded separator left, and canonicalising it again
+    /// changes nothing.
+    #[test]
+    fn canonical_paths_have_no_dot_or_empty_segments(
+        raw in "/(\\PC{0,60})|(/|\\./|\\.\\./|\\.|;|%2[eEfF]|%5[cC]|%00|%25|%[0-9a-fA-F]{2}|[a-z]){1,16}"
+    ) {
+        if let Ok(path) = canonical_path(&raw) {
+            let path = path.into_owned();
+            prop_assert!(path.starts_with('/'), "{:?} -> {:?}", raw, path);
+            for bad in ["/../", "/./", "//"] {
+                prop_assert!(!path.contains(bad), "{:?} -> {:?}", raw, path);
+            }
+            prop_assert!(!path.ends_with("/..") && !path.ends_with("/."), "{:?} -> {:?}", raw, path);
+            let lower = path.to_ascii_lowercase();
+            prop_assert!(!lower.contains("%2e") && !lower.contains("%2f") && !lower.contains("%5c"), "{:?} -> {:?}", raw, path);
+            let again = canonical_path(&path).map(|p| p.into_owned());
+            prop_assert_eq!(again, Ok(path.clone()), "not idempotent for {:?}", raw);
+        }
     }
 }

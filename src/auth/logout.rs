@@ -22,7 +22,7 @@ impl AuthService {
             );
         }
         let cleared = self.cookies.clear(req.headers);
-        let Ok(session) = self.load_session(req.headers, now).await else {
+        let Ok(session) = self.load_live_session(req.headers, now).await else {
             return Reply::html(200, signed_out_page(&self.start_path)).with_cookies(cleared);
         };
         self.revoke(Revocation::Session {

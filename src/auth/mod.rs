@@ -20,6 +20,7 @@ use std::sync::Arc;
 use http::{HeaderMap, Method};
 use serde_json::json;
 
+use crate::assertion::AssertionSigner;
 use crate::config::{Config, IdentityProviderKind, Organization};
 use crate::forwarding::is_navigation;
 use crate::metrics::Metrics;
@@ -75,6 +76,8 @@ pub struct AuthService {
     access: AccessTokens,
     backend: backend::Backend,
     login_limit: limits::LoginRateLimit,
+    /// Publishes the keys of `X-SSO-Assertion` at `/oauth2/jwks`.
+    assertion: Option<Arc<AssertionSigner>>,
 }
 
 impl AuthService {
@@ -84,6 +87,7 @@ impl AuthService {
         metrics: Arc<Metrics>,
         revocations: Arc<Revocations>,
         store: Arc<Store>,
+        assertion: Option<Arc<AssertionSigner>>,
     ) -> Self {
         let mut org_names = HashMap::new();
         for (key, org) in &config.organizations {
@@ -107,6 +111,7 @@ impl AuthService {
             registry,
             metrics,
             org_names,
+            assertion,
         }
     }
 
@@ -138,16 +143,24 @@ impl AuthService {
             ("/logout", &Method::GET | &Method::POST) => self.logout(req, now).await,
             ("/backchannel-logout", &Method::POST) => self.backchannel_logout(req).await,
             ("/introspect", &Method::POST) => self.introspect(req).await,
-            _ => Reply::html(
-                404,
-                pages::message(
-                    "Not found",
-                    "This address belongs to the sign-in service and does not exist.",
-                    Some(("/", "Go to the shop")),
-                    req.request_id,
-                ),
-            ),
+            ("/jwks", &Method::GET | &Method::HEAD) => match &self.assertion {
+                Some(signer) => Reply::jwks(signer.jwks()),
+                None => self.not_found(req),
+            },
+            _ => self.not_found(req),
         }
+    }
+
+    fn not_found(&self, req: &Request<'_>) -> Reply {
+        Reply::html(
+            404,
+            pages::message(
+                "Not found",
+                "This address belongs to the sign-in service and does not exist.",
+                Some(("/", "Go to the shop")),
+                req.request_id,
+            ),
+        )
     }
 
     /// Decides whether a request on a `required` or `api` route may go upstream, refreshing
@@ -164,8 +177,12 @@ impl AuthService {
                 return self.bearer_gate(token, pinned_org, now).await;
             }
         }
-        let mut session = match self.load_session(req.headers, now).await {
+        let mut session = match self.load_live_session(req.headers, now).await {
             Ok(session) => session,
+            Err(Rejection::Revoked) => {
+                self.metrics.session_rejected("revoked");
+                return self.session_over(kind, pinned_org, req);
+            }
             Err(rejection) => {
                 if rejection != Rejection::Missing {
                     self.metrics.session_rejected(rejection.as_str());
@@ -174,10 +191,6 @@ impl AuthService {
                 return Gate::Deny(self.sign_in_again(kind, pinned_org, req, error, Vec::new()));
             }
         };
-        if self.revocations.is_revoked(&session) {
-            self.metrics.session_rejected("revoked");
-            return self.session_over(kind, pinned_org, req);
-        }
         if pinned_org.is_some_and(|org| org != session.organization) {
             self.metrics.session_rejected("other_organization");
             return Gate::Deny(self.sign_in_again(
@@ -444,14 +457,19 @@ impl AuthService {
         let (org, idp) = login.as_ref().map_or(("unknown", "unknown"), |l| {
             (l.organization.as_str(), l.identity_provider.as_str())
         });
+        // Without a sign-in of this browser to match, nothing the request carries is shown:
+        // an attacker could otherwise print any text on the shop's origin.
         let result = match (&login, params.error) {
-            (_, Some(error)) => Err(LoginError::Idp {
-                error,
-                description: params.error_description,
-            }),
-            (None, None) if had_pending && params.state.is_some() => Err(LoginError::StateMismatch),
-            (None, None) => Err(LoginError::MissingState),
-            (Some(login), None) => self.finish(login, params.code.as_deref(), now).await,
+            (None, _) if had_pending && params.state.is_some() => Err(LoginError::StateMismatch),
+            (None, _) => Err(LoginError::MissingState),
+            (Some(_), Some(error)) => Err(LoginError::from_idp(
+                &error,
+                params.error_description.as_deref(),
+            )),
+            (Some(login), None) => match self.check_response_issuer(login, params.iss.as_deref()) {
+                Ok(()) => self.finish(login, params.code.as_deref(), now).await,
+                Err(error) => Err(error),
+            },
         };
         match result {
             Ok(session) => {
@@ -488,6 +506,34 @@ impl AuthService {
                 );
                 Reply::html(status, html).with_cookies([state_cookie])
             }
+        }
+    }
+
+    /// RFC 9207: where the IdP names itself in the response, it must be the IdP the sign-in
+    /// was sent to; this stops a response from another IdP being mixed up with ours.
+    fn check_response_issuer(
+        &self,
+        login: &crate::session::PendingLogin,
+        iss: Option<&str>,
+    ) -> Result<(), LoginError> {
+        let Some(discovered) = self
+            .registry
+            .get(&login.identity_provider)
+            .and_then(|p| p.discovered())
+        else {
+            // Not discovered (yet): `finish` reports that.
+            return Ok(());
+        };
+        let expected = discovered.metadata.issuer().as_str();
+        let advertised = discovered
+            .metadata
+            .additional_metadata()
+            .authorization_response_iss_parameter_supported
+            == Some(true);
+        match iss {
+            Some(iss) if iss != expected => Err(LoginError::IssuerMismatch),
+            None if advertised => Err(LoginError::IssuerMismatch),
+            _ => Ok(()),
         }
     }
 
@@ -532,8 +578,18 @@ impl AuthService {
     }
 
     async fn userinfo(&self, req: &Request<'_>, now: i64) -> Reply {
-        let Ok(session) = self.load_session(req.headers, now).await else {
-            return Reply::unauthorized(None);
+        let session = match self.load_live_session(req.headers, now).await {
+            Ok(session) => session,
+            Err(Rejection::Missing) => return Reply::unauthorized(None),
+            Err(rejection) => {
+                self.metrics.session_rejected(rejection.as_str());
+                // A store outage is no reason to forget the session.
+                let cleared = match rejection {
+                    Rejection::Unavailable => Vec::new(),
+                    _ => self.cookies.clear(req.headers),
+                };
+                return Reply::unauthorized(Some("invalid_token")).with_cookies(cleared);
+            }
         };
         let policy = self
             .config
@@ -560,11 +616,16 @@ impl AuthService {
 
 fn login_error_page(error: &LoginError) -> (u16, &'static str) {
     match error {
-        LoginError::Idp { error, .. } if error == "access_denied" => {
-            (403, "Sign-in was cancelled or denied")
+        LoginError::Idp {
+            code: Some("access_denied"),
+            ..
+        } => (403, "Sign-in was cancelled or denied"),
+        // Anyone can send an error to the callback: a 4xx, never a 5xx.
+        LoginError::Idp { .. } => (400, "The identity provider refused the sign-in"),
+        LoginError::MissingState | LoginError::StateMismatch => {
+            (400, "Sign-in expired or came from another browser")
         }
-        LoginError::Idp { .. } => (502, "The identity provider reported an error"),
-        LoginError::MissingState | LoginError::StateMismatch | LoginError::MissingCode => {
+        LoginError::MissingCode | LoginError::IssuerMismatch => {
             (400, "This sign-in link is no longer valid")
         }
         LoginError::CodeRejected(_) => (400, "This sign-in link is no longer valid"),
@@ -589,6 +650,8 @@ pub struct CallbackParams {
     pub code: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// RFC 9207's `iss`.
+    pub iss: Option<String>,
 }
 
 /// Parses the callback's query string; the first occurrence of each parameter wins.
@@ -600,6 +663,7 @@ pub fn callback_params(query: &str) -> CallbackParams {
         code: take("code"),
         error: take("error"),
         error_description: take("error_description"),
+        iss: take("iss"),
     }
 }
 

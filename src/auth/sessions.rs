@@ -10,11 +10,21 @@ use super::AuthService;
 use crate::session::{Rejection, Session, SessionReference};
 
 impl AuthService {
-    pub(super) async fn load_session(
+    /// The request's session if it is still good: sealed by us, within its age limits, and
+    /// not revoked. Every endpoint that acts for a session uses this, like the gate.
+    pub(super) async fn load_live_session(
         &self,
         headers: &HeaderMap,
         now: i64,
     ) -> Result<Session, Rejection> {
+        let session = self.load_session(headers, now).await?;
+        if self.revocations.is_revoked(&session) {
+            return Err(Rejection::Revoked);
+        }
+        Ok(session)
+    }
+
+    async fn load_session(&self, headers: &HeaderMap, now: i64) -> Result<Session, Rejection> {
         if !self.store.server_side_sessions() {
             return self.cookies.load(headers, now);
         }

@@ -5,6 +5,7 @@ mod error;
 mod model;
 mod raw;
 mod secret;
+pub mod signing_key;
 mod validate;
 
 use std::path::Path;

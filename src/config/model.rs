@@ -151,7 +151,32 @@ pub struct HeaderConfig {
     pub prefix: String,
     pub claims: Vec<IdentityHeader>,
     pub forward_access_token: bool,
+    /// Headers only a trusted proxy may send (`X-Original-URL`, `X-Real-IP`, ...); removed
+    /// from everyone else's requests.
+    pub strip_untrusted: Vec<String>,
+    /// `X-SSO-Assertion`, the signed identity; `None` when `headers.assertion = false`.
+    pub assertion: Option<AssertionConfig>,
 }
+
+#[derive(Debug, Clone)]
+pub struct AssertionConfig {
+    /// `aud` of the assertion; `None` means the upstream's origin.
+    pub audience: Option<String>,
+    /// PKCS#8 PEM P-256 private keys: the first signs, all are published. Empty: a key is
+    /// generated at start.
+    pub keys: Vec<Secret>,
+}
+
+/// `headers.strip_untrusted` when not set: headers that let a client choose the path, the
+/// port or the address after routing on stacks that honour them.
+pub const DEFAULT_STRIP_UNTRUSTED: [&str; 6] = [
+    "X-Original-URL",
+    "X-Rewrite-URL",
+    "X-Forwarded-Prefix",
+    "X-Forwarded-Port",
+    "X-Real-IP",
+    "X-Forwarded-Server",
+];
 
 /// The identity facts the sidecar can forward, each as `<prefix><suffix>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

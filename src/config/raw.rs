@@ -89,6 +89,10 @@ pub struct RawHeaders {
     pub prefix: Option<String>,
     pub claims: Option<Vec<String>>,
     pub forward_access_token: Option<bool>,
+    pub strip_untrusted: Option<Vec<String>>,
+    pub assertion: Option<bool>,
+    pub assertion_audience: Option<String>,
+    pub assertion_keys: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -188,6 +188,16 @@ impl Validator {
                 "required when OpenID Connect identity providers are configured (it is the origin of the redirect URI)",
             );
         }
+        if store.redis.is_some()
+            && headers
+                .assertion
+                .as_ref()
+                .is_some_and(|a| a.keys.is_empty())
+        {
+            self.warnings.push(
+                "headers.assertion_keys is not set: each replica signs X-SSO-Assertion with a key of its own, so a backend must fetch /oauth2/jwks from every replica; set the same keys on all".to_owned(),
+            );
+        }
         if !oidc.remote && identity_providers.values().any(|idp| idp.oidc().is_some()) {
             self.warnings.push(
                 "oidc.remote is \"unsupported\": only local identity providers are offered"
@@ -496,10 +506,47 @@ impl Validator {
                 })
                 .collect(),
         };
+        let strip_untrusted = match raw.strip_untrusted {
+            None => DEFAULT_STRIP_UNTRUSTED.map(str::to_owned).to_vec(),
+            Some(names) => {
+                for (i, name) in names.iter().enumerate() {
+                    if name.is_empty() || !name.bytes().all(is_header_name_byte) {
+                        self.problem(
+                            format!("headers.strip_untrusted[{i}]"),
+                            format!("\"{name}\" is not a header name"),
+                        );
+                    }
+                }
+                names
+            }
+        };
+        let assertion = raw.assertion.unwrap_or(true).then(|| {
+            let keys: Vec<secret::Secret> = raw
+                .assertion_keys
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, reference)| {
+                    let key = format!("headers.assertion_keys[{i}]");
+                    let secret = self.secret(&key, reference)?;
+                    if let Err(e) = crate::config::signing_key::check(secret.expose()) {
+                        self.problem(&key, e);
+                        return None;
+                    }
+                    Some(secret)
+                })
+                .collect();
+            AssertionConfig {
+                audience: raw.assertion_audience.filter(|a| !a.trim().is_empty()),
+                keys,
+            }
+        });
         HeaderConfig {
             prefix,
             claims,
             forward_access_token: raw.forward_access_token.unwrap_or(false),
+            strip_untrusted,
+            assertion,
         }
     }
 

@@ -1,18 +1,45 @@
 use openidconnect::core::CoreErrorResponseType;
 use openidconnect::{RequestTokenError, StandardErrorResponse};
 
+/// How much of an IdP's `error_description` a page shows.
+pub const MAX_DESCRIPTION_CHARS: usize = 200;
+
+/// Authorization error codes of RFC 6749 §4.1.2.1 and OpenID Connect Core §3.1.2.6.
+const KNOWN_ERROR_CODES: [&str; 15] = [
+    "invalid_request",
+    "unauthorized_client",
+    "access_denied",
+    "unsupported_response_type",
+    "invalid_scope",
+    "server_error",
+    "temporarily_unavailable",
+    "interaction_required",
+    "login_required",
+    "account_selection_required",
+    "consent_required",
+    "invalid_request_uri",
+    "invalid_request_object",
+    "request_not_supported",
+    "request_uri_not_supported",
+];
+
 /// Why a login could not be completed. Each maps to a page a person can read and to a
 /// `reason` label on `sso_sidecar_logins_failed_total`.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    #[error("the identity provider reported {error}{}", description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    /// The IdP's `error` answer. `code` is one of the codes OAuth 2.0 and OpenID Connect
+    /// define, or `None` for anything else; the description is cut short. Both are shown
+    /// on the shop's origin, so neither may carry arbitrary text.
+    #[error("the identity provider refused the sign-in{}{}", code.map(|c| format!(" ({c})")).unwrap_or_default(), description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
     Idp {
-        error: String,
+        code: Option<&'static str>,
         description: Option<String>,
     },
-    #[error("no sign-in was started in this browser, or it took too long")]
+    #[error("the sign-in response names another identity provider than the one the sign-in was started with")]
+    IssuerMismatch,
+    #[error("this sign-in has expired or was started in another browser")]
     MissingState,
-    #[error("the sign-in response does not belong to a sign-in started in this browser")]
+    #[error("this sign-in has expired or was started in another browser")]
     StateMismatch,
     #[error("the callback carried no authorization code")]
     MissingCode,
@@ -36,6 +63,7 @@ impl LoginError {
     pub fn reason(&self) -> &'static str {
         match self {
             LoginError::Idp { .. } => "idp_error",
+            LoginError::IssuerMismatch => "issuer_mismatch",
             LoginError::MissingState => "missing_state",
             LoginError::StateMismatch => "state_mismatch",
             LoginError::MissingCode => "missing_code",
@@ -46,6 +74,24 @@ impl LoginError {
             LoginError::Backend(_) => "backend_refused",
             LoginError::Misconfigured(_) => "misconfigured",
         }
+    }
+
+    /// An IdP error answer as it may be shown: a known code and at most
+    /// [`MAX_DESCRIPTION_CHARS`] characters of the description (the page escapes them).
+    pub fn from_idp(error: &str, description: Option<&str>) -> Self {
+        let code = KNOWN_ERROR_CODES
+            .iter()
+            .copied()
+            .find(|known| *known == error);
+        let description = description
+            .map(|d| {
+                d.chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_DESCRIPTION_CHARS)
+                    .collect::<String>()
+            })
+            .filter(|d| !d.trim().is_empty());
+        LoginError::Idp { code, description }
     }
 
     pub fn from_token_error<RE: std::error::Error + 'static>(

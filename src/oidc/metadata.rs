@@ -16,6 +16,9 @@ pub struct ExtraMetadata {
     pub revocation_endpoint: Option<String>,
     /// RFC 7662 token introspection.
     pub introspection_endpoint: Option<String>,
+    /// RFC 9207: the IdP names itself in the `iss` parameter of its authorization response.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}

@@ -29,6 +29,8 @@ pub enum Rejection {
     Idle,
     /// Server-side sessions: the store cannot be reached to load it.
     Unavailable,
+    /// Ended by a logout here, at the IdP (back-channel) or on another replica.
+    Revoked,
 }
 
 impl Rejection {
@@ -39,6 +41,7 @@ impl Rejection {
             Rejection::Expired => "expired",
             Rejection::Idle => "idle",
             Rejection::Unavailable => "store_unavailable",
+            Rejection::Revoked => "revoked",
         }
     }
 }

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod nginx;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};

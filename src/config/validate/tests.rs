@@ -482,3 +482,57 @@ fn a_broken_idp_is_reported_once() {
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert_eq!(problems[0].key, "identity_providers.kc.client_secret");
 }
+
+#[test]
+fn trust_boundary_headers_have_safe_defaults() {
+    let config = load("").unwrap();
+    assert_eq!(
+        config.headers.strip_untrusted,
+        DEFAULT_STRIP_UNTRUSTED.map(str::to_owned).to_vec()
+    );
+    let assertion = config.headers.assertion.expect("on by default");
+    assert!(assertion.keys.is_empty() && assertion.audience.is_none());
+    let off = load("[headers]\nassertion = false").unwrap();
+    assert!(off.headers.assertion.is_none());
+}
+
+#[test]
+fn strip_untrusted_must_name_headers() {
+    assert_problem(
+        "[headers]\nstrip_untrusted = [\"X-Real-IP\", \"not a header\"]",
+        "headers.strip_untrusted[1]",
+        "is not a header name",
+    );
+}
+
+#[test]
+fn assertion_keys_must_be_p256_pkcs8() {
+    let problems = assert_problem(
+        "[headers]\nassertion_keys = [\"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\"]",
+        "headers.assertion_keys[0]",
+        "PKCS#8 PEM P-256",
+    );
+    assert!(
+        problems.iter().all(|p| !p.message.contains("AAAA")),
+        "the key is never printed"
+    );
+    assert_problem(
+        "[headers]\nassertion_keys = [\"env:SSO_TEST_NO_SUCH_VARIABLE\"]",
+        "headers.assertion_keys[0]",
+        "is not set",
+    );
+}
+
+#[test]
+fn generated_assertion_key_with_redis_is_warned_about() {
+    let config = load("[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"").unwrap();
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("headers.assertion_keys")),
+        "{:?}",
+        config.warnings
+    );
+    assert!(load("").unwrap().warnings.is_empty());
+}

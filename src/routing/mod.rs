@@ -1,5 +1,8 @@
 //! Which rule applies to a request: the sidecar's own endpoints, or the first `[[routes]]`
-//! entry whose host and path prefix match.
+//! entry whose host and path prefix match. Routing is always on the canonical path
+//! ([`canonical`]), the one the upstream will serve.
+
+pub mod canonical;
 
 use crate::config::{AuthMode, Route};
 
@@ -64,6 +67,7 @@ impl Router {
     /// Routes a request. `host` may carry a port and any case; paths without a matching
     /// route are treated as `required`, so a gap in the table never exposes a page.
     pub fn route(&self, host: Option<&str>, path: &str) -> Matched<'_> {
+        let path = &*canonical::routing_path(path);
         if self.is_own(path) {
             return Matched {
                 kind: RouteKind::Sidecar,
