@@ -23,9 +23,10 @@
 // signing key in front of the old ones; POST /_test/forge?mode=M makes the token endpoint
 // hand out a forged ID token (wrong_key, wrong_aud, wrong_iss, wrong_nonce, expired,
 // alg_none), to prove the relying party rejects it; mode=off ends that.
-// POST /_test/garble?target=discovery|token|jwks|userinfo&mode=html|json|slow|off makes an
+// POST /_test/garble?target=discovery|token|jwks|userinfo|introspection&mode=html|json|slow|off makes an
 // endpoint answer an HTML error page, broken JSON, or only after 5 s.
-// POST /_test/sign with JSON {claims, mode} signs arbitrary claims: mode "valid" (the
+// POST /_test/sign with JSON {claims, mode, typ} signs arbitrary claims (typ: the header's
+// `typ`, none by default): mode "valid" (the
 // provider's key), "wrong_key" (a foreign key under the same kid), "unknown_kid",
 // "hs256_public" (HMAC keyed with the public key: the classic algorithm confusion), "none".
 // POST /_test/logout-token with JSON {sub, sid, aud, nonce, wrongKey, noEvent, iat} returns a
@@ -70,6 +71,7 @@ let forgeMode = 'off';
 const garble = {};
 const GARBLE_PATHS = {
   discovery: '/.well-known/openid-configuration', token: '/token', jwks: '/jwks', userinfo: '/me',
+  introspection: '/token/introspection',
 };
 
 // Rewrites a genuine ID token the way an attacker or a broken IdP would.
@@ -235,7 +237,7 @@ server.listen(settings.port || 0, '127.0.0.1', () => {
       let raw = '';
       req.on('data', (chunk) => { raw += chunk; });
       req.on('end', async () => {
-        const { claims, mode = 'valid' } = JSON.parse(raw || '{}');
+        const { claims, mode = 'valid', typ } = JSON.parse(raw || '{}');
         const full = { iss: issuer, iat: Math.floor(Date.now() / 1000), ...claims };
         let token;
         if (mode === 'none') {
@@ -252,7 +254,9 @@ server.listen(settings.port || 0, '127.0.0.1', () => {
           if (mode === 'wrong_key') signingKey = { ...newSigningKey(), kid: keys[0].kid };
           if (mode === 'unknown_kid') signingKey = newSigningKey();
           const key = await jose.importJWK(signingKey, 'RS256');
-          token = await new jose.SignJWT(full).setProtectedHeader({ alg: 'RS256', kid: signingKey.kid }).sign(key);
+          const header = { alg: 'RS256', kid: signingKey.kid };
+          if (typ) header.typ = typ;
+          token = await new jose.SignJWT(full).setProtectedHeader(header).sign(key);
         }
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ token }));

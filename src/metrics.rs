@@ -56,6 +56,7 @@ pub struct Metrics {
     logins_failed: IntCounterVec,
     session_cookie_bytes: Histogram,
     sessions_rejected: IntCounterVec,
+    scopes_dropped: IntCounter,
     key_refetches: IntCounterVec,
     refreshes: IntCounterVec,
     refresh_coalesced: IntCounterVec,
@@ -192,6 +193,14 @@ impl Metrics {
             "Session cookies that were not accepted, by reason",
             &["reason"],
         );
+        let scopes_dropped = IntCounter::with_opts(Opts::new(
+            "scopes_dropped_total",
+            "Claim values left out of introspection scopes as they are not RFC 6749 scope tokens",
+        ))
+        .expect("valid metric");
+        registry
+            .register(Box::new(scopes_dropped.clone()))
+            .expect("metric registered once");
 
         let key_refetches = counter_vec(
             &registry,
@@ -262,6 +271,7 @@ impl Metrics {
             logins_failed,
             session_cookie_bytes,
             sessions_rejected,
+            scopes_dropped,
             key_refetches,
             refreshes,
             refresh_coalesced,
@@ -332,6 +342,10 @@ impl Metrics {
         self.logins_failed
             .with_label_values(&[organization, idp, reason])
             .inc();
+    }
+
+    pub fn scope_dropped(&self) {
+        self.scopes_dropped.inc();
     }
 
     pub fn session_rejected(&self, reason: &str) {

@@ -101,6 +101,19 @@ impl Reply {
         }
     }
 
+    /// `503` with `Retry-After`: the answer depends on something that is down for now.
+    pub fn temporarily_unavailable(retry_after_secs: u32) -> Self {
+        Reply {
+            status: 503,
+            headers: vec![
+                ("retry-after", retry_after_secs.to_string()),
+                ("content-type", "application/json".to_owned()),
+                ("cache-control", "no-store".to_owned()),
+            ],
+            body: Bytes::from_static(b"{\"error\":\"temporarily_unavailable\"}\n"),
+        }
+    }
+
     pub fn with_cookies(mut self, set_cookies: impl IntoIterator<Item = String>) -> Self {
         self.headers
             .extend(set_cookies.into_iter().map(|c| ("set-cookie", c)));

@@ -35,10 +35,20 @@ client_id = "shop"
 client_secret = "shop-secret"
 audiences = ["api://shop"]
 algorithms = ["RS256"]
+access_token_type = "at+jwt"
 
 [identity_providers.kc]
 type = "oidc"
 name = "Keycloak"
+issuer = "{kc_issuer}"
+client_id = "shop"
+client_secret = "shop-secret"
+introspection = true
+
+# A second entry of the same realm and client, as the ICM example's oidc_kc_1 and _2.
+[identity_providers.kc_2]
+type = "oidc"
+name = "Keycloak (Myers)"
 issuer = "{kc_issuer}"
 client_id = "shop"
 client_secret = "shop-secret"
@@ -50,6 +60,10 @@ identity_providers = ["ad"]
 [organizations.inSPIRED]
 external_name = "inSPIRED"
 identity_providers = ["kc"]
+
+[organizations.Myers]
+external_name = "Myers"
+identity_providers = ["kc_2"]
 
 [commercetools]
 client_id = "commercetools"
@@ -196,6 +210,9 @@ fn bad_tokens_get_401_with_an_error_code() {
     let api = api();
     let now = now();
     let base = json!({"sub": "eve", "aud": "api://shop", "exp": now + 600});
+    // The Azure-like IdP declares RFC 9068 access tokens.
+    let sign =
+        |claims: serde_json::Value, mode: &str| api.ad.sign_typed(claims, mode, Some("at+jwt"));
     let with = |patch: serde_json::Value| {
         let mut claims = base.clone();
         for (k, v) in patch.as_object().unwrap() {
@@ -204,33 +221,29 @@ fn bad_tokens_get_401_with_an_error_code() {
         claims
     };
     let cases = [
-        (
-            "expired",
-            api.ad.sign(with(json!({"exp": now - 600})), "valid"),
-        ),
+        ("expired", sign(with(json!({"exp": now - 600})), "valid")),
         (
             "wrong audience",
-            api.ad.sign(with(json!({"aud": "api://other"})), "valid"),
+            sign(with(json!({"aud": "api://other"})), "valid"),
         ),
         (
             "wrong issuer",
-            api.ad
-                .sign(with(json!({"iss": "https://evil.example/v2.0"})), "valid"),
+            sign(with(json!({"iss": "https://evil.example/v2.0"})), "valid"),
         ),
         (
             "not yet valid",
-            api.ad.sign(with(json!({"nbf": now + 600})), "valid"),
+            sign(with(json!({"nbf": now + 600})), "valid"),
         ),
-        ("foreign key", api.ad.sign(base.clone(), "wrong_key")),
-        ("unknown kid", api.ad.sign(base.clone(), "unknown_kid")),
+        ("foreign key", sign(base.clone(), "wrong_key")),
+        ("unknown kid", sign(base.clone(), "unknown_kid")),
         (
             "alg confusion (HS256 keyed with the public key)",
-            api.ad.sign(base.clone(), "hs256_public"),
+            sign(base.clone(), "hs256_public"),
         ),
-        ("alg none", api.ad.sign(base.clone(), "none")),
+        ("alg none", sign(base.clone(), "none")),
         (
             "token of another IdP on a pinned route",
-            api.ad.sign(base.clone(), "valid"),
+            sign(base.clone(), "valid"),
         ),
     ];
     for (name, token) in &cases {
@@ -262,10 +275,7 @@ fn bad_tokens_get_401_with_an_error_code() {
     );
 
     // The same claims, properly signed, pass: the cases above failed for their own reason.
-    assert_eq!(
-        api.call("/api/x", &api.ad.sign(base, "valid")).status(),
-        200
-    );
+    assert_eq!(api.call("/api/x", &sign(base, "valid")).status(), 200);
 }
 
 #[test]
@@ -367,4 +377,159 @@ fn commercetools_introspection() {
             .unwrap()
             .starts_with("Basic"));
     }
+}
+
+/// Issue 14: an ID token (audience = the client id, the default bearer audience) or a
+/// logout token was accepted as a bearer token, and introspection called it active. Old
+/// code: 200 and `active: true`.
+#[test]
+fn id_and_logout_tokens_are_not_access_tokens() {
+    let api = api();
+    let now = now();
+    let id_token = api.kc.sign(
+        json!({"sub": "eve", "aud": "shop", "azp": "shop", "nonce": "n-1", "exp": now + 600}),
+        "valid",
+    );
+    let at_hash_only = api.kc.sign(
+        json!({"sub": "eve", "aud": "shop", "at_hash": "x", "exp": now + 600}),
+        "valid",
+    );
+    let logout_typed = api.kc.sign_typed(
+        json!({"sub": "eve", "aud": "shop", "exp": now + 600}),
+        "valid",
+        Some("logout+jwt"),
+    );
+    // RFC 9068: the Azure-like IdP declares `at+jwt`, so a plain JWT is no access token.
+    let untyped_for_ad = api.ad.sign(
+        json!({"sub": "eve", "aud": "api://shop", "exp": now + 600}),
+        "valid",
+    );
+    for (name, token) in [
+        ("id token", &id_token),
+        ("at_hash", &at_hash_only),
+        ("logout+jwt", &logout_typed),
+        ("untyped at an at+jwt IdP", &untyped_for_ad),
+    ] {
+        let response = api.call("/api/orders", token);
+        assert_eq!(response.status(), 401, "{name}");
+        assert!(response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("not an access token"));
+        assert_eq!(api.introspect(token), json!({"active": false}), "{name}");
+    }
+    assert!(api.upstream.seen().is_empty());
+    // The same claims without the ID-token marks pass: the refusals were for the type.
+    let access = api.kc.sign(
+        json!({"sub": "eve", "aud": "shop", "exp": now + 600}),
+        "valid",
+    );
+    assert_eq!(api.call("/api/orders", &access).status(), 200);
+}
+
+/// Issue 14: opaque tokens were sent to every IdP in turn (IdP A saw IdP B's tokens), and
+/// a failed introspection was cached as a refusal for 30 s. Old code: the Azure-like IdP
+/// was asked first; the garbled answer made the token invalid until the cache expired.
+#[test]
+fn opaque_tokens_go_only_to_their_idp_and_outages_are_not_cached() {
+    let api = api();
+    let token = api.access_token("inSPIRED", "ursula");
+    assert_eq!(token.split('.').count(), 1);
+    api.kc.garble("introspection", "html");
+    let during = api.call("/api/orders", &token);
+    assert_eq!(
+        during.status(),
+        503,
+        "an IdP that cannot answer is not a refusal"
+    );
+    assert!(during.headers().contains_key("retry-after"));
+    api.kc.garble("introspection", "off");
+    assert_eq!(
+        api.call("/api/orders", &token).status(),
+        200,
+        "the outage was not cached"
+    );
+    assert_eq!(api.upstream.last().header("x-sso-subject"), Some("ursula"));
+    assert!(
+        api.ad.stats()["introspections"].as_u64().unwrap_or(0) == 0,
+        "the other IdP never sees the token: {}",
+        api.ad.stats()
+    );
+    assert_eq!(
+        api.sidecar
+            .metric("sso_sidecar_sessions_rejected_total{reason=\"bearer_unavailable\"}"),
+        1.0
+    );
+}
+
+/// Issue 14: refusal reasons held the token's own text (its `alg`) and went into
+/// `WWW-Authenticate`. Old code: "unknown algorithm <text>".
+#[test]
+fn refusals_carry_no_token_text() {
+    use base64::Engine as _;
+    let api = api();
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let forged = format!(
+        "{}.{}.c2ln",
+        b64(json!({"alg": "ATTACKER-TEXT-1234", "typ": "at+jwt"})),
+        b64(json!({"iss": api.ad.issuer, "aud": "api://shop", "sub": "x", "exp": now() + 60}))
+    );
+    for _ in 0..2 {
+        let response = api.call("/api/x", &forged);
+        assert_eq!(response.status(), 401);
+        let challenge = response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(!challenge.contains("ATTACKER"), "{challenge}");
+        assert!(
+            challenge.contains("algorithm is not accepted"),
+            "{challenge}"
+        );
+    }
+}
+
+/// Issue 14: bearer tokens were never checked against revocations, and with two IdP
+/// entries of one issuer a logout token ended only the first entry's sessions. Old code:
+/// the access token kept working after the back-channel logout and the Myers session
+/// (entry `kc_2`) survived it.
+#[test]
+fn backchannel_logout_ends_bearer_tokens_and_sessions_of_every_entry() {
+    let api = api();
+    let token = api.access_token("inTRONICS", "buyer");
+    assert_eq!(api.call("/api/orders", &token).status(), 200);
+
+    let browser = Browser::new();
+    let to_idp = browser.get(&format!(
+        "{}?org=Myers&rd=%2Faccount%2F",
+        api.sidecar.url("/oauth2/start")
+    ));
+    let callback = browser.sign_in_at_idp(to_idp, "mia", &api.sidecar.url("/"));
+    assert_eq!(browser.follow(browser.get(&callback)).status, 200);
+    assert_eq!(
+        api.upstream.last().header("x-sso-identity-provider"),
+        Some("kc_2")
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let logout = |idp: &Idp, sub: &str| {
+        let token = idp.logout_token(json!({"sub": sub}));
+        let response = client()
+            .post(api.sidecar.url("/oauth2/backchannel-logout"))
+            .form(&[("logout_token", token)])
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().unwrap());
+    };
+    logout(&api.ad, "buyer");
+    logout(&api.kc, "mia");
+    let after = api.call("/api/orders", &token);
+    assert_eq!(after.status(), 401);
+    assert!(after.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("revoked"));
+    assert_eq!(browser.get(&api.sidecar.url("/account/")).status, 302);
 }

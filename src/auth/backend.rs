@@ -64,7 +64,7 @@ impl Backend {
         let Some(expires_at) = tokens.expires_at else {
             return Freshness::Current;
         };
-        if expires_at - now > self.min_left || tokens.refresh_token.is_none() {
+        if expires_at.saturating_sub(now) > self.min_left || tokens.refresh_token.is_none() {
             return Freshness::Current;
         }
         let key: [u8; 32] = Sha256::digest(tokens.token.as_bytes()).into();

@@ -1,9 +1,13 @@
 //! `api` routes: `Authorization: Bearer` access tokens from the configured IdPs.
 
+use std::sync::Arc;
+
 use super::{AuthService, Gate, Request};
-use crate::config::ClaimMapping;
+use crate::config::{ClaimMapping, Organization};
 use crate::oidc::access::VerifiedToken;
 use crate::oidc::flow::identity_from_claims;
+use crate::oidc::registry::Provider;
+use crate::oidc::verify::{Invalid, VerifyError};
 use crate::reply::Reply;
 use crate::session::{Session, Tokens};
 
@@ -29,17 +33,11 @@ impl AuthService {
         pinned_org: Option<&str>,
         now: i64,
     ) -> Gate {
-        let verified = match self.access.verify(token).await {
+        let verified = match self.verify_bearer(token, pinned_org).await {
             Ok(verified) => verified,
-            Err(reason) => {
-                self.metrics.session_rejected("bearer_invalid");
-                return Gate::Deny(Reply::unauthorized_with(
-                    Some("invalid_token"),
-                    Some(&reason),
-                ));
-            }
+            Err(error) => return Gate::Deny(self.bearer_refused(&error)),
         };
-        let Some(organization) = self.organization_for(&verified.idp, pinned_org) else {
+        let Some((idp, organization)) = self.attribute(&verified, pinned_org) else {
             self.metrics.session_rejected("other_organization");
             let reason = "the token's identity provider does not serve this organization";
             return Gate::Deny(Reply::unauthorized_with(
@@ -49,41 +47,128 @@ impl AuthService {
         };
         let mapping = self
             .registry
-            .get(&verified.idp)
+            .get(idp)
             .map(|p| p.config.claims.clone())
             .unwrap_or_default();
-        let session = session_from_token(&verified, token, organization, &mapping, now);
+        let session = session_from_token(&verified, idp, token, organization, &mapping, now);
         Gate::Forward {
             session: Box::new(session),
             set_cookies: Vec::new(),
         }
     }
 
-    /// The organization a token speaks for: the route's, if the IdP serves it; otherwise
-    /// the one organization the IdP serves (empty when it serves several).
-    fn organization_for(&self, idp: &str, pinned_org: Option<&str>) -> Option<String> {
-        let serves =
-            |org: &crate::config::Organization| org.identity_providers.iter().any(|k| k == idp);
-        match pinned_org {
-            Some(key) => self
-                .config
-                .organizations
-                .get(key)
-                .filter(|org| serves(org))
-                .map(|org| org.key.clone()),
-            None => {
-                let mut serving = self.config.organizations.values().filter(|org| serves(org));
-                match (serving.next(), serving.next()) {
-                    (Some(only), None) => Some(only.key.clone()),
-                    _ => Some(String::new()),
-                }
+    /// A bearer token verified (see [`crate::oidc::access`]) and not ended by a
+    /// back-channel logout of its user or IdP session.
+    pub(super) async fn verify_bearer(
+        &self,
+        token: &str,
+        pinned_org: Option<&str>,
+    ) -> Result<Arc<VerifiedToken>, Arc<VerifyError>> {
+        let candidates = self.introspection_candidates(pinned_org);
+        let verified = self.access.verify(token, &candidates).await?;
+        let revoked = verified.idps.iter().any(|idp| {
+            self.revocations.is_token_revoked(
+                idp,
+                verified.claim("sub").unwrap_or_default(),
+                verified.claim("sid"),
+                issued_at(&verified),
+            )
+        });
+        if revoked {
+            return Err(Arc::new(Invalid::Revoked.into()));
+        }
+        Ok(verified)
+    }
+
+    /// `401` for a token that is not good; `503` when the IdP could not be asked, so
+    /// clients retry instead of dropping a token that may be fine.
+    pub(super) fn bearer_refused(&self, error: &VerifyError) -> Reply {
+        match error {
+            VerifyError::Unavailable { idp, .. } => {
+                self.metrics.session_rejected("bearer_unavailable");
+                tracing::warn!(idp = idp.as_str(), error = %ErrorChain(error), "bearer token cannot be checked now");
+                Reply::temporarily_unavailable(RETRY_AFTER_SECS)
+            }
+            VerifyError::Invalid(_) | VerifyError::UnknownKey => {
+                self.metrics.session_rejected("bearer_invalid");
+                Reply::unauthorized_with(Some("invalid_token"), Some(&error.to_string()))
             }
         }
+    }
+
+    /// The IdPs an opaque token may be introspected at: those with `introspection = true`
+    /// that serve the route's organization, or all of them on an unpinned route.
+    pub(super) fn introspection_candidates(&self, pinned_org: Option<&str>) -> Vec<Arc<Provider>> {
+        let pinned = pinned_org.and_then(|key| self.config.organizations.get(key));
+        self.registry
+            .providers()
+            .filter(|p| p.config.introspection)
+            .filter(|p| pinned.is_none_or(|org| org.identity_providers.contains(&p.key)))
+            .cloned()
+            .collect()
+    }
+
+    /// The IdP entry and organization a token speaks for: on a pinned route, the first of
+    /// its entries that serves the route's organization; otherwise the one organization its
+    /// entries serve (empty when they serve several).
+    fn attribute<'v>(
+        &self,
+        verified: &'v VerifiedToken,
+        pinned_org: Option<&str>,
+    ) -> Option<(&'v str, String)> {
+        let serves =
+            |org: &Organization, idp: &str| org.identity_providers.iter().any(|k| k == idp);
+        if let Some(key) = pinned_org {
+            let org = self.config.organizations.get(key)?;
+            let idp = verified.idps.iter().find(|idp| serves(org, idp))?;
+            return Some((idp, org.key.clone()));
+        }
+        let mut serving = self
+            .config
+            .organizations
+            .values()
+            .filter(|org| verified.idps.iter().any(|idp| serves(org, idp)));
+        match (serving.next(), serving.next()) {
+            (Some(only), None) => {
+                let idp = verified.idps.iter().find(|idp| serves(only, idp))?;
+                Some((idp, only.key.clone()))
+            }
+            _ => Some((verified.idp(), String::new())),
+        }
+    }
+}
+
+/// How long a client should wait when an IdP could not be asked.
+const RETRY_AFTER_SECS: u32 = 5;
+
+/// When the token was issued; tokens without `iat` count as issued long ago, so a
+/// back-channel logout of their user ends them too.
+fn issued_at(token: &VerifiedToken) -> i64 {
+    token
+        .claims
+        .get("iat")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(0)
+}
+
+/// An error with its causes, for logs.
+struct ErrorChain<'e>(&'e (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }
 
 fn session_from_token(
     token: &VerifiedToken,
+    idp: &str,
     raw: &str,
     organization: String,
     mapping: &ClaimMapping,
@@ -92,7 +177,7 @@ fn session_from_token(
     Session {
         id: String::new(),
         organization,
-        identity_provider: token.idp.clone(),
+        identity_provider: idp.to_owned(),
         identity: identity_from_claims(&token.claims, mapping),
         tokens: Tokens {
             access_token: raw.to_owned(),
@@ -100,7 +185,7 @@ fn session_from_token(
             refresh_token: None,
             id_token: None,
         },
-        idp_session_id: None,
+        idp_session_id: token.claim("sid").map(str::to_owned),
         issued_at: now,
         last_seen: now,
         backend: None,

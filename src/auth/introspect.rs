@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::{AuthService, Params, Request};
 use crate::config::CommercetoolsConfig;
 use crate::oidc::access::VerifiedToken;
+use crate::oidc::verify::VerifyError;
 use crate::reply::Reply;
 
 impl AuthService {
@@ -29,8 +30,18 @@ impl AuthService {
         let Some(token) = form_field(req, "token").await else {
             return inactive();
         };
-        match self.access.verify(&token).await {
-            Ok(verified) => Reply::json(200, &active_answer(ct, &verified)),
+        match self.verify_bearer(&token, None).await {
+            Ok(verified) => {
+                let (scopes, dropped) = scopes(ct, &verified);
+                for _ in 0..dropped {
+                    self.metrics.scope_dropped();
+                }
+                Reply::json(200, &active_answer(&scopes, &verified))
+            }
+            // commercetools should retry, not log the customer out.
+            Err(error) if matches!(*error, VerifyError::Unavailable { .. }) => {
+                self.bearer_refused(&error)
+            }
             Err(_) => inactive(),
         }
     }
@@ -41,10 +52,10 @@ fn inactive() -> Reply {
     Reply::json(200, &json!({"active": false}))
 }
 
-fn active_answer(ct: &CommercetoolsConfig, token: &VerifiedToken) -> Value {
+fn active_answer(scopes: &[String], token: &VerifiedToken) -> Value {
     let mut answer = json!({
         "active": true,
-        "scope": scopes(ct, token).join(" "),
+        "scope": scopes.join(" "),
         "exp": token.expires_at,
     });
     if let Some(sub) = token.claim("sub") {
@@ -57,8 +68,11 @@ fn active_answer(ct: &CommercetoolsConfig, token: &VerifiedToken) -> Value {
 }
 
 /// The default scopes, the mapped ones for each value of the scope claim, and the
-/// customer scope; `{projectKey}` filled in, duplicates dropped, order kept stable.
-fn scopes(ct: &CommercetoolsConfig, token: &VerifiedToken) -> Vec<String> {
+/// customer scope; `{projectKey}` filled in, duplicates dropped, order kept stable. Claim
+/// values that are not RFC 6749 scope tokens are left out and counted (the second value):
+/// `customer_id:a manage_project:shop` would otherwise grant a second scope.
+fn scopes(ct: &CommercetoolsConfig, token: &VerifiedToken) -> (Vec<String>, usize) {
+    let mut dropped = 0;
     let mut templates: Vec<&str> = ct.default_scopes.iter().map(String::as_str).collect();
     let values: Vec<&str> = match token.claims.get(&ct.scope_claim) {
         Some(Value::String(one)) => one.split_whitespace().collect(),
@@ -66,6 +80,10 @@ fn scopes(ct: &CommercetoolsConfig, token: &VerifiedToken) -> Vec<String> {
         _ => Vec::new(),
     };
     for value in values {
+        if !is_scope_token(value) {
+            dropped += 1;
+            continue;
+        }
         if let Some(mapped) = ct.scope_mapping.get(value) {
             templates.extend(mapped.iter().map(String::as_str));
         }
@@ -81,10 +99,23 @@ fn scopes(ct: &CommercetoolsConfig, token: &VerifiedToken) -> Vec<String> {
             .claim(&ct.customer_id_claim)
             .or_else(|| token.claim("sub"))
         {
-            out.push(format!("customer_id:{customer}"));
+            let scope = format!("customer_id:{customer}");
+            if is_scope_token(&scope) {
+                out.push(scope);
+            } else {
+                dropped += 1;
+            }
         }
     }
-    out
+    (out, dropped)
+}
+
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+fn is_scope_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 /// HTTP Basic with the configured credentials, compared in constant time.
@@ -177,7 +208,7 @@ mod tests {
     fn scopes_from_defaults_mapping_and_customer() {
         let t = token(json!({"sub": "s1", "oid": "o-1", "groups": ["buyers", "other"]}));
         assert_eq!(
-            scopes(&ct(), &t),
+            scopes(&ct(), &t).0,
             vec![
                 "view_products:shop-eu",
                 "manage_my_orders:shop-eu",
@@ -186,12 +217,31 @@ mod tests {
             ]
         );
         let t = token(json!({"sub": "s1"}));
-        assert_eq!(scopes(&ct(), &t).last().unwrap(), "customer_id:s1");
+        assert_eq!(scopes(&ct(), &t).0.last().unwrap(), "customer_id:s1");
         let mut no_customer = ct();
         no_customer.include_customer_id = false;
         assert_eq!(
-            scopes(&no_customer, &t),
+            scopes(&no_customer, &t).0,
             vec!["view_products:shop-eu", "manage_my_orders:shop-eu"]
         );
+    }
+
+    /// Issue 14: a claim value with a space added any scope (`manage_project:…`).
+    #[test]
+    fn claim_values_cannot_inject_scopes() {
+        let t = token(
+            json!({"sub": "s1", "oid": "x manage_project:shop-eu", "groups": ["buyers\"", "a\\b"]}),
+        );
+        let (granted, dropped) = scopes(&ct(), &t);
+        assert_eq!(
+            granted,
+            vec!["view_products:shop-eu", "manage_my_orders:shop-eu"]
+        );
+        assert_eq!(dropped, 3);
+        assert!(granted.iter().all(|s| !s.contains("manage_project")));
+        assert!(is_scope_token("customer_id:5f2c-ü".trim_end_matches('ü')));
+        assert!(!is_scope_token(""));
+        assert!(!is_scope_token("a b"));
+        assert!(!is_scope_token("café"));
     }
 }

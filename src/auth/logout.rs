@@ -170,33 +170,37 @@ impl AuthService {
                     return backchannel_error(&error.to_string());
                 }
             };
+        let first_idp = order.idps.first().map_or("", String::as_str);
         if !self
-            .first_use_of_logout_token(&format!("{}\u{0}{}", order.idp, order.jti))
+            .first_use_of_logout_token(&format!("{first_idp}\u{0}{}", order.jti))
             .await
         {
             self.metrics.count_backchannel("rejected", "replay");
             return backchannel_error("logout token already used");
         }
         let now = chrono::Utc::now().timestamp();
-        let revocation = match (&order.sid, &order.sub) {
-            (Some(sid), _) => Some(Revocation::IdpSession {
-                idp: order.idp.clone(),
-                sid: sid.clone(),
-                at: now,
-            }),
-            (None, Some(sub)) => Some(Revocation::Subject {
-                idp: order.idp.clone(),
-                sub: sub.clone(),
-                at: now,
-            }),
-            (None, None) => None,
-        };
-        if let Some(revocation) = revocation {
-            self.revoke(revocation).await;
+        // Entries sharing the issuer and client each have sessions of their own.
+        for idp in &order.idps {
+            let revocation = match (&order.sid, &order.sub) {
+                (Some(sid), _) => Some(Revocation::IdpSession {
+                    idp: idp.clone(),
+                    sid: sid.clone(),
+                    at: now,
+                }),
+                (None, Some(sub)) => Some(Revocation::Subject {
+                    idp: idp.clone(),
+                    sub: sub.clone(),
+                    at: now,
+                }),
+                (None, None) => None,
+            };
+            if let Some(revocation) = revocation {
+                self.revoke(revocation).await;
+            }
         }
         self.metrics.count_backchannel("accepted", "ok");
         tracing::info!(
-            idp = order.idp.as_str(),
+            idps = ?order.idps,
             sid = order.sid.as_deref(),
             sub = order.sub.as_deref(),
             "back-channel logout"

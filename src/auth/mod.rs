@@ -608,7 +608,7 @@ impl AuthService {
                 "organization": session.organization,
                 "identity_provider": session.identity_provider,
                 "self_administration": policy,
-                "session_expires_at": session.issued_at + self.config.session.max_age.as_secs() as i64,
+                "session_expires_at": session.issued_at.saturating_add(self.config.session.max_age.as_secs() as i64),
             }),
         )
     }

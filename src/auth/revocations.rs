@@ -91,19 +91,30 @@ impl Revocations {
         if !self.any.load(Ordering::Acquire) {
             return false;
         }
-        if self.sessions.contains_key(&session.id) {
-            return true;
+        self.sessions.contains_key(&session.id)
+            || self.is_token_revoked(
+                &session.identity_provider,
+                &session.identity.subject,
+                session.idp_session_id.as_deref(),
+                session.issued_at,
+            )
+    }
+
+    /// Whether a back-channel logout ended the IdP session `sid` or every session of `sub`
+    /// at `idp` at or after `issued_at`; for bearer tokens as for sessions.
+    pub fn is_token_revoked(
+        &self,
+        idp: &str,
+        sub: &str,
+        sid: Option<&str>,
+        issued_at: i64,
+    ) -> bool {
+        if !self.any.load(Ordering::Acquire) {
+            return false;
         }
-        let ended_before = |at: Option<i64>| at.is_some_and(|at| session.issued_at <= at);
-        if let Some(sid) = &session.idp_session_id {
-            if ended_before(self.sids.get(&scoped(&session.identity_provider, sid))) {
-                return true;
-            }
-        }
-        ended_before(self.subs.get(&scoped(
-            &session.identity_provider,
-            &session.identity.subject,
-        )))
+        let ended_before = |at: Option<i64>| at.is_some_and(|at| issued_at <= at);
+        sid.is_some_and(|sid| ended_before(self.sids.get(&scoped(idp, sid))))
+            || ended_before(self.subs.get(&scoped(idp, sub)))
     }
 }
 

@@ -85,10 +85,10 @@ impl TokenKeeper {
         let Some(expires_at) = session.tokens.access_expires_at else {
             return Freshness::Current;
         };
-        if expires_at - now > self.min_left {
+        if expires_at.saturating_sub(now) > self.min_left {
             return Freshness::Current;
         }
-        let still_valid = now < expires_at + self.skew;
+        let still_valid = now < expires_at.saturating_add(self.skew);
         let Some(refresh_token) = session.tokens.refresh_token.as_deref() else {
             return if still_valid {
                 Freshness::Current

@@ -270,8 +270,12 @@ pub struct OidcProvider {
     pub logout_params: BTreeMap<String, String>,
     /// Accepted `aud` values of bearer access tokens (default: the client id).
     pub audiences: Vec<String>,
-    /// Signature algorithms accepted for bearer JWTs from this IdP.
+    /// Signature algorithms accepted for every JWT from this IdP (ID, access, logout).
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// `Some("at+jwt")`: the IdP issues RFC 9068 access tokens, whose `typ` must say so.
+    pub access_token_type: Option<String>,
+    /// Opaque bearer tokens may be introspected at this IdP (RFC 7662).
+    pub introspection: bool,
     /// Which claim fills which profile field (ICM's OIDCProfileMapper / OIDCLoginNameProvider).
     pub claims: ClaimMapping,
 }

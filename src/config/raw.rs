@@ -114,6 +114,8 @@ pub struct RawIdentityProvider {
     pub logout_params: Option<BTreeMap<String, String>>,
     pub audiences: Option<Vec<String>>,
     pub algorithms: Option<Vec<String>>,
+    pub access_token_type: Option<String>,
+    pub introspection: Option<bool>,
     pub claims: Option<BTreeMap<String, String>>,
 }
 

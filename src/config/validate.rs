@@ -169,6 +169,7 @@ impl Validator {
         // defined, so an organization naming one gets no second, misleading error.
         let declared_idps: Vec<String> = raw_idps.keys().cloned().collect();
         let identity_providers = self.identity_providers(raw_idps);
+        self.note_shared_issuers(&identity_providers);
         let organizations = self.organizations(
             raw.organizations.unwrap_or_default(),
             &identity_providers,
@@ -697,8 +698,18 @@ impl Validator {
                 );
             }
         }
+        let access_token_type = match raw.access_token_type.as_deref() {
+            None => None,
+            Some(t) if t.eq_ignore_ascii_case("at+jwt") => Some("at+jwt".to_owned()),
+            Some(other) => {
+                self.bad_enum(&format!("{path}.access_token_type"), other, &["at+jwt"]);
+                None
+            }
+        };
         let client_id = client_id?;
         Some(OidcProvider {
+            access_token_type,
+            introspection: raw.introspection.unwrap_or(false),
             issuer: issuer?,
             audiences: if audiences.is_empty() {
                 vec![client_id.clone()]
@@ -713,6 +724,23 @@ impl Validator {
             algorithms,
             claims,
         })
+    }
+
+    /// Entries that share an issuer (two clients of one realm) are fine, but an operator
+    /// should know: tokens of that issuer count for each of them.
+    fn note_shared_issuers(&mut self, idps: &BTreeMap<String, IdentityProvider>) {
+        let mut by_issuer: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (key, idp) in idps {
+            if let Some(oidc) = idp.oidc() {
+                by_issuer.entry(oidc.issuer.as_str()).or_default().push(key);
+            }
+        }
+        for (issuer, keys) in by_issuer.into_iter().filter(|(_, keys)| keys.len() > 1) {
+            self.warnings.push(format!(
+                "identity_providers {} share the issuer {issuer}: logout and bearer tokens of that issuer count for each entry whose client they name",
+                keys.join(", ")
+            ));
+        }
     }
 
     fn organizations(

@@ -6,23 +6,26 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use moka::future::Cache;
 use moka::Expiry;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::flow::jwt_part;
-use super::registry::{Discovered, Provider, Registry};
+use super::registry::{Provider, Registry};
+use super::verify::{self, Checks, Invalid, TokenUse, Unavailable, VerifyError};
 
 const MAX_INTROSPECTION_CACHE: Duration = Duration::from_secs(300);
 const REFUSAL_CACHE: Duration = Duration::from_secs(30);
+/// Refusals cached at most; each entry is a 32-byte digest and a one-byte reason, so this
+/// bounds the cache at a few megabytes whatever the tokens' size.
+const MAX_REFUSALS: u64 = 100_000;
 
 /// A token that passed verification.
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
-    /// The key of the IdP that issued it.
-    pub idp: String,
+    /// The keys of the IdP entries it is valid for (entries sharing an issuer all count),
+    /// in config order; never empty.
+    pub idps: Vec<String>,
     pub claims: Map<String, Value>,
     /// Unix seconds.
     pub expires_at: i64,
@@ -32,6 +35,11 @@ pub struct VerifiedToken {
 impl VerifiedToken {
     pub fn claim(&self, name: &str) -> Option<&str> {
         self.claims.get(name).and_then(Value::as_str)
+    }
+
+    /// The first IdP entry it is valid for.
+    pub fn idp(&self) -> &str {
+        self.idps.first().map_or("", String::as_str)
     }
 }
 
@@ -51,9 +59,10 @@ impl Expiry<[u8; 32], Arc<VerifiedToken>> for UntilExpiry {
 pub struct AccessTokens {
     registry: Arc<Registry>,
     verified: Cache<[u8; 32], Arc<VerifiedToken>>,
-    refused: Cache<[u8; 32], Arc<String>>,
-    skew: Duration,
-    accept_unsigned: bool,
+    /// Only [`Invalid`] is ever cached: a token refused because an IdP could not be asked
+    /// may be fine a moment later.
+    refused: Cache<[u8; 32], Invalid>,
+    checks: Checks,
 }
 
 impl AccessTokens {
@@ -65,255 +74,195 @@ impl AccessTokens {
                 .expire_after(UntilExpiry)
                 .build(),
             refused: Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(MAX_REFUSALS)
                 .time_to_live(REFUSAL_CACHE)
                 .build(),
-            skew,
-            accept_unsigned,
+            checks: Checks {
+                skew,
+                accept_unsigned,
+            },
         }
     }
 
-    /// Verifies `token`; the error text says why it was refused (for `error_description`).
-    pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, Arc<String>> {
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    /// Verifies a bearer token. JWTs are checked with their issuer's keys; opaque tokens
+    /// are introspected only at `introspect_at` (the IdPs with `introspection = true` that
+    /// may have issued it), never broadcast to every IdP.
+    pub async fn verify(
+        &self,
+        token: &str,
+        introspect_at: &[Arc<Provider>],
+    ) -> Result<Arc<VerifiedToken>, Arc<VerifyError>> {
+        if !is_token68(token) {
+            // Nothing an IdP could have issued; not worth a call, and never "unavailable".
+            return Err(Arc::new(Invalid::Malformed.into()));
+        }
+        let is_jwt = token.split('.').count() == 3;
+        let key = cache_key(token, (!is_jwt).then_some(introspect_at));
         if let Some(reason) = self.refused.get(&key).await {
-            return Err(reason);
+            return Err(Arc::new(reason.into()));
         }
         let result = self
             .verified
             .try_get_with(key, async {
-                let verified = if token.split('.').count() == 3 {
+                let verified = if is_jwt {
                     self.verify_jwt(token).await
                 } else {
-                    self.introspect(token).await
+                    self.introspect(token, introspect_at).await
                 };
                 verified.map(Arc::new)
             })
-            .await
-            .map_err(|e: Arc<String>| e);
+            .await;
+        let now = now();
         match result {
-            Ok(token) if token.expires_at > now() - self.skew.as_secs() as i64 => Ok(token),
+            Ok(token) if token.expires_at.saturating_add(self.skew()) >= now => Ok(token),
             Ok(_) => {
                 self.verified.invalidate(&key).await;
-                Err(Arc::new("the token has expired".to_owned()))
+                Err(Arc::new(Invalid::Expired.into()))
             }
-            Err(reason) => {
-                self.refused.insert(key, reason.clone()).await;
-                Err(reason)
+            Err(error) => {
+                if let VerifyError::Invalid(reason) = &*error {
+                    self.refused.insert(key, *reason).await;
+                }
+                Err(error)
             }
         }
     }
 
-    async fn verify_jwt(&self, token: &str) -> Result<VerifiedToken, String> {
-        let header = jwt_part(token, 0).ok_or("malformed token")?;
-        let unverified = jwt_part(token, 1).ok_or("malformed token")?;
-        let issuer = unverified
-            .get("iss")
-            .and_then(Value::as_str)
-            .ok_or("the token has no issuer")?;
-        let provider = self
-            .registry
-            .by_issuer(issuer)
-            .ok_or("the token's issuer is not a configured identity provider")?;
-        let discovered = provider
-            .discovered()
-            .ok_or("the identity provider's keys are not loaded yet")?;
-        let alg = header
-            .get("alg")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if alg == "none" {
-            if !self.accept_unsigned {
-                return Err("unsigned tokens are not accepted".into());
-            }
-            return self.check_unsigned(provider, unverified);
-        }
-        let alg: Algorithm = alg
-            .parse()
-            .map_err(|_| format!("unknown algorithm {alg}"))?;
-        if !provider.config.algorithms.contains(&alg) {
-            return Err(format!(
-                "algorithm {alg:?} is not accepted for this identity provider"
-            ));
-        }
-        let kid = header.get("kid").and_then(Value::as_str);
-        let claims = match self.decode(&discovered, provider, token, alg, kid) {
-            Err(KeyProblem::Unknown) => match self.registry.refetch_keys(provider).await {
-                Some(fresh) => self.decode(&fresh, provider, token, alg, kid),
-                None => Err(KeyProblem::Unknown),
-            },
-            other => other,
-        }
-        .map_err(|problem| match problem {
-            KeyProblem::Unknown => "the token is signed with an unknown key".to_owned(),
-            KeyProblem::Invalid(reason) => reason,
-        })?;
-        let expires_at = claims
+    fn skew(&self) -> i64 {
+        i64::try_from(self.checks.skew.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    async fn verify_jwt(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        let verified =
+            verify::verify_jwt(&self.registry, token, TokenUse::Access, None, self.checks).await?;
+        let expires_at = verified
+            .claims
             .get("exp")
             .and_then(Value::as_i64)
-            .ok_or("the token has no exp")?;
+            .ok_or(Invalid::MissingClaim)?;
         Ok(VerifiedToken {
-            idp: provider.key.clone(),
+            idps: verified.providers.iter().map(|p| p.key.clone()).collect(),
             cache_for: until(expires_at),
-            claims,
+            claims: verified.claims,
             expires_at,
         })
     }
 
-    fn decode(
+    /// RFC 7662 at each candidate in turn. With several candidates an answer counts only
+    /// when it names the IdP asked (`iss`) or our client there (`client_id`): an IdP may
+    /// call another's token active. A candidate that cannot be asked does not end the
+    /// search; if no candidate vouches for the token and one could not be asked, the
+    /// answer is "unavailable", not a refusal.
+    async fn introspect(
         &self,
-        discovered: &Discovered,
-        provider: &Provider,
         token: &str,
-        alg: Algorithm,
-        kid: Option<&str>,
-    ) -> Result<Map<String, Value>, KeyProblem> {
-        let jwk = match kid {
-            Some(kid) => discovered.jwks.find(kid),
-            None => discovered.jwks.keys.first(),
-        }
-        .ok_or(KeyProblem::Unknown)?;
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| KeyProblem::Invalid(e.to_string()))?;
-        let mut validation = Validation::new(alg);
-        validation.algorithms = provider.config.algorithms.clone();
-        validation.set_issuer(&[provider.config.issuer.as_str()]);
-        validation.set_audience(&provider.config.audiences);
-        validation.leeway = self.skew.as_secs();
-        validation.validate_nbf = true;
-        jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
-            .map(|data| data.claims)
-            .map_err(|e| KeyProblem::Invalid(describe_jwt_error(&e)))
-    }
-
-    /// `alg: none`, allowed by `accept_unsigned_tokens`: the claims are still checked.
-    fn check_unsigned(
-        &self,
-        provider: &Provider,
-        claims: Map<String, Value>,
-    ) -> Result<VerifiedToken, String> {
-        let now = now();
-        let skew = self.skew.as_secs() as i64;
-        let expires_at = claims
-            .get("exp")
-            .and_then(Value::as_i64)
-            .ok_or("the token has no exp")?;
-        if expires_at + skew < now {
-            return Err("the token has expired".into());
-        }
-        let audience_ok = match claims.get("aud") {
-            Some(Value::String(aud)) => provider.config.audiences.contains(aud),
-            Some(Value::Array(list)) => list
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|a| provider.config.audiences.iter().any(|x| x == a)),
-            _ => false,
-        };
-        if !audience_ok {
-            return Err("the token is not meant for this audience".into());
-        }
-        Ok(VerifiedToken {
-            idp: provider.key.clone(),
-            cache_for: until(expires_at),
-            claims,
-            expires_at,
-        })
-    }
-
-    /// Asks each IdP with an introspection endpoint until one knows the token.
-    async fn introspect(&self, token: &str) -> Result<VerifiedToken, String> {
-        let mut asked = false;
-        for provider in self.registry.providers() {
-            let Some(discovered) = provider.discovered() else {
-                continue;
-            };
-            let Some(endpoint) = discovered
-                .metadata
-                .additional_metadata()
-                .introspection_endpoint
-                .clone()
-            else {
-                continue;
-            };
-            asked = true;
-            let started = Instant::now();
-            let response = self
-                .registry
-                .http
-                .post(&endpoint)
-                .basic_auth(
-                    &provider.config.client_id,
-                    Some(provider.config.client_secret.expose()),
-                )
-                .form(&[("token", token), ("token_type_hint", "access_token")])
-                .send()
-                .await;
-            self.registry.metrics().observe_idp_call(
-                &provider.key,
-                "introspection",
-                started.elapsed(),
-            );
-            let answer: Map<String, Value> = match response {
-                Ok(r) if r.status().is_success() => r
-                    .json()
-                    .await
-                    .map_err(|e| format!("unreadable introspection answer: {e}"))?,
-                Ok(r) => {
-                    return Err(format!(
-                        "introspection at {} answered {}",
-                        provider.key,
-                        r.status()
-                    ))
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "introspection at {} failed: {}",
-                        provider.key,
-                        super::error_chain(&e)
-                    ))
+        candidates: &[Arc<Provider>],
+    ) -> Result<VerifiedToken, VerifyError> {
+        let mut unreachable: Option<VerifyError> = None;
+        for provider in candidates {
+            let answer = match self.ask(provider, token).await {
+                Ok(answer) => answer,
+                Err(error) => {
+                    tracing::warn!(idp = provider.key.as_str(), error = %error, "introspection failed");
+                    unreachable.get_or_insert(error);
+                    continue;
                 }
             };
-            if answer.get("active") != Some(&Value::Bool(true)) {
+            if answer.get("active") != Some(&Value::Bool(true))
+                || !names_provider(&answer, provider, candidates.len() > 1)
+            {
                 continue;
             }
             let expires_at = answer
                 .get("exp")
                 .and_then(Value::as_i64)
-                .ok_or("the introspection answer has no exp")?;
-            if expires_at + (self.skew.as_secs() as i64) < now() {
-                return Err("the token has expired".into());
+                .ok_or(Invalid::MissingClaim)?;
+            if expires_at.saturating_add(self.skew()) < now() {
+                return Err(Invalid::Expired.into());
             }
             return Ok(VerifiedToken {
-                idp: provider.key.clone(),
+                idps: vec![provider.key.clone()],
                 cache_for: until(expires_at).min(MAX_INTROSPECTION_CACHE),
                 claims: answer,
                 expires_at,
             });
         }
-        Err(if asked {
-            "the token is not active"
-        } else {
-            "opaque tokens cannot be checked: no identity provider offers introspection"
+        Err(unreachable.unwrap_or(Invalid::NotActive.into()))
+    }
+
+    async fn ask(
+        &self,
+        provider: &Provider,
+        token: &str,
+    ) -> Result<Map<String, Value>, VerifyError> {
+        let failed = |cause: Box<dyn std::error::Error + Send + Sync>| {
+            VerifyError::unavailable(&provider.key, Unavailable::Introspection(cause))
+        };
+        let discovered = provider
+            .discovered()
+            .ok_or_else(|| VerifyError::unavailable(&provider.key, Unavailable::KeysNotLoaded))?;
+        let endpoint = discovered
+            .metadata
+            .additional_metadata()
+            .introspection_endpoint
+            .clone()
+            .ok_or_else(|| failed("the identity provider has no introspection endpoint".into()))?;
+        let started = Instant::now();
+        let response = self
+            .registry
+            .http
+            .post(&endpoint)
+            .basic_auth(
+                &provider.config.client_id,
+                Some(provider.config.client_secret.expose()),
+            )
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .send()
+            .await;
+        self.registry
+            .metrics()
+            .observe_idp_call(&provider.key, "introspection", started.elapsed());
+        let response = response.map_err(|e| failed(Box::new(e)))?;
+        if !response.status().is_success() {
+            return Err(failed(format!("answered {}", response.status()).into()));
         }
-        .to_owned())
+        response.json().await.map_err(|e| failed(Box::new(e)))
     }
 }
 
-enum KeyProblem {
-    Unknown,
-    Invalid(String),
+/// Whether an introspection answer is about a token of `provider`. With one candidate an
+/// answer without `iss` is taken; a wrong `iss` never is.
+fn names_provider(answer: &Map<String, Value>, provider: &Provider, must_name: bool) -> bool {
+    let iss = answer.get("iss").and_then(Value::as_str);
+    if iss.is_some_and(|iss| iss != provider.config.issuer) {
+        return false;
+    }
+    let client_id = answer.get("client_id").and_then(Value::as_str);
+    let ours = client_id.is_some_and(|c| {
+        c == provider.config.client_id || provider.config.audiences.iter().any(|a| a == c)
+    });
+    !must_name || iss.is_some() || ours
 }
 
-fn describe_jwt_error(e: &jsonwebtoken::errors::Error) -> String {
-    use jsonwebtoken::errors::ErrorKind;
-    match e.kind() {
-        ErrorKind::ExpiredSignature => "the token has expired".into(),
-        ErrorKind::ImmatureSignature => "the token is not valid yet".into(),
-        ErrorKind::InvalidAudience => "the token is not meant for this audience".into(),
-        ErrorKind::InvalidIssuer => "the token's issuer does not match".into(),
-        ErrorKind::InvalidSignature => "the token's signature is invalid".into(),
-        ErrorKind::InvalidAlgorithm => "the token's algorithm does not match its key".into(),
-        other => format!("the token is invalid ({other:?})"),
+/// JWTs are the same token wherever they are presented; an opaque token's answer depends
+/// on where it was introspected, so those candidates are part of its key.
+fn cache_key(token: &str, introspected_at: Option<&[Arc<Provider>]>) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(token.as_bytes());
+    for provider in introspected_at.unwrap_or_default() {
+        hasher.update([0]);
+        hasher.update(provider.key.as_bytes());
     }
+    hasher.finalize().into()
+}
+
+/// RFC 6750's `b64token` (RFC 7235 token68): what a bearer token may consist of.
+fn is_token68(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 fn now() -> i64 {
@@ -321,7 +270,7 @@ fn now() -> i64 {
 }
 
 fn until(expires_at: i64) -> Duration {
-    Duration::from_secs((expires_at - now()).max(0) as u64)
+    Duration::from_secs(u64::try_from(expires_at.saturating_sub(now())).unwrap_or(0))
 }
 
 /// Building verified tokens in other modules' unit tests.
@@ -331,7 +280,7 @@ pub mod tests_support {
 
     pub fn verified(idp: &str, claims: Map<String, Value>, expires_at: i64) -> VerifiedToken {
         VerifiedToken {
-            idp: idp.to_owned(),
+            idps: vec![idp.to_owned()],
             claims,
             expires_at,
             cache_for: Duration::ZERO,

@@ -6,16 +6,19 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::Utc;
-use openidconnect::core::{CoreAuthenticationFlow, CoreIdToken};
+use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{
-    AccessToken, AuthorizationCode, ClaimsVerificationError, CsrfToken, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, PkceCodeVerifier, Scope, SignatureVerificationError, TokenResponse,
+    AccessToken, AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, Scope, TokenResponse,
 };
 use serde_json::{Map, Value};
 use url::Url;
 
+use std::sync::Arc;
+
 use super::error::LoginError;
 use super::registry::{Discovered, Provider, Registry};
+use super::verify::{verify_jwt, Checks, Invalid, TokenUse, VerifyError};
 use crate::config::ClaimMapping;
 use crate::session::{Identity, PendingLogin, Tokens};
 
@@ -88,7 +91,7 @@ pub struct LoginResult {
 
 pub async fn finish(
     registry: &Registry,
-    provider: &Provider,
+    provider: &Arc<Provider>,
     discovered: &Discovered,
     pending: &PendingLogin,
     code: &str,
@@ -109,23 +112,38 @@ pub async fn finish(
     let id_token = response
         .id_token()
         .ok_or_else(|| LoginError::InvalidIdToken("the IdP sent no ID token".into()))?;
-    let claims = match verify_id_token(discovered, id_token, &pending.nonce, checks) {
-        // The IdP may have rotated its keys since we fetched them: refetch once and retry.
-        Err(LoginError::UnknownSigningKey) => match registry.refetch_keys(provider).await {
-            Some(fresh) => verify_id_token(&fresh, id_token, &pending.nonce, checks)?,
-            None => {
-                return Err(LoginError::InvalidIdToken(
-                    "signed with an unknown key".into(),
-                ))
-            }
-        },
-        other => other?,
+    let checks = Checks {
+        skew: checks.max_clock_skew,
+        accept_unsigned: checks.accept_unsigned_tokens,
     };
+    let usage = TokenUse::Id {
+        nonce: &pending.nonce,
+    };
+    let raw_id_token = id_token.to_string();
+    let claims = verify_jwt(
+        registry,
+        &raw_id_token,
+        usage,
+        Some(std::slice::from_ref(provider)),
+        checks,
+    )
+    .await
+    .map_err(|error| match error {
+        VerifyError::UnknownKey => LoginError::UnknownSigningKey,
+        VerifyError::Unavailable { .. } => LoginError::Unreachable(error.to_string()),
+        VerifyError::Invalid(Invalid::UnknownIssuer) => {
+            LoginError::InvalidIdToken("the issuer is not the identity provider's".into())
+        }
+        VerifyError::Invalid(invalid) => LoginError::InvalidIdToken(invalid.to_string()),
+    })?
+    .claims;
 
     let now = Utc::now().timestamp();
     let tokens = Tokens {
         access_token: response.access_token().secret().clone(),
-        access_expires_at: response.expires_in().map(|d| now + d.as_secs() as i64),
+        access_expires_at: response
+            .expires_in()
+            .map(|d| now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))),
         refresh_token: response.refresh_token().map(|t| t.secret().clone()),
         id_token: Some(id_token.to_string()),
     };
@@ -170,77 +188,6 @@ pub fn identity_from_claims(claims: &Map<String, Value>, mapping: &ClaimMapping)
         preferred_username: text(&mapping.login_name),
         subject,
     }
-}
-
-/// Verifies signature, `iss`, `aud`/`azp`, `exp`/`iat`/`nbf` (with skew) and the nonce, and
-/// returns the token's claims as JSON (for claims the typed API does not carry, like `oid`).
-fn verify_id_token(
-    discovered: &Discovered,
-    id_token: &CoreIdToken,
-    nonce: &str,
-    checks: TokenChecks,
-) -> Result<serde_json::Map<String, Value>, LoginError> {
-    let raw = id_token.to_string();
-    let header =
-        jwt_part(&raw, 0).ok_or_else(|| LoginError::InvalidIdToken("malformed ID token".into()))?;
-    let unsigned = header.get("alg").and_then(Value::as_str) == Some("none");
-    if unsigned && !checks.accept_unsigned_tokens {
-        return Err(LoginError::InvalidIdToken(
-            "unsigned ID token (alg none) refused; see oidc.accept_unsigned_tokens".into(),
-        ));
-    }
-    let skew = chrono::Duration::from_std(checks.max_clock_skew).unwrap_or_default();
-    let mut verifier = discovered
-        .client
-        .id_token_verifier()
-        // exp is compared with this clock: shifting it back by the skew tolerates IdP clocks running behind.
-        .set_time_fn(move || Utc::now() - skew)
-        .set_issue_time_verifier_fn(move |iat| {
-            if iat > Utc::now() + skew {
-                Err(format!("issued in the future ({iat})"))
-            } else {
-                Ok(())
-            }
-        })
-        // Extra audiences are allowed when `azp` names us, checked below.
-        .set_other_audience_verifier_fn(|_| true);
-    if unsigned {
-        verifier = verifier.insecure_disable_signature_check();
-    }
-    id_token
-        .claims(&verifier, &Nonce::new(nonce.to_owned()))
-        .map_err(|e| match e {
-            ClaimsVerificationError::SignatureVerification(
-                SignatureVerificationError::NoMatchingKey,
-            ) => LoginError::UnknownSigningKey,
-            other => LoginError::InvalidIdToken(other.to_string()),
-        })?;
-    let claims =
-        jwt_part(&raw, 1).ok_or_else(|| LoginError::InvalidIdToken("malformed ID token".into()))?;
-    let client_id = discovered.client.client_id().as_str();
-    let audiences = match claims.get("aud") {
-        Some(Value::Array(list)) => list.len(),
-        _ => 1,
-    };
-    match claims.get("azp").and_then(Value::as_str) {
-        Some(azp) if azp != client_id => {
-            return Err(LoginError::InvalidIdToken(format!(
-                "azp is {azp}, not this client"
-            )));
-        }
-        None if audiences > 1 => {
-            return Err(LoginError::InvalidIdToken(
-                "several audiences but no azp".into(),
-            ));
-        }
-        _ => {}
-    }
-    if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
-        if nbf > Utc::now().timestamp() + skew.num_seconds() {
-            return Err(LoginError::InvalidIdToken("not valid yet (nbf)".into()));
-        }
-    }
-    Ok(claims)
 }
 
 /// The decoded JSON of part `index` (0 header, 1 payload) of a compact JWT.

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use url::Url;
 
 use super::registry::{Discovered, Provider, Registry};
+use super::verify::{verify_jwt, Checks, TokenUse, VerifyError};
 
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Logout tokens older than this are refused even when they carry no `exp`.
@@ -84,7 +84,8 @@ pub async fn revoke_refresh_token(
 /// Who a verified logout token signs out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogoutOrder {
-    pub idp: String,
+    /// Every IdP entry of the token's issuer whose client it is addressed to.
+    pub idps: Vec<String>,
     pub sid: Option<String>,
     pub sub: Option<String>,
     pub jti: String,
@@ -105,86 +106,34 @@ fn refuse(reason: &'static str, detail: impl Into<String>) -> LogoutTokenError {
     }
 }
 
-/// Verifies a logout token: signature with the issuing IdP's keys (one refetch for an
-/// unknown key), `iss`, `aud`, `iat` within skew and not too old, the back-channel event,
-/// `sid` or `sub`, and no `nonce`. Replay (`jti`) is checked by the caller, who keeps state.
+/// Verifies a logout token with the one JWT verifier (the IdP's keys and algorithms,
+/// `iss`, `aud`, `iat`), then the back-channel rules: `iat` not too old, the event, `sid`
+/// or `sub`, no `nonce`. Replay (`jti`) is checked by the caller, who keeps state.
 pub async fn verify_logout_token(
     registry: &Registry,
     token: &str,
     skew: Duration,
 ) -> Result<LogoutOrder, LogoutTokenError> {
-    let unverified =
-        super::flow::jwt_part(token, 1).ok_or_else(|| refuse("malformed", "not a JWT"))?;
-    let issuer = unverified
-        .get("iss")
-        .and_then(Value::as_str)
-        .ok_or_else(|| refuse("malformed", "no iss"))?;
-    let provider = registry
-        .by_issuer(issuer)
-        .ok_or_else(|| refuse("unknown_issuer", issuer.to_owned()))?;
-    let discovered = provider
-        .discovered()
-        .ok_or_else(|| refuse("idp_unavailable", "keys not loaded"))?;
-    let header =
-        jsonwebtoken::decode_header(token).map_err(|e| refuse("malformed", e.to_string()))?;
-    let claims = match verify_signature(&discovered, provider, token, &header, skew) {
-        Err(e) if e.reason == "unknown_key" => match registry.refetch_keys(provider).await {
-            Some(fresh) => verify_signature(&fresh, provider, token, &header, skew)?,
-            None => return Err(e),
-        },
-        other => other?,
+    let checks = Checks {
+        skew,
+        accept_unsigned: false,
     };
+    let verified = verify_jwt(registry, token, TokenUse::Logout, None, checks)
+        .await
+        .map_err(|error| match &error {
+            VerifyError::Invalid(invalid) => refuse(invalid.code(), invalid.to_string()),
+            VerifyError::UnknownKey => refuse("unknown_key", error.to_string()),
+            VerifyError::Unavailable { .. } => refuse("idp_unavailable", error.to_string()),
+        })?;
+    let claims = verified.claims;
     check_logout_claims(&claims, skew)?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     Ok(LogoutOrder {
-        idp: provider.key.clone(),
+        idps: verified.providers.iter().map(|p| p.key.clone()).collect(),
         sid: text("sid"),
         sub: text("sub"),
         jti: text("jti").ok_or_else(|| refuse("malformed", "no jti"))?,
     })
-}
-
-fn verify_signature(
-    discovered: &Discovered,
-    provider: &Provider,
-    token: &str,
-    header: &jsonwebtoken::Header,
-    skew: Duration,
-) -> Result<serde_json::Map<String, Value>, LogoutTokenError> {
-    let jwk = match &header.kid {
-        Some(kid) => discovered.jwks.find(kid),
-        None => discovered.jwks.keys.first(),
-    }
-    .ok_or_else(|| refuse("unknown_key", format!("no key {:?}", header.kid)))?;
-    let key = DecodingKey::from_jwk(jwk).map_err(|e| refuse("unknown_key", e.to_string()))?;
-    if matches!(
-        header.alg,
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
-    ) {
-        return Err(refuse(
-            "bad_signature",
-            "symmetric algorithms are not accepted",
-        ));
-    }
-    let mut validation = Validation::new(header.alg);
-    validation.set_issuer(&[provider.config.issuer.as_str()]);
-    validation.set_audience(&[provider.config.client_id.as_str()]);
-    validation.leeway = skew.as_secs();
-    validation.validate_exp = false;
-    validation.set_required_spec_claims(&["iss", "aud", "iat"]);
-    jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &validation)
-        .map(|data| data.claims)
-        .map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            let reason = match e.kind() {
-                ErrorKind::InvalidIssuer => "wrong_issuer",
-                ErrorKind::InvalidAudience => "wrong_audience",
-                ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => "bad_signature",
-                ErrorKind::MissingRequiredClaim(_) => "malformed",
-                _ => "invalid",
-            };
-            refuse(reason, e.to_string())
-        })
 }
 
 fn check_logout_claims(
@@ -192,19 +141,23 @@ fn check_logout_claims(
     skew: Duration,
 ) -> Result<(), LogoutTokenError> {
     let now = chrono::Utc::now().timestamp();
-    let skew = skew.as_secs() as i64;
+    let skew = i64::try_from(skew.as_secs()).unwrap_or(i64::MAX);
     let iat = claims
         .get("iat")
         .and_then(Value::as_i64)
         .ok_or_else(|| refuse("malformed", "no iat"))?;
-    if iat > now + skew {
+    if iat > now.saturating_add(skew) {
         return Err(refuse("stale", "issued in the future"));
     }
-    if iat < now - skew - LOGOUT_TOKEN_MAX_AGE.as_secs() as i64 {
+    if iat
+        < now
+            .saturating_sub(skew)
+            .saturating_sub(LOGOUT_TOKEN_MAX_AGE.as_secs() as i64)
+    {
         return Err(refuse("stale", "issued too long ago"));
     }
     if let Some(exp) = claims.get("exp").and_then(Value::as_i64) {
-        if exp + skew < now {
+        if exp.saturating_add(skew) < now {
             return Err(refuse("stale", "expired"));
         }
     }

@@ -8,6 +8,7 @@ pub mod logout;
 pub mod metadata;
 pub mod refresh;
 pub mod registry;
+pub mod verify;
 
 pub use error::LoginError;
 pub use flow::{begin, finish, LoginResult, LoginStart, LoginTarget, TokenChecks};

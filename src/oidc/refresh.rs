@@ -84,7 +84,9 @@ pub async fn refresh(
     let now = Utc::now().timestamp();
     Ok(Tokens {
         access_token: response.access_token().secret().clone(),
-        access_expires_at: response.expires_in().map(|d| now + d.as_secs() as i64),
+        access_expires_at: response
+            .expires_in()
+            .map(|d| now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))),
         refresh_token: response
             .refresh_token()
             .map(|t| t.secret().clone())

@@ -290,8 +290,12 @@ impl Registry {
     }
 
     /// The IdP by its issuer, as named in a token's `iss`.
-    pub fn by_issuer(&self, issuer: &str) -> Option<&Arc<Provider>> {
-        self.providers.values().find(|p| p.config.issuer == issuer)
+    /// Every entry with this issuer: several entries may share one (two clients of one
+    /// realm), and tokens of that issuer concern each of them.
+    pub fn all_by_issuer<'a>(&'a self, issuer: &'a str) -> impl Iterator<Item = &'a Arc<Provider>> {
+        self.providers
+            .values()
+            .filter(move |p| p.config.issuer == issuer)
     }
 
     /// Refetches metadata and keys now because a token named a key we do not know, at most

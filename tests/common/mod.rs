@@ -541,9 +541,14 @@ impl Idp {
 
     /// `claims` signed as `mode` says (see `/_test/sign` in `idp/provider.mjs`).
     pub fn sign(&self, claims: serde_json::Value, mode: &str) -> String {
+        self.sign_typed(claims, mode, None)
+    }
+
+    /// Like [`Idp::sign`], with a `typ` in the JWT header (`at+jwt`, `logout+jwt`).
+    pub fn sign_typed(&self, claims: serde_json::Value, mode: &str, typ: Option<&str>) -> String {
         let answer: serde_json::Value = reqwest::blocking::Client::new()
             .post(self.url("/_test/sign"))
-            .body(serde_json::json!({"claims": claims, "mode": mode}).to_string())
+            .body(serde_json::json!({"claims": claims, "mode": mode, "typ": typ}).to_string())
             .send()
             .unwrap()
             .json()
