@@ -9,6 +9,7 @@ use http::{header, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use crate::auth::LoadState;
 use crate::runtime::Runtime;
 
 pub struct AdminApp {
@@ -29,14 +30,25 @@ impl AdminApp {
                 "ok\n".to_owned(),
             ),
             "/readyz" => {
-                // Ready once the config is loaded: an IdP that is down must not take the
-                // public pages and existing sessions out of the load balancer.
+                // Ready once the config is loaded and, with Redis, the first load of the
+                // kept revocations has ended (loaded, or failed and retried later): an
+                // IdP that is down must not take the public pages and existing sessions
+                // out of the load balancer, but a replica must not take traffic while it
+                // would still accept every session revoked elsewhere.
+                let revocations = rt.auth.revocations_state();
+                let ready = revocations != LoadState::Loading;
                 let body = serde_json::json!({
-                    "ready": true,
+                    "ready": ready,
                     "config": rt.config.source.display().to_string(),
+                    "revocations": revocations.as_str(),
                     "identity_providers": rt.auth.registry.report(),
                 });
-                (StatusCode::OK, "application/json", format!("{body}\n"))
+                let status = if ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                (status, "application/json", format!("{body}\n"))
             }
             "/metrics" => (
                 StatusCode::OK,

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use http::HeaderName;
 
 use crate::assertion::AssertionSigner;
-use crate::auth::{AuthService, Revocations};
+use crate::auth::{AuthService, Lasting};
 use crate::config::{Config, IdentityHeader};
 use crate::forwarding::SidecarCookies;
 use crate::metrics::Metrics;
 use crate::oidc::Registry;
 use crate::routing::Router;
-use crate::store::Store;
 use crate::upstream::UpstreamTarget;
 
 pub struct Runtime {
@@ -35,14 +34,9 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// `revocations` and `store` outlive a reload: a signed-out session must stay signed
-    /// out, and the Redis connection is kept.
-    pub fn new(
-        config: Config,
-        metrics: Arc<Metrics>,
-        revocations: Arc<Revocations>,
-        store: Arc<Store>,
-    ) -> Self {
+    /// `lasting` outlives a reload: revocations, the Redis connection, refresh results.
+    pub fn new(config: Config, lasting: &Lasting) -> Self {
+        let metrics = &lasting.metrics;
         for (key, idp) in &config.identity_providers {
             if let Some(expire_at) = idp.oidc().and_then(|o| o.client_secret_expire_at) {
                 metrics
@@ -93,13 +87,11 @@ impl Runtime {
             auth: AuthService::new(
                 &config,
                 registry,
-                metrics.clone(),
-                revocations,
-                store,
+                lasting,
                 assertion.as_ref().map(|(_, signer)| signer.clone()),
             ),
             assertion,
-            metrics,
+            metrics: metrics.clone(),
             config,
         }
     }

@@ -11,7 +11,7 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
-use crate::auth::Revocations;
+use crate::auth::{Lasting, Revocations};
 use crate::config::{self, Config};
 use crate::metrics::Metrics;
 use crate::proxy::SidecarProxy;
@@ -35,16 +35,15 @@ pub fn build(config: Config) -> Server {
     server.bootstrap();
 
     let metrics = Arc::new(Metrics::new());
-    let revocations = Arc::new(Revocations::new(config.session.max_age));
-    let store = Arc::new(Store::new(config.store.redis.as_ref(), metrics.clone()));
+    let lasting = Arc::new(Lasting {
+        revocations: Arc::new(Revocations::new(config.session.max_age)),
+        store: Arc::new(Store::new(config.store.redis.as_ref(), metrics.clone())),
+        refreshes: Arc::default(),
+        metrics,
+    });
     let proxy_listen = config.server.listen.to_string();
     let admin_listen = config.admin.listen.to_string();
-    let current = Arc::new(ArcSwap::from_pointee(Runtime::new(
-        config,
-        metrics.clone(),
-        revocations.clone(),
-        store.clone(),
-    )));
+    let current = Arc::new(ArcSwap::from_pointee(Runtime::new(config, &lasting)));
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
@@ -57,9 +56,7 @@ pub fn build(config: Config) -> Server {
         "sso-sidecar control",
         Control {
             current: current.clone(),
-            metrics,
-            revocations,
-            store,
+            lasting,
         },
     );
     let mut admin = Service::new("sso-sidecar admin".to_owned(), AdminApp::new(current));
@@ -76,20 +73,22 @@ pub fn build(config: Config) -> Server {
 /// config reloads on SIGHUP.
 struct Control {
     current: Arc<ArcSwap<Runtime>>,
-    metrics: Arc<Metrics>,
-    revocations: Arc<Revocations>,
-    store: Arc<Store>,
+    lasting: Arc<Lasting>,
 }
 
 #[async_trait::async_trait]
 impl BackgroundService for Control {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         self.current.load().auth.registry.spawn_discovery();
-        let store = self.store.clone();
-        let revocations = self.revocations.clone();
+        let lasting = self.lasting.clone();
+        if lasting.store.is_shared() {
+            lasting
+                .revocations
+                .set_load_state(crate::auth::LoadState::Loading);
+        }
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            crate::auth::follow_shared_revocations(&store, &revocations, stop).await
+            crate::auth::follow_shared_revocations(&lasting.store, &lasting.revocations, stop).await
         });
         let mut hangups =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -120,7 +119,8 @@ impl Control {
                 for line in error.lines() {
                     tracing::error!("config reload refused: {line}");
                 }
-                self.metrics
+                self.lasting
+                    .metrics
                     .config_reloads
                     .with_label_values(&["error"])
                     .inc();
@@ -144,19 +144,18 @@ impl Control {
         if store_settings(&config) != store_settings(&old.config) {
             tracing::warn!("[store] changed: it takes effect at the next restart");
         }
-        let fresh = Arc::new(Runtime::new(
-            config,
-            self.metrics.clone(),
-            self.revocations.clone(),
-            self.store.clone(),
-        ));
+        let fresh = Arc::new(Runtime::new(config, &self.lasting));
         fresh.auth.registry.spawn_discovery();
         let previous = self.current.swap(fresh);
         previous.auth.registry.retire();
         for warning in &self.current.load().config.warnings {
             tracing::warn!("{}: {warning}", source.display());
         }
-        self.metrics.config_reloads.with_label_values(&["ok"]).inc();
+        self.lasting
+            .metrics
+            .config_reloads
+            .with_label_values(&["ok"])
+            .inc();
         tracing::info!(config = %source.display(), "config reloaded");
     }
 }

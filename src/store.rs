@@ -16,6 +16,9 @@ use redis::AsyncCommands;
 use crate::config::RedisConfig;
 use crate::metrics::Metrics;
 
+/// One field of a Redis hash and its value.
+pub type HashEntry = (Vec<u8>, Vec<u8>);
+
 /// Redis could not be used for this call; do the local thing instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unavailable;
@@ -31,6 +34,7 @@ struct Redis {
     connection: OnceLock<ConnectionManager>,
     prefix: String,
     timeout: Duration,
+    load_timeout: Duration,
     server_side_sessions: bool,
     /// Unix seconds of the last "Redis is failing" log line, so an outage logs once a minute.
     last_warned: AtomicI64,
@@ -44,6 +48,7 @@ impl Store {
                 connection: OnceLock::new(),
                 prefix: c.key_prefix.clone(),
                 timeout: c.timeout,
+                load_timeout: c.load_timeout,
                 server_side_sessions: c.server_side_sessions,
                 last_warned: AtomicI64::new(0),
             }),
@@ -63,6 +68,13 @@ impl Store {
 
     pub fn is_shared(&self) -> bool {
         self.redis.is_some()
+    }
+
+    /// `store.load_timeout` (zero without Redis).
+    pub fn load_timeout(&self) -> Duration {
+        self.redis
+            .as_ref()
+            .map_or(Duration::ZERO, |r| r.load_timeout)
     }
 
     pub fn server_side_sessions(&self) -> bool {
@@ -134,28 +146,79 @@ impl Store {
         .await
     }
 
-    /// The values of every key starting with `prefix` (for loading a snapshot).
-    pub async fn scan_values(&self, prefix: &str) -> Result<Vec<Vec<u8>>, Unavailable> {
-        self.call("scan", |mut c| {
-            let pattern = format!("{}*", escape_glob(prefix));
+    /// `HSET key field value` and the hash's expiry set to `ttl` from now. Fields carry
+    /// their own expiry in the value, for the reader to drop those past it.
+    pub async fn hash_set(
+        &self,
+        key: &str,
+        field: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), Unavailable> {
+        self.call("hset", |mut c| {
+            let (key, field, value) = (key.to_owned(), field.to_vec(), value.to_vec());
             async move {
-                let keys: Vec<String> = {
-                    let mut iter = c.scan_match::<_, String>(pattern).await?;
-                    let mut keys = Vec::new();
-                    while let Some(key) = iter.next_item().await {
-                        keys.push(key?);
-                    }
-                    keys
-                };
-                let mut values = Vec::with_capacity(keys.len());
-                for key in keys {
-                    let value: Option<Vec<u8>> = c.get(key).await?;
-                    values.extend(value);
-                }
-                Ok(values)
+                redis::pipe()
+                    .hset(&key, field, value)
+                    .ignore()
+                    // The newest field lives longest: the hash lives as long as it does.
+                    .cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(millis(ttl))
+                    .ignore()
+                    .query_async::<()>(&mut c)
+                    .await
             }
         })
         .await
+    }
+
+    pub async fn hash_delete(&self, key: &str, fields: &[Vec<u8>]) -> Result<(), Unavailable> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        self.call("hdel", |mut c| {
+            let (key, fields) = (key.to_owned(), fields.to_vec());
+            async move { c.hdel(key, fields).await }
+        })
+        .await
+    }
+
+    /// Every field and value of hash `key`, read with `HSCAN` in batches: each batch is
+    /// one call bounded by `store.timeout`, the whole read by `store.load_timeout`, so a
+    /// large hash is read completely instead of timing out as one call.
+    pub async fn hash_entries(&self, key: &str) -> Result<Vec<HashEntry>, Unavailable> {
+        let Some(redis) = &self.redis else {
+            return Err(Unavailable);
+        };
+        let deadline = tokio::time::Instant::now() + redis.load_timeout;
+        let mut entries = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            if tokio::time::Instant::now() >= deadline {
+                self.failed("hscan", "store.load_timeout passed");
+                return Err(Unavailable);
+            }
+            let (next, batch): (u64, Vec<HashEntry>) = self
+                .call("hscan", |mut c| {
+                    let key = key.to_owned();
+                    async move {
+                        redis::cmd("HSCAN")
+                            .arg(key)
+                            .arg(cursor)
+                            .arg("COUNT")
+                            .arg(HSCAN_BATCH)
+                            .query_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+            entries.extend(batch);
+            if next == 0 {
+                return Ok(entries);
+            }
+            cursor = next;
+        }
     }
 
     /// Calls `on_message` for every message published on `channel` until `stop` resolves,
@@ -263,31 +326,17 @@ impl Store {
     }
 }
 
+/// Fields per `HSCAN` call: large enough for few round trips, small enough for one call
+/// to stay well inside `store.timeout`.
+const HSCAN_BATCH: usize = 2_000;
+
 fn millis(ttl: Duration) -> u64 {
     (ttl.as_millis() as u64).max(1)
-}
-
-/// Our prefixes are plain text, but a configured one may hold glob characters.
-fn escape_glob(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn glob_characters_are_escaped() {
-        assert_eq!(escape_glob("shop:[eu]*"), "shop:\\[eu\\]\\*");
-        assert_eq!(escape_glob("sso-sidecar:"), "sso-sidecar:");
-    }
 
     #[tokio::test]
     async fn memory_store_is_always_local() {
@@ -312,6 +361,7 @@ mod tests {
             url: crate::config::Secret::new(format!("redis://127.0.0.1:{port}/0")),
             key_prefix: "t:".into(),
             timeout: Duration::from_millis(200),
+            load_timeout: Duration::from_secs(1),
             server_side_sessions: false,
         };
         let store = Store::new(Some(&config), metrics.clone());

@@ -479,3 +479,49 @@ fn spree_exchange_failure_gives_a_readable_page() {
         1.0
     );
 }
+
+/// Issue 14: Spree rotates refresh tokens, and two replicas refreshing the same session
+/// each spent the refresh token; the second was refused and ended the session. Now the
+/// replicas share one refresh through Redis, like IdP refreshes. Old code: two refresh
+/// calls, one refused, one replica answering with the login page.
+#[test]
+fn spree_refresh_happens_once_across_replicas() {
+    let redis = RedisServer::start();
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let spree = start_spree(&idp, 5);
+    let store = format!(
+        "{SPREE_BACKEND}\n\n[store]\nkind = \"redis\"\nurl = \"{}\"\nkey_prefix = \"spree-test:\"\ntimeout = \"300ms\"",
+        redis.url()
+    );
+    let first = sidecar(ports, &idp, &spree.url, &store);
+    let second = sidecar(Ports::new(), &idp, &spree.url, &store);
+    let browser = Browser::new();
+    assert_eq!(sign_in(&first, &browser, "Creating", "gina").status, 302);
+    let cookie = browser.cookie(&first.url("/"), "_sso_session").unwrap();
+
+    // Spree's JWT nears its end at both replicas at once.
+    std::thread::sleep(Duration::from_millis(2500));
+    let calls: Vec<_> = [
+        first.url("/api/v3/store/account"),
+        second.url("/api/v3/store/account"),
+    ]
+    .into_iter()
+    .map(|url| {
+        let cookie = cookie.clone();
+        std::thread::spawn(move || {
+            client()
+                .get(url)
+                .header("Cookie", format!("_sso_session={cookie}"))
+                .header("Accept", "text/html")
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    })
+    .collect();
+    let statuses: Vec<u16> = calls.into_iter().map(|c| c.join().unwrap()).collect();
+    assert_eq!(statuses, [200, 200], "{}\n{}", first.log(), second.log());
+    assert_eq!(spree.contract.count("refresh"), 1);
+}

@@ -597,3 +597,40 @@ fn absolute_and_idle_session_limits() {
             >= 1.0
     );
 }
+
+/// Issue 14: a config reload dropped the 30 s refresh-result cache, so a request still
+/// carrying the pre-refresh cookie refreshed again with a spent refresh token; an IdP that
+/// rotates refresh tokens then ends the session. Old code: 302 to the login page.
+#[test]
+fn a_reload_keeps_recent_refresh_results() {
+    let s = setup(60, "3m", json!({"rotateRefreshToken": true}));
+    let browser = Browser::new();
+    let to_idp = browser.get(&format!(
+        "{}?org=Intershop&rd=%2Faccount%2F",
+        s.sidecar.url("/oauth2/start")
+    ));
+    let callback = browser.sign_in_at_idp(to_idp, "rita", &s.sidecar.url("/"));
+    assert_eq!(browser.get(&callback).status, 302);
+    let old_cookie = browser.cookie(&s.sidecar.url("/"), "_sso_session").unwrap();
+    let with_old_cookie = || {
+        client()
+            .get(s.sidecar.url("/account/"))
+            .header("Cookie", format!("_sso_session={old_cookie}"))
+            .header("Accept", "text/html")
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(with_old_cookie(), 200);
+    assert_eq!(s.refresh_grants(), 1);
+
+    s.sidecar.signal("HUP");
+    s.sidecar
+        .metric_reaching("sso_sidecar_config_reloads_total{outcome=\"ok\"}", 1.0);
+    assert_eq!(with_old_cookie(), 200, "{}", s.sidecar.log());
+    assert_eq!(
+        s.refresh_grants(),
+        1,
+        "the result was reused, not refreshed again"
+    );
+}

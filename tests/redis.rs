@@ -374,3 +374,50 @@ fn server_side_sessions_fall_back_to_cookies_while_redis_is_down() {
         .unwrap();
     assert!(cookie.len() > 200, "the whole session went into the cookie");
 }
+
+/// Issue 14: kept revocations were loaded with a SCAN over the whole keyspace and one GET
+/// per key inside one 250 ms call; past a few hundred keys it timed out silently and a
+/// replica started after a deploy accepted every revoked cookie. Now they live in one hash
+/// read in batches; `/readyz` says when they are loaded.
+#[test]
+fn a_late_replica_loads_revocations_among_50000_other_keys() {
+    let mut c = cluster(1, 3600, "3m", false);
+    let browser = Browser::new();
+    c.sign_in(0, &browser, "zoe");
+    let cookie = browser
+        .cookie(&c.replicas[0].url("/"), "_sso_session")
+        .unwrap();
+    let token = c.idp.logout_token(json!({"sub": "zoe"}));
+    let status = client()
+        .post(c.replicas[0].url("/oauth2/backchannel-logout"))
+        .form(&[("logout_token", token.as_str())])
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    // Unrelated keys under the same prefix: other deployments' data, sessions, locks.
+    let filled = c.redis.cli(&[
+        "EVAL",
+        "for i = 1, 50000 do redis.call('SET', KEYS[1] .. i, 'unrelated value ' .. i) end return 1",
+        "1",
+        "test:unrelated:",
+    ]);
+    assert_eq!(filled.trim(), "1");
+    assert!(c.redis.cli(&["DBSIZE"]).trim().parse::<u64>().unwrap() > 50_000);
+
+    let spare = c.spare;
+    c.add_replica(spare);
+    let late = &c.replicas[1];
+    let ready: serde_json::Value = client()
+        .get(late.admin_url("/readyz"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(ready["revocations"], "loaded", "{ready}");
+    assert_eq!(get_with_cookie(late, "/account/", &cookie).status(), 302);
+    assert_eq!(
+        late.metric("sso_sidecar_store_errors_total{op=\"hscan\"}"),
+        0.0
+    );
+}

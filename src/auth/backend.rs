@@ -5,21 +5,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use moka::future::Cache;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::single_flight::{Lasting, RefreshResults, SharedRefresh};
 use super::AuthService;
 use crate::backend::icm;
 use crate::backend::spree::{SpreeClient, SpreeError};
 use crate::config::{BackendProfile, ClaimMapping, Config};
 use crate::metrics::Metrics;
 use crate::oidc::LoginError;
-use crate::session::{BackendTokens, Session};
-
-/// Requests still carrying the old cookie reuse a refresh for this long (Spree rotates
-/// refresh tokens, so a second refresh with the old one would fail).
-const REUSE_WINDOW: Duration = Duration::from_secs(30);
+use crate::session::{BackendTokens, Sealer, Session};
 
 pub enum Freshness {
     Current,
@@ -31,13 +27,16 @@ pub enum Freshness {
 pub struct Backend {
     spree: Option<SpreeClient>,
     http: reqwest::Client,
-    refreshed: Cache<[u8; 32], Arc<BackendTokens>>,
+    /// Spree rotates refresh tokens: requests still carrying the old cookie reuse a
+    /// refresh, here and (with Redis) at every replica.
+    results: Arc<RefreshResults>,
+    shared: SharedRefresh,
     metrics: Arc<Metrics>,
     min_left: i64,
 }
 
 impl Backend {
-    pub fn new(config: &Config, http: reqwest::Client, metrics: Arc<Metrics>) -> Self {
+    pub fn new(config: &Config, http: reqwest::Client, lasting: &Lasting) -> Self {
         let spree = config
             .backend
             .spree
@@ -47,11 +46,14 @@ impl Backend {
         Backend {
             spree,
             http,
-            refreshed: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(REUSE_WINDOW)
-                .build(),
-            metrics,
+            results: lasting.refreshes.clone(),
+            shared: SharedRefresh::new(
+                lasting.store.clone(),
+                Sealer::new(&config.session.keys),
+                "spree-refreshed",
+                config.oidc.http_timeout + Duration::from_secs(1),
+            ),
+            metrics: lasting.metrics.clone(),
             min_left: config.oidc.min_access_token_lifetime_left.as_secs() as i64,
         }
     }
@@ -70,10 +72,14 @@ impl Backend {
         let key: [u8; 32] = Sha256::digest(tokens.token.as_bytes()).into();
         let ran = AtomicBool::new(false);
         let result = self
-            .refreshed
+            .results
+            .backend
             .try_get_with(key, async {
-                ran.store(true, Ordering::Relaxed);
-                spree.refresh(tokens).await.map(Arc::new)
+                let refresh_here = || {
+                    ran.store(true, Ordering::Relaxed);
+                    spree.refresh(tokens)
+                };
+                self.shared.run(&key, refresh_here).await.map(Arc::new)
             })
             .await;
         match result {

@@ -12,6 +12,7 @@ pub mod return_path;
 mod revocations;
 mod sessions;
 mod shared;
+mod single_flight;
 mod tokens;
 
 use std::collections::HashMap;
@@ -31,8 +32,9 @@ use crate::reply::Reply;
 use crate::routing::RouteKind;
 use crate::session::{Rejection, Session, SessionCookies};
 use crate::store::Store;
-pub use revocations::{Revocation, Revocations};
+pub use revocations::{LoadState, Revocation, Revocations};
 pub use shared::follow as follow_shared_revocations;
+pub use single_flight::{Lasting, RefreshResults};
 use tokens::{Freshness, TokenKeeper};
 
 pub use return_path::safe_return_path;
@@ -84,11 +86,10 @@ impl AuthService {
     pub fn new(
         config: &Config,
         registry: Arc<Registry>,
-        metrics: Arc<Metrics>,
-        revocations: Arc<Revocations>,
-        store: Arc<Store>,
+        lasting: &Lasting,
         assertion: Option<Arc<AssertionSigner>>,
     ) -> Self {
+        let metrics = lasting.metrics.clone();
         let mut org_names = HashMap::new();
         for (key, org) in &config.organizations {
             org_names.insert(org.external_name.to_lowercase(), key.clone());
@@ -97,10 +98,10 @@ impl AuthService {
         AuthService {
             cookies: SessionCookies::new(config),
             start_path: format!("{}/start", config.oidc.path_prefix),
-            tokens: TokenKeeper::new(registry.clone(), metrics.clone(), store.clone(), config),
-            revocations,
-            store,
-            backend: backend::Backend::new(config, registry.http.clone(), metrics.clone()),
+            tokens: TokenKeeper::new(registry.clone(), lasting, config),
+            revocations: lasting.revocations.clone(),
+            store: lasting.store.clone(),
+            backend: backend::Backend::new(config, registry.http.clone(), lasting),
             login_limit: limits::LoginRateLimit::new(config.login_requests_per_minute),
             access: AccessTokens::new(
                 registry.clone(),
@@ -113,6 +114,11 @@ impl AuthService {
             org_names,
             assertion,
         }
+    }
+
+    /// Where this replica stands with the revocations kept in the shared store.
+    pub fn revocations_state(&self) -> LoadState {
+        self.revocations.load_state()
     }
 
     fn organization(&self, name: &str) -> Option<&Organization> {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,31 @@ pub enum Revocation {
     Subject { idp: String, sub: String, at: i64 },
 }
 
+/// Where the revocations kept in Redis stand at this replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadState {
+    /// No shared store: this replica's own list is all there is.
+    Local = 0,
+    Loading = 1,
+    Loaded = 2,
+    /// The last attempts failed; it is tried again at the next reconnection.
+    Failed = 3,
+}
+
+impl LoadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadState::Local => "local",
+            LoadState::Loading => "loading",
+            LoadState::Loaded => "loaded",
+            LoadState::Failed => "failed",
+        }
+    }
+}
+
 pub struct Revocations {
+    /// A [`LoadState`].
+    load_state: AtomicU8,
     /// Session ids signed out here (a copied cookie must not outlive the logout).
     sessions: Cache<String, ()>,
     /// `idp + sid` → when the IdP ended that IdP session.
@@ -49,11 +73,25 @@ fn scoped(idp: &str, value: &str) -> String {
 impl Revocations {
     pub fn new(max_age: Duration) -> Self {
         Revocations {
+            load_state: AtomicU8::new(LoadState::Local as u8),
             sessions: bounded(max_age),
             sids: bounded(max_age),
             subs: bounded(max_age),
             jtis: bounded(max_age.max(Duration::from_secs(3600))),
             any: AtomicBool::new(false),
+        }
+    }
+
+    pub fn set_load_state(&self, state: LoadState) {
+        self.load_state.store(state as u8, Ordering::Release);
+    }
+
+    pub fn load_state(&self) -> LoadState {
+        match self.load_state.load(Ordering::Acquire) {
+            1 => LoadState::Loading,
+            2 => LoadState::Loaded,
+            3 => LoadState::Failed,
+            _ => LoadState::Local,
         }
     }
 

@@ -5,26 +5,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
+use super::single_flight::{Lasting, RefreshResults, SharedRefresh};
 use crate::metrics::Metrics;
 use crate::oidc::{self, RefreshError, Registry};
 use crate::session::{Sealer, Session, Tokens};
-use crate::store::Store;
 
-/// How long a refresh result is handed to requests still carrying the old cookie: a
-/// browser's parallel requests, and IdPs that revoke a rotated refresh token on reuse.
-const REUSE_WINDOW: Duration = Duration::from_secs(30);
 /// After a failed refresh (IdP down or slow), requests go on with the current token for a
 /// while instead of each waiting for the IdP again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
-/// How often a replica that lost the race for a refresh looks for the winner's result.
-const POLL: Duration = Duration::from_millis(20);
-/// Associated data of token sets sealed for other replicas.
-const SEALED_NAME: &str = "refreshed-tokens";
 
 /// What to do with a session's tokens.
 #[derive(Debug)]
@@ -43,41 +34,33 @@ pub struct TokenKeeper {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     /// With Redis: one refresh per token set across all replicas.
-    store: Arc<Store>,
-    sealer: Sealer,
-    /// How long a replica waits for another one's refresh before doing its own.
-    wait_limit: Duration,
-    fresh: Cache<[u8; 32], Arc<Tokens>>,
+    shared: SharedRefresh,
+    results: Arc<RefreshResults>,
     failing: Cache<[u8; 32], ()>,
     min_left: i64,
     skew: i64,
 }
 
 impl TokenKeeper {
-    pub fn new(
-        registry: Arc<Registry>,
-        metrics: Arc<Metrics>,
-        store: Arc<Store>,
-        config: &crate::config::Config,
-    ) -> Self {
+    pub fn new(registry: Arc<Registry>, lasting: &Lasting, config: &crate::config::Config) -> Self {
         let min_left = config.oidc.min_access_token_lifetime_left;
         let skew = config.oidc.max_clock_skew;
         TokenKeeper {
             registry,
-            metrics,
-            store,
-            sealer: Sealer::new(&config.session.keys),
-            wait_limit: config.oidc.http_timeout + Duration::from_secs(1),
-            fresh: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(REUSE_WINDOW)
-                .build(),
+            metrics: lasting.metrics.clone(),
+            shared: SharedRefresh::new(
+                lasting.store.clone(),
+                Sealer::new(&config.session.keys),
+                "refreshed",
+                config.oidc.http_timeout + Duration::from_secs(1),
+            ),
+            results: lasting.refreshes.clone(),
             failing: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(RETRY_AFTER)
                 .build(),
-            min_left: min_left.as_secs() as i64,
-            skew: skew.as_secs() as i64,
+            min_left: i64::try_from(min_left.as_secs()).unwrap_or(i64::MAX),
+            skew: i64::try_from(skew.as_secs()).unwrap_or(i64::MAX),
         }
     }
 
@@ -107,11 +90,14 @@ impl TokenKeeper {
         // Set when this request called the IdP (not when it used another's refresh).
         let ran = AtomicBool::new(false);
         let result = self
-            .fresh
+            .results
+            .tokens
             .try_get_with(key, async {
-                self.refresh_once_everywhere(session, &key, &ran)
-                    .await
-                    .map(Arc::new)
+                let refresh_here = || {
+                    ran.store(true, Ordering::Relaxed);
+                    self.refresh(session)
+                };
+                self.shared.run(&key, refresh_here).await.map(Arc::new)
             })
             .await;
         let ran = ran.load(Ordering::Relaxed);
@@ -148,70 +134,6 @@ impl TokenKeeper {
         } else {
             Freshness::Unreachable
         }
-    }
-
-    /// Across replicas sharing Redis: the first takes a short lock and refreshes, the others
-    /// wait for its result (sealed with the session keys) instead of spending the refresh
-    /// token a second time. Any Redis failure means refreshing here, as a single replica would.
-    async fn refresh_once_everywhere(
-        &self,
-        session: &Session,
-        key: &[u8; 32],
-        ran: &AtomicBool,
-    ) -> Result<Tokens, RefreshError> {
-        let refresh_here = || {
-            ran.store(true, Ordering::Relaxed);
-            self.refresh(session)
-        };
-        if !self.store.is_shared() {
-            return refresh_here().await;
-        }
-        let name = URL_SAFE_NO_PAD.encode(key);
-        let result_key = self.store.key(&format!("refreshed:{name}"));
-        let lock_key = self.store.key(&format!("refreshing:{name}"));
-        let deadline = tokio::time::Instant::now() + self.wait_limit;
-        loop {
-            match self.store.get(&result_key).await {
-                Ok(Some(sealed)) => {
-                    if let Some(tokens) = self.open(&sealed) {
-                        return Ok(tokens);
-                    }
-                }
-                Ok(None) => {}
-                Err(_) => return refresh_here().await,
-            }
-            match self.store.set_new(&lock_key, b"1", self.wait_limit).await {
-                Ok(true) => {
-                    let result = refresh_here().await;
-                    if let Ok(tokens) = &result {
-                        let _ = self
-                            .store
-                            .set(&result_key, self.seal(tokens).as_bytes(), REUSE_WINDOW)
-                            .await;
-                    }
-                    let _ = self.store.delete(&lock_key).await;
-                    return result;
-                }
-                // The winner is gone or stuck past the IdP timeout: do it here.
-                Ok(false) if tokio::time::Instant::now() >= deadline => {
-                    return refresh_here().await
-                }
-                Ok(false) => tokio::time::sleep(POLL).await,
-                Err(_) => return refresh_here().await,
-            }
-        }
-    }
-
-    fn seal(&self, tokens: &Tokens) -> String {
-        let bytes = postcard::to_stdvec(tokens).unwrap_or_default();
-        self.sealer.seal(SEALED_NAME, &bytes)
-    }
-
-    fn open(&self, sealed: &[u8]) -> Option<Tokens> {
-        let plain = self
-            .sealer
-            .open(SEALED_NAME, std::str::from_utf8(sealed).ok()?)?;
-        postcard::from_bytes(&plain).ok()
     }
 
     async fn refresh(&self, session: &Session) -> Result<Tokens, RefreshError> {

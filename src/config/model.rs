@@ -115,6 +115,8 @@ pub struct RedisConfig {
     pub key_prefix: String,
     /// Per Redis call; past it the call counts as failed and local behaviour takes over.
     pub timeout: Duration,
+    /// For loading all kept revocations at start or reconnection, in batches.
+    pub load_timeout: Duration,
     /// The cookie holds only a session id and key; the session itself lives in Redis.
     pub server_side_sessions: bool,
 }

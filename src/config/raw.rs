@@ -130,6 +130,7 @@ pub struct RawStore {
     pub url: Option<String>,
     pub key_prefix: Option<String>,
     pub timeout: Option<toml::Value>,
+    pub load_timeout: Option<toml::Value>,
     pub server_side_sessions: Option<bool>,
 }
 

@@ -1179,6 +1179,11 @@ impl Validator {
     fn store(&mut self, raw: raw::RawStore) -> StoreConfig {
         let kind = raw.kind.as_deref().unwrap_or("memory");
         let timeout = self.duration("store.timeout", raw.timeout, Duration::from_millis(250));
+        let load_timeout = self.duration(
+            "store.load_timeout",
+            raw.load_timeout,
+            Duration::from_secs(10),
+        );
         match kind {
             "memory" => {
                 for (set, key) in [
@@ -1217,6 +1222,7 @@ impl Validator {
                         url,
                         key_prefix: raw.key_prefix.unwrap_or_else(|| "sso-sidecar:".to_owned()),
                         timeout,
+                        load_timeout,
                         server_side_sessions: raw.server_side_sessions.unwrap_or(false),
                     }),
                 }

@@ -398,12 +398,13 @@ impl Sidecar {
                 .json()
                 .unwrap();
             let idps = ready["identity_providers"].as_object().unwrap();
-            if idps.values().all(|s| s["state"] == "ready") {
+            // `ready` also waits for shared revocations to load (with Redis).
+            if ready["ready"] == true && idps.values().all(|s| s["state"] == "ready") {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("IdPs not discovered:\n{}", self.log());
+        panic!("IdPs not discovered or not ready:\n{}", self.log());
     }
 
     pub fn metric(&self, key: &str) -> f64 {
