@@ -46,6 +46,11 @@ fn main() {
             issued_at: now,
             last_seen: now,
             backend: None,
+            // Azure-shaped: 20 group object ids.
+            groups: (0..20)
+                .map(|g| format!("{g:08x}-{i:04x}-4000-a000-000000000000"))
+                .collect(),
+            claims: Default::default(),
         };
         println!(
             "_sso_session={}",

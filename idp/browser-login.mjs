@@ -4,6 +4,7 @@
 // page's text; saves a screenshot of the login page.
 //
 // Usage: node browser-login.mjs '{"url": ..., "org": ..., "idp": ..., "user": ..., "screenshot": ...}'
+// Optional: "until" (the URL prefix where the run ends, default "url"), "finalScreenshot".
 import { chromium } from 'playwright-core';
 
 const job = JSON.parse(process.argv[2]);
@@ -30,7 +31,8 @@ try {
   await page.fill('input[name=login]', job.user);
   await page.fill('input[name=password]', 'any-password');
   await page.click('button[type=submit]');
-  await page.waitForURL((u) => u.toString().startsWith(job.url));
+  await page.waitForURL((u) => u.toString().startsWith(job.until || job.url));
+  if (job.finalScreenshot) await page.screenshot({ path: job.finalScreenshot, fullPage: true });
   const text = await page.textContent('body');
   console.log(JSON.stringify({ url: page.url(), text }));
 } finally {

@@ -29,6 +29,8 @@
 // `typ`, none by default): mode "valid" (the
 // provider's key), "wrong_key" (a foreign key under the same kid), "unknown_kid",
 // "hs256_public" (HMAC keyed with the public key: the classic algorithm confusion), "none".
+// POST /_test/user with JSON {login, claims} replaces a user's configured claims (the next
+// token or refresh carries them: a user who changed departments).
 // POST /_test/logout-token with JSON {sub, sid, aud, nonce, wrongKey, noEvent, iat} returns a
 // back-channel logout token signed with the provider's key (or a foreign one).
 import { createServer } from 'node:http';
@@ -100,7 +102,7 @@ const ttl = settings.ttl || {};
 const scopeClaims = {
   openid: ['sub'],
   email: ['email', 'email_verified'],
-  profile: ['name', 'given_name', 'family_name', 'preferred_username', 'oid', 'groups'],
+  profile: ['name', 'given_name', 'family_name', 'preferred_username', 'oid', 'groups', 'realm_access'],
 };
 
 function buildProvider(issuer) {
@@ -231,6 +233,16 @@ server.listen(settings.port || 0, '127.0.0.1', () => {
     if (req.url === '/_test/stats') {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(stats));
+      return;
+    }
+    if (req.url === '/_test/user' && req.method === 'POST') {
+      let raw = '';
+      req.on('data', (chunk) => { raw += chunk; });
+      req.on('end', () => {
+        const { login, claims } = JSON.parse(raw || '{}');
+        settings.users = { ...(settings.users || {}), [login]: claims };
+        res.end('{}');
+      });
       return;
     }
     if (req.url === '/_test/sign' && req.method === 'POST') {

@@ -51,6 +51,8 @@ struct Claims<'a> {
     organization: &'a str,
     identity_provider: &'a str,
     external_id: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    groups: &'a [String],
     iat: i64,
     exp: i64,
     jti: String,
@@ -128,6 +130,7 @@ impl AssertionSigner {
             organization: &user.organization,
             identity_provider: &user.identity_provider,
             external_id: &identity.external_id,
+            groups: &user.groups,
             iat: now,
             exp: now.saturating_add(LIFETIME_SECS),
             jti: uuid::Uuid::new_v4().simple().to_string(),

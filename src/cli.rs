@@ -209,18 +209,19 @@ pub fn summary(config: &Config) -> String {
     for (key, org) in &config.organizations {
         let _ = writeln!(
             out,
-            "  {key} (\"{}\"): idps [{}], logout {}, self-administration {}",
+            "  {key} (\"{}\"): idps [{}], logout {}, self-administration {}, members {}",
             org.external_name,
             org.identity_providers.join(", "),
             org.logout_policy.as_str(),
-            org.self_administration.header_value()
+            org.self_administration.header_value(),
+            describe_rules(&org.members, "everyone")
         );
     }
     let _ = writeln!(out, "routes ({}):", config.routes.len());
     for (i, route) in config.routes.iter().enumerate() {
         let _ = writeln!(
             out,
-            "  [{i}] {}{} → {}{}",
+            "  [{i}] {}{} → {}{}{}",
             route.host.as_deref().unwrap_or("*"),
             route.path_prefix,
             route.auth.as_str(),
@@ -228,11 +229,35 @@ pub fn summary(config: &Config) -> String {
                 .organization
                 .as_deref()
                 .map(|o| format!(" (organization {o})"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if route.allow.is_empty() {
+                String::new()
+            } else {
+                format!(", allow {}", describe_rules(&route.allow, ""))
+            }
         );
     }
     for warning in &config.warnings {
         let _ = writeln!(out, "warning: {warning}");
     }
     out
+}
+
+/// Rules in one line for `check`: `email ends_with [@a.com] or groups any_of [x]`.
+fn describe_rules(rules: &[crate::config::ClaimRule], when_empty: &str) -> String {
+    if rules.is_empty() {
+        return when_empty.to_owned();
+    }
+    let described: Vec<String> = rules
+        .iter()
+        .map(|rule| match &rule.test {
+            crate::config::ClaimTest::AnyOf(values) => {
+                format!("{} any_of [{}]", rule.claim, values.join(", "))
+            }
+            crate::config::ClaimTest::EndsWith(values) => {
+                format!("{} ends_with [{}]", rule.claim, values.join(", "))
+            }
+        })
+        .collect();
+    described.join(" or ")
 }

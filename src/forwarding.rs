@@ -193,7 +193,13 @@ pub fn identity_value(
     self_administration: &str,
 ) -> Option<HeaderValue> {
     let identity = &session.identity;
+    let joined;
     let text: &str = match header {
+        IdentityHeader::Groups => {
+            // Values with commas were dropped when the session was made.
+            joined = session.groups.join(",");
+            &joined
+        }
         IdentityHeader::Subject => &identity.subject,
         IdentityHeader::Email => identity.email.as_deref()?,
         IdentityHeader::Name => identity.name.as_deref()?,

@@ -57,6 +57,7 @@ pub struct Metrics {
     session_cookie_bytes: Histogram,
     sessions_rejected: IntCounterVec,
     scopes_dropped: IntCounter,
+    requests_denied: IntCounterVec,
     key_refetches: IntCounterVec,
     refreshes: IntCounterVec,
     refresh_coalesced: IntCounterVec,
@@ -193,6 +194,12 @@ impl Metrics {
             "Session cookies that were not accepted, by reason",
             &["reason"],
         );
+        let requests_denied = counter_vec(
+            &registry,
+            "requests_denied_total",
+            "Signed-in requests refused by a route's allow rules, by route path prefix",
+            &["route"],
+        );
         let scopes_dropped = IntCounter::with_opts(Opts::new(
             "scopes_dropped_total",
             "Claim values left out of introspection scopes as they are not RFC 6749 scope tokens",
@@ -272,6 +279,7 @@ impl Metrics {
             session_cookie_bytes,
             sessions_rejected,
             scopes_dropped,
+            requests_denied,
             key_refetches,
             refreshes,
             refresh_coalesced,
@@ -342,6 +350,10 @@ impl Metrics {
         self.logins_failed
             .with_label_values(&[organization, idp, reason])
             .inc();
+    }
+
+    pub fn request_denied(&self, route: &str) {
+        self.requests_denied.with_label_values(&[route]).inc();
     }
 
     pub fn scope_dropped(&self) {

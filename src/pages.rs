@@ -16,6 +16,19 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// `text` as a sentence: a capital first letter and a full stop.
+pub fn sentence(text: &str) -> String {
+    let mut chars = text.trim().chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 const STYLE: &str =
     "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}\
 main{max-width:32rem;margin:4rem auto;background:#fff;padding:2rem 2.5rem;border-radius:8px;\

@@ -149,11 +149,7 @@ impl ProxyHttp for SidecarProxy {
             let endpoint = rt.router.own_endpoint(&routing).unwrap_or_default();
             rt.auth.endpoint(endpoint, &request, now).await
         } else {
-            match rt
-                .auth
-                .gate(matched.kind, matched.organization, &request, now)
-                .await
-            {
+            match rt.auth.gate(&matched, &request, now).await {
                 Gate::Forward {
                     session,
                     set_cookies,

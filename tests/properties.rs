@@ -42,6 +42,8 @@ fn session_strategy() -> impl Strategy<Value = Session> {
                 issued_at,
                 last_seen: issued_at,
                 backend: None,
+                groups: vec!["buyers".into()],
+                claims: [("email".to_owned(), vec![format!("{}@x", "a")])].into(),
             },
         )
 }

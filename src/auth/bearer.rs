@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
-use super::{AuthService, Gate, Request};
+use super::{rules, AuthService, Gate, Request};
 use crate::config::{ClaimMapping, Organization};
 use crate::oidc::access::VerifiedToken;
 use crate::oidc::flow::identity_from_claims;
 use crate::oidc::registry::Provider;
 use crate::oidc::verify::{Invalid, VerifyError};
 use crate::reply::Reply;
+use crate::routing::Matched;
+use crate::session::claims;
 use crate::session::{Session, Tokens};
 
 /// The bearer token of a request, if it carries one.
@@ -27,12 +29,8 @@ pub fn bearer_token<'h>(req: &Request<'h>) -> Option<&'h str> {
 
 impl AuthService {
     /// Checks a bearer token and turns it into the identity forwarded upstream.
-    pub(super) async fn bearer_gate(
-        &self,
-        token: &str,
-        pinned_org: Option<&str>,
-        now: i64,
-    ) -> Gate {
+    pub(super) async fn bearer_gate(&self, token: &str, route: &Matched<'_>, now: i64) -> Gate {
+        let pinned_org = route.organization;
         let verified = match self.verify_bearer(token, pinned_org).await {
             Ok(verified) => verified,
             Err(error) => return Gate::Deny(self.bearer_refused(&error)),
@@ -45,12 +43,29 @@ impl AuthService {
                 Some(reason),
             ));
         };
-        let mapping = self
-            .registry
-            .get(idp)
+        if !rules::satisfied(route.allow, |path| {
+            claims::values_at(&verified.claims, path)
+        }) {
+            self.metrics.request_denied(route.label);
+            let mut reply = Reply::json(403, &serde_json::json!({"error": "insufficient_scope"}));
+            reply.headers.push((
+                "www-authenticate",
+                "Bearer realm=\"sso-sidecar\", error=\"insufficient_scope\"".to_owned(),
+            ));
+            return Gate::Deny(reply);
+        }
+        let provider = self.registry.get(idp);
+        let mapping = provider
             .map(|p| p.config.claims.clone())
             .unwrap_or_default();
-        let session = session_from_token(&verified, idp, token, organization, &mapping, now);
+        let mut session = session_from_token(&verified, idp, token, organization, &mapping, now);
+        if let Some(provider) = provider {
+            session.groups = claims::groups(
+                &verified.claims,
+                &provider.config.groups_claim,
+                self.config.headers.max_groups,
+            );
+        }
         Gate::Forward {
             session: Box::new(session),
             set_cookies: Vec::new(),
@@ -189,5 +204,7 @@ fn session_from_token(
         issued_at: now,
         last_seen: now,
         backend: None,
+        groups: Vec::new(),
+        claims: Default::default(),
     }
 }

@@ -81,3 +81,20 @@ pub fn idp_list(
         ),
     )
 }
+
+/// The `403` page of a route whose `allow` rules do not admit the signed-in user, with a
+/// way to sign out and in as someone else.
+pub fn forbidden(who: &str, logout_path: &str, request_id: &str) -> String {
+    page(
+        "No access",
+        &format!(
+            "<h1>You do not have access to this page</h1>\
+<p>You are signed in as <strong>{who}</strong>, and this account may not open it.</p>\
+<form method=\"post\" action=\"{logout}\"><button type=\"submit\" id=\"switch-account\">Sign in as someone else</button></form>\
+<p class=\"id\">Request id: {id}</p>",
+            who = escape(who),
+            logout = escape(logout_path),
+            id = escape(request_id),
+        ),
+    )
+}

@@ -10,6 +10,7 @@ mod login_page;
 mod logout;
 pub mod return_path;
 mod revocations;
+mod rules;
 mod sessions;
 mod shared;
 mod single_flight;
@@ -26,11 +27,12 @@ use crate::config::{Config, IdentityProviderKind, Organization};
 use crate::forwarding::is_navigation;
 use crate::metrics::Metrics;
 use crate::oidc::access::AccessTokens;
+use crate::oidc::flow::jwt_part;
 use crate::oidc::{self, LoginError, LoginTarget, Registry, TokenChecks};
 use crate::pages;
 use crate::reply::Reply;
-use crate::routing::RouteKind;
-use crate::session::{Rejection, Session, SessionCookies};
+use crate::routing::{Matched, RouteKind};
+use crate::session::{claims, Rejection, Session, SessionCookies};
 use crate::store::Store;
 pub use revocations::{LoadState, Revocation, Revocations};
 pub use shared::follow as follow_shared_revocations;
@@ -80,6 +82,8 @@ pub struct AuthService {
     login_limit: limits::LoginRateLimit,
     /// Publishes the keys of `X-SSO-Assertion` at `/oauth2/jwks`.
     assertion: Option<Arc<AssertionSigner>>,
+    /// Claim paths that `members` and `allow` rules name: a session keeps these.
+    rule_claims: Vec<String>,
 }
 
 impl AuthService {
@@ -113,6 +117,7 @@ impl AuthService {
             metrics,
             org_names,
             assertion,
+            rule_claims: rule_claims(config),
         }
     }
 
@@ -171,16 +176,11 @@ impl AuthService {
 
     /// Decides whether a request on a `required` or `api` route may go upstream, refreshing
     /// the tokens first when they are about to run out.
-    pub async fn gate(
-        &self,
-        kind: RouteKind,
-        pinned_org: Option<&str>,
-        req: &Request<'_>,
-        now: i64,
-    ) -> Gate {
+    pub async fn gate(&self, route: &Matched<'_>, req: &Request<'_>, now: i64) -> Gate {
+        let (kind, pinned_org) = (route.kind, route.organization);
         if kind == RouteKind::Api {
             if let Some(token) = bearer::bearer_token(req) {
-                return self.bearer_gate(token, pinned_org, now).await;
+                return self.bearer_gate(token, route, now).await;
             }
         }
         let mut session = match self.load_live_session(req.headers, now).await {
@@ -211,8 +211,25 @@ impl AuthService {
         match self.tokens.ensure_fresh(&session, now).await {
             Freshness::Current => {}
             Freshness::Refreshed(tokens) => {
+                let new_id_token =
+                    tokens.id_token.is_some() && tokens.id_token != session.tokens.id_token;
                 session.tokens = (*tokens).clone();
                 changed = true;
+                // New claims: membership is checked again (a user who left ends here).
+                if new_id_token {
+                    let claims = session
+                        .tokens
+                        .id_token
+                        .as_deref()
+                        .and_then(|t| jwt_part(t, 1));
+                    if let Some(claims) = claims {
+                        self.keep_claims(&mut session, &claims);
+                    }
+                    if !self.is_member(&session) {
+                        self.metrics.session_ended("not_a_member");
+                        return self.session_over(kind, pinned_org, req);
+                    }
+                }
             }
             Freshness::Ended(reason) => {
                 self.metrics.session_ended(reason);
@@ -247,6 +264,9 @@ impl AuthService {
                 return self.session_over(kind, pinned_org, req);
             }
         }
+        if !rules::satisfied(route.allow, |path| kept(&session, path)) {
+            return Gate::Deny(self.forbidden(route, req, &session));
+        }
         if !changed {
             return Gate::Forward {
                 set_cookies: self.touch(req.headers, &session, now).await,
@@ -259,6 +279,30 @@ impl AuthService {
             session: Box::new(session),
             set_cookies,
         }
+    }
+
+    /// `403`: signed in, but the route's `allow` rules do not admit this user. Browsers get
+    /// a page that offers signing in as someone else; nobody gets a redirect, which would
+    /// only bring them back here.
+    fn forbidden(&self, route: &Matched<'_>, req: &Request<'_>, session: &Session) -> Reply {
+        self.metrics.request_denied(route.label);
+        if !is_navigation(req.method, req.headers) {
+            return Reply::json(403, &json!({"error": "forbidden"}));
+        }
+        let who = session
+            .identity
+            .email
+            .as_deref()
+            .or(session.identity.preferred_username.as_deref())
+            .unwrap_or(&session.identity.subject);
+        Reply::html(
+            403,
+            login_page::forbidden(
+                who,
+                &format!("{}/logout", self.config.oidc.path_prefix),
+                req.request_id,
+            ),
+        )
     }
 
     /// The session ended (revoked, refused by the IdP or the backend): its cookies go, and
@@ -494,20 +538,28 @@ impl AuthService {
             Err(error) => {
                 self.metrics.login_failed(org, idp, error.reason());
                 tracing::warn!(organization = org, idp, reason = error.reason(), %error, "login failed");
-                let retry = match &login {
-                    Some(l) => format!(
-                        "{}?rd={}&org={}",
-                        self.start_path,
-                        urlencode(&l.return_to),
-                        urlencode(&l.organization)
+                let retry = match (&login, &error) {
+                    // The same organization would only refuse the same account again.
+                    (Some(l), LoginError::NotAMember { .. }) => (
+                        format!("{}?rd={}", self.start_path, urlencode(&l.return_to)),
+                        "Choose another organization",
                     ),
-                    None => self.start_path.clone(),
+                    (Some(l), _) => (
+                        format!(
+                            "{}?rd={}&org={}",
+                            self.start_path,
+                            urlencode(&l.return_to),
+                            urlencode(&l.organization)
+                        ),
+                        "Sign in again",
+                    ),
+                    (None, _) => (self.start_path.clone(), "Sign in again"),
                 };
                 let (status, title) = login_error_page(&error);
                 let html = pages::message(
                     title,
-                    &error.to_string(),
-                    Some((&retry, "Sign in again")),
+                    &pages::sentence(&error.to_string()),
+                    Some((&retry.0, retry.1)),
                     req.request_id,
                 );
                 Reply::html(status, html).with_cookies([state_cookie])
@@ -565,8 +617,18 @@ impl AuthService {
             max_clock_skew: self.config.oidc.max_clock_skew,
             accept_unsigned_tokens: self.config.oidc.accept_unsigned_tokens,
         };
-        let result =
-            oidc::finish(&self.registry, provider, &discovered, login, code, checks).await?;
+        let mut wanted = self.rule_claims.clone();
+        wanted.push(provider.config.groups_claim.clone());
+        let result = oidc::finish(
+            &self.registry,
+            provider,
+            &discovered,
+            login,
+            code,
+            checks,
+            &wanted,
+        )
+        .await?;
         let mut session = Session {
             id: uuid::Uuid::new_v4().simple().to_string(),
             organization: login.organization.clone(),
@@ -577,10 +639,46 @@ impl AuthService {
             issued_at: now,
             last_seen: now,
             backend: None,
+            groups: Vec::new(),
+            claims: Default::default(),
         };
+        self.keep_claims(&mut session, &result.claims);
+        if !self.is_member(&session) {
+            return Err(LoginError::NotAMember {
+                organization: self
+                    .config
+                    .organizations
+                    .get(&session.organization)
+                    .map_or_else(|| session.organization.clone(), |o| o.external_name.clone()),
+                email: session.identity.email.clone(),
+            });
+        }
         self.backend_handshake(&mut session, &result.claims, &provider.config.claims)
             .await?;
         Ok(session)
+    }
+
+    /// Stores in the session what rules and `X-SSO-Groups` need of `claims`.
+    fn keep_claims(
+        &self,
+        session: &mut Session,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) {
+        let max = self.config.headers.max_groups;
+        if let Some(provider) = self.registry.get(&session.identity_provider) {
+            session.groups = claims::groups(claims, &provider.config.groups_claim, max);
+        }
+        let fresh = claims::keep(claims, self.rule_claims.iter().map(String::as_str), max);
+        // A refreshed ID token may lack what userinfo gave at login: keep those values.
+        session.claims.extend(fresh);
+    }
+
+    /// Whether the session's user may be in its organization (`members`).
+    fn is_member(&self, session: &Session) -> bool {
+        self.config
+            .organizations
+            .get(&session.organization)
+            .is_some_and(|org| rules::satisfied(&org.members, |path| kept(session, path)))
     }
 
     async fn userinfo(&self, req: &Request<'_>, now: i64) -> Reply {
@@ -620,6 +718,21 @@ impl AuthService {
     }
 }
 
+/// The values a session kept at a claim path.
+fn kept(session: &Session, path: &str) -> Vec<String> {
+    session.claims.get(path).cloned().unwrap_or_default()
+}
+
+/// Every claim path a `members` or `allow` rule names, once.
+fn rule_claims(config: &Config) -> Vec<String> {
+    let members = config.organizations.values().flat_map(|o| &o.members);
+    let allows = config.routes.iter().flat_map(|r| &r.allow);
+    let mut paths: Vec<String> = members.chain(allows).map(|r| r.claim.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
 fn login_error_page(error: &LoginError) -> (u16, &'static str) {
     match error {
         LoginError::Idp {
@@ -641,6 +754,7 @@ fn login_error_page(error: &LoginError) -> (u16, &'static str) {
         LoginError::Unreachable(_) => (503, "The identity provider is not available"),
         LoginError::BadResponse(_) => (502, "The identity provider sent an answer we cannot read"),
         LoginError::Backend(_) => (502, "The shop could not complete your sign-in"),
+        LoginError::NotAMember { .. } => (403, "You are not a member of this organization"),
         LoginError::Misconfigured(_) => (500, "Sign-in is not set up correctly"),
     }
 }

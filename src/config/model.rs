@@ -158,6 +158,8 @@ pub struct HeaderConfig {
     pub strip_untrusted: Vec<String>,
     /// `X-SSO-Assertion`, the signed identity; `None` when `headers.assertion = false`.
     pub assertion: Option<AssertionConfig>,
+    /// At most this many groups go into `X-SSO-Groups` and the session.
+    pub max_groups: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -191,10 +193,11 @@ pub enum IdentityHeader {
     IdentityProvider,
     ExternalId,
     SelfAdministration,
+    Groups,
 }
 
 impl IdentityHeader {
-    pub const ALL: [IdentityHeader; 8] = [
+    pub const ALL: [IdentityHeader; 9] = [
         IdentityHeader::Subject,
         IdentityHeader::Email,
         IdentityHeader::Name,
@@ -203,6 +206,7 @@ impl IdentityHeader {
         IdentityHeader::IdentityProvider,
         IdentityHeader::ExternalId,
         IdentityHeader::SelfAdministration,
+        IdentityHeader::Groups,
     ];
 
     /// The name used in `headers.claims`.
@@ -216,6 +220,7 @@ impl IdentityHeader {
             IdentityHeader::IdentityProvider => "identity_provider",
             IdentityHeader::ExternalId => "external_id",
             IdentityHeader::SelfAdministration => "self_administration",
+            IdentityHeader::Groups => "groups",
         }
     }
 
@@ -230,6 +235,7 @@ impl IdentityHeader {
             IdentityHeader::IdentityProvider => "Identity-Provider",
             IdentityHeader::ExternalId => "External-Id",
             IdentityHeader::SelfAdministration => "Self-Administration",
+            IdentityHeader::Groups => "Groups",
         }
     }
 }
@@ -278,6 +284,8 @@ pub struct OidcProvider {
     pub access_token_type: Option<String>,
     /// Opaque bearer tokens may be introspected at this IdP (RFC 7662).
     pub introspection: bool,
+    /// The claim (or dotted path) holding the user's groups, for `X-SSO-Groups`.
+    pub groups_claim: String,
     /// Which claim fills which profile field (ICM's OIDCProfileMapper / OIDCLoginNameProvider).
     pub claims: ClaimMapping,
 }
@@ -385,6 +393,26 @@ pub struct Organization {
     /// Where the browser goes after signing out; `None` shows the sidecar's signed-out page
     /// (`LOCAL`) or returns to the site root (`EXTERNAL`, `FEDERATED`).
     pub post_logout_url: Option<String>,
+    /// Who may sign in for this organization: any rule matching. Empty: every user of its
+    /// IdPs.
+    pub members: Vec<ClaimRule>,
+}
+
+/// A condition on a claim of the signed-in user. `claim` is a name or a dotted path into
+/// nested claims (`realm_access.roles`); on a list claim, any element may match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRule {
+    pub claim: String,
+    pub test: ClaimTest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimTest {
+    /// Exactly one of these values.
+    AnyOf(Vec<String>),
+    /// Ends with one of these (compared without regard to ASCII case, as for email
+    /// domains).
+    EndsWith(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -429,6 +457,8 @@ pub struct Route {
     pub path_prefix: String,
     pub auth: AuthMode,
     pub organization: Option<String>,
+    /// Signed-in users (and bearer tokens) must match one of these; empty: anyone signed in.
+    pub allow: Vec<ClaimRule>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

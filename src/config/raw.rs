@@ -93,6 +93,7 @@ pub struct RawHeaders {
     pub assertion: Option<bool>,
     pub assertion_audience: Option<String>,
     pub assertion_keys: Option<Vec<String>>,
+    pub max_groups: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +117,7 @@ pub struct RawIdentityProvider {
     pub algorithms: Option<Vec<String>>,
     pub access_token_type: Option<String>,
     pub introspection: Option<bool>,
+    pub groups_claim: Option<String>,
     pub claims: Option<BTreeMap<String, String>>,
 }
 
@@ -177,6 +179,15 @@ pub struct RawOrganization {
     pub logout_policy: Option<String>,
     pub local_login_url: Option<String>,
     pub post_logout_url: Option<String>,
+    pub members: Option<Vec<RawRule>>,
+}
+
+/// `{ claim = "...", any_of = [...] }` or `{ claim = "...", ends_with = [...] }`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRule {
+    pub claim: Option<String>,
+    pub any_of: Option<Vec<String>>,
+    pub ends_with: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -185,6 +196,7 @@ pub struct RawRoute {
     pub path_prefix: Option<String>,
     pub auth: Option<String>,
     pub organization: Option<String>,
+    pub allow: Option<Vec<RawRule>>,
 }
 
 /// The keys a table at `path` may hold, for "did you mean" suggestions on unknown keys.
@@ -216,6 +228,12 @@ pub fn known_keys(path: &[String]) -> &'static [&'static str] {
             "routes" => fields::<RawRoute>(),
             _ => &[],
         },
+        [section, _, list, _]
+            if (section == "organizations" && list == "members")
+                || (section == "routes" && list == "allow") =>
+        {
+            fields::<RawRule>()
+        }
         _ => &[],
     }
 }

@@ -176,6 +176,7 @@ impl Validator {
             &declared_idps,
             oidc.remote,
         );
+        self.note_open_organizations(&organizations, &identity_providers);
         let routes = self.routes(
             raw.routes.unwrap_or_default(),
             &organizations,
@@ -542,12 +543,21 @@ impl Validator {
                 keys,
             }
         });
+        let max_groups = match raw.max_groups {
+            None => 100,
+            Some(n) if (0..=10_000).contains(&n) => n as usize,
+            Some(_) => {
+                self.problem("headers.max_groups", "must be between 0 and 10000");
+                100
+            }
+        };
         HeaderConfig {
             prefix,
             claims,
             forward_access_token: raw.forward_access_token.unwrap_or(false),
             strip_untrusted,
             assertion,
+            max_groups,
         }
     }
 
@@ -706,9 +716,23 @@ impl Validator {
                 None
             }
         };
+        let groups_claim = match raw.groups_claim.as_deref().map(str::trim) {
+            None => "groups".to_owned(),
+            Some(claim) if !claim.is_empty() && claim.split('.').all(|p| !p.is_empty()) => {
+                claim.to_owned()
+            }
+            Some(_) => {
+                self.problem(
+                    format!("{path}.groups_claim"),
+                    "must be a claim name or a dotted path such as \"realm_access.roles\"",
+                );
+                "groups".to_owned()
+            }
+        };
         let client_id = client_id?;
         Some(OidcProvider {
             access_token_type,
+            groups_claim,
             introspection: raw.introspection.unwrap_or(false),
             issuer: issuer?,
             audiences: if audiences.is_empty() {
@@ -724,6 +748,40 @@ impl Validator {
             algorithms,
             claims,
         })
+    }
+
+    /// An IdP serving several organizations lets its users pick any of them; one without
+    /// `members` then takes everyone, which is rarely meant.
+    fn note_open_organizations(
+        &mut self,
+        orgs: &BTreeMap<String, Organization>,
+        idps: &BTreeMap<String, IdentityProvider>,
+    ) {
+        let mut serving: BTreeMap<&str, Vec<&Organization>> = BTreeMap::new();
+        for org in orgs.values() {
+            // `local` is the backend's own login: the backend decides who is whose.
+            let remote = org
+                .identity_providers
+                .iter()
+                .filter(|idp| idps.get(*idp).is_some_and(|i| i.oidc().is_some()));
+            for idp in remote {
+                serving.entry(idp.as_str()).or_default().push(org);
+            }
+        }
+        for (idp, orgs) in serving.into_iter().filter(|(_, orgs)| orgs.len() > 1) {
+            for org in orgs.iter().filter(|org| org.members.is_empty()) {
+                self.warnings.push(format!(
+                    "organizations.{}.members is not set but {idp} also serves {}: every user of {idp} can sign in as a member of {}",
+                    org.key,
+                    orgs.iter()
+                        .filter(|o| o.key != org.key)
+                        .map(|o| o.key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    org.key
+                ));
+            }
+        }
     }
 
     /// Entries that share an issuer (two clients of one realm) are fine, but an operator
@@ -830,6 +888,7 @@ impl Validator {
                 .unwrap_or_else(|| "/".to_owned());
             let post_logout_url =
                 self.path_or_url(&format!("{path}.post_logout_url"), org.post_logout_url);
+            let members = self.rules(&format!("{path}.members"), org.members);
             orgs.insert(
                 key.clone(),
                 Organization {
@@ -840,10 +899,68 @@ impl Validator {
                     logout_policy,
                     local_login_url,
                     post_logout_url,
+                    members,
                 },
             );
         }
         orgs
+    }
+
+    /// `members` and `allow` lists: each rule names a claim and exactly one test.
+    fn rules(&mut self, path: &str, raw: Option<Vec<raw::RawRule>>) -> Vec<ClaimRule> {
+        let mut rules = Vec::new();
+        for (i, rule) in raw.unwrap_or_default().into_iter().enumerate() {
+            let at = format!("{path}[{i}]");
+            let claim = match rule.claim.as_deref().map(str::trim) {
+                Some(claim)
+                    if !claim.is_empty() && claim.split('.').all(|part| !part.is_empty()) =>
+                {
+                    claim.to_owned()
+                }
+                Some(_) => {
+                    self.problem(
+                        format!("{at}.claim"),
+                        "must be a claim name or a dotted path such as \"realm_access.roles\"",
+                    );
+                    continue;
+                }
+                None => {
+                    self.problem(format!("{at}.claim"), "missing (e.g. claim = \"groups\")");
+                    continue;
+                }
+            };
+            let test = match (rule.any_of, rule.ends_with) {
+                (Some(values), None) => ("any_of", ClaimTest::AnyOf(values)),
+                (None, Some(suffixes)) => ("ends_with", ClaimTest::EndsWith(suffixes)),
+                (Some(_), Some(_)) => {
+                    self.problem(&at, "has both any_of and ends_with; use two rules");
+                    continue;
+                }
+                (None, None) => {
+                    self.problem(
+                        &at,
+                        "needs any_of = [...] (exact values) or ends_with = [...] (suffixes)",
+                    );
+                    continue;
+                }
+            };
+            let (name, values) = match &test.1 {
+                ClaimTest::AnyOf(v) => (test.0, v),
+                ClaimTest::EndsWith(v) => (test.0, v),
+            };
+            if values.is_empty() || values.iter().any(|v| v.is_empty()) {
+                self.problem(
+                    format!("{at}.{name}"),
+                    "must list at least one value, none of them empty",
+                );
+                continue;
+            }
+            rules.push(ClaimRule {
+                claim,
+                test: test.1,
+            });
+        }
+        rules
     }
 
     fn self_administration(
@@ -939,12 +1056,20 @@ impl Validator {
                     "{path}.path_prefix: {path_prefix} lies under the sidecar's own {own_prefix}/ endpoints, which answer first"
                 ));
             }
+            let allow = self.rules(&format!("{path}.allow"), route.allow);
+            if !allow.is_empty() && auth == AuthMode::Public {
+                self.problem(
+                    format!("{path}.allow"),
+                    "needs auth = \"required\" or \"api\": a public route has no user to check",
+                );
+            }
             let host = route.host.map(|h| h.to_ascii_lowercase());
             let new = Route {
                 host,
                 path_prefix,
                 auth,
                 organization: route.organization,
+                allow,
             };
             if let Some((j, earlier)) = routes.iter().find(|(_, earlier)| shadows(earlier, &new)) {
                 let what = if earlier.host == new.host && earlier.path_prefix == new.path_prefix {

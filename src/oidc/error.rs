@@ -55,6 +55,12 @@ pub enum LoginError {
     BadResponse(String),
     #[error("{0}")]
     Backend(String),
+    /// The organization's `members` rules do not admit this account.
+    #[error("the account {} is not a member of {organization}", email.as_deref().unwrap_or("you signed in with"))]
+    NotAMember {
+        organization: String,
+        email: Option<String>,
+    },
     #[error("the identity provider is not configured for this: {0}")]
     Misconfigured(String),
 }
@@ -72,6 +78,7 @@ impl LoginError {
             LoginError::Unreachable(_) => "idp_unreachable",
             LoginError::BadResponse(_) => "bad_response",
             LoginError::Backend(_) => "backend_refused",
+            LoginError::NotAMember { .. } => "not_a_member",
             LoginError::Misconfigured(_) => "misconfigured",
         }
     }

@@ -96,6 +96,7 @@ pub async fn finish(
     pending: &PendingLogin,
     code: &str,
     checks: TokenChecks,
+    wanted_claims: &[String],
 ) -> Result<LoginResult, LoginError> {
     let exchange = discovered
         .client
@@ -150,9 +151,15 @@ pub async fn finish(
     let mut claims = claims;
     let mapping = &provider.config.claims;
     let profile_claims = [&mapping.email, &mapping.name, &mapping.login_name];
+    // Rules and groups may name claims only userinfo has (`groups` on many IdPs).
+    let wanted = wanted_claims
+        .iter()
+        .map(|path| path.split('.').next().unwrap_or(path));
     if profile_claims
         .iter()
-        .any(|claim| !claims.contains_key(claim.as_str()))
+        .map(|c| c.as_str())
+        .chain(wanted)
+        .any(|claim| !claims.contains_key(claim))
     {
         complete_from_userinfo(
             registry,

@@ -4,7 +4,7 @@
 
 pub mod canonical;
 
-use crate::config::{AuthMode, Route};
+use crate::config::{AuthMode, ClaimRule, Route};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteKind {
@@ -49,6 +49,21 @@ pub struct Matched<'a> {
     pub kind: RouteKind,
     /// Set when the route pins the organization (back office → Operations).
     pub organization: Option<&'a str>,
+    /// Who may pass (`routes[].allow`); empty: anyone signed in.
+    pub allow: &'a [ClaimRule],
+    /// The route's path prefix, for metrics; empty when no route matched.
+    pub label: &'a str,
+}
+
+impl Matched<'_> {
+    const fn unrouted(kind: RouteKind) -> Self {
+        Matched {
+            kind,
+            organization: None,
+            allow: &[],
+            label: "",
+        }
+    }
 }
 
 pub struct Router {
@@ -69,10 +84,7 @@ impl Router {
     pub fn route(&self, host: Option<&str>, path: &str) -> Matched<'_> {
         let path = &*canonical::routing_path(path);
         if self.is_own(path) {
-            return Matched {
-                kind: RouteKind::Sidecar,
-                organization: None,
-            };
+            return Matched::unrouted(RouteKind::Sidecar);
         }
         let host = host.map(strip_port);
         self.routes
@@ -86,11 +98,10 @@ impl Router {
             .map(|r| Matched {
                 kind: r.auth.into(),
                 organization: r.organization.as_deref(),
+                allow: &r.allow,
+                label: &r.path_prefix,
             })
-            .unwrap_or(Matched {
-                kind: RouteKind::Required,
-                organization: None,
-            })
+            .unwrap_or(Matched::unrouted(RouteKind::Required))
     }
 
     /// The sidecar's own endpoint (`/oauth2/...`) this path names, without the prefix.
@@ -122,6 +133,7 @@ mod tests {
             path_prefix: prefix.to_owned(),
             auth,
             organization: org.map(str::to_owned),
+            allow: Vec::new(),
         }
     }
 
@@ -163,13 +175,9 @@ mod tests {
             Some("shop.example"),
             "/INTERSHOP/web/WFS/SLDSystem/en_US/-/USD/Login",
         );
-        assert_eq!(
-            m,
-            Matched {
-                kind: RouteKind::Required,
-                organization: Some("Operations")
-            }
-        );
+        assert_eq!(m.kind, RouteKind::Required);
+        assert_eq!(m.organization, Some("Operations"));
+        assert_eq!(m.label, "/INTERSHOP/web/WFS/SLDSystem");
         assert_eq!(
             r.route(Some("shop.example"), "/home").kind,
             RouteKind::Public

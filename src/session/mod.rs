@@ -1,6 +1,7 @@
 //! Sessions in cookies: the model, sealing, chunking, and the pending-login state cookie.
 //! Nothing here knows about pingora; it works on `http::HeaderMap`s.
 
+pub mod claims;
 mod codec;
 pub mod jar;
 mod model;

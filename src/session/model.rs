@@ -38,6 +38,10 @@ pub struct Session {
     pub last_seen: i64,
     /// The shop's own tokens where the backend exchanges the IdP's (Spree).
     pub backend: Option<BackendTokens>,
+    /// The user's groups (the IdP's `groups_claim`), for `X-SSO-Groups`.
+    pub groups: Vec<String>,
+    /// Claims that membership and route rules look at, by claim path.
+    pub claims: super::claims::KeptClaims,
 }
 
 /// A backend session obtained by token exchange: the shop's JWT and refresh token.
@@ -89,6 +93,8 @@ mod tests {
                 refresh_token: Some("rt".into()),
                 expires_at: Some(5),
             }),
+            groups: vec!["buyers".into()],
+            claims: [("groups".to_owned(), vec!["a".to_owned(), "b".to_owned()])].into(),
         };
         assert_eq!(Session::from_bytes(&session.to_bytes()).unwrap(), session);
         assert!(Session::from_bytes(b"\xff\xff\xff").is_none());

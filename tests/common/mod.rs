@@ -528,6 +528,17 @@ impl Idp {
             .unwrap()
     }
 
+    /// Replaces the claims the provider gives `login` from now on (tokens and refreshes).
+    pub fn set_user(&self, login: &str, claims: serde_json::Value) {
+        let status = reqwest::blocking::Client::new()
+            .post(self.url("/_test/user"))
+            .body(serde_json::json!({"login": login, "claims": claims}).to_string())
+            .send()
+            .unwrap()
+            .status();
+        assert!(status.is_success());
+    }
+
     /// A back-channel logout token signed by this provider, shaped by `spec`.
     pub fn logout_token(&self, spec: serde_json::Value) -> String {
         let answer: serde_json::Value = reqwest::blocking::Client::new()

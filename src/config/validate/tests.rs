@@ -536,3 +536,119 @@ fn generated_assertion_key_with_redis_is_warned_about() {
     );
     assert!(load("").unwrap().warnings.is_empty());
 }
+
+const KC: &str = "[identity_providers.kc]\ntype = \"oidc\"\nname = \"KC\"\nissuer = \"https://idp.example\"\nclient_id = \"a\"\nclient_secret = \"b\"\n[oidc]\nremote = \"supported\"\n";
+
+#[test]
+fn membership_and_route_rules_in_every_form() {
+    let config = load(&format!(
+        "{KC}
+[organizations.Ops]
+external_name = \"Operations\"
+identity_providers = [\"kc\"]
+members = [
+  {{ claim = \"email\", ends_with = [\"@intershop.com\"] }},
+  {{ claim = \"realm_access.roles\", any_of = [\"backoffice\"] }},
+]
+[[routes]]
+path_prefix = \"/admin/\"
+allow = [{{ claim = \"groups\", any_of = [\"admins\", \"ops\"] }}]
+[[routes]]
+path_prefix = \"/\"
+auth = \"public\"
+"
+    ))
+    .unwrap();
+    let members = &config.organizations["Ops"].members;
+    assert_eq!(members.len(), 2);
+    assert_eq!(members[1].claim, "realm_access.roles");
+    assert_eq!(
+        members[0].test,
+        ClaimTest::EndsWith(vec!["@intershop.com".into()])
+    );
+    assert_eq!(
+        config.routes[0].allow[0].test,
+        ClaimTest::AnyOf(vec!["admins".into(), "ops".into()])
+    );
+    let idp = config.identity_providers["kc"].oidc().unwrap();
+    assert_eq!(idp.groups_claim, "groups");
+    assert_eq!(config.headers.max_groups, 100);
+}
+
+#[test]
+fn rule_mistakes_name_their_key() {
+    let org = |rules: &str| {
+        format!("{KC}[organizations.Ops]\nexternal_name = \"Ops\"\nidentity_providers = [\"kc\"]\nmembers = [{rules}]\n")
+    };
+    assert_problem(
+        &org("{ any_of = [\"x\"] }"),
+        "organizations.Ops.members[0].claim",
+        "missing",
+    );
+    assert_problem(
+        &org("{ claim = \"a..b\", any_of = [\"x\"] }"),
+        "organizations.Ops.members[0].claim",
+        "dotted path",
+    );
+    assert_problem(
+        &org("{ claim = \"g\" }"),
+        "organizations.Ops.members[0]",
+        "needs any_of",
+    );
+    assert_problem(
+        &org("{ claim = \"g\", any_of = [\"x\"], ends_with = [\"y\"] }"),
+        "organizations.Ops.members[0]",
+        "both any_of and ends_with",
+    );
+    assert_problem(
+        &org("{ claim = \"g\", any_of = [] }"),
+        "organizations.Ops.members[0].any_of",
+        "at least one",
+    );
+    assert_problem(
+        &org("{ claim = \"g\", ends_with = [\"\"] }"),
+        "organizations.Ops.members[0].ends_with",
+        "none of them empty",
+    );
+    assert_problem(
+        &org("{ claim = \"g\", anyof = [\"x\"] }"),
+        "organizations.Ops.members[0].anyof",
+        "any_of",
+    );
+    assert_problem(
+        "[[routes]]\npath_prefix = \"/\"\nauth = \"public\"\nallow = [{ claim = \"g\", any_of = [\"x\"] }]",
+        "routes[0].allow",
+        "needs auth",
+    );
+    assert_problem(
+        &format!("{KC}[headers]\nmax_groups = -1"),
+        "headers.max_groups",
+        "between",
+    );
+    assert_problem(
+        "[identity_providers.kc]\ntype = \"oidc\"\nname = \"KC\"\nissuer = \"https://idp.example\"\nclient_id = \"a\"\nclient_secret = \"b\"\ngroups_claim = \".x\"",
+        "identity_providers.kc.groups_claim",
+        "dotted path",
+    );
+}
+
+#[test]
+fn an_idp_shared_by_organizations_without_rules_is_warned_about() {
+    let two = format!(
+        "{KC}[organizations.Ops]\nexternal_name = \"Ops\"\nidentity_providers = [\"kc\"]\nmembers = [{{ claim = \"email\", ends_with = [\"@ops.example\"] }}]\n[organizations.Shop]\nexternal_name = \"Shop\"\nidentity_providers = [\"kc\"]\n"
+    );
+    let config = load(&two).unwrap();
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("organizations.Shop.members is not set")
+                && w.contains("kc also serves Ops")),
+        "{:?}",
+        config.warnings
+    );
+    assert!(!config
+        .warnings
+        .iter()
+        .any(|w| w.contains("organizations.Ops.members")));
+}
