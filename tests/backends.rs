@@ -198,7 +198,7 @@ fn failed_provisioning_fails_the_login_only_when_it_may_create() {
     assert!(
         refused
             .body
-            .contains("your shop account could not be set up"),
+            .contains("Your shop account could not be set up"),
         "{}",
         refused.body
     );
