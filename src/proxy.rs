@@ -158,6 +158,10 @@ impl ProxyHttp for SidecarProxy {
                     ctx.set_cookies = set_cookies;
                     return Ok(false);
                 }
+                Gate::Anonymous { set_cookies } => {
+                    ctx.set_cookies = set_cookies;
+                    return Ok(false);
+                }
                 Gate::Deny(reply) => reply,
             }
         };

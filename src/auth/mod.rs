@@ -64,6 +64,9 @@ pub enum Gate {
     },
     /// Not signed in (or not for this organization): answer with this.
     Deny(Reply),
+    /// An `optional` route without a usable session: forward without identity, with these
+    /// `Set-Cookie`s (a stale session cookie cleared) on the response.
+    Anonymous { set_cookies: Vec<String> },
 }
 
 pub struct AuthService {
@@ -193,12 +196,29 @@ impl AuthService {
                 if rejection != Rejection::Missing {
                     self.metrics.session_rejected(rejection.as_str());
                 }
+                if kind == RouteKind::Optional {
+                    // A stale cookie goes; a store outage is no reason to forget one.
+                    let cleared = match rejection {
+                        Rejection::Missing | Rejection::Unavailable => Vec::new(),
+                        _ => self.cookies.clear(req.headers),
+                    };
+                    return Gate::Anonymous {
+                        set_cookies: cleared,
+                    };
+                }
                 let error = (rejection != Rejection::Missing).then_some("invalid_token");
                 return Gate::Deny(self.sign_in_again(kind, pinned_org, req, error, Vec::new()));
             }
         };
         if pinned_org.is_some_and(|org| org != session.organization) {
             self.metrics.session_rejected("other_organization");
+            if kind == RouteKind::Optional {
+                // Signed in, but for another organization: this part of the site sees a
+                // visitor, and the session stays for where it belongs.
+                return Gate::Anonymous {
+                    set_cookies: Vec::new(),
+                };
+            }
             return Gate::Deny(self.sign_in_again(
                 kind,
                 pinned_org,
@@ -238,6 +258,11 @@ impl AuthService {
             Freshness::Unreachable => {
                 self.metrics.session_ended("idp_unreachable");
                 let cleared = self.cookies.clear(req.headers);
+                if kind == RouteKind::Optional {
+                    return Gate::Anonymous {
+                        set_cookies: cleared,
+                    };
+                }
                 if kind == RouteKind::Required && is_navigation(req.method, req.headers) {
                     let retry = self.login_url(req.path_and_query, Some(&session.organization));
                     let html = pages::message(
@@ -309,6 +334,11 @@ impl AuthService {
     /// the client is asked to sign in again.
     fn session_over(&self, kind: RouteKind, pinned_org: Option<&str>, req: &Request<'_>) -> Gate {
         let cleared = self.cookies.clear(req.headers);
+        if kind == RouteKind::Optional {
+            return Gate::Anonymous {
+                set_cookies: cleared,
+            };
+        }
         Gate::Deny(self.sign_in_again(kind, pinned_org, req, Some("invalid_token"), cleared))
     }
 
@@ -419,7 +449,9 @@ impl AuthService {
                 .with_cookies([remember]),
             // `local` and the implicit ICM `local`: the backend's own login, session untouched.
             Some(IdentityProviderKind::Local) | None => {
-                Reply::redirect(&org.local_login_url).with_cookies([remember])
+                // `{rd}`: the backend's login can send the user on to where they were going.
+                let login = org.local_login_url.replace("{rd}", &urlencode(&return_to));
+                Reply::redirect(&login).with_cookies([remember])
             }
         }
     }

@@ -464,16 +464,27 @@ pub struct Route {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuthMode {
     Public,
+    /// Signed-in users go upstream with their identity, everyone else anonymously: pages
+    /// that serve SSO and the backend's own (local) users alike.
+    Optional,
     Required,
     Api,
 }
 
 impl AuthMode {
+    pub const NAMES: [&'static str; 4] = ["required", "optional", "public", "api"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMode::Public => "public",
+            AuthMode::Optional => "optional",
             AuthMode::Required => "required",
             AuthMode::Api => "api",
         }
+    }
+
+    /// Whether a request without a session is turned away (signed in first, or `401`).
+    pub fn needs_sign_in(self) -> bool {
+        matches!(self, AuthMode::Required | AuthMode::Api)
     }
 }

@@ -183,6 +183,12 @@ impl Validator {
             &oidc.path_prefix,
         );
 
+        self.check_no_login_loops(
+            &organizations,
+            &identity_providers,
+            &routes,
+            server.public_url.as_ref(),
+        );
         let uses_oidc = oidc.remote && identity_providers.values().any(|idp| idp.oidc().is_some());
         if uses_oidc && server.public_url.is_none() {
             self.problem(
@@ -1028,14 +1034,11 @@ impl Validator {
             };
             let auth = match route.auth.as_deref() {
                 None | Some("required") => AuthMode::Required,
+                Some("optional") => AuthMode::Optional,
                 Some("public") => AuthMode::Public,
                 Some("api") => AuthMode::Api,
                 Some(other) => {
-                    self.bad_enum(
-                        &format!("{path}.auth"),
-                        other,
-                        &["required", "public", "api"],
-                    );
+                    self.bad_enum(&format!("{path}.auth"), other, &AuthMode::NAMES);
                     continue;
                 }
             };
@@ -1057,10 +1060,14 @@ impl Validator {
                 ));
             }
             let allow = self.rules(&format!("{path}.allow"), route.allow);
-            if !allow.is_empty() && auth == AuthMode::Public {
+            if !allow.is_empty() && !auth.needs_sign_in() {
                 self.problem(
                     format!("{path}.allow"),
-                    "needs auth = \"required\" or \"api\": a public route has no user to check",
+                    format!(
+                        "needs auth = \"required\" or \"api\": a{} {} route lets everyone in",
+                        if auth == AuthMode::Optional { "n" } else { "" },
+                        auth.as_str()
+                    ),
                 );
             }
             let host = route.host.map(|h| h.to_ascii_lowercase());
@@ -1429,6 +1436,67 @@ impl Validator {
             .join(", ");
         self.problem(key, format!("\"{value}\" is not one of {list}"));
     }
+}
+
+impl Validator {
+    /// The backend's own login page (and where a logout lands) must be reachable without a
+    /// session, or the sidecar sends the browser back to its login, which sends it there
+    /// again: a loop.
+    fn check_no_login_loops(
+        &mut self,
+        orgs: &BTreeMap<String, Organization>,
+        idps: &BTreeMap<String, IdentityProvider>,
+        routes: &[Route],
+        public_url: Option<&Url>,
+    ) {
+        for org in orgs.values() {
+            // Only an organization that offers `local` (or nothing else) sends users there.
+            let offers_local = org.identity_providers.is_empty()
+                || org
+                    .identity_providers
+                    .iter()
+                    .any(|k| idps.get(k).is_none_or(|idp| idp.oidc().is_none()));
+            let targets = [
+                ("local_login_url", Some(&org.local_login_url).filter(|_| offers_local)),
+                ("post_logout_url", org.post_logout_url.as_ref()),
+            ];
+            for (name, target) in targets {
+                let Some((host, path)) = target.and_then(|t| own_target(t, public_url)) else {
+                    continue;
+                };
+                let auth = routes
+                    .iter()
+                    .find(|r| {
+                        path.starts_with(&r.path_prefix)
+                            && r.host.as_deref().is_none_or(|h| host.as_deref() == Some(h))
+                    })
+                    .map_or(AuthMode::Required, |r| r.auth);
+                if auth.needs_sign_in() {
+                    self.problem(
+                        format!("organizations.{}.{name}", org.key),
+                        format!(
+                            "{path} is answered by a{} {} route, which sends users without a session back to the sign-in: a loop; add an \"optional\" (or \"public\") route for it before that one",
+                            if auth == AuthMode::Api { "n" } else { "" },
+                            auth.as_str()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The host (if named) and path of a configured target on this site; `None` for another
+/// site. `{rd}` placeholders are left out.
+fn own_target(target: &str, public_url: Option<&Url>) -> Option<(Option<String>, String)> {
+    let target = target.replace("{rd}", "");
+    if target.starts_with('/') {
+        let path = target.split(['?', '#']).next().unwrap_or("/").to_owned();
+        return Some((None, path));
+    }
+    let url = Url::parse(&target).ok()?;
+    let ours = public_url.is_some_and(|p| p.origin() == url.origin());
+    ours.then(|| (url.host_str().map(str::to_ascii_lowercase), url.path().to_owned()))
 }
 
 fn shadows(earlier: &Route, later: &Route) -> bool {

@@ -138,10 +138,17 @@ pub fn import(text: &str, source: &str, keep_secrets: bool) -> Result<Imported, 
             &mut warnings,
         )?;
     }
+    let is_local = |key: &str| idps.get(key).is_none_or(|idp| idp.kind.as_deref() != Some("oidc"));
+    let mut any_local = false;
     for (key, org) in &orgs {
-        write_org(&mut body, key, org);
+        let offers_local = org
+            .identity_providers
+            .as_deref()
+            .is_some_and(|list| list.split(',').map(str::trim).any(|k| !k.is_empty() && is_local(k)));
+        any_local |= offers_local;
+        write_org(&mut body, key, org, offers_local);
     }
-    write_routes(&mut body, &orgs);
+    write_routes(&mut body, &orgs, any_local);
 
     let _ = writeln!(out, "# Imported from {source} by `sso-sidecar import-icm`.");
     let _ = writeln!(
@@ -267,7 +274,10 @@ fn write_idp(
     Ok(())
 }
 
-fn write_org(out: &mut String, key: &str, org: &Org) {
+/// ICM's own back-office login: where `local` users sign in.
+const ICM_BACK_OFFICE_LOGIN: &str = "/INTERSHOP/web/WFS/SLDSystem/en_US/-/-/ViewApplication-Login";
+
+fn write_org(out: &mut String, key: &str, org: &Org, offers_local: bool) {
     let _ = writeln!(out, "\n[organizations.{}]", table_key(key));
     let _ = writeln!(
         out,
@@ -292,14 +302,32 @@ fn write_org(out: &mut String, key: &str, org: &Org) {
     if let Some(policy) = &org.logout_policy {
         let _ = writeln!(out, "logout_policy = {}", quoted(policy.trim()));
     }
+    if offers_local {
+        let _ = writeln!(out, "local_login_url = {}", quoted(ICM_BACK_OFFICE_LOGIN));
+    }
 }
 
-/// ICM's usual URL layout: static content public, the back office for Operations, the
-/// rest behind sign-in.
-fn write_routes(out: &mut String, orgs: &BTreeMap<String, Org>) {
+/// ICM's usual URL layout: static content public; the back office `optional` when local
+/// users sign in there (ICM's own login must be reachable without a session, and ICM
+/// itself guards its pages for them), else `required` for Operations; the rest behind
+/// sign-in.
+fn write_routes(out: &mut String, orgs: &BTreeMap<String, Org>, any_local: bool) {
     out.push_str("\n[[routes]]\npath_prefix = \"/INTERSHOP/static/\"\nauth = \"public\"\n");
-    if orgs.contains_key("Operations") {
-        out.push_str("\n[[routes]]\npath_prefix = \"/INTERSHOP/web/WFS/SLDSystem\"\nauth = \"required\"\norganization = \"Operations\"\n");
+    let pin = if orgs.contains_key("Operations") {
+        "organization = \"Operations\"\n"
+    } else {
+        ""
+    };
+    if any_local {
+        let _ = write!(
+            out,
+            "\n# SSO users arrive with identity headers, local users are ICM's own.\n[[routes]]\npath_prefix = \"/INTERSHOP/web/WFS/SLDSystem\"\nauth = \"optional\"\n{pin}"
+        );
+    } else if !pin.is_empty() {
+        let _ = write!(
+            out,
+            "\n[[routes]]\npath_prefix = \"/INTERSHOP/web/WFS/SLDSystem\"\nauth = \"required\"\n{pin}"
+        );
     }
     out.push_str("\n[[routes]]\npath_prefix = \"/\"\nauth = \"required\"\n");
 }

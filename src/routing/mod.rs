@@ -13,14 +13,16 @@ pub enum RouteKind {
     Api = 2,
     /// The sidecar's own endpoints under `/oauth2`.
     Sidecar = 3,
+    Optional = 4,
 }
 
 impl RouteKind {
-    pub const ALL: [RouteKind; 4] = [
+    pub const ALL: [RouteKind; 5] = [
         RouteKind::Public,
         RouteKind::Required,
         RouteKind::Api,
         RouteKind::Sidecar,
+        RouteKind::Optional,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -29,6 +31,7 @@ impl RouteKind {
             RouteKind::Required => "required",
             RouteKind::Api => "api",
             RouteKind::Sidecar => "sidecar",
+            RouteKind::Optional => "optional",
         }
     }
 }
@@ -37,6 +40,7 @@ impl From<AuthMode> for RouteKind {
     fn from(mode: AuthMode) -> Self {
         match mode {
             AuthMode::Public => RouteKind::Public,
+            AuthMode::Optional => RouteKind::Optional,
             AuthMode::Required => RouteKind::Required,
             AuthMode::Api => RouteKind::Api,
         }
