@@ -35,6 +35,7 @@ fn main() {
                 name: Some(format!("User {i}")),
                 preferred_username: Some(format!("user{i}")),
                 external_id: format!("{i:08x}-0000-4000-a000-000000000000"),
+                email_verified: true,
             },
             tokens: Tokens {
                 access_token: filler(1400, i),

@@ -44,6 +44,8 @@ struct Claims<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     preferred_username: Option<&'a str>,
@@ -125,6 +127,7 @@ impl AssertionSigner {
             aud: &self.audience,
             sub: &identity.subject,
             email: identity.email.as_deref(),
+            email_verified: identity.email.as_ref().map(|_| identity.email_verified),
             name: identity.name.as_deref(),
             preferred_username: identity.preferred_username.as_deref(),
             organization: &user.organization,

@@ -195,6 +195,11 @@ pub fn identity_value(
     let identity = &session.identity;
     let joined;
     let text: &str = match header {
+        IdentityHeader::EmailVerified => match identity.email {
+            Some(_) if identity.email_verified => "true",
+            Some(_) => "false",
+            None => return None,
+        },
         IdentityHeader::Groups => {
             // Values with commas were dropped when the session was made.
             joined = session.groups.join(",");

@@ -49,6 +49,7 @@ pub struct Metrics {
     upstream_failures: [IntCounter; 4],
     pub config_reloads: IntCounterVec,
     pub client_secret_expiry: IntGaugeVec,
+    pub client_secret_expires_in: IntGaugeVec,
     idp_calls: HistogramVec,
     discovery: IntCounterVec,
     logins_started: IntCounterVec,
@@ -136,6 +137,12 @@ impl Metrics {
             &registry,
             "client_secret_expire_at_seconds",
             "When each IdP's client secret expires (Unix time)",
+            &["idp"],
+        );
+        let client_secret_expires_in = gauge_vec(
+            &registry,
+            "client_secret_expires_in_seconds",
+            "Seconds until each IdP's client secret expires (negative: expired), updated every minute",
             &["idp"],
         );
         let build_info = gauge_vec(
@@ -271,6 +278,7 @@ impl Metrics {
             upstream_failures,
             config_reloads,
             client_secret_expiry,
+            client_secret_expires_in,
             idp_calls,
             discovery,
             logins_started,

@@ -90,6 +90,7 @@ impl BackgroundService for Control {
         tokio::spawn(async move {
             crate::auth::follow_shared_revocations(&lasting.store, &lasting.revocations, stop).await
         });
+        tokio::spawn(watch_secret_expiry(self.current.clone(), shutdown.clone()));
         let mut hangups =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
                 Ok(signal) => Some(signal),
@@ -103,6 +104,49 @@ impl BackgroundService for Control {
                 _ = shutdown.changed() => return,
                 Some(()) = async { match hangups.as_mut() { Some(s) => s.recv().await, None => None } } => self.reload(),
             }
+        }
+    }
+}
+
+/// Keeps `sso_sidecar_client_secret_expires_in_seconds` current and, once a day, logs a
+/// warning for each client secret within `oidc.secret_expiry_warning` of expiring (or past
+/// it): rotating one is easy to forget until sign-ins fail.
+async fn watch_secret_expiry(current: Arc<ArcSwap<Runtime>>, mut shutdown: ShutdownWatch) {
+    const TICK: std::time::Duration = std::time::Duration::from_secs(60);
+    const WARN_EVERY: i64 = 24 * 3600;
+    let mut last_warned: Option<i64> = None;
+    loop {
+        let rt = current.load_full();
+        let now = chrono::Utc::now();
+        let warn = last_warned.is_none_or(|at| now.timestamp() - at >= WARN_EVERY);
+        let window = chrono::Duration::from_std(rt.config.oidc.secret_expiry_warning)
+            .unwrap_or(chrono::Duration::MAX);
+        let mut warned = false;
+        for (key, idp) in &rt.config.identity_providers {
+            let Some(expire_at) = idp.oidc().and_then(|o| o.client_secret_expire_at) else {
+                continue;
+            };
+            let left = expire_at - now;
+            rt.metrics
+                .client_secret_expires_in
+                .with_label_values(&[key])
+                .set(left.num_seconds());
+            if warn && left < window {
+                warned = true;
+                tracing::warn!(
+                    idp = key.as_str(),
+                    expires_at = %expire_at,
+                    days_left = left.num_days(),
+                    "the client secret expires soon or has expired: rotate it at the IdP and in the config"
+                );
+            }
+        }
+        if warned {
+            last_warned = Some(now.timestamp());
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(TICK) => {}
         }
     }
 }

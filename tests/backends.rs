@@ -117,7 +117,10 @@ fn icm_provisioning_follows_the_self_administration_policy() {
     let upstream = Upstream::start();
     let idp = Idp::for_sidecar(
         ports,
-        json!({"azure": true, "users": {"ada": {"given_name": "Ada", "family_name": "Lovelace"}}}),
+        json!({"azure": true, "users": {
+            "ada": {"given_name": "Ada", "family_name": "Lovelace"},
+            "ben": {"email_verified": false},
+        }}),
     );
     let backend = format!("profile = \"icm\"\nicm = {{ provisioning_url = \"{}/provision\", provisioning_secret = \"prov-secret\" }}", upstream.url());
     let sidecar = sidecar(ports, &idp, &upstream.url(), &backend);
@@ -131,6 +134,7 @@ fn icm_provisioning_follows_the_self_administration_policy() {
     assert_eq!(profile["identity_provider"], "kc");
     assert_eq!(profile["organization"], "Creating");
     assert_eq!(profile["email"], "ada@example.com");
+    assert_eq!(profile["email_verified"], true);
     assert_eq!(
         profile["login_name"], "ada@example.com",
         "claims mapping: login_name from email"
@@ -153,11 +157,19 @@ fn icm_provisioning_follows_the_self_administration_policy() {
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].1["external_id"], calls[1].1["external_id"]);
 
-    sign_in(&sidecar, &Browser::new(), "UpdateOnly", "ben");
+    let ben = Browser::new();
+    sign_in(&sidecar, &ben, "UpdateOnly", "ben");
     let profile = &provisioning_calls(&upstream)[2].1;
     assert_eq!(
         (profile["create"].as_bool(), profile["update"].as_bool()),
         (Some(false), Some(true))
+    );
+    // An email the IdP did not verify is never presented as verified.
+    assert_eq!(profile["email_verified"], false);
+    ben.get(&sidecar.url("/account/"));
+    assert_eq!(
+        upstream.last().header("x-sso-email-verified"),
+        Some("false")
     );
 
     let back = sign_in(&sidecar, &Browser::new(), "Hands-off", "cleo");
@@ -179,6 +191,41 @@ fn icm_provisioning_follows_the_self_administration_policy() {
     assert_eq!(
         upstream.last().header("x-sso-self-administration"),
         Some("UPDATE")
+    );
+    assert_eq!(upstream.last().header("x-sso-email-verified"), Some("true"));
+}
+
+/// Issue 16: ICM answers `404` when it has no such user and may not create one; under a
+/// policy without CREATE the sign-in ends there ("users unknown to the ICM can not log
+/// in"). With CREATE, a 404 is a failure like any other.
+#[test]
+fn unknown_users_cannot_sign_in_without_create() {
+    let ports = Ports::new();
+    let upstream = Upstream::start();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let backend = format!(
+        "profile = \"icm\"\nicm = {{ provisioning_url = \"{}/status/404\" }}",
+        upstream.url()
+    );
+    let sidecar = sidecar(ports, &idp, &upstream.url(), &backend);
+    let refused = sign_in(&sidecar, &Browser::new(), "UpdateOnly", "ulf");
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(
+        refused.body.contains("not known to the shop"),
+        "{}",
+        refused.body
+    );
+    assert!(refused
+        .set_cookies
+        .iter()
+        .all(|c| !c.starts_with("_sso_session=")));
+    assert_eq!(
+        sidecar.metric("sso_sidecar_logins_failed_total{idp=\"kc\",organization=\"UpdateOnly\",reason=\"unknown_user\"}"),
+        1.0
+    );
+    assert_eq!(
+        sign_in(&sidecar, &Browser::new(), "Creating", "ulf").status,
+        502
     );
 }
 

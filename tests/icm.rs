@@ -23,10 +23,12 @@ use serde_json::json;
 const LOGIN: &str = "/INTERSHOP/web/WFS/SLDSystem/en_US/-/-/ViewApplication-Login";
 const OVERVIEW: &str = "/INTERSHOP/web/WFS/SLDSystem/en_US/-/-/ViewOverview-Start";
 
+/// What the back office saw of one request: `X-SSO-Subject` and ICM's own local user.
+type Visit = (Option<String>, Option<String>);
+
 #[derive(Clone, Default)]
 struct FakeIcm {
-    /// What the back office saw: (`X-SSO-Subject`, local user) per request.
-    seen: Arc<Mutex<Vec<(Option<String>, Option<String>)>>>,
+    seen: Arc<Mutex<Vec<Visit>>>,
 }
 
 async fn login_page() -> impl IntoResponse {
@@ -104,8 +106,14 @@ fn shipped_config(kc: &Idp, ad: &Idp) -> String {
     let replaced = text
         .replace("listen = \"0.0.0.0:8080\"", "listen = \"{listen}\"")
         .replace("listen = \"127.0.0.1:9090\"", "listen = \"{admin}\"")
-        .replace("upstream = \"http://127.0.0.1:9000\"", "upstream = \"{upstream}\"")
-        .replace("public_url = \"https://shop.example.com\"", "public_url = \"{public_url}\"")
+        .replace(
+            "upstream = \"http://127.0.0.1:9000\"",
+            "upstream = \"{upstream}\"",
+        )
+        .replace(
+            "public_url = \"https://shop.example.com\"",
+            "public_url = \"{public_url}\"",
+        )
         .replace("secure = true", "secure = false")
         .replace(
             "https://keycloak-local.ad.intershop.net:8443/auth/realms/ICM",
@@ -160,8 +168,20 @@ fn shipped_icm_config_serves_local_and_sso_users_without_loops() {
     let (code, _, stderr) = {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("icm.toml");
-        std::fs::write(&path, config.replace("{listen}", "127.0.0.1:1").replace("{admin}", "127.0.0.1:2").replace("{upstream}", &icm.url).replace("{public_url}", &ports.origin())).unwrap();
-        run_cli(&["check", "-c", path.to_str().unwrap()], &secrets, &repo_root())
+        std::fs::write(
+            &path,
+            config
+                .replace("{listen}", "127.0.0.1:1")
+                .replace("{admin}", "127.0.0.1:2")
+                .replace("{upstream}", &icm.url)
+                .replace("{public_url}", &ports.origin()),
+        )
+        .unwrap();
+        run_cli(
+            &["check", "-c", path.to_str().unwrap()],
+            &secrets,
+            &repo_root(),
+        )
     };
     assert_eq!(code, 0, "the shipped config checks: {stderr}");
     let sidecar = Sidecar::start_on(ports, &config, &icm.url, &secrets);
@@ -173,7 +193,8 @@ fn shipped_icm_config_serves_local_and_sso_users_without_loops() {
     assert_eq!(page.status, 200, "{page:?}");
     assert!(page.url.ends_with(LOGIN), "{page:?}");
     assert!(page.body.contains("Single sign-on"));
-    let signed_in = local.follow(local.post_form(&sidecar.url(LOGIN), &[("user".into(), "max".into())]));
+    let signed_in =
+        local.follow(local.post_form(&sidecar.url(LOGIN), &[("user".into(), "max".into())]));
     assert_eq!(signed_in.status, 200);
     assert_eq!(signed_in.body, "back office: local user max");
 
@@ -190,7 +211,8 @@ fn shipped_icm_config_serves_local_and_sso_users_without_loops() {
 
     // "Shop account" on the sidecar's login page hands over to ICM's login: no loop.
     let chooser = Browser::new();
-    let page = chooser.follow(chooser.get(&sidecar.url("/oauth2/start?org=Intershop&idp=localICM")));
+    let page =
+        chooser.follow(chooser.get(&sidecar.url("/oauth2/start?org=Intershop&idp=localICM")));
     assert_eq!(page.status, 200);
     assert!(page.url.ends_with(LOGIN), "{page:?}");
 
@@ -208,9 +230,16 @@ fn shipped_icm_config_serves_local_and_sso_users_without_loops() {
         .iter()
         .any(|c| c.to_str().unwrap().starts_with("_sso_session=;")));
     assert_eq!(stale.text().unwrap(), "back office: local user max");
+    // The example's client secrets expired in 2024: said at start and as a metric.
+    assert!(
+        sidecar.metric("sso_sidecar_client_secret_expires_in_seconds{idp=\"oidc_kc_1\"}") < 0.0
+    );
+    sidecar.log_containing("the client secret expires soon or has expired");
     let seen = icm.icm.seen.lock().unwrap().clone();
     assert!(
-        seen.iter().all(|(sso, local)| sso.as_deref() != Some("forged") && !(sso.is_some() && local.is_some())),
+        seen.iter()
+            .all(|(sso, local)| sso.as_deref() != Some("forged")
+                && !(sso.is_some() && local.is_some())),
         "{seen:?}"
     );
 }

@@ -634,3 +634,35 @@ fn a_reload_keeps_recent_refresh_results() {
         "the result was reused, not refreshed again"
     );
 }
+
+/// Issue 16: after a reload to `oidc.remote = "unsupported"`, sessions of OIDC IdPs end at
+/// their next request (ICM offers only local sign-in then). Old code: they went on until
+/// their tokens ran out.
+#[test]
+fn a_reload_to_remote_unsupported_ends_oidc_sessions() {
+    let s = setup(3600, "3m", json!({}));
+    let browser = Browser::new();
+    s.sign_in(&browser, "Intershop", "vera");
+    let text = std::fs::read_to_string(s.sidecar.config_path()).unwrap();
+    std::fs::write(
+        s.sidecar.config_path(),
+        text.replace("remote = \"supported\"", "remote = \"unsupported\"")
+            .replace("[[routes]]\npath_prefix = \"/account/\"", "[[routes]]\npath_prefix = \"/login\"\nauth = \"public\"\n\n[[routes]]\npath_prefix = \"/account/\""),
+    )
+    .unwrap();
+    s.sidecar.signal("HUP");
+    assert_eq!(
+        s.sidecar
+            .metric_reaching("sso_sidecar_config_reloads_total{outcome=\"ok\"}", 1.0),
+        1.0,
+        "{}",
+        s.sidecar.log()
+    );
+    let page = browser.get(&s.sidecar.url("/account/"));
+    assert_eq!(page.status, 302, "{page:?}");
+    assert_eq!(
+        s.sidecar
+            .metric("sso_sidecar_sessions_ended_total{reason=\"remote_unsupported\"}"),
+        1.0
+    );
+}

@@ -408,6 +408,7 @@ fn a_late_replica_loads_revocations_among_50000_other_keys() {
     let spare = c.spare;
     c.add_replica(spare);
     let late = &c.replicas[1];
+    assert_eq!(get_with_cookie(late, "/account/", &cookie).status(), 302);
     let ready: serde_json::Value = client()
         .get(late.admin_url("/readyz"))
         .send()
@@ -415,7 +416,6 @@ fn a_late_replica_loads_revocations_among_50000_other_keys() {
         .json()
         .unwrap();
     assert_eq!(ready["revocations"], "loaded", "{ready}");
-    assert_eq!(get_with_cookie(late, "/account/", &cookie).status(), 302);
     assert_eq!(
         late.metric("sso_sidecar_store_errors_total{op=\"hscan\"}"),
         0.0

@@ -152,6 +152,11 @@ impl AuthService {
                 Ok(())
             }
             Ok(false) => Ok(()),
+            Err(icm::ProvisionError::UnknownUser) if !policy.create => {
+                self.metrics
+                    .count_backend_call("icm_provisioning", "unknown_user");
+                Err(LoginError::UnknownToShop)
+            }
             // Without CREATE the user already exists in ICM; a missed update is not worth
             // refusing the login over.
             Err(error) if !policy.create => {

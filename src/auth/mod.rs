@@ -210,6 +210,16 @@ impl AuthService {
                 return Gate::Deny(self.sign_in_again(kind, pinned_org, req, error, Vec::new()));
             }
         };
+        let remote_session = self
+            .config
+            .identity_providers
+            .get(&session.identity_provider)
+            .is_some_and(|idp| idp.oidc().is_some());
+        if !self.config.oidc.remote && remote_session {
+            // Reloaded with `oidc.remote = "unsupported"`: remote sign-ins are over.
+            self.metrics.session_ended("remote_unsupported");
+            return self.session_over(kind, pinned_org, req);
+        }
         if pinned_org.is_some_and(|org| org != session.organization) {
             self.metrics.session_rejected("other_organization");
             if kind == RouteKind::Optional {
@@ -787,6 +797,7 @@ fn login_error_page(error: &LoginError) -> (u16, &'static str) {
         LoginError::BadResponse(_) => (502, "The identity provider sent an answer we cannot read"),
         LoginError::Backend(_) => (502, "The shop could not complete your sign-in"),
         LoginError::NotAMember { .. } => (403, "You are not a member of this organization"),
+        LoginError::UnknownToShop => (403, "Your account is not known to the shop"),
         LoginError::Misconfigured(_) => (500, "Sign-in is not set up correctly"),
     }
 }

@@ -6,6 +6,17 @@ use serde_json::{json, Map, Value};
 use crate::config::{ClaimMapping, IcmConfig, SelfAdministration};
 use crate::session::Session;
 
+/// Why provisioning did not work.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// `404`: the shop has no such user and may not create one (ICM: "users unknown to the
+    /// ICM can not log in" under a policy without `CREATE`).
+    #[error("the shop does not know this account")]
+    UnknownUser,
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// Calls the provisioning endpoint; `Ok(false)` when nothing was to be done (no endpoint
 /// configured, or the policy is `NONE`).
 pub async fn provision(
@@ -15,7 +26,7 @@ pub async fn provision(
     session: &Session,
     claims: &Map<String, Value>,
     mapping: &ClaimMapping,
-) -> Result<bool, String> {
+) -> Result<bool, ProvisionError> {
     let Some(url) = &config.provisioning_url else {
         return Ok(false);
     };
@@ -31,8 +42,14 @@ pub async fn provision(
     };
     match request.send().await {
         Ok(response) if response.status().is_success() => Ok(true),
-        Ok(response) => Err(format!("the shop answered {}", response.status())),
-        Err(e) => Err(crate::oidc::error_chain(&e)),
+        Ok(response) if response.status() == reqwest::StatusCode::NOT_FOUND => {
+            Err(ProvisionError::UnknownUser)
+        }
+        Ok(response) => Err(ProvisionError::Failed(format!(
+            "the shop answered {}",
+            response.status()
+        ))),
+        Err(e) => Err(ProvisionError::Failed(crate::oidc::error_chain(&e))),
     }
 }
 
@@ -52,6 +69,8 @@ fn profile(
         "organization": session.organization,
         "login_name": identity.preferred_username.as_deref().or(identity.email.as_deref()).unwrap_or(&identity.subject),
         "email": identity.email,
+        // Never more than the IdP vouched for: ICM may trust a verified email for login.
+        "email_verified": identity.email.is_some() && identity.email_verified,
         "name": identity.name,
         "first_name": claim(&mapping.first_name),
         "last_name": claim(&mapping.last_name),

@@ -87,6 +87,8 @@ pub struct OidcConfig {
     pub path_prefix: String,
     /// Timeout for each call to an identity provider.
     pub http_timeout: Duration,
+    /// Warn this long before a `client_secret_expire_at`.
+    pub secret_expiry_warning: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -194,10 +196,11 @@ pub enum IdentityHeader {
     ExternalId,
     SelfAdministration,
     Groups,
+    EmailVerified,
 }
 
 impl IdentityHeader {
-    pub const ALL: [IdentityHeader; 9] = [
+    pub const ALL: [IdentityHeader; 10] = [
         IdentityHeader::Subject,
         IdentityHeader::Email,
         IdentityHeader::Name,
@@ -207,6 +210,7 @@ impl IdentityHeader {
         IdentityHeader::ExternalId,
         IdentityHeader::SelfAdministration,
         IdentityHeader::Groups,
+        IdentityHeader::EmailVerified,
     ];
 
     /// The name used in `headers.claims`.
@@ -221,6 +225,7 @@ impl IdentityHeader {
             IdentityHeader::ExternalId => "external_id",
             IdentityHeader::SelfAdministration => "self_administration",
             IdentityHeader::Groups => "groups",
+            IdentityHeader::EmailVerified => "email_verified",
         }
     }
 
@@ -236,6 +241,7 @@ impl IdentityHeader {
             IdentityHeader::ExternalId => "External-Id",
             IdentityHeader::SelfAdministration => "Self-Administration",
             IdentityHeader::Groups => "Groups",
+            IdentityHeader::EmailVerified => "Email-Verified",
         }
     }
 }

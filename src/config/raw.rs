@@ -71,6 +71,7 @@ pub struct RawOidc {
     pub accept_unsigned_tokens: Option<bool>,
     pub path_prefix: Option<String>,
     pub http_timeout: Option<toml::Value>,
+    pub secret_expiry_warning: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -22,6 +22,7 @@ pub fn validate(text: &str, file: &Path) -> Result<Config, Vec<Problem>> {
     let mut v = Validator {
         problems: unknown_keys,
         warnings: Vec::new(),
+        secret_expiry_warning: chrono::Duration::days(30),
     };
     let config = v.config(raw, file);
     if v.problems.is_empty() {
@@ -127,6 +128,8 @@ fn key_path(path: &[String]) -> String {
 struct Validator {
     problems: Vec<Problem>,
     warnings: Vec<String>,
+    /// `oidc.secret_expiry_warning`, read before the IdPs whose secrets it concerns.
+    secret_expiry_warning: chrono::Duration,
 }
 
 impl Validator {
@@ -391,6 +394,16 @@ impl Validator {
             accept_unsigned_tokens: raw.accept_unsigned_tokens.unwrap_or(false),
             path_prefix,
             http_timeout: self.duration("oidc.http_timeout", raw.http_timeout, secs(10)),
+            secret_expiry_warning: {
+                let warning = self.duration(
+                    "oidc.secret_expiry_warning",
+                    raw.secret_expiry_warning,
+                    secs(30 * 24 * 3600),
+                );
+                self.secret_expiry_warning =
+                    chrono::Duration::from_std(warning).unwrap_or(chrono::Duration::MAX);
+                warning
+            },
         }
     }
 
@@ -695,9 +708,15 @@ impl Validator {
             }
         });
         if let Some(at) = client_secret_expire_at {
-            if at < chrono::Utc::now() {
+            let now = chrono::Utc::now();
+            if at < now {
                 self.warnings.push(format!(
                     "{path}.client_secret_expire_at: the client secret expired on {at}"
+                ));
+            } else if at - now < self.secret_expiry_warning {
+                self.warnings.push(format!(
+                    "{path}.client_secret_expire_at: the client secret expires on {at}, in {} days",
+                    (at - now).num_days()
                 ));
             }
         }
@@ -711,6 +730,14 @@ impl Validator {
                 self.problem(
                     format!("{path}.additional_scopes[{i}]"),
                     "a scope is one word without spaces",
+                );
+            }
+        }
+        if let Some(issuer) = &issuer {
+            if issuer.starts_with("https://sts.windows.net/") {
+                self.problem(
+                    format!("{path}.issuer"),
+                    "is an Azure AD v1.0 issuer, which ICM does not support either; use the v2.0 endpoint https://login.microsoftonline.com/<tenant>/v2.0 (and accessTokenAcceptedVersion = 2 in the app manifest)",
                 );
             }
         }
@@ -864,7 +891,17 @@ impl Validator {
                     }
                 }
             }
-            if offered.is_empty() && !listed.is_empty() {
+            let only_remote = listed
+                .iter()
+                .any(|k| idps.get(k).is_some_and(|idp| !idp.is_local()));
+            if offered.is_empty() && !remote && only_remote {
+                // As ICM does: with remote sign-in off, the organization's users sign in
+                // locally at the backend.
+                offered.push(IMPLICIT_LOCAL_IDP.to_owned());
+                self.warnings.push(format!(
+                    "{path}: oidc.remote is \"unsupported\" and none of its identity providers is local: its users sign in locally (local_login_url)"
+                ));
+            } else if offered.is_empty() && !listed.is_empty() {
                 self.warnings.push(format!(
                     "{path}: no identity provider is offered (oidc.remote is \"unsupported\" and none is local)"
                 ));
@@ -1451,13 +1488,15 @@ impl Validator {
     ) {
         for org in orgs.values() {
             // Only an organization that offers `local` (or nothing else) sends users there.
-            let offers_local = org.identity_providers.is_empty()
-                || org
-                    .identity_providers
-                    .iter()
-                    .any(|k| idps.get(k).is_none_or(|idp| idp.oidc().is_none()));
+            let offers_local = org.identity_providers.iter().any(|k| {
+                idps.get(k)
+                    .map_or(k == IMPLICIT_LOCAL_IDP, |idp| idp.is_local())
+            });
             let targets = [
-                ("local_login_url", Some(&org.local_login_url).filter(|_| offers_local)),
+                (
+                    "local_login_url",
+                    Some(&org.local_login_url).filter(|_| offers_local),
+                ),
                 ("post_logout_url", org.post_logout_url.as_ref()),
             ];
             for (name, target) in targets {
@@ -1496,7 +1535,12 @@ fn own_target(target: &str, public_url: Option<&Url>) -> Option<(Option<String>,
     }
     let url = Url::parse(&target).ok()?;
     let ours = public_url.is_some_and(|p| p.origin() == url.origin());
-    ours.then(|| (url.host_str().map(str::to_ascii_lowercase), url.path().to_owned()))
+    ours.then(|| {
+        (
+            url.host_str().map(str::to_ascii_lowercase),
+            url.path().to_owned(),
+        )
+    })
 }
 
 fn shadows(earlier: &Route, later: &Route) -> bool {

@@ -138,13 +138,17 @@ pub fn import(text: &str, source: &str, keep_secrets: bool) -> Result<Imported, 
             &mut warnings,
         )?;
     }
-    let is_local = |key: &str| idps.get(key).is_none_or(|idp| idp.kind.as_deref() != Some("oidc"));
+    let is_local = |key: &str| {
+        idps.get(key)
+            .is_none_or(|idp| idp.kind.as_deref() != Some("oidc"))
+    };
     let mut any_local = false;
     for (key, org) in &orgs {
-        let offers_local = org
-            .identity_providers
-            .as_deref()
-            .is_some_and(|list| list.split(',').map(str::trim).any(|k| !k.is_empty() && is_local(k)));
+        let offers_local = org.identity_providers.as_deref().is_some_and(|list| {
+            list.split(',')
+                .map(str::trim)
+                .any(|k| !k.is_empty() && is_local(k))
+        });
         any_local |= offers_local;
         write_org(&mut body, key, org, offers_local);
     }

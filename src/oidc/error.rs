@@ -55,6 +55,9 @@ pub enum LoginError {
     BadResponse(String),
     #[error("{0}")]
     Backend(String),
+    /// The shop has no account for this user and the organization may not create one.
+    #[error("your account is not known to the shop, and it cannot be created here; please ask the shop to set it up")]
+    UnknownToShop,
     /// The organization's `members` rules do not admit this account.
     #[error("the account {} is not a member of {organization}", email.as_deref().unwrap_or("you signed in with"))]
     NotAMember {
@@ -79,6 +82,7 @@ impl LoginError {
             LoginError::BadResponse(_) => "bad_response",
             LoginError::Backend(_) => "backend_refused",
             LoginError::NotAMember { .. } => "not_a_member",
+            LoginError::UnknownToShop => "unknown_user",
             LoginError::Misconfigured(_) => "misconfigured",
         }
     }

@@ -193,6 +193,8 @@ pub fn identity_from_claims(claims: &Map<String, Value>, mapping: &ClaimMapping)
         email: text(&mapping.email),
         name: text(&mapping.name),
         preferred_username: text(&mapping.login_name),
+        email_verified: matches!(claims.get("email_verified"), Some(Value::Bool(true)))
+            || claims.get("email_verified").and_then(Value::as_str) == Some("true"),
         subject,
     }
 }

@@ -11,6 +11,8 @@ pub struct Identity {
     pub preferred_username: Option<String>,
     /// Azure AD's `oid` where present, else `sub`: stable across a tenant's IdPs.
     pub external_id: String,
+    /// The IdP said the email is verified (`email_verified: true`); absent means no.
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -192,9 +192,9 @@ fn bad_enum_values() {
         "\"DELETE\" is not one of",
     );
     assert_problem(
-        "[[routes]]\npath_prefix = \"/\"\nauth = \"optional\"",
+        "[[routes]]\npath_prefix = \"/\"\nauth = \"sometimes\"",
         "routes[0].auth",
-        "\"optional\" is not one of",
+        "\"sometimes\" is not one of",
     );
     assert_problem(
         "[identity_providers.x]\ntype = \"saml\"\nname = \"X\"",
@@ -218,6 +218,9 @@ self_administration_policy = ["CREATE", "NONE", "UPDATE"]
 [organizations.Empty]
 external_name = "E"
 self_administration_policy = []
+[[routes]]
+path_prefix = "/"
+auth = "public"
 "#,
     )
     .unwrap();
@@ -268,6 +271,9 @@ name = "Shop account"
 [organizations.A]
 external_name = "A"
 identity_providers = "kc, localICM"
+[[routes]]
+path_prefix = "/"
+auth = "optional"
 "#;
     let config = load(idps).unwrap();
     assert_eq!(
@@ -283,7 +289,7 @@ identity_providers = "kc, localICM"
 
 #[test]
 fn organization_without_idps_defaults_to_local() {
-    let config = load("[organizations.A]\nexternal_name = \"A\"").unwrap();
+    let config = load("[organizations.A]\nexternal_name = \"A\"\n[[routes]]\npath_prefix = \"/\"\nauth = \"optional\"").unwrap();
     assert_eq!(config.organizations["A"].identity_providers, vec!["local"]);
     assert_eq!(
         config.organizations["A"].logout_policy,
@@ -651,4 +657,61 @@ fn an_idp_shared_by_organizations_without_rules_is_warned_about() {
         .warnings
         .iter()
         .any(|w| w.contains("organizations.Ops.members")));
+}
+
+#[test]
+fn icm_unsupported_cases_are_refused_or_fall_back() {
+    assert_problem(
+        "[identity_providers.ad]\ntype = \"oidc\"\nname = \"AD\"\nissuer = \"https://sts.windows.net/43566bc5-e954-4049-909f-76ce0392de31/\"\nclient_id = \"a\"\nclient_secret = \"b\"",
+        "identity_providers.ad.issuer",
+        "Azure AD v1.0",
+    );
+    let config = load(
+        "[identity_providers.kc]\ntype = \"oidc\"\nname = \"KC\"\nissuer = \"https://idp.example\"\nclient_id = \"a\"\nclient_secret = \"b\"\n[organizations.Ops]\nexternal_name = \"Ops\"\nidentity_providers = [\"kc\"]\nlocal_login_url = \"/login\"\n[[routes]]\npath_prefix = \"/\"\nauth = \"optional\"",
+    )
+    .unwrap();
+    assert_eq!(config.organizations["Ops"].identity_providers, ["local"]);
+    assert!(config
+        .warnings
+        .iter()
+        .any(|w| w.contains("sign in locally")));
+}
+
+#[test]
+fn client_secrets_are_warned_about_ahead_of_expiry() {
+    let soon = (chrono::Utc::now() + chrono::Duration::days(10)).to_rfc3339();
+    let later = (chrono::Utc::now() + chrono::Duration::days(90)).to_rfc3339();
+    let idp = |at: &str, extra: &str| {
+        format!("{extra}[identity_providers.kc]\ntype = \"oidc\"\nname = \"KC\"\nissuer = \"https://idp.example\"\nclient_id = \"a\"\nclient_secret = \"b\"\nclient_secret_expire_at = \"{at}\"")
+    };
+    let warned = |text: &str| {
+        load(text)
+            .unwrap()
+            .warnings
+            .iter()
+            .any(|w| w.contains("client_secret_expire_at: the client secret expires on"))
+    };
+    assert!(warned(&idp(&soon, "")));
+    assert!(!warned(&idp(&later, "")));
+    assert!(warned(&idp(
+        &later,
+        "[oidc]\nsecret_expiry_warning = \"120d\"\n"
+    )));
+}
+
+#[test]
+fn login_targets_behind_required_routes_are_loops() {
+    let org = "[identity_providers.shop]\ntype = \"local\"\nname = \"Shop\"\n[organizations.Ops]\nexternal_name = \"Ops\"\nidentity_providers = [\"shop\"]\nlocal_login_url = \"/backoffice/login?return={rd}\"\npost_logout_url = \"/bye\"\n";
+    let problems = assert_problem(
+        &format!("{org}[[routes]]\npath_prefix = \"/backoffice/\"\nauth = \"required\""),
+        "organizations.Ops.local_login_url",
+        "optional",
+    );
+    assert!(problems
+        .iter()
+        .any(|p| p.key == "organizations.Ops.post_logout_url"));
+    assert!(load(&format!(
+        "{org}[[routes]]\npath_prefix = \"/backoffice/\"\nauth = \"optional\"\n[[routes]]\npath_prefix = \"/bye\"\nauth = \"public\""
+    ))
+    .is_ok());
 }
