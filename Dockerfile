@@ -14,6 +14,7 @@ RUN apt-get update \
 WORKDIR /src
 # Dependencies first, so a source change does not rebuild them: build once with a stub main.
 COPY Cargo.toml Cargo.lock ./
+COPY vendor ./vendor
 RUN mkdir -p src \
     && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked --bin sso-sidecar \

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build demo demo-stop test check ci bench soak fuzz clean
+.PHONY: deps build demo demo-stop test check ci bench soak fuzz attack clean
 
 deps:
 	@scripts/install-deps.sh
@@ -41,6 +41,11 @@ soak:
 	@SOAK=1 scripts/install-deps.sh
 	$(CARGO) build --release --locked --bin sso-sidecar
 	python3 bench/soak.py
+
+# Not part of `make test`: a bounded attack from loopback (huge and slow request heads) on the
+# release build; checks memory, the cut-offs and legitimate latency.
+attack: deps
+	$(CARGO) test --release --locked --test limits -- --ignored --nocapture
 
 # Not part of `make test` (a short run of each target is): FUZZ_SECONDS per target, default 600.
 fuzz: deps

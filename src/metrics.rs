@@ -11,6 +11,7 @@ use prometheus::{
 };
 
 use crate::routing::RouteKind;
+use pingora::protocols::http::v1::head_limits::{self, Refusal};
 
 /// Why forwarding to the upstream failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,8 @@ pub struct Metrics {
     session_cookie_bytes: Histogram,
     sessions_rejected: IntCounterVec,
     scopes_dropped: IntCounter,
+    /// Request heads refused while being read (by the patched pingora-core), by reason.
+    requests_refused: IntCounterVec,
     requests_denied: IntCounterVec,
     key_refetches: IntCounterVec,
     refreshes: IntCounterVec,
@@ -201,6 +204,12 @@ impl Metrics {
             "Session cookies that were not accepted, by reason",
             &["reason"],
         );
+        let requests_refused = counter_vec(
+            &registry,
+            "requests_refused_total",
+            "Requests refused before routing: request heads too large (431), with too many headers (431) or too slow (408)",
+            &["reason"],
+        );
         let requests_denied = counter_vec(
             &registry,
             "requests_denied_total",
@@ -287,6 +296,7 @@ impl Metrics {
             session_cookie_bytes,
             sessions_rejected,
             scopes_dropped,
+            requests_refused,
             requests_denied,
             key_refetches,
             refreshes,
@@ -394,6 +404,12 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        // The counts live in pingora-core (it refuses before any of our code runs).
+        for reason in Refusal::ALL {
+            let counter = self.requests_refused.with_label_values(&[reason.as_str()]);
+            let behind = head_limits::refused(reason).saturating_sub(counter.get());
+            counter.inc_by(behind);
+        }
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

@@ -73,6 +73,9 @@ impl ProxyHttp for SidecarProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        // Idle keep-alive connections close after `server.client_idle_timeout` (pingora's
+        // HTTP/1.1 default keeps them open forever).
+        session.set_keepalive(Some(ctx.rt.client_idle_secs));
         let req = session.req_header();
         ctx.request_id = forwarding::request_id(req.headers.get("x-request-id"));
         ctx.client_ip = session

@@ -25,6 +25,8 @@ pub struct Runtime {
     pub identity_headers: Vec<(IdentityHeader, HeaderName)>,
     /// Organization key → `X-SSO-Self-Administration` value.
     pub self_administration: HashMap<String, &'static str>,
+    /// `server.client_idle_timeout` in whole seconds (at least 1).
+    pub client_idle_secs: u64,
     /// `headers.strip_untrusted`, removed unless the peer is a trusted proxy.
     pub untrusted_headers: Vec<HeaderName>,
     /// `X-SSO-Assertion` (with the configured prefix) and its signer.
@@ -84,6 +86,7 @@ impl Runtime {
             identity_headers,
             self_administration,
             untrusted_headers,
+            client_idle_secs: config.server.client_idle_timeout.as_secs().max(1),
             auth: AuthService::new(
                 &config,
                 registry,

@@ -43,6 +43,7 @@ pub fn build(config: Config) -> Server {
     });
     let proxy_listen = config.server.listen.to_string();
     let admin_listen = config.admin.listen.to_string();
+    apply_head_limits(&config);
     let current = Arc::new(ArcSwap::from_pointee(Runtime::new(config, &lasting)));
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
@@ -106,6 +107,18 @@ impl BackgroundService for Control {
             }
         }
     }
+}
+
+/// `limits.max_header_bytes`, `limits.max_headers` and `server.header_timeout`, enforced by
+/// the patched pingora-core while it reads request heads (before any phase of ours).
+fn apply_head_limits(config: &Config) {
+    pingora::protocols::http::v1::head_limits::set(
+        pingora::protocols::http::v1::head_limits::HeadLimits {
+            max_bytes: config.max_header_bytes,
+            max_headers: config.max_headers,
+            timeout: Some(config.server.header_timeout),
+        },
+    );
 }
 
 /// Keeps `sso_sidecar_client_secret_expires_in_seconds` current and, once a day, logs a
@@ -188,6 +201,7 @@ impl Control {
         if store_settings(&config) != store_settings(&old.config) {
             tracing::warn!("[store] changed: it takes effect at the next restart");
         }
+        apply_head_limits(&config);
         let fresh = Arc::new(Runtime::new(config, &self.lasting));
         fresh.auth.registry.spawn_discovery();
         let previous = self.current.swap(fresh);

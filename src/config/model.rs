@@ -26,6 +26,9 @@ pub struct Config {
     /// Requests per client IP and minute to `/oauth2/start` and `/oauth2/callback`;
     /// 0 turns the limit off.
     pub login_requests_per_minute: u32,
+    /// Request heads over this many bytes or header lines get `431`.
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
     /// Where state shared between replicas lives.
     pub store: StoreConfig,
     /// `/oauth2/introspect` for commercetools external OAuth; `None` disables it.
@@ -48,6 +51,10 @@ pub struct ServerConfig {
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub idle_timeout: Duration,
+    /// A client must send a complete request head within this (`408` otherwise).
+    pub header_timeout: Duration,
+    /// Idle keep-alive client connections are closed after this.
+    pub client_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -54,6 +54,8 @@ pub struct RawServer {
     pub read_timeout: Option<toml::Value>,
     pub write_timeout: Option<toml::Value>,
     pub idle_timeout: Option<toml::Value>,
+    pub header_timeout: Option<toml::Value>,
+    pub client_idle_timeout: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +127,8 @@ pub struct RawIdentityProvider {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawLimits {
     pub login_requests_per_minute: Option<i64>,
+    pub max_header_bytes: Option<i64>,
+    pub max_headers: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

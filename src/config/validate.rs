@@ -155,7 +155,15 @@ impl Validator {
         let log = self.log(raw.log.unwrap_or_default());
         let commercetools = raw.commercetools.and_then(|ct| self.commercetools(ct));
         let backend = self.backend(raw.backend.unwrap_or_default());
-        let login_requests_per_minute = match raw.limits.and_then(|l| l.login_requests_per_minute) {
+        let limits = raw.limits.unwrap_or_default();
+        let max_header_bytes = self.bounded(
+            "limits.max_header_bytes",
+            limits.max_header_bytes,
+            32 * 1024,
+            (4 * 1024, 1024 * 1024),
+        );
+        let max_headers = self.bounded("limits.max_headers", limits.max_headers, 100, (16, 256));
+        let login_requests_per_minute = match limits.login_requests_per_minute {
             None => 60,
             Some(n) if (0..=1_000_000).contains(&n) => n as u32,
             Some(_) => {
@@ -226,6 +234,8 @@ impl Validator {
             commercetools,
             backend,
             login_requests_per_minute,
+            max_header_bytes,
+            max_headers,
             store,
             identity_providers,
             organizations,
@@ -275,6 +285,12 @@ impl Validator {
             read_timeout: self.duration("server.read_timeout", raw.read_timeout, secs(60)),
             write_timeout: self.duration("server.write_timeout", raw.write_timeout, secs(60)),
             idle_timeout: self.duration("server.idle_timeout", raw.idle_timeout, secs(60)),
+            header_timeout: self.duration("server.header_timeout", raw.header_timeout, secs(15)),
+            client_idle_timeout: self.duration(
+                "server.client_idle_timeout",
+                raw.client_idle_timeout,
+                secs(60),
+            ),
         }
     }
 
@@ -1143,6 +1159,24 @@ impl Validator {
                 self.problem(key, e);
                 default
             }),
+        }
+    }
+
+    /// A whole number within `range` (inclusive), `default` when not set.
+    fn bounded(
+        &mut self,
+        key: &str,
+        value: Option<i64>,
+        default: usize,
+        range: (usize, usize),
+    ) -> usize {
+        match value {
+            None => default,
+            Some(n) if n >= range.0 as i64 && n <= range.1 as i64 => n as usize,
+            Some(_) => {
+                self.problem(key, format!("must be between {} and {}", range.0, range.1));
+                default
+            }
         }
     }
 
