@@ -245,6 +245,82 @@ impl SessionCookies {
 mod tests {
     use super::*;
 
+    /// Issue 15: groups and rule claims live in the cookie too. An Azure-shaped session
+    /// (the token sizes `make bench` mints, 20 group object ids, an email rule's claim)
+    /// must still seal to at most 4 KB, the size one cookie may have.
+    #[test]
+    fn an_azure_session_with_20_groups_fits_in_4_kb() {
+        // Random base64url, as token signatures and ids are: no easy compression.
+        let filler = |n: usize| -> String {
+            use base64::Engine as _;
+            let bytes: Vec<u8> = (0..n * 3 / 4 + 1).map(|_| rand::random::<u8>()).collect();
+            let mut text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+            text.truncate(n);
+            text
+        };
+        let session = Session {
+            id: "0".repeat(32),
+            organization: "inSPIRED-inTRONICS-Anonymous".into(),
+            identity_provider: "oidc_ad_1".into(),
+            identity: Identity {
+                subject: filler(43),
+                email: Some("firstname.lastname@intronics.example".into()),
+                name: Some("Firstname Lastname".into()),
+                preferred_username: Some("firstname.lastname@intronics.example".into()),
+                external_id: "0b3c1f2e-9d1a-4c7e-8f00-6a2b1c3d4e5f".into(),
+                email_verified: true,
+            },
+            tokens: Tokens {
+                // A JWT: two base64url JSON parts (compressible) and a signature.
+                access_token: format!("{}.{}.{}", base64_json(220), base64_json(900), filler(342)),
+                access_expires_at: Some(1_800_000_000),
+                refresh_token: Some(filler(240)),
+                id_token: Some(format!(
+                    "{}.{}.{}",
+                    base64_json(120),
+                    base64_json(450),
+                    filler(342)
+                )),
+            },
+            idp_session_id: Some(filler(36)),
+            issued_at: 1_800_000_000,
+            last_seen: 1_800_000_000,
+            backend: None,
+            groups: (0..20)
+                .map(|g| format!("{g:08x}-9d1a-4c7e-8f00-6a2b1c3d4e5f"))
+                .collect(),
+            claims: [(
+                "email".to_owned(),
+                vec!["firstname.lastname@intronics.example".to_owned()],
+            )]
+            .into(),
+        };
+        let (set, size) = cookies().store(&HeaderMap::new(), &session, 1_800_000_000);
+        let mut bare = session.clone();
+        bare.groups.clear();
+        bare.claims.clear();
+        let (_, bare_size) = cookies().store(&HeaderMap::new(), &bare, 1_800_000_000);
+        eprintln!("sealed: {size} bytes, without groups and claims {bare_size}");
+        assert!(size <= 4096, "sealed session is {size} bytes");
+        assert!(set.iter().all(|c| c.len() < 4096));
+    }
+
+    /// The base64url of a JSON object of about `len` bytes, as JWT headers and payloads are.
+    fn base64_json(len: usize) -> String {
+        use base64::Engine as _;
+        let mut json = String::from("{");
+        let mut i = 0;
+        while json.len() < len {
+            json.push_str(&format!(
+                "\"claim_{i}\":\"value-{:08x}\",",
+                rand::random::<u32>()
+            ));
+            i += 1;
+        }
+        json.push_str("\"end\":1}");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
     fn cookies() -> SessionCookies {
         let text = "[server]\nupstream = \"http://127.0.0.1:9000\"\n[session]\nkeys = [\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"]\n[[routes]]\npath_prefix = \"/\"\nauth = \"public\"\n";
         let config = crate::config::from_str(text, std::path::Path::new("t.toml")).unwrap();

@@ -55,13 +55,51 @@ pub struct BackendTokens {
     pub expires_at: Option<i64>,
 }
 
+/// The first byte of a serialized session: how the rest is stored.
+const PLAIN: u8 = 0;
+const DEFLATED: u8 = 1;
+/// Sessions larger than this are deflated: an Azure session with its tokens and 20 group
+/// ids would not fit in one 4 KB cookie otherwise.
+const DEFLATE_OVER: usize = 1024;
+/// No session inflates past this (the data was sealed by us, so this is only a backstop).
+const MAX_PLAIN: u64 = 64 * 1024;
+
 impl Session {
     pub fn to_bytes(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).unwrap_or_default()
+        use std::io::Write as _;
+        let plain = postcard::to_stdvec(self).unwrap_or_default();
+        if plain.len() > DEFLATE_OVER {
+            let mut encoder =
+                flate2::write::DeflateEncoder::new(vec![DEFLATED], flate2::Compression::fast());
+            if encoder.write_all(&plain).is_ok() {
+                if let Ok(deflated) = encoder.finish() {
+                    if deflated.len() < plain.len() {
+                        return deflated;
+                    }
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(plain.len() + 1);
+        out.push(PLAIN);
+        out.extend_from_slice(&plain);
+        out
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Option<Session> {
-        postcard::from_bytes(bytes).ok()
+        use std::io::Read as _;
+        let (&form, rest) = bytes.split_first()?;
+        match form {
+            PLAIN => postcard::from_bytes(rest).ok(),
+            DEFLATED => {
+                let mut plain = Vec::new();
+                flate2::read::DeflateDecoder::new(rest)
+                    .take(MAX_PLAIN)
+                    .read_to_end(&mut plain)
+                    .ok()?;
+                postcard::from_bytes(&plain).ok()
+            }
+            _ => None,
+        }
     }
 }
 
