@@ -207,7 +207,7 @@ impl Metrics {
         let requests_refused = counter_vec(
             &registry,
             "requests_refused_total",
-            "Requests refused before routing: request heads too large (431), with too many headers (431) or too slow (408)",
+            "Requests and connections refused before routing: request heads too large (431), with too many headers (431) or too slow (408); connections over limits.max_connections(_per_client), closed at accept",
             &["reason"],
         );
         let requests_denied = counter_vec(
@@ -405,10 +405,17 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         // The counts live in pingora-core (it refuses before any of our code runs).
-        for reason in Refusal::ALL {
-            let counter = self.requests_refused.with_label_values(&[reason.as_str()]);
-            let behind = head_limits::refused(reason).saturating_sub(counter.get());
-            counter.inc_by(behind);
+        let (over_total, over_per_client) = pingora::connection_limits::refused();
+        let counts = Refusal::ALL
+            .map(|reason| (reason.as_str(), head_limits::refused(reason)))
+            .into_iter()
+            .chain([
+                ("max_connections", over_total),
+                ("max_connections_per_client", over_per_client),
+            ]);
+        for (reason, count) in counts {
+            let counter = self.requests_refused.with_label_values(&[reason]);
+            counter.inc_by(count.saturating_sub(counter.get()));
         }
         let mut out = Vec::new();
         TextEncoder::new()

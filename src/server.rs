@@ -109,9 +109,18 @@ impl BackgroundService for Control {
     }
 }
 
-/// `limits.max_header_bytes`, `limits.max_headers` and `server.header_timeout`, enforced by
-/// the patched pingora-core while it reads request heads (before any phase of ours).
+/// `limits.max_connections(_per_client)` at accept, and `limits.max_header_bytes`,
+/// `limits.max_headers` and `server.header_timeout` while request heads are read: enforced
+/// by the patched pingora-core before any phase of ours.
 fn apply_head_limits(config: &Config) {
+    let trusted = config.server.trusted_proxies.clone();
+    let exempt: pingora::connection_limits::Exempt =
+        Arc::new(move |ip| crate::forwarding::is_trusted(ip, &trusted));
+    pingora::connection_limits::set(
+        config.max_connections,
+        config.max_connections_per_client,
+        Some(exempt),
+    );
     pingora::protocols::http::v1::head_limits::set(
         pingora::protocols::http::v1::head_limits::HeadLimits {
             max_bytes: config.max_header_bytes,

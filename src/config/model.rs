@@ -29,6 +29,10 @@ pub struct Config {
     /// Request heads over this many bytes or header lines get `431`.
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    /// Client connections at once, and from one address (trusted proxies count only
+    /// towards the total); more are closed at accept.
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
     /// Where state shared between replicas lives.
     pub store: StoreConfig,
     /// `/oauth2/introspect` for commercetools external OAuth; `None` disables it.

@@ -129,6 +129,8 @@ pub struct RawLimits {
     pub login_requests_per_minute: Option<i64>,
     pub max_header_bytes: Option<i64>,
     pub max_headers: Option<i64>,
+    pub max_connections: Option<i64>,
+    pub max_connections_per_client: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

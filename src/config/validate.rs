@@ -163,6 +163,18 @@ impl Validator {
             (4 * 1024, 1024 * 1024),
         );
         let max_headers = self.bounded("limits.max_headers", limits.max_headers, 100, (16, 256));
+        let max_connections = self.bounded(
+            "limits.max_connections",
+            limits.max_connections,
+            10_000,
+            (1, 10_000_000),
+        );
+        let max_connections_per_client = self.bounded(
+            "limits.max_connections_per_client",
+            limits.max_connections_per_client,
+            256,
+            (1, 10_000_000),
+        );
         let login_requests_per_minute = match limits.login_requests_per_minute {
             None => 60,
             Some(n) if (0..=1_000_000).contains(&n) => n as u32,
@@ -236,6 +248,8 @@ impl Validator {
             login_requests_per_minute,
             max_header_bytes,
             max_headers,
+            max_connections,
+            max_connections_per_client,
             store,
             identity_providers,
             organizations,

@@ -92,6 +92,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod apps;
+pub mod connection_limits;
 pub mod connectors;
 pub mod listeners;
 pub mod modules;

@@ -227,9 +227,18 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
             };
             match new_io {
                 Ok(io) => {
+                    // sso-sidecar: connection limits (see connection_limits.rs).
+                    let peer_ip = io
+                        .peer_addr()
+                        .and_then(|a| a.as_inet().map(|inet| inet.ip()));
+                    let Some(slot) = crate::connection_limits::claim(peer_ip) else {
+                        drop(io);
+                        continue;
+                    };
                     let app = app_logic.clone();
                     let shutdown = shutdown.clone();
                     current_handle().spawn(async move {
+                        let _slot = slot;
                         let peer_addr = io.peer_addr();
                         match timeout(Duration::from_secs(60), io.handshake()).await {
                             Ok(handshake) => {
