@@ -42,8 +42,9 @@ pub struct RequestCtx {
     started: Instant,
     request_id: String,
     kind: RouteKind,
-    /// The canonical path when it differs from the one received; the upstream gets it.
-    canonical_path: Option<String>,
+    /// The canonical path (with the query as sent) when it differs from the one received;
+    /// the upstream gets it.
+    canonical: Option<CanonicalTarget>,
     client_ip: Option<IpAddr>,
     upstream_sent: Option<Instant>,
     failure: Option<UpstreamFailure>,
@@ -63,7 +64,7 @@ impl ProxyHttp for SidecarProxy {
             started: Instant::now(),
             request_id: String::new(),
             kind: RouteKind::Required,
-            canonical_path: None,
+            canonical: None,
             client_ip: None,
             upstream_sent: None,
             failure: None,
@@ -83,9 +84,9 @@ impl ProxyHttp for SidecarProxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         let req = session.req_header();
-        ctx.canonical_path = match canonical_path(req.uri.path()) {
+        ctx.canonical = match canonical_path(req.uri.path()) {
             Ok(Cow::Borrowed(_)) => None,
-            Ok(Cow::Owned(path)) => Some(path),
+            Ok(Cow::Owned(path)) => Some(CanonicalTarget::new(path, req.uri.query())),
             Err(problem) => {
                 tracing::debug!(path = req.uri.path(), %problem, "path refused");
                 let page = pages::message(
@@ -98,7 +99,10 @@ impl ProxyHttp for SidecarProxy {
                 return Ok(true);
             }
         };
-        let path = ctx.canonical_path.as_deref().unwrap_or(req.uri.path());
+        let path = ctx
+            .canonical
+            .as_ref()
+            .map_or(req.uri.path(), CanonicalTarget::path);
         let host = host_of(req);
         let rt = Arc::clone(&ctx.rt);
         let matched = rt.router.route(host, path);
@@ -125,15 +129,19 @@ impl ProxyHttp for SidecarProxy {
             Vec::new()
         };
         let req = session.req_header();
-        let path = ctx.canonical_path.as_deref().unwrap_or(req.uri.path());
-        let path_and_query = match (&ctx.canonical_path, req.uri.query()) {
-            (None, _) => Cow::Borrowed(req.uri.path_and_query().map_or(path, |pq| pq.as_str())),
-            (Some(path), None) => Cow::Borrowed(path.as_str()),
-            (Some(path), Some(query)) => Cow::Owned(format!("{path}?{query}")),
+        let (path, path_and_query) = match &ctx.canonical {
+            Some(canonical) => (canonical.path(), canonical.target.as_str()),
+            None => {
+                let path = req.uri.path();
+                (
+                    path,
+                    req.uri.path_and_query().map_or(path, |pq| pq.as_str()),
+                )
+            }
         };
         let request = auth::Request {
             method: &req.method,
-            path_and_query: &path_and_query,
+            path_and_query,
             query: req.uri.query(),
             headers: &req.headers,
             request_id: &ctx.request_id,
@@ -203,8 +211,12 @@ impl ProxyHttp for SidecarProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let rt = Arc::clone(&ctx.rt);
-        if let Some(path) = &ctx.canonical_path {
-            upstream_request.set_uri(with_query(path, upstream_request.uri.query())?);
+        if let Some(canonical) = &ctx.canonical {
+            let uri = canonical
+                .target
+                .parse()
+                .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "canonical path", e))?;
+            upstream_request.set_uri(uri);
         }
         for name in
             forwarding::identity_headers(&upstream_request.headers, &rt.identity_prefix_lower)
@@ -406,15 +418,29 @@ impl ProxyHttp for SidecarProxy {
     }
 }
 
-/// The canonical path with the query as the client sent it.
-fn with_query(path: &str, query: Option<&str>) -> Result<http::Uri> {
-    let target = match query {
-        Some(query) => format!("{path}?{query}"),
-        None => path.to_owned(),
-    };
-    target
-        .parse()
-        .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "canonical path", e))
+/// A request target whose path was canonicalised: the canonical path, then the query as
+/// the client sent it. Built once; routing, the sign-in logic and the upstream share it.
+struct CanonicalTarget {
+    target: String,
+    path_len: usize,
+}
+
+impl CanonicalTarget {
+    fn new(mut path: String, query: Option<&str>) -> Self {
+        let path_len = path.len();
+        if let Some(query) = query {
+            path.push('?');
+            path.push_str(query);
+        }
+        CanonicalTarget {
+            target: path,
+            path_len,
+        }
+    }
+
+    fn path(&self) -> &str {
+        &self.target[..self.path_len]
+    }
 }
 
 fn host_of(req: &RequestHeader) -> Option<&str> {

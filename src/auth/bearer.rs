@@ -101,7 +101,11 @@ impl AuthService {
         match error {
             VerifyError::Unavailable { idp, .. } => {
                 self.metrics.session_rejected("bearer_unavailable");
-                tracing::warn!(idp = idp.as_str(), error = %ErrorChain(error), "bearer token cannot be checked now");
+                tracing::warn!(
+                    idp = idp.as_str(),
+                    error = crate::oidc::error_chain(error),
+                    "bearer token cannot be checked now"
+                );
                 Reply::temporarily_unavailable(RETRY_AFTER_SECS)
             }
             VerifyError::Invalid(_) | VerifyError::UnknownKey => {
@@ -164,21 +168,6 @@ fn issued_at(token: &VerifiedToken) -> i64 {
         .get("iat")
         .and_then(serde_json::Value::as_i64)
         .unwrap_or(0)
-}
-
-/// An error with its causes, for logs.
-struct ErrorChain<'e>(&'e (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
-    }
 }
 
 fn session_from_token(

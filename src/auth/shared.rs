@@ -56,7 +56,7 @@ async fn share(store: &Store, revocation: &Revocation, ttl: Duration) {
     };
     let expires = chrono::Utc::now()
         .timestamp()
-        .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+        .saturating_add(crate::config::whole_secs(ttl));
     // Failures are counted by the store; the revocation holds here either way.
     let _ = store
         .hash_set(

@@ -59,8 +59,8 @@ impl TokenKeeper {
                 .max_capacity(100_000)
                 .time_to_live(RETRY_AFTER)
                 .build(),
-            min_left: i64::try_from(min_left.as_secs()).unwrap_or(i64::MAX),
-            skew: i64::try_from(skew.as_secs()).unwrap_or(i64::MAX),
+            min_left: crate::config::whole_secs(min_left),
+            skew: crate::config::whole_secs(skew),
         }
     }
 

@@ -16,6 +16,12 @@ pub fn parse(value: &toml::Value) -> Result<Duration, String> {
     }
 }
 
+/// Whole seconds as Unix-time arithmetic wants them, saturating rather than wrapping for
+/// durations past `i64::MAX` seconds (an IdP's `expires_in` can say anything).
+pub fn whole_secs(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
 pub fn parse_text(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if let Ok(ms) = text.parse::<u64>() {

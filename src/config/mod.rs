@@ -10,7 +10,7 @@ mod validate;
 
 use std::path::Path;
 
-pub use duration::parse_text as parse_duration;
+pub use duration::{parse_text as parse_duration, whole_secs};
 pub use error::{ConfigError, Problem};
 pub use model::*;
 pub use secret::Secret;

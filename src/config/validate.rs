@@ -592,14 +592,7 @@ impl Validator {
                 keys,
             }
         });
-        let max_groups = match raw.max_groups {
-            None => 100,
-            Some(n) if (0..=10_000).contains(&n) => n as usize,
-            Some(_) => {
-                self.problem("headers.max_groups", "must be between 0 and 10000");
-                100
-            }
-        };
+        let max_groups = self.bounded("headers.max_groups", raw.max_groups, 100, (0, 10_000));
         HeaderConfig {
             prefix,
             claims,
@@ -779,18 +772,11 @@ impl Validator {
                 None
             }
         };
-        let groups_claim = match raw.groups_claim.as_deref().map(str::trim) {
+        let groups_claim = match raw.groups_claim.as_deref() {
             None => "groups".to_owned(),
-            Some(claim) if !claim.is_empty() && claim.split('.').all(|p| !p.is_empty()) => {
-                claim.to_owned()
-            }
-            Some(_) => {
-                self.problem(
-                    format!("{path}.groups_claim"),
-                    "must be a claim name or a dotted path such as \"realm_access.roles\"",
-                );
-                "groups".to_owned()
-            }
+            Some(claim) => self
+                .claim_path(&format!("{path}.groups_claim"), claim)
+                .unwrap_or_else(|| "groups".to_owned()),
         };
         let client_id = client_id?;
         Some(OidcProvider {
@@ -979,24 +965,29 @@ impl Validator {
         orgs
     }
 
+    /// A claim name or a dotted path into nested claims (`realm_access.roles`).
+    fn claim_path(&mut self, key: &str, text: &str) -> Option<String> {
+        let text = text.trim();
+        if !text.is_empty() && text.split('.').all(|part| !part.is_empty()) {
+            return Some(text.to_owned());
+        }
+        self.problem(
+            key,
+            "must be a claim name or a dotted path such as \"realm_access.roles\"",
+        );
+        None
+    }
+
     /// `members` and `allow` lists: each rule names a claim and exactly one test.
     fn rules(&mut self, path: &str, raw: Option<Vec<raw::RawRule>>) -> Vec<ClaimRule> {
         let mut rules = Vec::new();
         for (i, rule) in raw.unwrap_or_default().into_iter().enumerate() {
             let at = format!("{path}[{i}]");
-            let claim = match rule.claim.as_deref().map(str::trim) {
-                Some(claim)
-                    if !claim.is_empty() && claim.split('.').all(|part| !part.is_empty()) =>
-                {
-                    claim.to_owned()
-                }
-                Some(_) => {
-                    self.problem(
-                        format!("{at}.claim"),
-                        "must be a claim name or a dotted path such as \"realm_access.roles\"",
-                    );
-                    continue;
-                }
+            let claim = match rule.claim.as_deref() {
+                Some(claim) => match self.claim_path(&format!("{at}.claim"), claim) {
+                    Some(claim) => claim,
+                    None => continue,
+                },
                 None => {
                     self.problem(format!("{at}.claim"), "missing (e.g. claim = \"groups\")");
                     continue;

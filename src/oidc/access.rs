@@ -129,7 +129,7 @@ impl AccessTokens {
     }
 
     fn skew(&self) -> i64 {
-        i64::try_from(self.checks.skew.as_secs()).unwrap_or(i64::MAX)
+        crate::config::whole_secs(self.checks.skew)
     }
 
     async fn verify_jwt(&self, token: &str) -> Result<VerifiedToken, VerifyError> {

@@ -144,7 +144,7 @@ pub async fn finish(
         access_token: response.access_token().secret().clone(),
         access_expires_at: response
             .expires_in()
-            .map(|d| now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))),
+            .map(|d| now.saturating_add(crate::config::whole_secs(d))),
         refresh_token: response.refresh_token().map(|t| t.secret().clone()),
         id_token: Some(id_token.to_string()),
     };

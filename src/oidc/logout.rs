@@ -141,7 +141,7 @@ fn check_logout_claims(
     skew: Duration,
 ) -> Result<(), LogoutTokenError> {
     let now = chrono::Utc::now().timestamp();
-    let skew = i64::try_from(skew.as_secs()).unwrap_or(i64::MAX);
+    let skew = crate::config::whole_secs(skew);
     let iat = claims
         .get("iat")
         .and_then(Value::as_i64)

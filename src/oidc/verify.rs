@@ -299,7 +299,7 @@ fn check_times(
     skew: Duration,
 ) -> Result<(), Invalid> {
     let now = chrono::Utc::now().timestamp();
-    let skew = i64::try_from(skew.as_secs()).unwrap_or(i64::MAX);
+    let skew = crate::config::whole_secs(skew);
     let number = |name: &str| claims.get(name).and_then(Value::as_i64);
     match number("exp") {
         Some(exp) if exp.saturating_add(skew) < now => return Err(Invalid::Expired),
