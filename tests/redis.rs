@@ -2,7 +2,7 @@
 //! port): two sso-sidecar processes, one OpenID provider, one upstream. Back-channel logout
 //! at one replica ends the session at the other, a refresh racing at both replicas reaches
 //! the provider once, server-side sessions work end to end, and killing Redis mid-run
-//! loses no request.
+//! loses no request. Sentinel and cluster topologies are tested the same way.
 
 mod common;
 
@@ -33,6 +33,7 @@ secure = false
 [store]
 kind = "redis"
 url = "{redis_url}"
+cluster = {redis_cluster}
 key_prefix = "test:"
 timeout = "300ms"
 server_side_sessions = {server_side}
@@ -58,8 +59,9 @@ path_prefix = "/"
 auth = "public"
 "#;
 
-struct Cluster {
-    redis: RedisServer,
+/// Sidecar replicas sharing a Redis of kind `R` (one server, sentinels, a cluster).
+struct Cluster<R = RedisServer> {
+    redis: R,
     idp: Idp,
     upstream: Upstream,
     replicas: Vec<Sidecar>,
@@ -72,6 +74,19 @@ struct Cluster {
 /// the replicas.
 fn cluster(count: usize, access_ttl: u64, min_left: &str, server_side: bool) -> Cluster {
     let redis = RedisServer::start();
+    let url = redis.url();
+    cluster_on(redis, &url, false, count, access_ttl, min_left, server_side)
+}
+
+fn cluster_on<R>(
+    redis: R,
+    redis_url: &str,
+    redis_cluster: bool,
+    count: usize,
+    access_ttl: u64,
+    min_left: &str,
+    server_side: bool,
+) -> Cluster<R> {
     let upstream = Upstream::start();
     let ports: Vec<Ports> = (0..count + 1).map(|_| Ports::new()).collect();
     let idp = Idp::start(json!({
@@ -86,7 +101,8 @@ fn cluster(count: usize, access_ttl: u64, min_left: &str, server_side: bool) -> 
     }));
     let config = CONFIG
         .replace("{issuer}", &idp.issuer)
-        .replace("{redis_url}", &redis.url())
+        .replace("{redis_url}", redis_url)
+        .replace("{redis_cluster}", &redis_cluster.to_string())
         .replace("{min_left}", min_left)
         .replace("{server_side}", if server_side { "true" } else { "false" });
     let mut cluster = Cluster {
@@ -103,7 +119,7 @@ fn cluster(count: usize, access_ttl: u64, min_left: &str, server_side: bool) -> 
     cluster
 }
 
-impl Cluster {
+impl<R> Cluster<R> {
     fn add_replica(&mut self, ports: Ports) {
         let sidecar = Sidecar::start_on(ports, &self.config, &self.upstream.url(), &[]);
         sidecar.wait_idps_ready();
@@ -140,14 +156,8 @@ fn get_with_cookie(sidecar: &Sidecar, path: &str, cookie: &str) -> reqwest::bloc
 }
 
 /// Polls until `check` holds (shared state travels asynchronously), for at most 3 s.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..150 {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{what}: did not happen within 3 s");
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    eventually_within(what, 3, check)
 }
 
 #[test]
@@ -420,4 +430,145 @@ fn a_late_replica_loads_revocations_among_50000_other_keys() {
         late.metric("sso_sidecar_store_errors_total{op=\"hscan\"}"),
         0.0
     );
+}
+
+/// Back-channel logout for `sub` at `replica`; the IdP's answer status.
+fn backchannel_logout<R>(c: &Cluster<R>, replica: usize, sub: &str) -> u16 {
+    let token = c.idp.logout_token(json!({ "sub": sub }));
+    client()
+        .post(c.replicas[replica].url("/oauth2/backchannel-logout"))
+        .form(&[("logout_token", token.as_str())])
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Signs `user` in at replica 0 and returns the session cookie.
+fn signed_in<R>(c: &Cluster<R>, user: &str) -> String {
+    let browser = Browser::new();
+    c.sign_in(0, &browser, user);
+    browser
+        .cookie(&c.replicas[0].url("/"), "_sso_session")
+        .unwrap()
+}
+
+/// Redis Sentinel (`redis+sentinel://`): the master dies while requests flow; revocations
+/// made before, during and after the failover all reach every replica, including one that
+/// starts afterwards, and no request fails.
+#[test]
+fn a_sentinel_failover_under_load_loses_no_revocation() {
+    let sentinels = RedisSentinels::start();
+    let url = sentinels.url();
+    let mut c = cluster_on(sentinels, &url, false, 2, 3600, "3m", false);
+    let users = ["before", "during", "after", "kept"];
+    let cookies: Vec<String> = users.iter().map(|u| signed_in(&c, u)).collect();
+    let shown = |c: &Cluster<RedisSentinels>, replica: usize, user: usize| {
+        get_with_cookie(&c.replicas[replica], "/account/", &cookies[user]).status()
+    };
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let load = scope.spawn(|| {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && ok < 20_000 {
+                let status = shown(&c, 1, 3);
+                if status == 200 {
+                    ok += 1;
+                } else {
+                    failed.push(status);
+                }
+            }
+            (ok, failed)
+        });
+        assert_eq!(backchannel_logout(&c, 0, "before"), 200);
+        c.redis.master.crash();
+        // Redis has no master now: the revocation holds here and waits to be shared.
+        assert_eq!(backchannel_logout(&c, 0, "during"), 200);
+        let replica = c.redis.replica.port;
+        eventually_within("the sentinels promote the replica", 30, || {
+            c.redis.master_port() == Some(replica)
+        });
+        assert_eq!(backchannel_logout(&c, 1, "after"), 200);
+        for (replica, user) in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)] {
+            eventually_within(
+                &format!("replica {replica} ends {}", users[user]),
+                15,
+                || shown(&c, replica, user) == 302,
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (ok, failed) = load.join().unwrap();
+        assert!(ok > 0 && failed.is_empty(), "{ok} ok, failed: {failed:?}");
+    });
+
+    // A replica started after the failover reads all three from the new master.
+    let spare = c.spare;
+    c.add_replica(spare);
+    for (user, name) in users.iter().enumerate().take(3) {
+        assert_eq!(shown(&c, 2, user), 302, "{name}");
+    }
+    assert_eq!(shown(&c, 2, 3), 200);
+    assert_eq!(shown(&c, 0, 3), 200);
+    let kept = c.redis.replica.cli(&["HLEN", "test:revocations"]);
+    assert_eq!(kept.trim(), "3", "kept revocations on the new master");
+}
+
+/// Redis Cluster (`store.cluster = true`): logout at one replica reaches the other through
+/// the cluster's pub/sub, the logout-token replay check works across replicas, and a late
+/// replica reads the kept revocations from the node holding them.
+#[test]
+fn a_redis_cluster_shares_revocations_and_logout_tokens() {
+    let redis = RedisCluster::start();
+    let url = redis.url();
+    let mut c = cluster_on(redis, &url, true, 2, 3600, "3m", false);
+    let alice = signed_in(&c, "alice");
+    let bob = signed_in(&c, "bob");
+    assert_eq!(
+        get_with_cookie(&c.replicas[1], "/account/", &alice).status(),
+        200
+    );
+    assert_eq!(backchannel_logout(&c, 1, "alice"), 200);
+    eventually("replica 0 ends alice's session", || {
+        get_with_cookie(&c.replicas[0], "/account/", &alice).status() == 302
+    });
+    // The replayed logout token is recognised at the other replica, through the cluster.
+    let token = c.idp.logout_token(json!({"sub": "bob", "jti": "once"}));
+    for (replica, expected) in [(0, 200), (1, 400)] {
+        let status = client()
+            .post(c.replicas[replica].url("/oauth2/backchannel-logout"))
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .unwrap()
+            .status();
+        assert_eq!(status, expected);
+    }
+    let spare = c.spare;
+    c.add_replica(spare);
+    for (cookie, name) in [(&alice, "alice"), (&bob, "bob")] {
+        assert_eq!(
+            get_with_cookie(&c.replicas[2], "/account/", cookie).status(),
+            302,
+            "{name} at the late replica"
+        );
+    }
+    for replica in &c.replicas {
+        let errors: f64 = ["set", "set_nx", "hset", "hscan", "publish", "subscribe"]
+            .iter()
+            .map(|op| replica.metric(&format!("sso_sidecar_store_errors_total{{op=\"{op}\"}}")))
+            .sum();
+        assert_eq!(errors, 0.0, "{}", replica.log());
+    }
+}
+
+/// Polls until `check` holds, for at most `seconds`.
+fn eventually_within(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {seconds} s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

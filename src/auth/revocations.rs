@@ -1,9 +1,9 @@
 //! Sessions ended before their cookie expires: by logout here, or by the IdP through
 //! back-channel logout. Checked on every request; entries live as long as a session can.
 
-use std::time::Duration;
-
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
@@ -57,7 +57,14 @@ pub struct Revocations {
     jtis: Cache<String, ()>,
     /// Until the first revocation, requests need no lookups at all.
     any: AtomicBool,
+    /// Revocations applied here that Redis did not take (an outage, a failover), with
+    /// their expiry: written again until it does, so other replicas learn of them.
+    unshared: Mutex<Vec<(Revocation, i64)>>,
 }
+
+/// Revocations waiting to be shared, at most; beyond it the oldest are dropped (they
+/// still hold here).
+const UNSHARED_LIMIT: usize = 10_000;
 
 fn bounded<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<String, V> {
     Cache::builder()
@@ -79,7 +86,22 @@ impl Revocations {
             subs: bounded(max_age),
             jtis: bounded(max_age.max(Duration::from_secs(3600))),
             any: AtomicBool::new(false),
+            unshared: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Keeps `revocation` to be shared again later (see [`Revocations::take_unshared`]).
+    pub fn share_later(&self, revocation: Revocation, expires: i64) {
+        let mut unshared = self.unshared.lock().unwrap();
+        if unshared.len() >= UNSHARED_LIMIT {
+            unshared.remove(0);
+        }
+        unshared.push((revocation, expires));
+    }
+
+    /// The revocations still to be shared; the caller gives back those that fail again.
+    pub fn take_unshared(&self) -> Vec<(Revocation, i64)> {
+        std::mem::take(&mut *self.unshared.lock().unwrap())
     }
 
     pub fn set_load_state(&self, state: LoadState) {

@@ -23,6 +23,8 @@ const KEPT: &str = "revocations";
 /// Attempts at loading the kept revocations per (re)connection, a second apart.
 const LOAD_ATTEMPTS: u32 = 5;
 const LOGOUT_TOKENS: &str = "logout-token:";
+/// How often revocations that Redis missed are written again.
+const UNSHARED_RETRY: Duration = Duration::from_secs(1);
 
 /// A short, fixed-size key part for a value that may be long or secret.
 pub(crate) fn digest(value: impl AsRef<[u8]>) -> String {
@@ -32,7 +34,16 @@ pub(crate) fn digest(value: impl AsRef<[u8]>) -> String {
 impl AuthService {
     pub(super) async fn revoke(&self, revocation: Revocation) {
         self.revocations.apply(&revocation);
-        share(&self.store, &revocation, self.config.session.max_age).await;
+        if !self.store.is_shared() {
+            return;
+        }
+        let expires = chrono::Utc::now()
+            .timestamp()
+            .saturating_add(crate::config::whole_secs(self.config.session.max_age));
+        if share(&self.store, &revocation, expires).await.is_err() {
+            // It holds here already; the follower writes it again until Redis takes it.
+            self.revocations.share_later(revocation, expires);
+        }
     }
 
     /// False when this logout token was used before, here or at another replica.
@@ -47,26 +58,62 @@ impl AuthService {
     }
 }
 
-async fn share(store: &Store, revocation: &Revocation, ttl: Duration) {
-    if !store.is_shared() {
-        return;
-    }
+/// Keeps `revocation` in Redis until `expires` (Unix seconds) and tells the running
+/// replicas. Failures are counted by the store.
+async fn share(store: &Store, revocation: &Revocation, expires: i64) -> Result<(), Unavailable> {
     let Ok(message) = serde_json::to_vec(revocation) else {
-        return;
+        return Ok(());
     };
-    let expires = chrono::Utc::now()
-        .timestamp()
-        .saturating_add(crate::config::whole_secs(ttl));
-    // Failures are counted by the store; the revocation holds here either way.
-    let _ = store
+    let now = chrono::Utc::now().timestamp();
+    let ttl = Duration::from_secs(u64::try_from(expires.saturating_sub(now)).unwrap_or(0));
+    if ttl.is_zero() {
+        return Ok(());
+    }
+    store
         .hash_set(
             &store.key(KEPT),
             &message,
             expires.to_string().as_bytes(),
             ttl,
         )
-        .await;
+        .await?;
+    // Kept first: a replica that misses the message loads it at its next (re)connection.
     let _ = store.publish(&store.key(CHANNEL), &message).await;
+    Ok(())
+}
+
+/// Writes the revocations Redis did not take again, once a second, until `stop`.
+async fn share_unshared(
+    store: &Store,
+    revocations: &Revocations,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(UNSHARED_RETRY) => {}
+        }
+        let waiting = revocations.take_unshared();
+        if waiting.is_empty() {
+            continue;
+        }
+        let mut shared = 0;
+        let mut still = waiting.into_iter();
+        for (revocation, expires) in still.by_ref() {
+            if share(store, &revocation, expires).await.is_err() {
+                revocations.share_later(revocation, expires);
+                break;
+            }
+            shared += 1;
+        }
+        // Redis failed again: keep the rest for the next round without trying each.
+        for (revocation, expires) in still {
+            revocations.share_later(revocation, expires);
+        }
+        if shared > 0 {
+            tracing::info!(shared, "shared revocations that Redis missed earlier");
+        }
+    }
 }
 
 /// Applies other replicas' revocations until `stop`: the kept ones after every
@@ -113,8 +160,9 @@ pub async fn follow(
         }
     };
     let channel = store.key(CHANNEL);
+    let retrying = share_unshared(store, revocations, stop.clone());
     let following = store.follow(&channel, load_kept, apply, stop);
-    tokio::join!(following, give_up);
+    tokio::join!(following, give_up, retrying);
 }
 
 /// Reads the kept revocations, applies the live ones and removes the expired ones.

@@ -123,8 +123,12 @@ pub struct StoreConfig {
 
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port/db`; a secret as it may carry a password.
+    /// `redis://[user:password@]host:port/db`, `redis+sentinel://host:port,…/master[/db]`,
+    /// or with `cluster` several `redis://` nodes, comma-separated; a secret as it may
+    /// carry a password.
     pub url: Secret,
+    /// `url` lists the nodes of a Redis Cluster.
+    pub cluster: bool,
     pub key_prefix: String,
     /// Per Redis call; past it the call counts as failed and local behaviour takes over.
     pub timeout: Duration,

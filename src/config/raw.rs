@@ -137,6 +137,7 @@ pub struct RawLimits {
 pub struct RawStore {
     pub kind: Option<String>,
     pub url: Option<String>,
+    pub cluster: Option<bool>,
     pub key_prefix: Option<String>,
     pub timeout: Option<toml::Value>,
     pub load_timeout: Option<toml::Value>,

@@ -100,15 +100,6 @@ fn unknown_key_problem(path: &[String]) -> Problem {
     Problem::new(key_path(path), format!("unknown key{suggestion}"))
 }
 
-/// Why a Redis URL cannot work, without repeating it (it may hold a password).
-fn redis_url_problem(url: &str) -> Option<&'static str> {
-    match Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "unix" | "redis+unix") => None,
-        Ok(_) => Some("must be a redis:// (or rediss://) URL"),
-        Err(_) => Some("is not a URL (expected redis://host:6379/0)"),
-    }
-}
-
 /// `routes.2.auth` → `routes[2].auth`.
 fn key_path(path: &[String]) -> String {
     let mut out = String::new();
@@ -1396,6 +1387,7 @@ impl Validator {
             "memory" => {
                 for (set, key) in [
                     (raw.url.is_some(), "store.url"),
+                    (raw.cluster.is_some(), "store.cluster"),
                     (
                         raw.server_side_sessions == Some(true),
                         "store.server_side_sessions",
@@ -1418,16 +1410,21 @@ impl Validator {
                         None
                     }
                 };
-                let url = url.filter(|url| match redis_url_problem(url.expose()) {
-                    Some(problem) => {
-                        self.problem("store.url", problem);
-                        false
-                    }
-                    None => true,
-                });
+                let cluster = raw.cluster.unwrap_or(false);
+                let url =
+                    url.filter(
+                        |url| match crate::store::Topology::parse(url.expose(), cluster) {
+                            Ok(_) => true,
+                            Err(problem) => {
+                                self.problem("store.url", problem);
+                                false
+                            }
+                        },
+                    );
                 StoreConfig {
                     redis: url.map(|url| RedisConfig {
                         url,
+                        cluster,
                         key_prefix: raw.key_prefix.unwrap_or_else(|| "sso-sidecar:".to_owned()),
                         timeout,
                         load_timeout,

@@ -5,16 +5,20 @@
 //! back to what a single replica would do. With `kind = "memory"` there is no Redis and
 //! every call is `Unavailable` at once, which is the same local behaviour.
 
+mod connection;
+mod topology;
+
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
 use crate::config::RedisConfig;
 use crate::metrics::Metrics;
+use connection::{Connection, Connector};
+pub use topology::Topology;
 
 /// One field of a Redis hash and its value.
 pub type HashEntry = (Vec<u8>, Vec<u8>);
@@ -29,9 +33,7 @@ pub struct Store {
 }
 
 struct Redis {
-    client: redis::Client,
-    /// Created on first use, inside a runtime (the connection's driver is a tokio task).
-    connection: OnceLock<ConnectionManager>,
+    connector: Connector,
     prefix: String,
     timeout: Duration,
     load_timeout: Duration,
@@ -42,10 +44,15 @@ struct Redis {
 
 impl Store {
     pub fn new(config: Option<&RedisConfig>, metrics: Arc<Metrics>) -> Self {
-        let redis = config.and_then(|c| match redis::Client::open(c.url.expose()) {
-            Ok(client) => Some(Redis {
-                client,
-                connection: OnceLock::new(),
+        let redis = config.and_then(|c| {
+            let connector = Topology::parse(c.url.expose(), c.cluster)
+                .map_err(|problem| problem.to_owned())
+                .and_then(|topology| {
+                    Connector::new(topology, c.timeout).map_err(|e| e.to_string())
+                });
+            match connector {
+            Ok(connector) => Some(Redis {
+                connector,
                 prefix: c.key_prefix.clone(),
                 timeout: c.timeout,
                 load_timeout: c.load_timeout,
@@ -57,7 +64,7 @@ impl Store {
                 tracing::error!(%error, "store.url refused by the Redis client; using local state only");
                 None
             }
-        });
+        }});
         Store { redis, metrics }
     }
 
@@ -238,7 +245,7 @@ impl Store {
         let Some(redis) = &self.redis else { return };
         loop {
             let subscribed = async {
-                let mut pubsub = redis.client.get_async_pubsub().await?;
+                let mut pubsub = redis.connector.pubsub().await?;
                 pubsub.subscribe(channel).await?;
                 Ok::<_, redis::RedisError>(pubsub)
             };
@@ -270,40 +277,21 @@ impl Store {
 
     async fn call<T, F, Fut>(&self, op: &'static str, run: F) -> Result<T, Unavailable>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let Some(redis) = &self.redis else {
             return Err(Unavailable);
         };
-        let connection = match redis.connection.get() {
-            Some(c) => c.clone(),
-            None => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(redis.timeout))
-                    .set_response_timeout(Some(redis.timeout))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_secs(1));
-                match ConnectionManager::new_lazy_with_config(redis.client.clone(), config) {
-                    Ok(c) => redis.connection.get_or_init(|| c).clone(),
-                    Err(error) => {
-                        self.failed(op, &error.to_string());
-                        return Err(Unavailable);
-                    }
-                }
-            }
+        let attempt = async { run(redis.connector.connection().await?).await };
+        let failure = match tokio::time::timeout(redis.timeout, attempt).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "timed out".to_owned(),
         };
-        match tokio::time::timeout(redis.timeout, run(connection)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => {
-                self.failed(op, &error.to_string());
-                Err(Unavailable)
-            }
-            Err(_) => {
-                self.failed(op, "timed out");
-                Err(Unavailable)
-            }
-        }
+        redis.connector.call_failed();
+        self.failed(op, &failure);
+        Err(Unavailable)
     }
 
     fn failed(&self, op: &'static str, reason: &str) {
@@ -359,6 +347,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let config = RedisConfig {
             url: crate::config::Secret::new(format!("redis://127.0.0.1:{port}/0")),
+            cluster: false,
             key_prefix: "t:".into(),
             timeout: Duration::from_millis(200),
             load_timeout: Duration::from_secs(1),
