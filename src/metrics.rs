@@ -61,6 +61,7 @@ pub struct Metrics {
     scopes_dropped: IntCounter,
     /// Request heads refused while being read (by the patched pingora-core), by reason.
     requests_refused: IntCounterVec,
+    client_connections_open: prometheus::IntGauge,
     requests_denied: IntCounterVec,
     key_refetches: IntCounterVec,
     refreshes: IntCounterVec,
@@ -210,6 +211,13 @@ impl Metrics {
             "Requests and connections refused before routing: request heads too large (431), with too many headers (431) or too slow (408); connections over limits.max_connections(_per_client), closed at accept",
             &["reason"],
         );
+        let client_connections_open = gauge_vec(
+            &registry,
+            "client_connections_open",
+            "Client connections open now (counted towards limits.max_connections)",
+            &[],
+        )
+        .with_label_values(&[] as &[&str]);
         let requests_denied = counter_vec(
             &registry,
             "requests_denied_total",
@@ -297,6 +305,7 @@ impl Metrics {
             sessions_rejected,
             scopes_dropped,
             requests_refused,
+            client_connections_open,
             requests_denied,
             key_refetches,
             refreshes,
@@ -417,6 +426,8 @@ impl Metrics {
             let counter = self.requests_refused.with_label_values(&[reason]);
             counter.inc_by(count.saturating_sub(counter.get()));
         }
+        self.client_connections_open
+            .set(i64::try_from(pingora::connection_limits::open()).unwrap_or(i64::MAX));
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

@@ -79,6 +79,13 @@ pub trait Peek {
     async fn try_peek(&mut self, _buf: &mut [u8]) -> std::io::Result<bool> {
         Ok(false)
     }
+
+    /// sso-sidecar: waits until data (or the end of the stream) can be read, without
+    /// reading it. Returns `false` at once when the stream cannot tell; the caller then
+    /// reads as it would have.
+    async fn wait_readable(&mut self) -> std::io::Result<bool> {
+        Ok(false)
+    }
 }
 
 use std::any::Any;

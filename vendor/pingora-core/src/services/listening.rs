@@ -50,6 +50,9 @@ pub struct Service<A> {
     app_logic: Option<A>,
     /// The number of preferred threads. `None` to follow global setting.
     pub threads: Option<usize>,
+    /// sso-sidecar: whether connections accepted here count towards the limits in
+    /// [`crate::connection_limits`] (client-facing services only, not admin ones).
+    pub connection_limits: bool,
     runtime_opts_override: Option<RuntimeOptsOverride>,
     #[cfg(feature = "connection_filter")]
     connection_filter: Arc<dyn ConnectionFilter>,
@@ -63,6 +66,7 @@ impl<A> Service<A> {
             listeners: Listeners::new(),
             app_logic: Some(app_logic),
             threads: None,
+            connection_limits: false,
             runtime_opts_override: None,
             #[cfg(feature = "connection_filter")]
             connection_filter: Arc::new(AcceptAllFilter),
@@ -77,6 +81,7 @@ impl<A> Service<A> {
             listeners,
             app_logic: Some(app_logic),
             threads: None,
+            connection_limits: false,
             runtime_opts_override: None,
             #[cfg(feature = "connection_filter")]
             connection_filter: Arc::new(AcceptAllFilter),
@@ -203,6 +208,7 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
         app_logic: Arc<A>,
         mut stack: TransportStack,
         mut shutdown: ShutdownWatch,
+        limited: bool,
     ) {
         // the accept loop, until the system is shutting down
         loop {
@@ -231,9 +237,14 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                     let peer_ip = io
                         .peer_addr()
                         .and_then(|a| a.as_inet().map(|inet| inet.ip()));
-                    let Some(slot) = crate::connection_limits::claim(peer_ip) else {
-                        drop(io);
-                        continue;
+                    let slot = if limited {
+                        let Some(slot) = crate::connection_limits::claim(peer_ip) else {
+                            drop(io);
+                            continue;
+                        };
+                        Some(slot)
+                    } else {
+                        None
                     };
                     let app = app_logic.clone();
                     let shutdown = shutdown.clone();
@@ -315,8 +326,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceTrait for Service<A> {
                 let my_app_logic = app_logic.clone();
                 let endpoint = endpoint.clone();
 
+                let limited = self.connection_limits;
                 let jh = runtime.spawn(async move {
-                    Self::run_endpoint(my_app_logic, endpoint, shutdown).await;
+                    Self::run_endpoint(my_app_logic, endpoint, shutdown, limited).await;
                 });
 
                 handlers.push(jh);

@@ -750,6 +750,26 @@ impl Peek for Stream {
         self.rewind(buf);
         Ok(true)
     }
+
+    async fn wait_readable(&mut self) -> std::io::Result<bool> {
+        if !self.rewind_read_buf.is_empty() {
+            return Ok(true);
+        }
+        let Some(buffered) = self.stream.as_ref() else {
+            return Ok(false);
+        };
+        if let BufferedStream::BufferedRead(reader) = buffered {
+            if !reader.buffer().is_empty() {
+                return Ok(true);
+            }
+        }
+        match &buffered.get_ref().stream {
+            RawStream::Tcp(s) => s.readable().await.map(|_| true),
+            #[cfg(unix)]
+            RawStream::Unix(s) => s.readable().await.map(|_| true),
+            RawStream::Virtual(_) => Ok(false),
+        }
+    }
 }
 
 #[async_trait]
