@@ -33,7 +33,7 @@ ci: test check
 # Not part of `make test`: sso-sidecar vs. the plain upstream and Apache mod_auth_openidc.
 bench:
 	@BENCH=1 scripts/install-deps.sh
-	$(CARGO) build --release --locked --bin sso-sidecar --example mint_sessions
+	$(CARGO) build --release --locked --bin sso-sidecar --example mint_sessions --example pingora_floor
 	python3 bench/run.py
 
 # Not part of `make test`: steady authenticated load with refreshes (SOAK_DURATION, default 600 s).

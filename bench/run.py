@@ -2,13 +2,17 @@
 """`make bench`: sso-sidecar side by side with the plain upstream and Apache mod_auth_openidc.
 
 Starts a real OpenID provider (idp/provider.mjs), nginx as a fast upstream, sso-sidecar
-(release build) and Apache with mod_auth_openidc in front of the same nginx, signs in to both
-through the provider's pages, then runs wrk with the same settings against each target and
-checks every status code wrk saw. Writes bench/results/latest.csv and latest.svg, updates
+(release build, and a second one with JSON access logs on) and Apache with
+mod_auth_openidc in front of the same nginx, plus two references: nginx as a plain reverse
+proxy and the pingora floor (examples/pingora_floor.rs). Signs in to both through the
+provider's pages, then runs wrk with the same settings against each target, checks every
+status code wrk saw and reports the CPU time each target's processes spent per request.
+Last, RSS per 1,000 idle keep-alive connections. Writes bench/results/latest.csv and latest.svg, updates
 the table in README.md, and stops everything it started. Standard library only.
 
 Environment: BENCH_DURATION (default 10s), BENCH_WARMUP (2s), BENCH_THREADS (2),
-BENCH_CONNECTIONS (50), BENCH_ROUNDS (3: rounds of the runs the ratios compare).
+BENCH_CONNECTIONS (50), BENCH_ROUNDS (3: rounds of the runs the ratios compare),
+BENCH_IDLE_CONNECTIONS (3000).
 """
 import base64
 import datetime
@@ -95,8 +99,28 @@ http {{ access_log off; keepalive_requests 1000000;
   server {{ listen 127.0.0.1:{port};
     location / {{ default_type text/plain; return 200 "hello from the shop\\n"; }} }} }}
 """)
-    start("nginx", ["nginx", "-c", conf, "-p", tmp], tmp)
+    proc = start("nginx", ["nginx", "-c", conf, "-p", tmp], tmp)
     wait_http(f"http://127.0.0.1:{port}/")
+    return proc
+
+
+def start_nginx_proxy(tmp, port, upstream_port):
+    """Reference: nginx as a plain reverse proxy in front of the same upstream (2 workers,
+    upstream keepalive), what a proxy costs with no logic in C."""
+    root = os.path.join(tmp, "nginx-proxy")
+    os.makedirs(root, exist_ok=True)
+    conf = os.path.join(root, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 2; daemon off; pid {root}/nginx.pid; error_log {root}/error.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 1000000;
+  upstream shop {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://shop; proxy_http_version 1.1; proxy_set_header Connection ""; }} }} }}
+""")
+    proc = start("nginx_proxy", ["nginx", "-c", conf, "-p", root], tmp)
+    wait_http(f"http://127.0.0.1:{port}/")
+    return proc
 
 
 def write_sidecar_config(tmp, port, admin_port, upstream_port, issuer, org, oidc="", tail=""):
@@ -207,7 +231,9 @@ end
 PROFILE_PID = None  # with BENCH_PROFILE=1: the sidecar, recorded with perf during its runs
 
 
-def wrk(name, url, expect, tmp, headers=(), method=None, body=None):
+def wrk(name, url, expect, tmp, pid, headers=(), method=None, body=None):
+    """One wrk run against `url`; `pid` is the target's process (tree) whose CPU time per
+    completed request is reported."""
     script = os.path.join(tmp, f"{name}.lua")
     with open(script, "w") as f:
         if method:
@@ -225,7 +251,9 @@ def wrk(name, url, expect, tmp, headers=(), method=None, body=None):
         os.makedirs(RESULTS, exist_ok=True)
         perf = subprocess.Popen(["perf", "record", "-F", "999", "-e", "cpu-clock", "-g", "-o", data, "-p", str(PROFILE_PID)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run(base + ["-d", DURATION, url], capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pid) - cpu_before
     if perf:
         perf.send_signal(signal.SIGINT)
         perf.wait()
@@ -239,14 +267,17 @@ def wrk(name, url, expect, tmp, headers=(), method=None, body=None):
         raise SystemExit(f"bench: {name}: expected only {expect}, got {statuses}\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     latency = {p: to_ms(v, u) for p, v, u in re.findall(r"\s(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\b", out)}
-    return {"name": name, "rps": rps, "p50": latency["50"], "p99": latency["99"], "requests": sum(statuses.values())}
+    requests = sum(statuses.values())
+    return {"name": name, "rps": rps, "p50": latency["50"], "p99": latency["99"], "requests": requests,
+            "cpu_us": cpu * 1e6 / requests}
 
 
 def median_round(results):
-    """The round with the median throughput, with every round's figure kept for the table."""
-    ordered = sorted(results, key=lambda r: r["rps"])
+    """The round with the median CPU per request, with every round's figures kept."""
+    ordered = sorted(results, key=lambda r: r["cpu_us"])
     chosen = dict(ordered[len(ordered) // 2])
     chosen["rounds"] = [round(r["rps"]) for r in results]
+    chosen["cpu_rounds"] = [round(r["cpu_us"], 1) for r in results]
     return chosen
 
 
@@ -279,6 +310,7 @@ def main():
 
 def run(tmp):
     nginx_port, sidecar_port, admin_port, apache_port = (free_port() for _ in range(4))
+    proxy_port, floor_port, logs_port, logs_admin_port = (free_port() for _ in range(4))
 
     # The provider: Azure-shaped tokens (JWT access tokens with oid and groups).
     groups = [f"shop-group-{i:02d}" for i in range(20)]
@@ -293,11 +325,14 @@ def run(tmp):
         ],
     }
     issuer = start_idp(tmp, idp_settings)
-    start_nginx(tmp, nginx_port)
+    nginx = start_nginx(tmp, nginx_port)
+    nginx_proxy = start_nginx_proxy(tmp, proxy_port, nginx_port)
 
     # sso-sidecar.
     sidecar_conf = write_sidecar_config(tmp, sidecar_port, admin_port, nginx_port, issuer, org="Bench", tail="""
 audiences = ["api://bench"]
+[limits]
+max_connections_per_client = 100000
 [commercetools]
 client_id = "ct"
 client_secret = "ct-secret"
@@ -314,9 +349,26 @@ auth = "api"
         global PROFILE_PID
         PROFILE_PID = sidecar.pid
     wait_sidecar_ready(admin_port, "azure")
+    # The same sidecar with JSON access logs on, written to a file (what operators run).
+    with open(sidecar_conf) as f:
+        logged = f.read()
+    logged = (logged.replace(f"127.0.0.1:{sidecar_port}", f"127.0.0.1:{logs_port}")
+              .replace(f"127.0.0.1:{admin_port}", f"127.0.0.1:{logs_admin_port}")
+              .replace('level = "warn"', 'level = "info"\nformat = "json"'))
+    logged_conf = os.path.join(tmp, "sidecar-logs.toml")
+    with open(logged_conf, "w") as f:
+        f.write(logged)
+    sidecar_logged = start("sidecar_logs", [os.path.join(ROOT, "target/release/sso-sidecar"), "run", "-c", logged_conf], tmp)
+    wait_sidecar_ready(logs_admin_port, "azure")
+    # Reference: pingora with no logic of its own, same threads and listener settings.
+    threads = os.environ.get("BENCH_SIDECAR_THREADS") or str(os.cpu_count())
+    floor = start("pingora_floor", [os.path.join(ROOT, "target/release/examples/pingora_floor"),
+                                    f"127.0.0.1:{floor_port}", f"127.0.0.1:{nginx_port}", threads], tmp)
+    wait_http(f"http://127.0.0.1:{floor_port}/")
 
     # Apache with mod_auth_openidc, client-side cookie sessions, same provider and upstream.
     apache_conf = os.path.join(tmp, "apache.conf")
+    apache_pid_file = os.path.join(tmp, "apache.pid")
     modules = "/usr/lib/apache2/modules"
     with open(apache_conf, "w") as f:
         f.write(f"""ServerRoot /etc/apache2
@@ -349,8 +401,8 @@ OIDCCookieSameSite On
   ProxyPass http://127.0.0.1:{nginx_port}/ keepalive=On
 </Location>
 """)
-    start("apache", ["apache2", "-f", apache_conf, "-DFOREGROUND"], tmp,
-          env={"APACHE_RUN_DIR": tmp, "APACHE_LOCK_DIR": tmp, "APACHE_LOG_DIR": tmp})
+    apache = start("apache", ["apache2", "-f", apache_conf, "-DFOREGROUND"], tmp,
+                   env={"APACHE_RUN_DIR": tmp, "APACHE_LOCK_DIR": tmp, "APACHE_LOG_DIR": tmp})
     wait_http(f"http://127.0.0.1:{apache_port}/")
 
     # Sign in to both through the provider's pages.
@@ -380,32 +432,42 @@ OIDCCookieSameSite On
     ap = f"http://127.0.0.1:{apache_port}"
     # The three runs the ratios compare are repeated in interleaved rounds and each reports
     # its median round: on two cores shared by everything, one round can be 20 % off.
+    lg = f"http://127.0.0.1:{logs_port}"
+    # The runs the ratios compare are repeated in interleaved rounds and each reports its
+    # median round: on two cores shared by everything, one round can be 20 % off.
     compared = {
+        "pingora_floor": (f"http://127.0.0.1:{floor_port}/public/page", [], floor.pid),
         # A signed-in browser sends its session cookie to public pages too (Path=/), so the
         # public run carries it as well: the two runs differ only in what authentication does.
-        "sidecar_public": (f"{sc}/public/page", [("Cookie", sidecar_cookie)]),
-        "sidecar_authenticated": (f"{sc}/account/page", [("Cookie", sidecar_cookie)]),
-        "mod_auth_openidc_authenticated": (f"{ap}/account/page", [("Cookie", apache_cookie)]),
+        "sidecar_public": (f"{sc}/public/page", [("Cookie", sidecar_cookie)], sidecar.pid),
+        "sidecar_authenticated": (f"{sc}/account/page", [("Cookie", sidecar_cookie)], sidecar.pid),
+        "sidecar_authenticated_json_logs": (f"{lg}/account/page", [("Cookie", sidecar_cookie)], sidecar_logged.pid),
+        "mod_auth_openidc_authenticated": (f"{ap}/account/page", [("Cookie", apache_cookie)], apache.pid),
     }
     rounds = {name: [] for name in compared}
     for _ in range(ROUNDS):
-        for name, (url, headers) in compared.items():
-            rounds[name].append(wrk(name, url, 200, tmp, headers=headers))
+        for name, (url, headers, pid) in compared.items():
+            rounds[name].append(wrk(name, url, 200, tmp, pid, headers=headers))
     median = {name: median_round(results) for name, results in rounds.items()}
     runs = [
-        wrk("upstream_direct", f"http://127.0.0.1:{nginx_port}/", 200, tmp),
+        wrk("upstream_direct", f"http://127.0.0.1:{nginx_port}/", 200, tmp, nginx.pid),
+        wrk("nginx_proxy", f"http://127.0.0.1:{proxy_port}/public/page", 200, tmp, nginx_proxy.pid),
+        median["pingora_floor"],
         median["sidecar_public"],
         median["sidecar_authenticated"],
-        wrk("sidecar_no_cookie", f"{sc}/account/page", 302, tmp, headers=[("Accept", "text/html")]),
-        wrk("sidecar_api_bearer_jwt", f"{sc}/api/orders", 200, tmp, headers=[("Authorization", f"Bearer {api_token}")]),
-        wrk("sidecar_introspect", f"{sc}/oauth2/introspect", 200, tmp, method="POST",
+        median["sidecar_authenticated_json_logs"],
+        wrk("sidecar_no_cookie", f"{sc}/account/page", 302, tmp, sidecar.pid, headers=[("Accept", "text/html")]),
+        wrk("sidecar_api_bearer_jwt", f"{sc}/api/orders", 200, tmp, sidecar.pid,
+            headers=[("Authorization", f"Bearer {api_token}")]),
+        wrk("sidecar_introspect", f"{sc}/oauth2/introspect", 200, tmp, sidecar.pid, method="POST",
             body=urllib.parse.urlencode({"token": api_token}),
             headers=[("Authorization", ct_auth), ("Content-Type", "application/x-www-form-urlencoded")]),
         median["mod_auth_openidc_authenticated"],
-        wrk("mod_auth_openidc_no_cookie", f"{ap}/account/page", 302, tmp, headers=[("Accept", "text/html")]),
+        wrk("mod_auth_openidc_no_cookie", f"{ap}/account/page", 302, tmp, apache.pid, headers=[("Accept", "text/html")]),
     ]
+    idle = idle_run(sidecar.pid, sidecar_port, "/public/page")
     memory = memory_run(tmp, sidecar.pid, f"{sc}/account/page")
-    report(runs, len(sidecar_cookie), len(apache_cookie), memory)
+    report(runs, len(sidecar_cookie), len(apache_cookie), memory, idle)
 
 
 MEMORY_SESSIONS = int(os.environ.get("BENCH_SESSIONS", "100000"))
@@ -433,6 +495,69 @@ def rss_kib(pid):
     """Resident memory of the sidecar process and its threads (one process)."""
     with open(f"/proc/{pid}/status") as f:
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(root):
+    """`root` and every process below it (Apache's and nginx's workers)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def cpu_seconds(root):
+    """utime+stime of `root`'s live process tree, plus the children it already reaped."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+        utime, stime, cutime, cstime = (int(fields[i]) for i in (11, 12, 13, 14))
+        total += utime + stime + (cutime + cstime if pid == root else 0)
+    return total / CLOCK_TICKS
+
+
+IDLE_CONNECTIONS = int(os.environ.get("BENCH_IDLE_CONNECTIONS", "3000"))
+
+
+def idle_run(pid, port, path):
+    """RSS per 1,000 idle keep-alive connections: each connects, asks once (as a browser
+    does) and stays open."""
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n".encode()
+    before = rss_kib(pid)
+    held = []
+    try:
+        for _ in range(IDLE_CONNECTIONS):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(request)
+            head = s.recv(65536)
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise SystemExit(f"bench: idle run got {head[:60]!r}")
+            held.append(s)
+        time.sleep(1)
+        after = rss_kib(pid)
+    finally:
+        for s in held:
+            s.close()
+    return {"connections": IDLE_CONNECTIONS, "rss_before_kib": before, "rss_after_kib": after,
+            "mib_per_1000": (after - before) / IDLE_CONNECTIONS * 1000 / 1024}
 
 
 def memory_run(tmp, pid, url):
@@ -468,41 +593,52 @@ def idp_port_of(issuer):
     return urllib.parse.urlparse(issuer).port
 
 
-def report(runs, sidecar_cookie_bytes, apache_cookie_bytes, memory):
+def report(runs, sidecar_cookie_bytes, apache_cookie_bytes, memory, idle):
     by = {r["name"]: r for r in runs}
     auth, public = by["sidecar_authenticated"], by["sidecar_public"]
-    oidc = by["mod_auth_openidc_authenticated"]
+    oidc, floor = by["mod_auth_openidc_authenticated"], by["pingora_floor"]
+    logged = by["sidecar_authenticated_json_logs"]
     figures = [
+        ("CPU per request: public / pingora floor", public["cpu_us"] / floor["cpu_us"], "<= 1.10"),
+        ("CPU per request: authenticated / pingora floor", auth["cpu_us"] / floor["cpu_us"], "<= 1.20"),
+        ("CPU per request: mod_auth_openidc / ours authenticated", oidc["cpu_us"] / auth["cpu_us"], ">= 5"),
+        ("CPU per request: JSON access logs on / off (authenticated)", logged["cpu_us"] / auth["cpu_us"], "<= 1.15"),
         ("authenticated / public throughput (ours)", auth["rps"] / public["rps"], ">= 0.90"),
         ("ours / mod_auth_openidc authenticated throughput", auth["rps"] / oidc["rps"], ">= 4"),
         ("p99 added by authentication (ms)", auth["p99"] - public["p99"], "<= 0.5"),
         ("/oauth2/introspect warm p99 (ms)", by["sidecar_introspect"]["p99"], "< 5"),
         ("session cookie bytes: ours / mod_auth_openidc", sidecar_cookie_bytes / apache_cookie_bytes, "<= 1"),
         (f"RSS after {memory['sessions']} distinct sessions (MiB)", memory["rss_after_kib"] / 1024, "< 64"),
+        ("RSS per 1,000 idle keep-alive connections (MiB)", idle["mib_per_1000"], "<= 15.6"),
     ]
     met = [eval_target(v, t) for _, v, t in figures]
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "latest.csv"), "w") as f:
-        f.write("target,requests_per_second,p50_ms,p99_ms,requests\n")
+        f.write("target,requests_per_second,p50_ms,p99_ms,requests,cpu_us_per_request\n")
         for r in runs:
-            f.write(f"{r['name']},{r['rps']:.0f},{r['p50']:.3f},{r['p99']:.3f},{r['requests']}\n")
+            f.write(f"{r['name']},{r['rps']:.0f},{r['p50']:.3f},{r['p99']:.3f},{r['requests']},{r['cpu_us']:.1f}\n")
     with open(os.path.join(RESULTS, "latest.svg"), "w") as f:
         f.write(chart(runs))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"Measured {date} on {machine}; wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION} after {WARMUP} warm-up, "
              "all on one machine (client, proxies and upstream share the cores).", "",
-             "| target | requests/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['name']} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} |" for r in runs]
-    lines += ["", f"Public, authenticated and mod_auth_openidc runs: median of {ROUNDS} interleaved rounds "
-              "(requests/s of each round: " + "; ".join(f"{r['name']} {r['rounds']}" for r in runs if "rounds" in r) + ")."]
+             "CPU µs/request is the user+system time of the target's own processes (all of nginx's and "
+             "Apache's workers) during the run, divided by the requests wrk completed.", "",
+             "| target | CPU µs/request | requests/s | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['name']} | {r['cpu_us']:.1f} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} |" for r in runs]
+    lines += ["", f"Floor, public, authenticated (logs off and on) and mod_auth_openidc runs: the round with the "
+              f"median CPU per request of {ROUNDS} interleaved rounds (CPU µs/request of each round: "
+              + "; ".join(f"{r['name']} {r['cpu_rounds']}" for r in runs if "cpu_rounds" in r) + ")."]
     lines += ["", "| figure | value | target | met |", "|---|---:|---|---|"]
     lines += [f"| {n} | {v:.2f} | {t} | {'yes' if m else 'no'} |" for (n, v, t), m in zip(figures, met)]
     lines += ["", f"Session cookie after the same Azure-shaped login (JWT access token with 20 groups, ID token, "
               f"refresh token): sso-sidecar {sidecar_cookie_bytes} bytes, mod_auth_openidc {apache_cookie_bytes} bytes.",
               "", f"Memory: {memory['requests']} requests from {memory['sessions']} distinct sessions (Azure-shaped, "
               f"~3.5 KB cookies); sidecar RSS {memory['rss_before_kib'] / 1024:.1f} MiB before, "
-              f"{memory['rss_after_kib'] / 1024:.1f} MiB after.",
+              f"{memory['rss_after_kib'] / 1024:.1f} MiB after. {idle['connections']} idle keep-alive connections "
+              f"(one request each): RSS {idle['rss_before_kib'] / 1024:.1f} → {idle['rss_after_kib'] / 1024:.1f} MiB, "
+              f"{idle['mib_per_1000']:.1f} MiB per 1,000 ({idle['mib_per_1000'] * 1024 / 1000:.1f} KiB each).",
               "", "![benchmark](bench/results/latest.svg)"]
     table = "\n".join(lines)
     print(table)
@@ -521,18 +657,19 @@ def eval_target(value, target):
 
 
 def chart(runs):
-    width, bar, gap, left = 760, 26, 10, 250
+    width, bar, gap, left = 820, 26, 10, 250
     top = max(r["rps"] for r in runs)
     height = 40 + len(runs) * (bar + gap)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-             '<text x="10" y="20" font-size="14">Requests per second (higher is better)</text>']
+             '<text x="10" y="20" font-size="14">Requests per second (higher is better); CPU µs per request</text>']
     for i, r in enumerate(runs):
         y = 35 + i * (bar + gap)
-        w = (width - left - 90) * r["rps"] / top
-        color = "#0b5cad" if r["name"].startswith("sidecar") else ("#9ca3af" if r["name"].startswith("upstream") else "#c2410c")
+        w = (width - left - 150) * r["rps"] / top
+        color = ("#0b5cad" if r["name"].startswith("sidecar") else "#c2410c" if r["name"].startswith("mod_auth")
+                 else "#9ca3af")
         parts.append(f'<text x="10" y="{y + 17}">{r["name"]}</text>')
         parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" fill="{color}"/>')
-        parts.append(f'<text x="{left + w + 6:.1f}" y="{y + 17}">{r["rps"]:.0f}</text>')
+        parts.append(f'<text x="{left + w + 6:.1f}" y="{y + 17}">{r["rps"]:.0f} · {r["cpu_us"]:.0f} µs</text>')
     parts.append("</svg>\n")
     return "\n".join(parts)
 
