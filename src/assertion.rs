@@ -31,9 +31,10 @@ pub struct AssertionSigner {
     header: Header,
     signing_key: EncodingKey,
     jwks: Bytes,
-    /// (session id, access token expiry) → (assertion, its `exp`). The expiry changes at a
-    /// refresh, when the identity may have changed too.
-    recent: moka::sync::Cache<(String, Option<i64>), (String, i64)>,
+    /// (session id or bearer token digest, organization, access token expiry) →
+    /// (assertion, its `exp`). The expiry changes at a refresh, when the identity may have
+    /// changed too; a bearer token's organization is the route's.
+    recent: moka::sync::Cache<(String, String, Option<i64>), (String, i64)>,
 }
 
 #[derive(Serialize)]
@@ -104,11 +105,18 @@ impl AssertionSigner {
 
     /// The assertion for a signed-in user; `None` only if signing failed.
     pub fn assert(&self, user: &Session, now: i64) -> Option<String> {
-        if user.id.is_empty() {
-            // Bearer callers have no session to key a reuse on.
-            return self.sign(user, now);
-        }
-        let key = (user.id.clone(), user.tokens.access_expires_at);
+        // Signing is most of a request's cost: bearer callers, who have no session, reuse
+        // theirs by their (verified) token.
+        let reuse = if user.id.is_empty() {
+            format!("bearer:{}", crate::auth::digest(&user.tokens.access_token))
+        } else {
+            user.id.clone()
+        };
+        let key = (
+            reuse,
+            user.organization.clone(),
+            user.tokens.access_expires_at,
+        );
         if let Some((token, exp)) = self.recent.get(&key) {
             if exp - now >= REUSE_WHILE_LEFT_SECS {
                 return Some(token);
@@ -267,6 +275,25 @@ pxNOnTY8iifmIsoGAJ5p6imdLRWNp/cUASShuec8rQDSrELERXjX+EaR
         let mut other = user();
         other.id = "s2".into();
         assert_ne!(a.assert(&other, now).unwrap(), first);
+    }
+
+    #[test]
+    fn bearer_callers_reuse_by_token_and_organization() {
+        let signer = AssertionSigner::new(&config("")).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let bearer = |token: &str, organization: &str| {
+            let mut caller = user();
+            caller.id = String::new();
+            caller.tokens.access_token = token.into();
+            caller.organization = organization.into();
+            caller
+        };
+        let first = signer.assert(&bearer("t1", "a"), now).unwrap();
+        assert_eq!(signer.assert(&bearer("t1", "a"), now + 1).unwrap(), first);
+        assert_ne!(signer.assert(&bearer("t2", "a"), now + 1).unwrap(), first);
+        let other_org = signer.assert(&bearer("t1", "b"), now + 1).unwrap();
+        assert_ne!(other_org, first);
+        assert_eq!(verify(&signer, &other_org)["organization"], "b");
     }
 
     #[test]

@@ -35,6 +35,7 @@ use crate::routing::{Matched, RouteKind};
 use crate::session::{claims, Rejection, Session, SessionCookies};
 use crate::store::Store;
 pub use revocations::{LoadState, Revocation, Revocations};
+pub(crate) use shared::digest;
 pub use shared::follow as follow_shared_revocations;
 pub use single_flight::{Lasting, RefreshResults};
 use tokens::{Freshness, TokenKeeper};
