@@ -465,8 +465,8 @@ OIDCCookieSameSite On
         median["mod_auth_openidc_authenticated"],
         wrk("mod_auth_openidc_no_cookie", f"{ap}/account/page", 302, tmp, apache.pid, headers=[("Accept", "text/html")]),
     ]
-    idle = idle_run(sidecar.pid, sidecar_port, "/public/page")
     memory = memory_run(tmp, sidecar.pid, f"{sc}/account/page")
+    idle = idle_run(sidecar.pid, sidecar_port, "/public/page")
     report(runs, len(sidecar_cookie), len(apache_cookie), memory, idle)
 
 

@@ -24,6 +24,8 @@ pub const LIFETIME_SECS: i64 = 60;
 /// A session's assertion is reused while it has at least this long left: signing costs
 /// more than the rest of a request, and a backend cannot tell the difference.
 const REUSE_WHILE_LEFT_SECS: i64 = 30;
+/// Assertions kept for reuse, at most.
+const RECENT_ASSERTIONS: u64 = 10_000;
 
 pub struct AssertionSigner {
     issuer: String,
@@ -89,8 +91,10 @@ impl AssertionSigner {
             header,
             signing_key: EncodingKey::from_ec_der(der.as_bytes()),
             jwks: Bytes::from(jwks),
+            // Enough for the sessions active within an assertion's reuse window; each entry
+            // holds a ~1 KB assertion, so 100,000 distinct sessions cost ~40 MB at 100,000.
             recent: moka::sync::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(RECENT_ASSERTIONS)
                 .time_to_live(Duration::from_secs(
                     (LIFETIME_SECS - REUSE_WHILE_LEFT_SECS) as u64,
                 ))
