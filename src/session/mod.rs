@@ -10,6 +10,7 @@ mod pending;
 use std::time::Duration;
 
 use http::HeaderMap;
+use sha2::Digest as _;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -94,7 +95,17 @@ pub struct SessionCookies {
     state_attributes: CookieAttributes,
     max_age: Duration,
     idle_timeout: Option<Duration>,
+    /// Sessions recently opened, by a digest of their sealed cookie: the same sealed bytes
+    /// always open to the same session under the same keys (a reload builds a new cache),
+    /// so a browser's next requests skip decoding, decrypting and inflating it. Age limits
+    /// and revocations are still checked on every request.
+    opened: moka::sync::Cache<[u8; 32], std::sync::Arc<Session>>,
 }
+
+/// Bytes of opened sessions kept (their approximate size), at most.
+const OPENED_BYTES: u64 = 8 * 1024 * 1024;
+/// An opened session is forgotten this long after its last use.
+const OPENED_IDLE: Duration = Duration::from_secs(120);
 
 impl SessionCookies {
     pub fn new(config: &Config) -> Self {
@@ -121,17 +132,31 @@ impl SessionCookies {
             state_attributes,
             max_age: session.max_age,
             idle_timeout: session.idle_timeout,
+            opened: moka::sync::Cache::builder()
+                .max_capacity(OPENED_BYTES)
+                .weigher(|_, session: &std::sync::Arc<Session>| session.approximate_size())
+                .time_to_idle(OPENED_IDLE)
+                .build(),
         }
     }
 
     /// The request's session, if it has a valid one at `now` (Unix seconds).
     pub fn load(&self, headers: &HeaderMap, now: i64) -> Result<Session, Rejection> {
         let sealed = jar::read_chunked(headers, &self.session_name).ok_or(Rejection::Missing)?;
-        let bytes = self
-            .sealer
-            .open(&self.session_name, &sealed)
-            .ok_or(Rejection::Invalid)?;
-        let session = Session::from_bytes(&bytes).ok_or(Rejection::Invalid)?;
+        let key: [u8; 32] = sha2::Sha256::digest(sealed.as_bytes()).into();
+        let session = match self.opened.get(&key) {
+            Some(session) => Session::clone(&session),
+            None => {
+                let bytes = self
+                    .sealer
+                    .open(&self.session_name, &sealed)
+                    .ok_or(Rejection::Invalid)?;
+                let session = Session::from_bytes(&bytes).ok_or(Rejection::Invalid)?;
+                self.opened
+                    .insert(key, std::sync::Arc::new(session.clone()));
+                session
+            }
+        };
         self.check_age(session, now)
     }
 
@@ -344,6 +369,32 @@ mod tests {
             last_seen: 100,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn opened_sessions_are_reused_only_for_the_same_sealed_bytes() {
+        let jar = cookies();
+        let (set, _) = jar.store(&HeaderMap::new(), &session(), 100);
+        let headers = request_with(&set);
+        assert_eq!(jar.load(&headers, 101).unwrap(), session());
+        jar.opened.run_pending_tasks();
+        assert_eq!(jar.opened.entry_count(), 1, "kept after the first open");
+        // From the cache: age limits still apply.
+        assert_eq!(jar.load(&headers, 101).unwrap(), session());
+        let too_late = 100 + jar.max_age.as_secs() as i64 + 1;
+        assert_eq!(jar.load(&headers, too_late), Err(Rejection::Expired));
+        // One character changed: not the cached session, and not a session at all.
+        let value = set[0].split(';').next().unwrap();
+        let (name, sealed) = value.split_once('=').unwrap();
+        let mut tampered = sealed.to_owned().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let mut headers = HeaderMap::new();
+        let cookie = format!("{name}={}", String::from_utf8(tampered).unwrap());
+        headers.insert(http::header::COOKIE, cookie.parse().unwrap());
+        assert_eq!(jar.load(&headers, 101), Err(Rejection::Invalid));
+        // Another jar (a reload, other keys) has its own cache.
+        assert_eq!(cookies().opened.entry_count(), 0);
     }
 
     #[test]

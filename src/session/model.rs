@@ -65,6 +65,27 @@ const DEFLATE_OVER: usize = 1024;
 const MAX_PLAIN: u64 = 64 * 1024;
 
 impl Session {
+    /// Roughly the heap bytes it holds, for weighing caches.
+    pub fn approximate_size(&self) -> u32 {
+        let tokens = &self.tokens;
+        let strings = [
+            self.id.len(),
+            self.organization.len(),
+            self.identity_provider.len(),
+            tokens.access_token.len(),
+            tokens.refresh_token.as_ref().map_or(0, String::len),
+            tokens.id_token.as_ref().map_or(0, String::len),
+            self.backend.as_ref().map_or(0, |b| b.token.len() + 64),
+            self.groups.iter().map(|g| g.len() + 24).sum(),
+            self.claims
+                .iter()
+                .map(|(k, v)| k.len() + v.iter().map(|v| v.len() + 24).sum::<usize>())
+                .sum(),
+        ];
+        let total = strings.iter().sum::<usize>() + 512;
+        u32::try_from(total).unwrap_or(u32::MAX)
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         use std::io::Write as _;
         let plain = postcard::to_stdvec(self).unwrap_or_default();
