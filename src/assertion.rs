@@ -25,7 +25,7 @@ pub const LIFETIME_SECS: i64 = 60;
 /// more than the rest of a request, and a backend cannot tell the difference.
 const REUSE_WHILE_LEFT_SECS: i64 = 30;
 /// Assertions kept for reuse, at most.
-const RECENT_ASSERTIONS: u64 = 10_000;
+const RECENT_ASSERTIONS: u64 = 5_000;
 
 pub struct AssertionSigner {
     issuer: String,
@@ -92,7 +92,7 @@ impl AssertionSigner {
             signing_key: EncodingKey::from_ec_der(der.as_bytes()),
             jwks: Bytes::from(jwks),
             // Enough for the sessions active within an assertion's reuse window; each entry
-            // holds a ~1 KB assertion, so 100,000 distinct sessions cost ~40 MB at 100,000.
+            // holds a ~1 KB assertion (100,000 of them cost ~40 MB).
             recent: moka::sync::Cache::builder()
                 .max_capacity(RECENT_ASSERTIONS)
                 .time_to_live(Duration::from_secs(

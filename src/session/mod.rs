@@ -103,7 +103,7 @@ pub struct SessionCookies {
 }
 
 /// Bytes of opened sessions kept (their approximate size), at most.
-const OPENED_BYTES: u64 = 8 * 1024 * 1024;
+const OPENED_BYTES: u64 = 4 * 1024 * 1024;
 /// An opened session is forgotten this long after its last use.
 const OPENED_IDLE: Duration = Duration::from_secs(120);
 
