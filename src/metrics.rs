@@ -59,6 +59,7 @@ pub struct Metrics {
     session_cookie_bytes: Histogram,
     sessions_rejected: IntCounterVec,
     scopes_dropped: IntCounter,
+    introspections_late: IntCounterVec,
     /// Request heads refused while being read (by the patched pingora-core), by reason.
     requests_refused: IntCounterVec,
     client_connections_open: prometheus::IntGauge,
@@ -224,6 +225,12 @@ impl Metrics {
             "Signed-in requests refused by a route's allow rules, by route path prefix",
             &["route"],
         );
+        let introspections_late = counter_vec(
+            &registry,
+            "introspections_late_total",
+            "Introspections that reached commercetools.introspection_deadline, by what was answered (cached, inactive)",
+            &["answer"],
+        );
         let scopes_dropped = IntCounter::with_opts(Opts::new(
             "scopes_dropped_total",
             "Claim values left out of introspection scopes as they are not RFC 6749 scope tokens",
@@ -304,6 +311,7 @@ impl Metrics {
             session_cookie_bytes,
             sessions_rejected,
             scopes_dropped,
+            introspections_late,
             requests_refused,
             client_connections_open,
             requests_denied,
@@ -381,6 +389,10 @@ impl Metrics {
 
     pub fn request_denied(&self, route: &str) {
         self.requests_denied.with_label_values(&[route]).inc();
+    }
+
+    pub fn count_late_introspection(&self, answer: &str) {
+        self.introspections_late.with_label_values(&[answer]).inc();
     }
 
     pub fn scope_dropped(&self) {

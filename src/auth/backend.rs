@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::single_flight::{Lasting, RefreshResults, SharedRefresh};
 use super::AuthService;
+use crate::backend::commercetools::{CommercetoolsApi, DesiredCustomer, SyncError};
 use crate::backend::icm;
 use crate::backend::spree::{SpreeClient, SpreeError};
 use crate::config::{BackendProfile, ClaimMapping, Config};
@@ -26,6 +27,11 @@ pub enum Freshness {
 
 pub struct Backend {
     spree: Option<SpreeClient>,
+    /// commercetools' API, when `[commercetools.api]` is configured.
+    pub commercetools: Option<Arc<CommercetoolsApi>>,
+    /// Recent active introspection answers by token digest, for answering in time when
+    /// commercetools' API is slow (`commercetools.introspection_deadline`).
+    pub introspections: moka::future::Cache<[u8; 32], serde_json::Value>,
     http: reqwest::Client,
     /// Spree rotates refresh tokens: requests still carrying the old cookie reuse a
     /// refresh, here and (with Redis) at every replica.
@@ -43,8 +49,22 @@ impl Backend {
             .clone()
             .filter(|_| config.backend.profile == BackendProfile::Spree)
             .map(|spree| SpreeClient::new(http.clone(), config.server.upstream.url.clone(), spree));
+        let commercetools = config.commercetools.as_ref().and_then(|ct| {
+            let api = ct.api.clone()?;
+            Some(Arc::new(CommercetoolsApi::new(
+                http.clone(),
+                api,
+                ct.project_key.clone(),
+                lasting.metrics.clone(),
+            )))
+        });
         Backend {
             spree,
+            commercetools,
+            introspections: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
             http,
             results: lasting.refreshes.clone(),
             shared: SharedRefresh::new(
@@ -121,9 +141,62 @@ impl AuthService {
         mapping: &ClaimMapping,
     ) -> Result<(), LoginError> {
         match self.config.backend.profile {
-            BackendProfile::Generic => Ok(()),
-            BackendProfile::Icm => self.provision(session, claims, mapping).await,
-            BackendProfile::Spree => self.exchange_with_spree(session).await,
+            BackendProfile::Generic => {}
+            BackendProfile::Icm => self.provision(session, claims, mapping).await?,
+            BackendProfile::Spree => self.exchange_with_spree(session).await?,
+        }
+        self.sync_commercetools_customer(session, claims, mapping)
+            .await
+    }
+
+    /// `commercetools.sync_customers`: the customer keyed by the IdP's user id is found,
+    /// created or updated as the organization's policy allows, and its commercetools id
+    /// and group are kept for introspection.
+    async fn sync_commercetools_customer(
+        &self,
+        session: &Session,
+        claims: &Map<String, Value>,
+        mapping: &ClaimMapping,
+    ) -> Result<(), LoginError> {
+        let (Some(ct), Some(api)) = (&self.config.commercetools, &self.backend.commercetools)
+        else {
+            return Ok(());
+        };
+        if !ct.sync_customers {
+            return Ok(());
+        }
+        let Some(key) =
+            claim_text(claims, &ct.customer_id_claim).or_else(|| claim_text(claims, "sub"))
+        else {
+            return Err(LoginError::Backend(
+                "the identity provider sent no user id for the shop's customer account".into(),
+            ));
+        };
+        let policy = self
+            .config
+            .organizations
+            .get(&session.organization)
+            .map(|org| org.self_administration)
+            .unwrap_or(crate::config::SelfAdministration {
+                create: false,
+                update: false,
+            });
+        let desired = DesiredCustomer {
+            key: key.to_owned(),
+            email: session.identity.email.clone(),
+            first_name: claim_text(claims, &mapping.first_name).map(str::to_owned),
+            last_name: claim_text(claims, &mapping.last_name).map(str::to_owned),
+            group: customer_group(claims, &ct.customer_group_claim, &ct.customer_groups),
+        };
+        match api.sync(&desired, policy).await {
+            Ok(_) => Ok(()),
+            Err(SyncError::Unknown) => Err(LoginError::UnknownToShop),
+            Err(error @ SyncError::NotCreated(_)) => {
+                tracing::warn!(organization = session.organization.as_str(), %error, "commercetools customer sync failed; sign-in refused");
+                Err(LoginError::Backend(
+                    "your customer account could not be set up; please try again later".into(),
+                ))
+            }
         }
     }
 
@@ -208,4 +281,27 @@ impl AuthService {
             }
         }
     }
+}
+
+fn claim_text<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+/// The customer group for the first of the user's `claim` values that `groups` maps.
+pub(super) fn customer_group(
+    claims: &Map<String, Value>,
+    claim: &str,
+    groups: &std::collections::BTreeMap<String, String>,
+) -> Option<String> {
+    let values: Vec<&str> = match claims.get(claim) {
+        Some(Value::String(one)) => vec![one.as_str()],
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    values
+        .into_iter()
+        .find_map(|value| groups.get(value).cloned())
 }

@@ -8,7 +8,10 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use sha2::{Digest, Sha256};
+
 use super::{AuthService, Params, Request};
+use crate::backend::commercetools::{CommercetoolsApi, CustomerRef};
 use crate::config::CommercetoolsConfig;
 use crate::oidc::access::VerifiedToken;
 use crate::oidc::verify::VerifyError;
@@ -30,20 +33,82 @@ impl AuthService {
         let Some(token) = form_field(req, "token").await else {
             return inactive();
         };
-        match self.verify_bearer(&token, None).await {
-            Ok(verified) => {
-                let (scopes, dropped) = scopes(ct, &verified);
-                for _ in 0..dropped {
-                    self.metrics.scope_dropped();
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let answering = self.introspection_answer(ct, &token);
+        match tokio::time::timeout(ct.introspection_deadline, answering).await {
+            Ok(Ok(answer)) => {
+                if answer["active"] == json!(true) {
+                    self.backend
+                        .introspections
+                        .insert(key, answer.clone())
+                        .await;
                 }
-                Reply::json(200, &active_answer(&scopes, &verified))
+                Reply::json(200, &answer)
             }
+            Ok(Err(reply)) => reply,
+            // commercetools waits 500 ms: a late answer is no answer.
+            Err(_) => {
+                let now = chrono::Utc::now().timestamp();
+                let cached = self.backend.introspections.get(&key).await;
+                let (answer, kind) = late_answer(cached, now);
+                self.metrics.count_late_introspection(kind);
+                Reply::json(200, &answer)
+            }
+        }
+    }
+
+    /// The RFC 7662 answer for `token`; `Err` with the reply for an unavailable IdP.
+    async fn introspection_answer(
+        &self,
+        ct: &CommercetoolsConfig,
+        token: &str,
+    ) -> Result<Value, Reply> {
+        let verified = match self.verify_bearer(token, None).await {
+            Ok(verified) => verified,
             // commercetools should retry, not log the customer out.
             Err(error) if matches!(*error, VerifyError::Unavailable { .. }) => {
-                self.bearer_refused(&error)
+                return Err(self.bearer_refused(&error))
             }
-            Err(_) => inactive(),
+            Err(_) => return Ok(json!({"active": false})),
+        };
+        let customer = match &self.backend.commercetools {
+            Some(api) => self.customer_of(api, ct, &verified).await,
+            None => None,
+        };
+        let (scopes, dropped) = scopes(ct, &verified, customer.as_ref());
+        for _ in 0..dropped {
+            self.metrics.scope_dropped();
         }
+        Ok(active_answer(&scopes, &verified))
+    }
+
+    /// The commercetools customer the token's user is, resolved by key (cached; resolved
+    /// at sign-in when `sync_customers` is on).
+    async fn customer_of(
+        &self,
+        api: &CommercetoolsApi,
+        ct: &CommercetoolsConfig,
+        token: &VerifiedToken,
+    ) -> Option<CustomerRef> {
+        let key = token
+            .claim(&ct.customer_id_claim)
+            .or_else(|| token.claim("sub"))?;
+        match api.customer(key).await {
+            Ok(customer) => customer,
+            Err(error) => {
+                tracing::warn!(%error, "commercetools customer lookup failed; no customer scope");
+                None
+            }
+        }
+    }
+}
+
+/// What to answer past the deadline: the token's last active answer while the token is
+/// still valid, else inactive; and which of the two it was.
+fn late_answer(cached: Option<Value>, now: i64) -> (Value, &'static str) {
+    match cached.filter(|answer| answer["exp"].as_i64().is_some_and(|exp| exp > now)) {
+        Some(answer) => (answer, "cached"),
+        None => (json!({"active": false}), "inactive"),
     }
 }
 
@@ -67,11 +132,17 @@ fn active_answer(scopes: &[String], token: &VerifiedToken) -> Value {
     answer
 }
 
-/// The default scopes, the mapped ones for each value of the scope claim, and the
-/// customer scope; `{projectKey}` filled in, duplicates dropped, order kept stable. Claim
+/// The default scopes, the mapped ones for each value of the scope claim, the customer's
+/// group's scopes and the customer scope; `{projectKey}` filled in, duplicates dropped,
+/// order kept stable. With commercetools' API the customer scope carries the customer's
+/// commercetools id (none for an unknown customer); without it, the claim value. Claim
 /// values that are not RFC 6749 scope tokens are left out and counted (the second value):
 /// `customer_id:a manage_project:shop` would otherwise grant a second scope.
-fn scopes(ct: &CommercetoolsConfig, token: &VerifiedToken) -> (Vec<String>, usize) {
+fn scopes(
+    ct: &CommercetoolsConfig,
+    token: &VerifiedToken,
+    customer: Option<&CustomerRef>,
+) -> (Vec<String>, usize) {
     let mut dropped = 0;
     let mut templates: Vec<&str> = ct.default_scopes.iter().map(String::as_str).collect();
     let values: Vec<&str> = match token.claims.get(&ct.scope_claim) {
@@ -88,6 +159,11 @@ fn scopes(ct: &CommercetoolsConfig, token: &VerifiedToken) -> (Vec<String>, usiz
             templates.extend(mapped.iter().map(String::as_str));
         }
     }
+    if let Some(group) = customer.and_then(|c| c.group.as_ref()) {
+        if let Some(granted) = ct.group_scopes.get(group) {
+            templates.extend(granted.iter().map(String::as_str));
+        }
+    }
     let mut seen = BTreeSet::new();
     let mut out: Vec<String> = templates
         .into_iter()
@@ -95,11 +171,14 @@ fn scopes(ct: &CommercetoolsConfig, token: &VerifiedToken) -> (Vec<String>, usiz
         .filter(|s| seen.insert(s.clone()))
         .collect();
     if ct.include_customer_id {
-        if let Some(customer) = token
-            .claim(&ct.customer_id_claim)
-            .or_else(|| token.claim("sub"))
-        {
-            let scope = format!("customer_id:{customer}");
+        let id = match (&ct.api, customer) {
+            (Some(_), customer) => customer.map(|c| c.id.as_str()),
+            (None, _) => token
+                .claim(&ct.customer_id_claim)
+                .or_else(|| token.claim("sub")),
+        };
+        if let Some(id) = id {
+            let scope = format!("customer_id:{id}");
             if is_scope_token(&scope) {
                 out.push(scope);
             } else {
@@ -191,6 +270,16 @@ mod tests {
                 ],
             )]
             .into(),
+            api: None,
+            sync_customers: false,
+            customer_group_claim: "groups".into(),
+            customer_groups: Default::default(),
+            group_scopes: [(
+                "b2b".to_owned(),
+                vec!["manage_my_business_units:{projectKey}".to_owned()],
+            )]
+            .into(),
+            introspection_deadline: std::time::Duration::from_millis(400),
         }
     }
 
@@ -208,7 +297,7 @@ mod tests {
     fn scopes_from_defaults_mapping_and_customer() {
         let t = token(json!({"sub": "s1", "oid": "o-1", "groups": ["buyers", "other"]}));
         assert_eq!(
-            scopes(&ct(), &t).0,
+            scopes(&ct(), &t, None).0,
             vec![
                 "view_products:shop-eu",
                 "manage_my_orders:shop-eu",
@@ -217,12 +306,61 @@ mod tests {
             ]
         );
         let t = token(json!({"sub": "s1"}));
-        assert_eq!(scopes(&ct(), &t).0.last().unwrap(), "customer_id:s1");
+        assert_eq!(scopes(&ct(), &t, None).0.last().unwrap(), "customer_id:s1");
         let mut no_customer = ct();
         no_customer.include_customer_id = false;
         assert_eq!(
-            scopes(&no_customer, &t).0,
+            scopes(&no_customer, &t, None).0,
             vec!["view_products:shop-eu", "manage_my_orders:shop-eu"]
+        );
+    }
+
+    /// Issue 17: with commercetools' API the customer scope is the customer's commercetools
+    /// id, and the group's scopes are added; an unknown customer gets no customer scope.
+    #[test]
+    fn with_the_api_the_customer_scope_is_commercetools_id() {
+        let mut with_api = ct();
+        with_api.api = Some(crate::config::CommercetoolsApiConfig {
+            url: "http://127.0.0.1:1".parse().unwrap(),
+            auth_url: "http://127.0.0.1:1".parse().unwrap(),
+            client_id: "api".into(),
+            client_secret: Secret::new("s"),
+            scopes: String::new(),
+            timeout: std::time::Duration::from_secs(1),
+        });
+        let t = token(json!({"sub": "s1", "oid": "o-1"}));
+        let customer = CustomerRef {
+            id: "6b2f0c1e-uuid".into(),
+            group: Some("b2b".into()),
+        };
+        let granted = scopes(&with_api, &t, Some(&customer)).0;
+        assert_eq!(
+            granted,
+            vec![
+                "view_products:shop-eu",
+                "manage_my_orders:shop-eu",
+                "manage_my_business_units:shop-eu",
+                "customer_id:6b2f0c1e-uuid"
+            ]
+        );
+        let unknown = scopes(&with_api, &t, None).0;
+        assert!(unknown.iter().all(|s| !s.starts_with("customer_id:")));
+    }
+
+    #[test]
+    fn late_answers_come_from_the_cache_while_the_token_lives() {
+        let answer = json!({"active": true, "scope": "view_products:shop", "exp": 200});
+        assert_eq!(
+            late_answer(Some(answer.clone()), 150),
+            (answer.clone(), "cached")
+        );
+        assert_eq!(
+            late_answer(Some(answer), 200),
+            (json!({"active": false}), "inactive")
+        );
+        assert_eq!(
+            late_answer(None, 150),
+            (json!({"active": false}), "inactive")
         );
     }
 
@@ -232,7 +370,7 @@ mod tests {
         let t = token(
             json!({"sub": "s1", "oid": "x manage_project:shop-eu", "groups": ["buyers\"", "a\\b"]}),
         );
-        let (granted, dropped) = scopes(&ct(), &t);
+        let (granted, dropped) = scopes(&ct(), &t, None);
         assert_eq!(
             granted,
             vec!["view_products:shop-eu", "manage_my_orders:shop-eu"]

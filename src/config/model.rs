@@ -385,6 +385,29 @@ pub struct CommercetoolsConfig {
     /// Claim whose values (a string or a list, e.g. groups) select extra scopes.
     pub scope_claim: String,
     pub scope_mapping: BTreeMap<String, Vec<String>>,
+    /// `[commercetools.api]`: the API client the sidecar finds and syncs customers with.
+    pub api: Option<CommercetoolsApiConfig>,
+    /// Find, create and update the customer at sign-in (needs `api`).
+    pub sync_customers: bool,
+    /// Claim whose values choose the customer group through `customer_groups`.
+    pub customer_group_claim: String,
+    /// Claim value → customer group key; the first of the user's values that has one wins.
+    pub customer_groups: BTreeMap<String, String>,
+    /// Customer group key → scope templates introspection adds for its customers.
+    pub group_scopes: BTreeMap<String, Vec<String>>,
+    /// `/oauth2/introspect` answers within this (commercetools waits 500 ms).
+    pub introspection_deadline: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommercetoolsApiConfig {
+    pub url: Url,
+    pub auth_url: Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Space-separated, `{projectKey}` filled in.
+    pub scopes: String,
+    pub timeout: Duration,
 }
 
 impl IdentityProvider {

@@ -177,6 +177,22 @@ pub struct RawCommercetools {
     pub default_scopes: Option<Vec<String>>,
     pub scope_claim: Option<String>,
     pub scope_mapping: Option<BTreeMap<String, Vec<String>>>,
+    pub api: Option<RawCommercetoolsApi>,
+    pub sync_customers: Option<bool>,
+    pub customer_group_claim: Option<String>,
+    pub customer_groups: Option<BTreeMap<String, String>>,
+    pub group_scopes: Option<BTreeMap<String, Vec<String>>>,
+    pub introspection_deadline: Option<toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCommercetoolsApi {
+    pub url: Option<String>,
+    pub auth_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub scopes: Option<StringList>,
+    pub timeout: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,6 +241,9 @@ pub fn known_keys(path: &[String]) -> &'static [&'static str] {
             "store" => fields::<RawStore>(),
             _ => &[],
         },
+        [section, sub] if section == "commercetools" && sub == "api" => {
+            fields::<RawCommercetoolsApi>()
+        }
         [section, sub] if section == "backend" => match sub.as_str() {
             "spree" => fields::<RawSpree>(),
             "icm" => fields::<RawIcm>(),

@@ -1474,15 +1474,130 @@ impl Validator {
                 "manage_my_orders:{projectKey}".to_owned(),
             ]
         });
+        let project_key = project_key?;
+        let api = raw
+            .api
+            .and_then(|api| self.commercetools_api(api, &project_key));
+        let sync_customers = raw.sync_customers.unwrap_or(false);
+        let group_scopes = raw.group_scopes.unwrap_or_default();
+        if api.is_none() {
+            for (set, field, why) in [
+                (
+                    sync_customers,
+                    "sync_customers",
+                    "creates and updates customers through it",
+                ),
+                (
+                    !group_scopes.is_empty(),
+                    "group_scopes",
+                    "reads the customer's group through it",
+                ),
+            ] {
+                if set {
+                    self.problem(
+                        key(field),
+                        format!("needs [commercetools.api]: the sidecar {why}"),
+                    );
+                }
+            }
+        }
+        let introspection_deadline = self.duration(
+            &key("introspection_deadline"),
+            raw.introspection_deadline,
+            Duration::from_millis(400),
+        );
+        if introspection_deadline >= Duration::from_millis(500) {
+            self.warnings.push(format!(
+                "commercetools.introspection_deadline is {} ms: commercetools gives up on introspection after 500 ms",
+                introspection_deadline.as_millis()
+            ));
+        }
         Some(CommercetoolsConfig {
             client_id: client_id?,
             client_secret: client_secret?,
-            project_key: project_key?,
+            project_key,
             customer_id_claim: raw.customer_id_claim.unwrap_or_else(|| "oid".to_owned()),
             include_customer_id: raw.include_customer_id.unwrap_or(true),
             default_scopes,
             scope_claim: raw.scope_claim.unwrap_or_else(|| "groups".to_owned()),
             scope_mapping: raw.scope_mapping.unwrap_or_default(),
+            api,
+            sync_customers,
+            customer_group_claim: raw
+                .customer_group_claim
+                .unwrap_or_else(|| "groups".to_owned()),
+            customer_groups: raw.customer_groups.unwrap_or_default(),
+            group_scopes,
+            introspection_deadline,
+        })
+    }
+
+    fn commercetools_api(
+        &mut self,
+        raw: raw::RawCommercetoolsApi,
+        project_key: &str,
+    ) -> Option<CommercetoolsApiConfig> {
+        let key = |field: &str| format!("commercetools.api.{field}");
+        let url_of = |this: &mut Self, field: &str, value: Option<String>, default: &str| {
+            let text = value.unwrap_or_else(|| default.to_owned());
+            match Url::parse(&text) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+                _ => {
+                    this.problem(key(field), "must be an http(s) URL");
+                    None
+                }
+            }
+        };
+        let url = url_of(
+            self,
+            "url",
+            raw.url,
+            "https://api.europe-west1.gcp.commercetools.com",
+        );
+        let auth_url = url_of(
+            self,
+            "auth_url",
+            raw.auth_url,
+            "https://auth.europe-west1.gcp.commercetools.com",
+        );
+        let client_id = raw.client_id.filter(|c| !c.is_empty());
+        if client_id.is_none() {
+            self.problem(key("client_id"), "missing (the API client's id)");
+        }
+        let client_secret = match raw.client_secret.as_deref() {
+            Some(reference) => self.secret(&key("client_secret"), reference),
+            None => {
+                self.problem(
+                    key("client_secret"),
+                    "missing (the API client's secret, e.g. \"env:CT_API_SECRET\")",
+                );
+                None
+            }
+        };
+        let scopes: Vec<String> = match raw.scopes {
+            Some(list) => list
+                .items()
+                .iter()
+                .flat_map(|s| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+                .collect(),
+            None => vec![
+                "manage_customers:{projectKey}".to_owned(),
+                "view_customer_groups:{projectKey}".to_owned(),
+            ],
+        };
+        let scopes = scopes
+            .iter()
+            .map(|s| s.replace("{projectKey}", project_key))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let timeout = self.duration(&key("timeout"), raw.timeout, Duration::from_secs(2));
+        Some(CommercetoolsApiConfig {
+            url: url?,
+            auth_url: auth_url?,
+            client_id: client_id?,
+            client_secret: client_secret?,
+            scopes,
+            timeout,
         })
     }
 

@@ -10,9 +10,9 @@ mod pending;
 use std::time::Duration;
 
 use http::HeaderMap;
-use sha2::Digest as _;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 
 pub use codec::Sealer;
 pub use jar::CookieAttributes;

@@ -134,7 +134,11 @@ fn inflate(data: &[u8]) -> Option<Vec<u8>> {
         loop {
             let read = usize::try_from(inflater.total_in()).ok()?;
             let status = inflater
-                .decompress_vec(data.get(read..)?, &mut plain, flate2::FlushDecompress::Finish)
+                .decompress_vec(
+                    data.get(read..)?,
+                    &mut plain,
+                    flate2::FlushDecompress::Finish,
+                )
                 .ok()?;
             match status {
                 flate2::Status::StreamEnd => return Some(plain),
@@ -195,7 +199,9 @@ mod tests {
                 subject: subject.into(),
                 ..Default::default()
             },
-            groups: (0..100).map(|i| format!("group-{subject}-{i:03}")).collect(),
+            groups: (0..100)
+                .map(|i| format!("group-{subject}-{i:03}"))
+                .collect(),
             ..Default::default()
         }
     }
@@ -223,6 +229,9 @@ mod tests {
         assert!(inflate(&bomb).is_none(), "1 MiB is past MAX_PLAIN");
         let mut small = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
         small.write_all(&vec![7u8; 50_000]).unwrap();
-        assert_eq!(inflate(&small.finish().unwrap()).unwrap(), vec![7u8; 50_000]);
+        assert_eq!(
+            inflate(&small.finish().unwrap()).unwrap(),
+            vec![7u8; 50_000]
+        );
     }
 }

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod commercetools;
 pub mod nginx;
 pub mod redis_servers;
 use axum::body::Body;

@@ -1,0 +1,304 @@
+//! commercetools for real (issue 17): the sidecar as the connector of commercetools'
+//! external OAuth setup, against npm `@labdigital/commercetools-mock` as commercetools' API
+//! and the real OpenID provider shaped like Azure AD (JWT access tokens with `oid` and
+//! `groups`). First sign-in creates the customer (key, `ExternalAuth`, group), a changed
+//! name updates it, introspection answers with commercetools' customer id and the group's
+//! scopes, a policy without CREATE refuses an unknown customer, and a hanging API leaves
+//! introspection answering within its deadline.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::commercetools::CommercetoolsEmulation;
+use common::*;
+use serde_json::{json, Value};
+
+const CONFIG: &str = r#"
+[server]
+listen = "{listen}"
+upstream = "{upstream}"
+public_url = "{public_url}"
+
+[admin]
+listen = "{admin}"
+
+[oidc]
+remote = "supported"
+
+[session]
+keys = ["{session_key}"]
+secure = false
+
+[headers]
+forward_access_token = true
+
+[identity_providers.ad]
+type = "oidc"
+name = "Azure AD"
+issuer = "{ad_issuer}"
+client_id = "shop"
+client_secret = "shop-secret"
+audiences = ["api://shop"]
+
+[organizations.Shoppers]
+external_name = "Shoppers"
+identity_providers = ["ad"]
+
+[organizations.Invited]
+external_name = "Invited"
+identity_providers = ["ad"]
+self_administration_policy = ["UPDATE"]
+
+[commercetools]
+client_id = "commercetools"
+client_secret = "ct-secret"
+project_key = "shop"
+customer_id_claim = "oid"
+sync_customers = true
+introspection_deadline = "400ms"
+[commercetools.customer_groups]
+shop-b2b = "b2b"
+[commercetools.group_scopes]
+b2b = ["manage_my_business_units:{projectKey}"]
+[commercetools.api]
+url = "{ct_url}"
+auth_url = "{ct_url}"
+client_id = "sidecar-api-client"
+client_secret = "api-secret"
+timeout = "2s"
+
+[[routes]]
+path_prefix = "/account/"
+auth = "required"
+
+[[routes]]
+path_prefix = "/"
+auth = "public"
+"#;
+
+struct Shop {
+    ct: CommercetoolsEmulation,
+    idp: Idp,
+    upstream: Upstream,
+    sidecar: Sidecar,
+}
+
+fn shop() -> Shop {
+    let ct = CommercetoolsEmulation::start(&["b2b"]);
+    let ports = Ports::new();
+    let upstream = Upstream::start();
+    let idp = Idp::for_sidecar(
+        ports,
+        json!({
+            "azure": true,
+            "issuerPath": "/tenant/v2.0",
+            "jwtAccessTokens": "api://shop",
+            "users": {
+                "alice": {"given_name": "Alice", "family_name": "Adams", "groups": ["staff", "shop-b2b"]},
+                "bob": {"given_name": "Bob", "family_name": "Brown", "groups": []},
+            },
+        }),
+    );
+    let config = CONFIG
+        .replace("{ad_issuer}", &idp.issuer)
+        .replace("{ct_url}", &ct.url);
+    let sidecar = Sidecar::start_on(ports, &config, &upstream.url(), &[]);
+    sidecar.wait_idps_ready();
+    Shop {
+        ct,
+        idp,
+        upstream,
+        sidecar,
+    }
+}
+
+impl Shop {
+    /// Signs `user` in for `org`; the access token the IdP issued, or the failed page.
+    fn sign_in(&self, org: &str, user: &str) -> Result<String, Page> {
+        let browser = Browser::new();
+        let to_idp = browser.get(&format!(
+            "{}?org={org}&rd=%2Faccount%2F",
+            self.sidecar.url("/oauth2/start")
+        ));
+        let callback = browser.sign_in_at_idp(to_idp, user, &self.sidecar.url("/"));
+        let back = browser.get(&callback);
+        if back.status != 302 {
+            return Err(back);
+        }
+        let landed = browser.follow(back);
+        assert_eq!(landed.status, 200, "{landed:?}");
+        let bearer = self
+            .upstream
+            .last()
+            .header("authorization")
+            .unwrap()
+            .to_owned();
+        Ok(bearer.strip_prefix("Bearer ").unwrap().to_owned())
+    }
+
+    fn introspect(&self, token: &str) -> Value {
+        let response = client()
+            .post(self.sidecar.url("/oauth2/introspect"))
+            .basic_auth("commercetools", Some("ct-secret"))
+            .form(&[("token", token)])
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().unwrap()
+    }
+
+    /// The `oid` the provider gives `user` (Azure's stable object id).
+    fn oid(&self, token: &str) -> String {
+        let payload = token.split('.').nth(1).unwrap();
+        use base64::Engine as _;
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["oid"].as_str().unwrap().to_owned()
+    }
+}
+
+fn scopes(answer: &Value) -> Vec<String> {
+    answer["scope"]
+        .as_str()
+        .unwrap_or_default()
+        .split(' ')
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn sign_in_creates_and_updates_the_customer_and_introspection_names_it() {
+    let shop = shop();
+    let token = shop.sign_in("Shoppers", "alice").unwrap();
+    let oid = shop.oid(&token);
+
+    let customer = shop
+        .ct
+        .customer(&oid)
+        .expect("created at the first sign-in");
+    assert_eq!(customer["authenticationMode"], "ExternalAuth");
+    assert_eq!(customer["email"], "alice@example.com");
+    assert_eq!(customer["firstName"], "Alice");
+    assert_eq!(customer["lastName"], "Adams");
+    assert_eq!(
+        customer["customerGroup"]["id"],
+        shop.ct.group_id("b2b"),
+        "group chosen by the first mapped claim value"
+    );
+
+    let answer = shop.introspect(&token);
+    assert_eq!(answer["active"], true, "{answer}");
+    let granted = scopes(&answer);
+    let id = customer["id"].as_str().unwrap();
+    assert_ne!(id, oid, "commercetools' own id, not the IdP's");
+    assert!(
+        granted.contains(&format!("customer_id:{id}")),
+        "{granted:?}"
+    );
+    assert!(
+        granted.contains(&"manage_my_business_units:shop".to_owned()),
+        "{granted:?}"
+    );
+    assert!(!granted.contains(&format!("customer_id:{oid}")));
+
+    // Alice changed her name at the IdP: the next sign-in updates the customer.
+    shop.idp.set_user(
+        "alice",
+        json!({"given_name": "Alice", "family_name": "Ashford", "groups": ["shop-b2b"]}),
+    );
+    shop.sign_in("Shoppers", "alice").unwrap();
+    let updated = shop.ct.customer(&oid).unwrap();
+    assert_eq!(updated["lastName"], "Ashford");
+    assert_eq!(updated["id"], customer["id"]);
+    assert!(updated["version"].as_i64() > customer["version"].as_i64());
+    assert!(
+        shop.sidecar.metric(
+            "sso_sidecar_backend_calls_total{call=\"commercetools_customer_update\",outcome=\"ok\"}"
+        ) >= 2.0
+    );
+}
+
+#[test]
+fn a_policy_without_create_refuses_an_unknown_customer() {
+    let shop = shop();
+    let refused = shop.sign_in("Invited", "bob").unwrap_err();
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(
+        refused.body.contains("not known to the shop"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        shop.sidecar
+            .metric("sso_sidecar_backend_calls_total{call=\"commercetools_customer_create\",outcome=\"ok\"}"),
+        0.0,
+        "nothing created"
+    );
+    // Once the shop has created bob (e.g. invited him), he signs in.
+    let alice = shop.sign_in("Shoppers", "alice").unwrap();
+    assert!(shop.ct.customer(&shop.oid(&alice)).is_some());
+    assert!(
+        shop.sign_in("Invited", "alice").is_ok(),
+        "known customers sign in under UPDATE"
+    );
+}
+
+#[test]
+fn a_hanging_api_leaves_introspection_answering_within_the_deadline() {
+    let shop = shop();
+    let token = shop.sign_in("Shoppers", "alice").unwrap();
+    let first = shop.introspect(&token);
+    assert_eq!(first["active"], true);
+
+    shop.ct.pause();
+    // Alice's customer was resolved at sign-in: no API call, same answer, at once.
+    let started = Instant::now();
+    let again = shop.introspect(&token);
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(scopes(&again), scopes(&first));
+
+    // A user the sidecar has not seen: the lookup hangs, the deadline answers inactive.
+    let stranger = shop.idp.sign(
+        json!({
+            "sub": "carol", "oid": "0c0c0c0c-0000-4000-a000-000000000001",
+            "aud": "api://shop", "exp": now() + 600, "iat": now(),
+        }),
+        "valid",
+    );
+    let started = Instant::now();
+    let late = shop.introspect(&stranger);
+    let took = started.elapsed();
+    assert_eq!(late, json!({"active": false}));
+    assert!(
+        took >= Duration::from_millis(380) && took < Duration::from_millis(480),
+        "answered at the deadline: {took:?}"
+    );
+    assert_eq!(
+        shop.sidecar
+            .metric("sso_sidecar_introspections_late_total{answer=\"inactive\"}"),
+        1.0
+    );
+    shop.ct.resume();
+    // With the API back, the stranger has no customer: active, without a customer scope.
+    let answer = shop.introspect(&stranger);
+    assert_eq!(answer["active"], true, "{answer}");
+    assert!(scopes(&answer)
+        .iter()
+        .all(|s| !s.starts_with("customer_id:")));
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
