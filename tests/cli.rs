@@ -238,11 +238,32 @@ fn backend_examples_pass_check() {
         ("CT_INTROSPECTION_SECRET", "b"),
         ("KEYCLOAK_CLIENT_SECRET", "c"),
         ("SPREE_PUBLISHABLE_KEY", "pk"),
+        ("CT_API_SECRET", "d"),
     ];
     for file in ["conf/commercetools.toml", "conf/spree.toml"] {
         let (code, out, err) = run_cli(&["check", "-c", file], &env, &repo_root());
         assert_eq!(code, 0, "{file}:\n{out}{err}");
+        assert!(
+            !format!("{out}{err}").contains("no additional_scopes entry"),
+            "{out}{err}"
+        );
     }
+    // Without the API's scope Azure issues Graph tokens, which the audience never matches.
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(repo_root().join("conf/commercetools.toml")).unwrap();
+    let without: String = example
+        .lines()
+        .filter(|l| !l.starts_with("additional_scopes"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = dir.path().join("ct.toml");
+    std::fs::write(&path, without).unwrap();
+    let (code, out, err) = run_cli(&["check", "-c", path.to_str().unwrap()], &env, &repo_root());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("audiences names api://24b5f295-e171-4d8e-9f27-212f645641fa, but no additional_scopes entry asks for it"),
+        "{out}{err}"
+    );
 }
 
 #[test]

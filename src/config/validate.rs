@@ -747,6 +747,16 @@ impl Validator {
                 );
             }
         }
+        for audience in audiences.iter().filter(|a| a.starts_with("api://")) {
+            let asked = additional_scopes
+                .iter()
+                .any(|scope| scope.starts_with(&format!("{audience}/")));
+            if !asked {
+                self.warnings.push(format!(
+                    "{path}.audiences names {audience}, but no additional_scopes entry asks for it: Azure issues access tokens for your API only when a scope of it is requested (e.g. \"{audience}/access_as_user\"); otherwise they are for Microsoft Graph and this audience never matches"
+                ));
+            }
+        }
         if let Some(issuer) = &issuer {
             if issuer.starts_with("https://sts.windows.net/") {
                 self.problem(
