@@ -154,6 +154,7 @@ impl ProxyHttp for SidecarProxy {
                     let trusted = &rt.config.server.trusted_proxies;
                     forwarding::forwarded(&req.headers, peer, "http", trusted).client_ip
                 }),
+            peer_ip: ctx.client_ip,
         };
         let reply = if matched.kind == RouteKind::Sidecar {
             let routing = routing_path(path);

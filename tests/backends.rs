@@ -274,6 +274,13 @@ struct SpreeContract {
     refresh_tokens: Arc<Mutex<HashMap<String, String>>>,
     counts: Arc<Mutex<HashMap<&'static str, u32>>>,
     jwt_ttl: i64,
+    /// `X-Forwarded-For` of each login and refresh call.
+    forwarded_for: Arc<Mutex<Vec<String>>>,
+    /// Rack::Attack as Spree ships it: at most this many logins per client address, then
+    /// `429` with `Retry-After` (`None`: no limit).
+    logins_per_address: Arc<Mutex<Option<u32>>>,
+    /// Refreshes answer `429` while set.
+    refresh_throttled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 const SPREE_SECRET: &[u8] = b"spree-secret-key-base";
@@ -312,10 +319,55 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// `429 Too Many Requests` with `Retry-After: 20`, as Rack::Attack answers a throttled client.
+fn throttled() -> (StatusCode, HeaderMap, Json<Value>) {
+    let mut headers = HeaderMap::new();
+    headers.insert("retry-after", "20".parse().unwrap());
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        headers,
+        Json(json!({"error": "Retry later"})),
+    )
+}
+
+fn client_address(spree: &SpreeContract, headers: &HeaderMap) -> String {
+    let address = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    spree.forwarded_for.lock().unwrap().push(address.clone());
+    address
+}
+
 async fn spree_login(
     State(spree): State<SpreeContract>,
     headers: HeaderMap,
     Json(body): Json<Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let address = client_address(&spree, &headers);
+    if let Some(limit) = *spree.logins_per_address.lock().unwrap() {
+        let seen = spree
+            .forwarded_for
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| **a == address)
+            .count();
+        if seen > limit as usize {
+            return throttled().into_response();
+        }
+    }
+    spree_login_checked(spree, headers, body)
+        .await
+        .into_response()
+}
+
+async fn spree_login_checked(
+    spree: SpreeContract,
+    headers: HeaderMap,
+    body: Value,
 ) -> (StatusCode, Json<Value>) {
     if body["provider"] != "external_idp"
         || headers
@@ -355,8 +407,22 @@ async fn spree_login(
 
 async fn spree_refresh(
     State(spree): State<SpreeContract>,
+    headers: HeaderMap,
     Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    client_address(&spree, &headers);
+    if spree
+        .refresh_throttled
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        spree.bump("refresh_throttled");
+        return throttled().into_response();
+    }
+    spree_refresh_checked(spree, body).into_response()
+}
+
+fn spree_refresh_checked(spree: SpreeContract, body: Value) -> (StatusCode, Json<Value>) {
     let old = body["refresh_token"].as_str().unwrap_or_default();
     let user = spree.refresh_tokens.lock().unwrap().remove(old);
     match user {
@@ -426,6 +492,9 @@ fn start_spree(idp: &Idp, jwt_ttl: i64) -> RunningSpree {
         refresh_tokens: Arc::default(),
         counts: Arc::default(),
         jwt_ttl,
+        forwarded_for: Arc::default(),
+        logins_per_address: Arc::default(),
+        refresh_throttled: Arc::default(),
     };
     let app = axum::Router::new()
         .route("/api/v3/store/auth/login", post(spree_login))
@@ -571,4 +640,112 @@ fn spree_refresh_happens_once_across_replicas() {
     let statuses: Vec<u16> = calls.into_iter().map(|c| c.join().unwrap()).collect();
     assert_eq!(statuses, [200, 200], "{}\n{}", first.log(), second.log());
     assert_eq!(spree.contract.count("refresh"), 1);
+}
+
+/// Issue 17: Spree limits sign-ins per client address (Rack::Attack). Every exchange and
+/// refresh came from the sidecar's own address, so one busy shop throttled everyone, and a
+/// `429` ended in "the shop did not accept your sign-in". Now the calls carry the
+/// shopper's address and a `429` asks to try again in a moment.
+#[test]
+fn spree_sees_the_shoppers_address_and_a_throttled_sign_in_asks_to_wait() {
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let spree = start_spree(&idp, 3600);
+    *spree.contract.logins_per_address.lock().unwrap() = Some(1);
+    let sidecar = sidecar(ports, &idp, &spree.url, SPREE_BACKEND);
+    assert_eq!(
+        sign_in(&sidecar, &Browser::new(), "Creating", "hal").status,
+        302
+    );
+    assert_eq!(*spree.contract.forwarded_for.lock().unwrap(), ["127.0.0.1"]);
+
+    let page = sign_in(&sidecar, &Browser::new(), "Creating", "ida");
+    assert_eq!(page.status, 429, "{page:?}");
+    assert!(
+        page.body.contains("try again in 20 seconds"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Sign in again"));
+    assert_eq!(
+        sidecar.metric(
+            "sso_sidecar_backend_calls_total{call=\"spree_exchange\",outcome=\"rate_limited\"}"
+        ),
+        1.0
+    );
+}
+
+/// A throttled refresh keeps the session on its current Spree token while it is valid.
+#[test]
+fn a_throttled_spree_refresh_keeps_the_current_token() {
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let spree = start_spree(&idp, 5);
+    let sidecar = sidecar(ports, &idp, &spree.url, SPREE_BACKEND);
+    let browser = Browser::new();
+    assert_eq!(sign_in(&sidecar, &browser, "Creating", "jo").status, 302);
+    spree
+        .contract
+        .refresh_throttled
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(2500));
+    let account = browser
+        .client
+        .get(sidecar.url("/api/v3/store/account"))
+        .header("Accept", "text/html")
+        .send()
+        .unwrap();
+    assert_eq!(account.status(), 200, "the current token is still valid");
+    assert!(spree.contract.count("refresh_throttled") >= 1);
+    assert_eq!(spree.contract.count("refresh"), 0);
+    assert_eq!(
+        *spree.contract.forwarded_for.lock().unwrap().last().unwrap(),
+        "127.0.0.1"
+    );
+}
+
+/// Issue 17: a back-channel logout (or another end of the session that is not a logout
+/// here) left Spree's refresh token alive. Now the ended session's Spree refresh token is
+/// revoked when its cookie next arrives, once.
+#[test]
+fn a_session_ended_by_backchannel_logout_revokes_the_spree_refresh_token() {
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let spree = start_spree(&idp, 3600);
+    let sidecar = sidecar(ports, &idp, &spree.url, SPREE_BACKEND);
+    let browser = Browser::new();
+    assert_eq!(sign_in(&sidecar, &browser, "Creating", "kim").status, 302);
+    assert_eq!(spree.contract.refresh_tokens.lock().unwrap().len(), 1);
+
+    let token = idp.logout_token(json!({"sub": "kim"}));
+    let status = client()
+        .post(sidecar.url("/oauth2/backchannel-logout"))
+        .form(&[("logout_token", token.as_str())])
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    for _ in 0..3 {
+        let ended = browser
+            .client
+            .get(sidecar.url("/account/"))
+            .header("Accept", "text/html")
+            .send()
+            .unwrap();
+        assert_eq!(ended.status(), 302, "signed out");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !spree.contract.refresh_tokens.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Spree's refresh token was not revoked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        spree.contract.count("logout"),
+        1,
+        "revoked once, not per request"
+    );
 }

@@ -26,7 +26,10 @@ pub enum Freshness {
 }
 
 pub struct Backend {
-    spree: Option<SpreeClient>,
+    spree: Option<Arc<SpreeClient>>,
+    /// Spree refresh tokens already revoked for ended sessions (by digest), so a browser
+    /// that keeps sending the ended cookie does not revoke again on every request.
+    ended: moka::sync::Cache<[u8; 32], ()>,
     /// commercetools' API, when `[commercetools.api]` is configured.
     pub commercetools: Option<Arc<CommercetoolsApi>>,
     /// Recent active introspection answers by token digest, for answering in time when
@@ -48,7 +51,13 @@ impl Backend {
             .spree
             .clone()
             .filter(|_| config.backend.profile == BackendProfile::Spree)
-            .map(|spree| SpreeClient::new(http.clone(), config.server.upstream.url.clone(), spree));
+            .map(|spree| {
+                Arc::new(SpreeClient::new(
+                    http.clone(),
+                    config.server.upstream.url.clone(),
+                    spree,
+                ))
+            });
         let commercetools = config.commercetools.as_ref().and_then(|ct| {
             let api = ct.api.clone()?;
             Some(Arc::new(CommercetoolsApi::new(
@@ -60,6 +69,10 @@ impl Backend {
         });
         Backend {
             spree,
+            ended: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
             commercetools,
             introspections: moka::future::Cache::builder()
                 .max_capacity(100_000)
@@ -79,7 +92,13 @@ impl Backend {
     }
 
     /// Refreshes the backend's token when it is about to run out; one refresh per token.
-    pub async fn keep_fresh(&self, session: &Session, now: i64) -> Freshness {
+    /// `client` gives the shopper's address, worked out only when a refresh happens.
+    pub async fn keep_fresh(
+        &self,
+        session: &Session,
+        now: i64,
+        client: impl FnOnce() -> Option<std::net::IpAddr>,
+    ) -> Freshness {
         let (Some(spree), Some(tokens)) = (&self.spree, &session.backend) else {
             return Freshness::Current;
         };
@@ -95,9 +114,10 @@ impl Backend {
             .results
             .backend
             .try_get_with(key, async {
+                let client = client();
                 let refresh_here = || {
                     ran.store(true, Ordering::Relaxed);
-                    spree.refresh(tokens)
+                    spree.refresh(tokens, client)
                 };
                 self.shared.run(&key, refresh_here).await.map(Arc::new)
             })
@@ -117,11 +137,11 @@ impl Backend {
                         Freshness::Ended
                     }
                     // Keep going with the current token while it lasts.
-                    SpreeError::Unreachable(_) if now < expires_at => {
+                    SpreeError::Unreachable(_) | SpreeError::RateLimited(_) if now < expires_at => {
                         self.metrics.count_backend_call("spree_refresh", "error");
                         Freshness::Current
                     }
-                    SpreeError::Unreachable(_) => {
+                    SpreeError::Unreachable(_) | SpreeError::RateLimited(_) => {
                         self.metrics.count_backend_call("spree_refresh", "error");
                         Freshness::Ended
                     }
@@ -139,11 +159,12 @@ impl AuthService {
         session: &mut Session,
         claims: &Map<String, Value>,
         mapping: &ClaimMapping,
+        client: Option<std::net::IpAddr>,
     ) -> Result<(), LoginError> {
         match self.config.backend.profile {
             BackendProfile::Generic => {}
             BackendProfile::Icm => self.provision(session, claims, mapping).await?,
-            BackendProfile::Spree => self.exchange_with_spree(session).await?,
+            BackendProfile::Spree => self.exchange_with_spree(session, client).await?,
         }
         self.sync_commercetools_customer(session, claims, mapping)
             .await
@@ -246,7 +267,11 @@ impl AuthService {
         }
     }
 
-    async fn exchange_with_spree(&self, session: &mut Session) -> Result<(), LoginError> {
+    async fn exchange_with_spree(
+        &self,
+        session: &mut Session,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<(), LoginError> {
         let Some(spree) = &self.backend.spree else {
             return Ok(());
         };
@@ -258,11 +283,16 @@ impl AuthService {
         let token = token.ok_or_else(|| {
             LoginError::Backend("there is no token to present to the shop".into())
         })?;
-        match spree.exchange(&token).await {
+        match spree.exchange(&token, client).await {
             Ok(tokens) => {
                 self.metrics.count_backend_call("spree_exchange", "ok");
                 session.backend = Some(tokens);
                 Ok(())
+            }
+            Err(SpreeError::RateLimited(seconds)) => {
+                self.metrics
+                    .count_backend_call("spree_exchange", "rate_limited");
+                Err(LoginError::BackendBusy(seconds))
             }
             Err(error) => {
                 self.metrics.count_backend_call("spree_exchange", "error");
@@ -274,12 +304,61 @@ impl AuthService {
     }
 
     /// Ends the backend's own session at logout (Spree revokes its refresh token).
-    pub(super) async fn backend_logout(&self, session: &Session) {
+    pub(super) async fn backend_logout(&self, session: &Session, client: Option<std::net::IpAddr>) {
         if let (Some(spree), Some(tokens)) = (&self.backend.spree, &session.backend) {
-            if let Err(error) = spree.logout(tokens).await {
-                tracing::warn!(%error, "Spree logout failed");
+            match spree.logout(tokens, client).await {
+                Ok(()) => self.metrics.count_backend_call("spree_logout", "ok"),
+                Err(error) => {
+                    self.metrics.count_backend_call("spree_logout", "error");
+                    tracing::warn!(%error, "Spree logout failed");
+                }
             }
         }
+    }
+
+    /// A session that ended without a logout here (revoked by a back-channel logout or at
+    /// another replica, `invalid_grant`, no longer a member): Spree's refresh token is
+    /// revoked too, once, in the background, so it cannot outlive the session.
+    pub(super) fn end_backend_session(&self, session: &Session, req: &super::Request<'_>) {
+        let (Some(spree), Some(tokens)) = (&self.backend.spree, &session.backend) else {
+            return;
+        };
+        let Some(refresh_token) = &tokens.refresh_token else {
+            return;
+        };
+        let key: [u8; 32] = Sha256::digest(refresh_token.as_bytes()).into();
+        if self.backend.ended.contains_key(&key) {
+            return;
+        }
+        self.backend.ended.insert(key, ());
+        let (spree, tokens) = (spree.clone(), tokens.clone());
+        let metrics = self.metrics.clone();
+        let client = self.client_address(req);
+        tokio::spawn(async move {
+            match spree.logout(&tokens, client).await {
+                Ok(()) => metrics.count_backend_call("spree_logout", "ok"),
+                Err(error) => {
+                    metrics.count_backend_call("spree_logout", "error");
+                    tracing::warn!(%error, "revoking Spree's refresh token of an ended session failed");
+                }
+            }
+        });
+    }
+
+    /// The client's address: as worked out for the sidecar's endpoints, else from the peer
+    /// and the trusted proxies' headers.
+    pub(super) fn client_address(&self, req: &super::Request<'_>) -> Option<std::net::IpAddr> {
+        req.client_ip.or_else(|| {
+            req.peer_ip.map(|peer| {
+                crate::forwarding::forwarded(
+                    req.headers,
+                    peer,
+                    "http",
+                    &self.config.server.trusted_proxies,
+                )
+                .client_ip
+            })
+        })
     }
 }
 

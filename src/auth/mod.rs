@@ -52,8 +52,12 @@ pub struct Request<'a> {
     pub request_id: &'a str,
     /// The body of `POST`s to the sidecar's own endpoints (bounded by the proxy).
     pub body: &'a [u8],
-    /// The client's address (behind trusted proxies: the address they report).
+    /// The client's address (behind trusted proxies: the address they report); only
+    /// worked out for the sidecar's own endpoints.
     pub client_ip: Option<std::net::IpAddr>,
+    /// The connection's peer, from which the client's address can be worked out when a
+    /// rare step needs it (a backend refresh).
+    pub peer_ip: Option<std::net::IpAddr>,
 }
 
 /// What happens to a request on a protected route.
@@ -187,12 +191,13 @@ impl AuthService {
                 return self.bearer_gate(token, route, now).await;
             }
         }
-        let mut session = match self.load_live_session(req.headers, now).await {
-            Ok(session) => session,
-            Err(Rejection::Revoked) => {
+        let mut session = match self.load_session(req.headers, now).await {
+            Ok(session) if self.revocations.is_revoked(&session) => {
                 self.metrics.session_rejected("revoked");
+                self.end_backend_session(&session, req);
                 return self.session_over(kind, pinned_org, req);
             }
+            Ok(session) => session,
             Err(rejection) => {
                 if rejection != Rejection::Missing {
                     self.metrics.session_rejected(rejection.as_str());
@@ -258,12 +263,14 @@ impl AuthService {
                     }
                     if !self.is_member(&session) {
                         self.metrics.session_ended("not_a_member");
+                        self.end_backend_session(&session, req);
                         return self.session_over(kind, pinned_org, req);
                     }
                 }
             }
             Freshness::Ended(reason) => {
                 self.metrics.session_ended(reason);
+                self.end_backend_session(&session, req);
                 return self.session_over(kind, pinned_org, req);
             }
             Freshness::Unreachable => {
@@ -289,7 +296,11 @@ impl AuthService {
                 );
             }
         }
-        match self.backend.keep_fresh(&session, now).await {
+        match self
+            .backend
+            .keep_fresh(&session, now, || self.client_address(req))
+            .await
+        {
             backend::Freshness::Current => {}
             backend::Freshness::Refreshed(tokens) => {
                 session.backend = Some((*tokens).clone());
@@ -560,7 +571,10 @@ impl AuthService {
                 params.error_description.as_deref(),
             )),
             (Some(login), None) => match self.check_response_issuer(login, params.iss.as_deref()) {
-                Ok(()) => self.finish(login, params.code.as_deref(), now).await,
+                Ok(()) => {
+                    self.finish(login, params.code.as_deref(), req.client_ip, now)
+                        .await
+                }
                 Err(error) => Err(error),
             },
         };
@@ -605,7 +619,11 @@ impl AuthService {
                     Some((&retry.0, retry.1)),
                     req.request_id,
                 );
-                Reply::html(status, html).with_cookies([state_cookie])
+                let mut reply = Reply::html(status, html).with_cookies([state_cookie]);
+                if let LoginError::BackendBusy(seconds) = error {
+                    reply.headers.push(("retry-after", seconds.to_string()));
+                }
+                reply
             }
         }
     }
@@ -642,6 +660,7 @@ impl AuthService {
         &self,
         login: &crate::session::PendingLogin,
         code: Option<&str>,
+        client: Option<std::net::IpAddr>,
         now: i64,
     ) -> Result<Session, LoginError> {
         let code = code
@@ -696,8 +715,13 @@ impl AuthService {
                 email: session.identity.email.clone(),
             });
         }
-        self.backend_handshake(&mut session, &result.claims, &provider.config.claims)
-            .await?;
+        self.backend_handshake(
+            &mut session,
+            &result.claims,
+            &provider.config.claims,
+            client,
+        )
+        .await?;
         Ok(session)
     }
 
@@ -797,6 +821,7 @@ fn login_error_page(error: &LoginError) -> (u16, &'static str) {
         LoginError::Unreachable(_) => (503, "The identity provider is not available"),
         LoginError::BadResponse(_) => (502, "The identity provider sent an answer we cannot read"),
         LoginError::Backend(_) => (502, "The shop could not complete your sign-in"),
+        LoginError::BackendBusy(_) => (429, "The shop is busy"),
         LoginError::NotAMember { .. } => (403, "You are not a member of this organization"),
         LoginError::UnknownToShop => (403, "Your account is not known to the shop"),
         LoginError::Misconfigured(_) => (500, "Sign-in is not set up correctly"),

@@ -24,7 +24,11 @@ impl AuthService {
         Ok(session)
     }
 
-    async fn load_session(&self, headers: &HeaderMap, now: i64) -> Result<Session, Rejection> {
+    pub(super) async fn load_session(
+        &self,
+        headers: &HeaderMap,
+        now: i64,
+    ) -> Result<Session, Rejection> {
         if !self.store.server_side_sessions() {
             return self.cookies.load(headers, now);
         }

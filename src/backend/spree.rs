@@ -2,6 +2,8 @@
 //! `POST /api/v3/store/auth/login` for Spree's own JWT and refresh token, which then
 //! authenticate every Store API call and rotate through `/auth/refresh`.
 
+use std::net::IpAddr;
+
 use serde::Deserialize;
 use serde_json::json;
 use url::Url;
@@ -16,7 +18,13 @@ pub enum SpreeError {
     Refused(String),
     #[error("the shop could not be reached: {0}")]
     Unreachable(String),
+    /// `429`: Spree limits sign-ins per client address; try again after this many seconds.
+    #[error("the shop asks to try again in {0} s")]
+    RateLimited(u64),
 }
+
+/// Seconds to wait when a `429` names none (Rack::Attack's usual period).
+const DEFAULT_RETRY_AFTER: u64 = 30;
 
 #[derive(Deserialize)]
 struct AuthAnswer {
@@ -39,14 +47,24 @@ impl SpreeClient {
         &self.config
     }
 
-    /// Exchanges the IdP's token for Spree's.
-    pub async fn exchange(&self, idp_token: &str) -> Result<BackendTokens, SpreeError> {
+    /// Exchanges the IdP's token for Spree's. `client` is the shopper's address, sent as
+    /// `X-Forwarded-For`: Spree limits sign-ins per address, and every call comes from the
+    /// sidecar's.
+    pub async fn exchange(
+        &self,
+        idp_token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<BackendTokens, SpreeError> {
         let body = json!({"provider": self.config.provider, "token": idp_token});
-        self.call(&self.config.login_path, body, None).await
+        self.call(&self.config.login_path, body, None, client).await
     }
 
     /// Rotates Spree's JWT and refresh token; a refresh without a new refresh token keeps the old one.
-    pub async fn refresh(&self, current: &BackendTokens) -> Result<BackendTokens, SpreeError> {
+    pub async fn refresh(
+        &self,
+        current: &BackendTokens,
+        client: Option<IpAddr>,
+    ) -> Result<BackendTokens, SpreeError> {
         let refresh_token = current
             .refresh_token
             .as_deref()
@@ -55,18 +73,24 @@ impl SpreeClient {
             &self.config.refresh_path,
             json!({"refresh_token": refresh_token}),
             current.refresh_token.clone(),
+            client,
         )
         .await
     }
 
-    /// Revokes the refresh token at logout; failures only matter to the log.
-    pub async fn logout(&self, current: &BackendTokens) -> Result<(), SpreeError> {
+    /// Revokes the refresh token (logout, or a session that ended otherwise); failures only
+    /// matter to the log.
+    pub async fn logout(
+        &self,
+        current: &BackendTokens,
+        client: Option<IpAddr>,
+    ) -> Result<(), SpreeError> {
         let Some(refresh_token) = &current.refresh_token else {
             return Ok(());
         };
         let url = self.url(&self.config.logout_path)?;
         let response = self
-            .request(url)
+            .request(url, client)
             .bearer_auth(&current.token)
             .json(&json!({"refresh_token": refresh_token}))
             .send()
@@ -84,15 +108,26 @@ impl SpreeClient {
         path: &str,
         body: serde_json::Value,
         keep_refresh: Option<String>,
+        client: Option<IpAddr>,
     ) -> Result<BackendTokens, SpreeError> {
         let url = self.url(path)?;
         let response = self
-            .request(url)
+            .request(url, client)
             .json(&body)
             .send()
             .await
             .map_err(|e| SpreeError::Unreachable(crate::oidc::error_chain(&e)))?;
         let status = response.status();
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            let after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(DEFAULT_RETRY_AFTER)
+                .clamp(1, 3600);
+            return Err(SpreeError::RateLimited(after));
+        }
         if status.is_client_error() {
             return Err(SpreeError::Refused(status.to_string()));
         }
@@ -118,8 +153,11 @@ impl SpreeClient {
             .map_err(|e| SpreeError::Unreachable(e.to_string()))
     }
 
-    fn request(&self, url: Url) -> reqwest::RequestBuilder {
-        let request = self.http.post(url);
+    fn request(&self, url: Url, client: Option<IpAddr>) -> reqwest::RequestBuilder {
+        let mut request = self.http.post(url);
+        if let Some(client) = client {
+            request = request.header("X-Forwarded-For", client.to_string());
+        }
         match &self.config.publishable_key {
             Some(key) => request.header("X-Spree-API-Key", key.expose()),
             None => request,

@@ -55,6 +55,9 @@ pub enum LoginError {
     BadResponse(String),
     #[error("{0}")]
     Backend(String),
+    /// The shop limits sign-ins and asked to wait this many seconds.
+    #[error("the shop has too many sign-ins at the moment; please try again in {0} seconds")]
+    BackendBusy(u64),
     /// The shop has no account for this user and the organization may not create one.
     #[error("your account is not known to the shop, and it cannot be created here; please ask the shop to set it up")]
     UnknownToShop,
@@ -81,6 +84,7 @@ impl LoginError {
             LoginError::Unreachable(_) => "idp_unreachable",
             LoginError::BadResponse(_) => "bad_response",
             LoginError::Backend(_) => "backend_refused",
+            LoginError::BackendBusy(_) => "backend_busy",
             LoginError::NotAMember { .. } => "not_a_member",
             LoginError::UnknownToShop => "unknown_user",
             LoginError::Misconfigured(_) => "misconfigured",
