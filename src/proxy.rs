@@ -110,6 +110,16 @@ impl ProxyHttp for SidecarProxy {
         if matched.kind == RouteKind::Public {
             return Ok(false);
         }
+        if matched.kind != RouteKind::Sidecar && is_cors_preflight(req) {
+            // Browsers send preflights without credentials: the backend answers them (no
+            // identity is forwarded), or the route refuses them.
+            if matched.preflight == crate::config::Preflight::Forward {
+                return Ok(false);
+            }
+            let refused = serde_json::json!({"error": "cors_preflight_refused"});
+            respond_reply(session, ctx, Reply::json(403, &refused)).await?;
+            return Ok(true);
+        }
         let now = chrono::Utc::now().timestamp();
         let is_post = req.method == http::Method::POST;
         let body = if matched.kind == RouteKind::Sidecar && is_post {
@@ -495,4 +505,13 @@ impl std::fmt::Display for OptionalIp {
             None => Ok(()),
         }
     }
+}
+
+/// RFC 9110 `OPTIONS` with the two headers that make it a CORS preflight (Fetch standard).
+fn is_cors_preflight(req: &RequestHeader) -> bool {
+    req.method == http::Method::OPTIONS
+        && req.headers.contains_key(header::ORIGIN)
+        && req
+            .headers
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }

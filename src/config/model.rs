@@ -503,6 +503,21 @@ pub struct Route {
     pub organization: Option<String>,
     /// Signed-in users (and bearer tokens) must match one of these; empty: anyone signed in.
     pub allow: Vec<ClaimRule>,
+    /// What a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
+    /// gets on this route.
+    pub preflight: Preflight,
+}
+
+/// `routes[].preflight`: browsers send CORS preflights without credentials, so a route
+/// that demands them would answer `401` and the real request would never be made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Preflight {
+    /// To the upstream, unauthenticated and without identity headers: the backend owns its
+    /// CORS policy.
+    #[default]
+    Forward,
+    /// `403` from the sidecar.
+    Deny,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

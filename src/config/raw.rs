@@ -221,6 +221,7 @@ pub struct RawRoute {
     pub auth: Option<String>,
     pub organization: Option<String>,
     pub allow: Option<Vec<RawRule>>,
+    pub preflight: Option<String>,
 }
 
 /// The keys a table at `path` may hold, for "did you mean" suggestions on unknown keys.

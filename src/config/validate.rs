@@ -1129,6 +1129,14 @@ impl Validator {
                     ),
                 );
             }
+            let preflight = match route.preflight.as_deref() {
+                None | Some("forward") => Preflight::Forward,
+                Some("deny") => Preflight::Deny,
+                Some(other) => {
+                    self.bad_enum(&format!("{path}.preflight"), other, &["forward", "deny"]);
+                    Preflight::Forward
+                }
+            };
             let host = route.host.map(|h| h.to_ascii_lowercase());
             let new = Route {
                 host,
@@ -1136,6 +1144,7 @@ impl Validator {
                 auth,
                 organization: route.organization,
                 allow,
+                preflight,
             };
             if let Some((j, earlier)) = routes.iter().find(|(_, earlier)| shadows(earlier, &new)) {
                 let what = if earlier.host == new.host && earlier.path_prefix == new.path_prefix {

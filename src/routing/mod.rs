@@ -57,6 +57,7 @@ pub struct Matched<'a> {
     pub allow: &'a [ClaimRule],
     /// The route's path prefix, for metrics; empty when no route matched.
     pub label: &'a str,
+    pub preflight: crate::config::Preflight,
 }
 
 impl Matched<'_> {
@@ -66,6 +67,7 @@ impl Matched<'_> {
             organization: None,
             allow: &[],
             label: "",
+            preflight: crate::config::Preflight::Forward,
         }
     }
 }
@@ -104,6 +106,7 @@ impl Router {
                 organization: r.organization.as_deref(),
                 allow: &r.allow,
                 label: &r.path_prefix,
+                preflight: r.preflight,
             })
             .unwrap_or(Matched::unrouted(RouteKind::Required))
     }
@@ -138,6 +141,7 @@ mod tests {
             auth,
             organization: org.map(str::to_owned),
             allow: Vec::new(),
+            preflight: Default::default(),
         }
     }
 

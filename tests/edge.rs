@@ -1,0 +1,232 @@
+//! At the edge (issue 19): CORS preflights from a storefront on another origin, with
+//! Debian's Chromium making the cross-origin requests.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use common::*;
+use serde_json::json;
+
+const CONFIG: &str = r#"
+[server]
+listen = "{listen}"
+upstream = "{upstream}"
+public_url = "{public_url}"
+
+[admin]
+listen = "{admin}"
+
+[oidc]
+remote = "supported"
+
+[session]
+keys = ["{session_key}"]
+secure = false
+
+[identity_providers.ad]
+type = "oidc"
+name = "Azure AD"
+issuer = "{issuer}"
+client_id = "shop"
+client_secret = "shop-secret"
+audiences = ["api://shop"]
+
+[organizations.Shoppers]
+external_name = "Shoppers"
+identity_providers = ["ad"]
+
+[[routes]]
+path_prefix = "/api/strict/"
+auth = "api"
+preflight = "deny"
+
+[[routes]]
+path_prefix = "/api/"
+auth = "api"
+
+[[routes]]
+path_prefix = "/"
+auth = "public"
+"#;
+
+/// Requests the CORS-aware backend saw: method, path, and the identity it was given.
+type Seen = Arc<Mutex<Vec<(String, String, Option<String>)>>>;
+
+/// A backend that owns its CORS policy, as a headless shop's API does: it allows the
+/// storefront's origin with credentials and answers preflights itself.
+fn cors_backend(storefront: String, seen: Seen) -> (SocketAddr, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (storefront, seen) = (storefront.clone(), seen.clone());
+        async move {
+            let subject = req
+                .headers()
+                .get("x-sso-subject")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            seen.lock().unwrap().push((
+                req.method().to_string(),
+                req.uri().path().to_owned(),
+                subject.clone(),
+            ));
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "access-control-allow-origin",
+                HeaderValue::from_str(&storefront).unwrap(),
+            );
+            headers.insert(
+                "access-control-allow-credentials",
+                HeaderValue::from_static("true"),
+            );
+            if req.method() == Method::OPTIONS {
+                headers.insert(
+                    "access-control-allow-methods",
+                    HeaderValue::from_static("PUT"),
+                );
+                headers.insert(
+                    "access-control-allow-headers",
+                    HeaderValue::from_static("authorization, content-type"),
+                );
+                return (StatusCode::NO_CONTENT, headers).into_response();
+            }
+            (headers, axum::Json(json!({"subject": subject}))).into_response()
+        }
+    });
+    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, runtime)
+}
+
+/// The storefront's page: a cross-origin `PUT` with a bearer token and credentials, which
+/// makes Chromium send a preflight first.
+fn storefront_page(
+    listener: std::net::TcpListener,
+    api_url: String,
+    token: String,
+) -> tokio::runtime::Runtime {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let listener = {
+        let _entered = runtime.enter();
+        tokio::net::TcpListener::from_std(listener).unwrap()
+    };
+    let page = format!(
+        r#"<!doctype html><html><body><pre id="out">waiting</pre><script>
+const urls = {urls};
+(async () => {{
+  const results = [];
+  for (const url of urls) {{
+    try {{
+      const r = await fetch(url, {{method: "PUT", credentials: "include",
+        headers: {{"Authorization": "Bearer {token}", "Content-Type": "application/json"}}, body: "{{}}"}});
+      results.push(url + " -> " + r.status + " " + await r.text());
+    }} catch (e) {{ results.push(url + " -> failed: " + e.message); }}
+  }}
+  document.getElementById("out").textContent = results.join("\n");
+  const done = document.createElement("div"); done.id = "done"; document.body.appendChild(done);
+}})();
+</script></body></html>"#,
+        urls = json!([
+            format!("{api_url}/api/orders"),
+            format!("{api_url}/api/strict/orders")
+        ]),
+    );
+    let app = axum::Router::new().fallback(move || {
+        let page = page.clone();
+        async move { Html(page).into_response() as Response }
+    });
+    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    runtime
+}
+
+#[test]
+fn cors_preflights_reach_the_backend_without_identity_or_are_denied() {
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    // Ports are known before the servers start: the storefront's origin goes into the
+    // backend's CORS policy, the sidecar's into the page.
+    let seen: Seen = Arc::default();
+    let storefront = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let page = storefront.local_addr().unwrap();
+    let storefront_origin = format!("http://{page}");
+    let (backend, _backend_rt) = cors_backend(storefront_origin.clone(), seen.clone());
+    let config = CONFIG.replace("{issuer}", &idp.issuer);
+    let sidecar = Sidecar::start_on(ports, &config, &format!("http://{backend}"), &[]);
+    sidecar.wait_idps_ready();
+    let token = idp.sign(
+        json!({"sub": "pwa-user", "aud": "api://shop", "exp": now() + 600}),
+        "valid",
+    );
+    let _page_rt = storefront_page(storefront, sidecar.url(""), token);
+
+    let output = Command::new("node")
+        .arg(repo_root().join("idp/browser-page.mjs"))
+        .arg(json!({"url": format!("http://{page}/")}).to_string())
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let text = result["text"].as_str().unwrap();
+    assert!(
+        text.contains("/api/orders -> 200 {\"subject\":\"pwa-user\"}"),
+        "the real request went through with the identity: {text}"
+    );
+    assert!(
+        text.contains("/api/strict/orders -> failed"),
+        "a denied preflight stops the request: {text}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.contains(&("OPTIONS".into(), "/api/orders".into(), None)),
+        "preflight forwarded without identity: {seen:?}"
+    );
+    assert!(seen.contains(&("PUT".into(), "/api/orders".into(), Some("pwa-user".into()))));
+    assert!(
+        seen.iter().all(|(_, path, _)| path != "/api/strict/orders"),
+        "neither the denied preflight nor its request reached the backend: {seen:?}"
+    );
+
+    // A forged preflight cannot smuggle identity: no token is checked, none is forwarded.
+    let forged = client()
+        .request(reqwest::Method::OPTIONS, sidecar.url("/api/orders"))
+        .header("Origin", &storefront_origin)
+        .header("Access-Control-Request-Method", "PUT")
+        .header("X-SSO-Subject", "admin")
+        .send()
+        .unwrap();
+    assert_eq!(forged.status(), 204);
+    let denied = client()
+        .request(reqwest::Method::OPTIONS, sidecar.url("/api/strict/orders"))
+        .header("Origin", &storefront_origin)
+        .header("Access-Control-Request-Method", "PUT")
+        .send()
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+    // A plain OPTIONS (not a preflight) still needs a token.
+    let plain = client()
+        .request(reqwest::Method::OPTIONS, sidecar.url("/api/orders"))
+        .send()
+        .unwrap();
+    assert_eq!(plain.status(), 401);
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
