@@ -95,7 +95,10 @@ pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
     if method != Method::GET && method != Method::HEAD {
         return false;
     }
-    if headers.contains_key("x-requested-with") || headers.contains_key(http::header::AUTHORIZATION)
+    // A WebSocket (or other) upgrade cannot follow a redirect to a login page.
+    if headers.contains_key("x-requested-with")
+        || headers.contains_key(http::header::AUTHORIZATION)
+        || headers.contains_key(http::header::UPGRADE)
     {
         return false;
     }

@@ -6,6 +6,7 @@ mod common;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -229,4 +230,156 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
+}
+
+const WS_CONFIG: &str = r#"
+[server]
+listen = "{listen}"
+upstream = "{upstream}"
+public_url = "{public_url}"
+
+[admin]
+listen = "{admin}"
+
+[oidc]
+remote = "supported"
+
+[session]
+keys = ["{session_key}"]
+secure = false
+max_age = "3s"
+
+[identity_providers.kc]
+type = "oidc"
+name = "Keycloak"
+issuer = "{issuer}"
+client_id = "shop"
+client_secret = "shop-secret"
+
+[organizations.Operations]
+external_name = "Operations"
+identity_providers = ["kc"]
+
+[[routes]]
+path_prefix = "/live/"
+auth = "required"
+
+[[routes]]
+path_prefix = "/"
+auth = "public"
+"#;
+
+/// A real WebSocket upstream (axum + tungstenite): it first tells who the sidecar said the
+/// user is, then echoes every message, and pushes one of its own after a pause.
+fn websocket_upstream() -> (SocketAddr, tokio::runtime::Runtime) {
+    use axum::extract::ws::{Message, WebSocketUpgrade};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/live/ws",
+        axum::routing::get(|ws: WebSocketUpgrade, headers: HeaderMap| async move {
+            let subject = headers
+                .get("x-sso-subject")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("nobody")
+                .to_owned();
+            ws.on_upgrade(move |mut socket| async move {
+                let _ = socket
+                    .send(Message::Text(format!("hello {subject}").into()))
+                    .await;
+                while let Some(Ok(message)) = socket.recv().await {
+                    if let Message::Text(text) = message {
+                        let reply = format!("echo: {}", text.as_str());
+                        if socket.send(Message::Text(reply.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            })
+        }),
+    );
+    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, runtime)
+}
+
+/// A WebSocket client handshake to the sidecar with `cookie`.
+fn open_socket(
+    sidecar: &Sidecar,
+    cookie: Option<&str>,
+) -> Result<
+    tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+    tungstenite::Error,
+> {
+    use tungstenite::client::IntoClientRequest;
+    let url = sidecar.url("/live/ws").replace("http://", "ws://");
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Accept", HeaderValue::from_static("text/html"));
+    if let Some(cookie) = cookie {
+        request.headers_mut().insert(
+            "Cookie",
+            HeaderValue::from_str(&format!("_sso_session={cookie}")).unwrap(),
+        );
+    }
+    tungstenite::connect(request).map(|(socket, _)| socket)
+}
+
+#[test]
+fn websockets_on_required_routes_carry_identity_or_get_401() {
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let (upstream, _upstream_rt) = websocket_upstream();
+    let config = WS_CONFIG.replace("{issuer}", &idp.issuer);
+    let sidecar = Sidecar::start_on(ports, &config, &format!("http://{upstream}"), &[]);
+    sidecar.wait_idps_ready();
+
+    // Without a session: 401, never a redirect (even asking for HTML).
+    match open_socket(&sidecar, None) {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("expected 401, got {:?}", other.map(|_| "a socket")),
+    }
+
+    let browser = Browser::new();
+    let to_idp = browser.get(&format!(
+        "{}?org=Operations&rd=%2Flive%2F",
+        sidecar.url("/oauth2/start")
+    ));
+    let callback = browser.sign_in_at_idp(to_idp, "agent", &sidecar.url("/"));
+    assert_eq!(browser.get(&callback).status, 302);
+    let cookie = browser.cookie(&sidecar.url("/"), "_sso_session").unwrap();
+
+    let mut socket = open_socket(&sidecar, Some(&cookie)).expect("upgrade with a session");
+    let read_text = |socket: &mut tungstenite::WebSocket<_>| loop {
+        match socket.read().unwrap() {
+            tungstenite::Message::Text(text) => return text.to_string(),
+            _ => continue,
+        }
+    };
+    assert_eq!(
+        read_text(&mut socket),
+        "hello agent",
+        "identity checked at the upgrade"
+    );
+    socket
+        .send(tungstenite::Message::Text("ping 1".into()))
+        .unwrap();
+    assert_eq!(read_text(&mut socket), "echo: ping 1");
+
+    // The session runs out (max_age 3 s) while the socket is open: the socket stays, as
+    // the identity was checked once, at the upgrade.
+    std::thread::sleep(Duration::from_millis(3500));
+    socket
+        .send(tungstenite::Message::Text("ping 2".into()))
+        .unwrap();
+    assert_eq!(read_text(&mut socket), "echo: ping 2");
+    // A new socket with the ended session is refused.
+    match open_socket(&sidecar, Some(&cookie)) {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("expected 401, got {:?}", other.map(|_| "a socket")),
+    }
+    let _ = socket.close(None);
 }
