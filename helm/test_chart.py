@@ -9,7 +9,9 @@ run `sso-sidecar check` on it.
 Usage: test_chart.py OUT_DIR   (run by tests/helm.rs; `make check` runs `lint` only)
        test_chart.py --lint
 """
+import json
 import os
+import re
 import sys
 
 import helm_python as helm
@@ -57,6 +59,13 @@ def render(path):
 def validate(objects):
     problems = []
     for (kind, name), obj in objects.items():
+        if kind == "PrometheusRule":
+            # A CRD as well: every rule needs a name, an expression and a severity.
+            for group in obj["spec"]["groups"]:
+                for rule in group["rules"]:
+                    if not (rule.get("alert") and rule.get("expr") and rule.get("labels", {}).get("severity")):
+                        problems.append(f"PrometheusRule {name}: incomplete rule {rule}")
+            continue
         if kind == "ServiceMonitor":
             # A CRD: not in the Kubernetes schemas; check the fields Prometheus needs.
             endpoint = obj["spec"]["endpoints"][0]
@@ -108,9 +117,31 @@ def check_promises(set_name, objects):
         expect(("HorizontalPodAutoscaler", "shop-sso-sso-sidecar") in objects, "HPA", p)
         expect(("ServiceMonitor", "shop-sso-sso-sidecar") in objects, "ServiceMonitor", p)
         expect("replicas" not in deployment["spec"], "the HPA owns the replica count", p)
+        rules = objects.get(("PrometheusRule", "shop-sso-sso-sidecar"))
+        expect(rules is not None, "PrometheusRule", p)
+        alerts = {r["alert"] for g in (rules or {"spec": {"groups": []}})["spec"]["groups"] for r in g["rules"]}
+        for wanted in ["SsoSidecarIdpDiscoveryFailing", "SsoSidecarRefreshErrorsRising", "SsoSidecarClientSecretExpiring",
+                       "SsoSidecarUpstream5xx", "SsoSidecarStoreErrors"]:
+            expect(wanted in alerts, f"alert {wanted}", p)
+        dashboard = objects.get(("ConfigMap", "shop-sso-sso-sidecar-dashboard"))
+        expect(dashboard is not None and dashboard["metadata"]["labels"].get("grafana_dashboard") == "1", "Grafana dashboard", p)
+        if dashboard is not None:
+            panels = json.loads(dashboard["data"]["sso-sidecar.json"])["panels"]
+            titles = " ".join(panel["title"] for panel in panels)
+            for wanted in ["Logins completed", "refreshes", "Sessions rejected", "Upstream latency", "CPU", "Memory"]:
+                expect(wanted in titles, f"dashboard panel {wanted}", p)
     if set_name == "default":
         expect(("PodDisruptionBudget", "shop-sso-sso-sidecar") in objects, "PDB", p)
+        expect(("PrometheusRule", "shop-sso-sso-sidecar") not in objects, "no alert rules unless asked", p)
     return [f"{set_name}: {m}" for m in p], config
+
+
+def metrics_used(objects):
+    """The sso-sidecar metric families the alert rules and the dashboard query."""
+    text = json.dumps([o for (k, _), o in objects.items() if k in ("PrometheusRule", "ConfigMap")])
+    names = set(re.findall(r"sso_sidecar_[a-z_]+", text))
+    # Histograms are queried by their series, not their family name.
+    return sorted({re.sub(r"_(bucket|sum|count)$", "", n) if n.endswith(("_bucket", "_sum", "_count")) else n for n in names})
 
 
 def main():
@@ -130,6 +161,8 @@ def main():
         problems += promise_problems
         with open(os.path.join(out_dir, f"{set_name}.toml"), "w") as f:
             f.write(config)
+        with open(os.path.join(out_dir, f"{set_name}.metrics"), "w") as f:
+            f.write("\n".join(metrics_used(objects)))
         print(f"{set_name}: {len(objects)} objects: {', '.join(sorted(k for k, _ in objects))}")
     for problem in problems:
         print(f"PROBLEM {problem}")

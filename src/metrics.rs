@@ -40,10 +40,36 @@ impl UpstreamFailure {
     }
 }
 
+/// The registry while metrics are being registered, noting each family's name: Prometheus
+/// only lists families once they have a series, and the chart's alert rules and dashboard
+/// are checked against all of them.
+struct Families {
+    registry: Registry,
+    names: std::cell::RefCell<Vec<String>>,
+}
+
+impl Families {
+    fn register(&self, collector: Box<dyn prometheus::core::Collector>) -> prometheus::Result<()> {
+        // The registry adds its namespace when it gathers; the descriptors lack it.
+        let names = collector
+            .desc()
+            .iter()
+            .map(|d| format!("{NAMESPACE}_{}", d.fq_name))
+            .collect::<Vec<_>>();
+        self.registry.register(collector)?;
+        self.names.borrow_mut().extend(names);
+        Ok(())
+    }
+}
+
+const NAMESPACE: &str = "sso_sidecar";
+
 const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
 
 pub struct Metrics {
     registry: Registry,
+    /// Every metric family's full name (`sso_sidecar_…`), whether it has series yet or not.
+    families: Vec<String>,
     /// `[route kind][status class]`
     requests: Vec<[IntCounter; 6]>,
     upstream_latency: Vec<Histogram>,
@@ -74,7 +100,7 @@ pub struct Metrics {
     store_errors: IntCounterVec,
 }
 
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+fn counter_vec(registry: &Families, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric");
     registry
         .register(Box::new(metric.clone()))
@@ -83,7 +109,7 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
 }
 
 fn histogram_vec(
-    registry: &Registry,
+    registry: &Families,
     name: &str,
     help: &str,
     buckets: Vec<f64>,
@@ -97,7 +123,7 @@ fn histogram_vec(
     metric
 }
 
-fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+fn gauge_vec(registry: &Families, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric");
     registry
         .register(Box::new(metric.clone()))
@@ -111,8 +137,11 @@ const LATENCY_BUCKETS: [f64; 15] = [
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("sso_sidecar".to_owned()), None)
-            .expect("static namespace is valid");
+        let registry = Families {
+            registry: Registry::new_custom(Some(NAMESPACE.to_owned()), None)
+                .expect("static namespace is valid"),
+            names: std::cell::RefCell::new(Vec::new()),
+        };
         let requests_vec = counter_vec(
             &registry,
             "http_requests_total",
@@ -296,7 +325,8 @@ impl Metrics {
         let upstream_failures =
             UpstreamFailure::ALL.map(|f| failures_vec.with_label_values(&[f.as_str()]));
         Metrics {
-            registry,
+            families: registry.names.into_inner(),
+            registry: registry.registry,
             requests,
             upstream_latency,
             upstream_failures,
@@ -423,6 +453,11 @@ impl Metrics {
         self.upstream_failures[failure as usize].inc();
     }
 
+    /// The full name of every metric family this process exports.
+    pub fn family_names(&self) -> &[String] {
+        &self.families
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         // The counts live in pingora-core (it refuses before any of our code runs).
@@ -457,6 +492,20 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn family_names_include_families_without_series() {
+        let metrics = Metrics::new();
+        let names = metrics.family_names();
+        assert!(
+            names.iter().any(|n| n == "sso_sidecar_store_errors_total"),
+            "{names:?}"
+        );
+        assert!(names
+            .iter()
+            .any(|n| n == "sso_sidecar_upstream_duration_seconds"));
+        assert!(!metrics.render().contains("sso_sidecar_store_errors_total"));
+    }
 
     #[test]
     fn counters_move_and_render() {

@@ -1,7 +1,8 @@
 //! The Helm chart, rendered by Helm's own Go SDK (PyPI `helm-python-sdk`, installed into
 //! `.venv` by `make test`) with the default, sidecar-mode and Redis values: every object
 //! validated against the Kubernetes schemas, the chart's promises checked
-//! (`helm/test_chart.py`), and each rendered config accepted by `sso-sidecar check`.
+//! (`helm/test_chart.py`), each rendered config accepted by `sso-sidecar check`, and every
+//! metric the alert rules and the Grafana dashboard query exported by the sidecar.
 
 mod common;
 
@@ -43,4 +44,17 @@ fn chart_renders_valid_kubernetes_objects_and_configs_the_sidecar_accepts() {
     }
     let redis = std::fs::read_to_string(out.path().join("redis.toml")).unwrap();
     assert!(redis.contains("kind = \"redis\""));
+
+    // Every sso-sidecar metric the alert rules and the dashboard query is one it exports.
+    let exported = sso_sidecar::metrics::Metrics::new();
+    let exported = exported.family_names();
+    let used = std::fs::read_to_string(out.path().join("redis.metrics")).unwrap();
+    let used: Vec<&str> = used.lines().filter(|l| !l.is_empty()).collect();
+    assert!(used.len() >= 8, "{used:?}");
+    for name in used {
+        assert!(
+            exported.iter().any(|e| e == name),
+            "{name} is queried by the chart but not exported (exported: {exported:?})"
+        );
+    }
 }
