@@ -324,6 +324,10 @@ mod tests {
         assert!(!is_navigation(&Method::GET, &xhr));
         let bearer = headers(&[("accept", "text/html"), ("authorization", "Bearer x")]);
         assert!(!is_navigation(&Method::GET, &bearer));
+        // Issue 19: a WebSocket upgrade asking for HTML was redirected to the login page,
+        // which a socket cannot follow; it gets 401.
+        let upgrade = headers(&[("accept", "text/html"), ("upgrade", "websocket")]);
+        assert!(!is_navigation(&Method::GET, &upgrade));
     }
 
     #[test]

@@ -383,3 +383,143 @@ fn websockets_on_required_routes_carry_identity_or_get_401() {
     }
     let _ = socket.close(None);
 }
+
+const FORM_CONFIG: &str = r#"
+[server]
+listen = "{listen}"
+upstream = "{upstream}"
+public_url = "{public_url}"
+
+[admin]
+listen = "{admin}"
+
+[oidc]
+remote = "supported"
+
+[session]
+keys = ["{session_key}"]
+secure = false
+
+[identity_providers.kc]
+type = "oidc"
+name = "Keycloak"
+issuer = "{issuer}"
+client_id = "shop"
+client_secret = "shop-secret"
+
+[organizations.Operations]
+external_name = "Operations"
+identity_providers = ["kc"]
+
+[[routes]]
+path_prefix = "/backoffice/"
+auth = "required"
+
+[[routes]]
+path_prefix = "/"
+auth = "public"
+"#;
+
+/// Forms the back office saved: (subject, fields).
+type Saved = Arc<Mutex<Vec<(Option<String>, Vec<(String, String)>)>>>;
+
+/// A back office: a public page with a product form, and the protected place it posts to.
+fn back_office(saved: Saved) -> (SocketAddr, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let form = r#"<!doctype html><html><body>
+<form method="post" action="/backoffice/products/42?tab=text">
+<textarea name="description"></textarea><input name="note"><button type="submit">Save</button>
+</form></body></html>"#;
+    let app = axum::Router::new()
+        .route(
+            "/form",
+            axum::routing::get(move || async move { Html(form) }),
+        )
+        .route(
+            "/backoffice/products/42",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let saved = saved.clone();
+                async move {
+                    let subject = headers
+                        .get("x-sso-subject")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let fields: Vec<(String, String)> = form_urlencoded::parse(&body)
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect();
+                    saved.lock().unwrap().push((subject.clone(), fields));
+                    Html(format!(
+                        "<!doctype html><p>saved for {}</p><div id=\"done\"></div>",
+                        subject.unwrap_or_default()
+                    ))
+                }
+            }),
+        );
+    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, runtime)
+}
+
+/// Issue 19: a back-office user whose session ran out while filling in a form used to
+/// lose it at the sign-in. Now the form is kept and posted again after the sign-in.
+#[test]
+fn a_form_sent_without_a_session_survives_the_sign_in() {
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let saved: Saved = Arc::default();
+    let (backend, _backend_rt) = back_office(saved.clone());
+    let config = FORM_CONFIG.replace("{issuer}", &idp.issuer);
+    let sidecar = Sidecar::start_on(ports, &config, &format!("http://{backend}"), &[]);
+    sidecar.wait_idps_ready();
+
+    let description = "Größe: 10 < 20 & \"robust\"\nzweite Zeile";
+    let job = json!({
+        "url": sidecar.url("/form"),
+        "fields": {"description": description, "note": "urgent"},
+        "org": "Operations",
+        "user": "editor",
+    });
+    let output = Command::new("node")
+        .arg(repo_root().join("idp/browser-form.mjs"))
+        .arg(job.to_string())
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "browser run failed:\n{stdout}\n{}\nsidecar log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        sidecar.log()
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        result["url"],
+        sidecar.url("/backoffice/products/42?tab=text")
+    );
+    assert!(result["text"]
+        .as_str()
+        .unwrap()
+        .contains("saved for editor"));
+    let saved = saved.lock().unwrap().clone();
+    assert_eq!(saved.len(), 1, "posted once, after the sign-in: {saved:?}");
+    assert_eq!(saved[0].0.as_deref(), Some("editor"));
+    assert_eq!(
+        saved[0].1,
+        vec![
+            ("description".to_owned(), description.replace('\n', "\r\n")),
+            ("note".to_owned(), "urgent".to_owned())
+        ]
+    );
+
+    // Other bodies are not kept: JSON without a session gets 401, no redirect.
+    let json_post = client()
+        .post(sidecar.url("/backoffice/products/42"))
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(json_post.status(), 401);
+}

@@ -62,6 +62,9 @@ pub struct Request<'a> {
 
 /// What happens to a request on a protected route.
 pub enum Gate {
+    /// A form posted without a valid session: the proxy reads its body and hands it to
+    /// [`AuthService::keep_form`], which sends the browser to sign in and keeps the form.
+    KeepForm { login: String },
     /// Signed in: forward with this identity; `set_cookies` go on the response.
     Forward {
         session: Box<Session>,
@@ -210,6 +213,11 @@ impl AuthService {
                     };
                     return Gate::Anonymous {
                         set_cookies: cleared,
+                    };
+                }
+                if kind == RouteKind::Required && self.may_keep_form(req) {
+                    return Gate::KeepForm {
+                        login: self.login_url(req.path_and_query, pinned_org),
                     };
                 }
                 let error = (rejection != Rejection::Missing).then_some("invalid_token");
@@ -378,6 +386,54 @@ impl AuthService {
                 .with_cookies(set_cookies);
         }
         Reply::unauthorized(error).with_cookies(set_cookies)
+    }
+
+    /// A form `POST` small enough to keep across a sign-in (`session.preserve_post_max`).
+    fn may_keep_form(&self, req: &Request<'_>) -> bool {
+        let max = self.config.session.preserve_post_max;
+        let is_form = req
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| {
+                t.split(';').next().is_some_and(|m| {
+                    m.trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                })
+            });
+        let length = req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        max > 0 && *req.method == Method::POST && is_form && length.is_some_and(|n| n <= max)
+    }
+
+    /// Keeps a form posted without a valid session and sends the browser to sign in; the
+    /// callback posts it again. A form too large for its cookie gets the usual answer.
+    pub fn keep_form(&self, req: &Request<'_>, body: Vec<u8>, login: &str, now: i64) -> Reply {
+        let form = crate::session::form::KeptForm {
+            path_and_query: req.path_and_query.to_owned(),
+            body,
+            created_at: now,
+        };
+        match self.cookies.keep_form(req.headers, &form) {
+            Some(cookies) => {
+                let mut reply = Reply::redirect(login).with_cookies(cookies);
+                // 303: the browser follows with a GET, whatever the form's method.
+                reply.status = 303;
+                reply
+            }
+            None => Reply::html(
+                401,
+                pages::message(
+                    "Your session has expired",
+                    "Please sign in again and send the form once more; it was too large to keep.",
+                    Some((login, "Sign in again")),
+                    req.request_id,
+                ),
+            ),
+        }
     }
 
     fn login_url(&self, return_to: &str, org: Option<&str>) -> String {
@@ -590,6 +646,21 @@ impl AuthService {
                     "login completed"
                 );
                 let return_to = login.as_ref().map_or("/", |l| l.return_to.as_str());
+                // A form kept for this sign-in is posted again, to where it was posted.
+                if let Some(form) = self
+                    .cookies
+                    .kept_form(req.headers, now)
+                    .filter(|f| f.path_and_query == return_to)
+                {
+                    cookies.extend(self.cookies.clear_form(req.headers));
+                    let mut reply = Reply::html(200, form.resubmit_page()).with_cookies(cookies);
+                    for (name, value) in reply.headers.iter_mut() {
+                        if *name == "content-security-policy" {
+                            *value = crate::session::form::resubmit_policy();
+                        }
+                    }
+                    return reply;
+                }
                 Reply::redirect(return_to).with_cookies(cookies)
             }
             Err(error) => {

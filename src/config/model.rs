@@ -112,6 +112,8 @@ pub struct SessionConfig {
     pub secure: bool,
     pub same_site: SameSite,
     pub domain: Option<String>,
+    /// Form `POST`s up to this size on `required` routes survive a sign-in (0: off).
+    pub preserve_post_max: usize,
 }
 
 /// `[store]`: `memory` keeps everything in this process; `redis` shares refresh results,

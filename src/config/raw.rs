@@ -85,6 +85,7 @@ pub struct RawSession {
     pub secure: Option<bool>,
     pub same_site: Option<String>,
     pub domain: Option<String>,
+    pub preserve_post_max: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

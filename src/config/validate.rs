@@ -497,6 +497,17 @@ impl Validator {
             secure,
             same_site,
             domain: raw.domain,
+            preserve_post_max: match raw.preserve_post_max {
+                None => 64 * 1024,
+                Some(n) if (0..=1024 * 1024).contains(&n) => n as usize,
+                Some(_) => {
+                    self.problem(
+                        "session.preserve_post_max",
+                        "must be between 0 (off) and 1048576 bytes",
+                    );
+                    0
+                }
+            },
         }
     }
 

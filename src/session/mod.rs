@@ -3,6 +3,7 @@
 
 pub mod claims;
 mod codec;
+pub mod form;
 pub mod jar;
 mod model;
 mod pending;
@@ -91,6 +92,8 @@ pub struct SessionCookies {
     pub state_name: String,
     /// Remembers the last organization typed on the login page.
     pub org_name: String,
+    /// A form kept across a sign-in (`session.preserve_post_max`).
+    pub form_name: String,
     pub attributes: CookieAttributes,
     state_attributes: CookieAttributes,
     max_age: Duration,
@@ -101,6 +104,10 @@ pub struct SessionCookies {
     /// and revocations are still checked on every request.
     opened: moka::sync::Cache<[u8; 32], std::sync::Arc<Session>>,
 }
+
+/// A kept form's cookies, at most: they travel back on the callback request, whose head
+/// must stay well inside `limits.max_header_bytes`.
+const MAX_FORM_COOKIE_BYTES: usize = 16 * 1024;
 
 /// Bytes of opened sessions kept (their approximate size), at most.
 const OPENED_BYTES: u64 = 4 * 1024 * 1024;
@@ -128,6 +135,7 @@ impl SessionCookies {
             session_name: session.cookie_name.clone(),
             state_name: config.oidc.state_cookie_name.clone(),
             org_name: format!("{}_org", session.cookie_name),
+            form_name: format!("{}_form", session.cookie_name),
             attributes,
             state_attributes,
             max_age: session.max_age,
@@ -250,6 +258,32 @@ impl SessionCookies {
         let ttl = Duration::from_secs(pending::PENDING_TTL_SECS as u64);
         self.state_attributes
             .set(&self.state_name, &sealed, Some(ttl))
+    }
+
+    /// `Set-Cookie` values keeping `form` for the sign-in's callback (only the sidecar's
+    /// endpoints receive them); `None` when it does not fit in [`MAX_FORM_COOKIE_BYTES`].
+    pub fn keep_form(&self, headers: &HeaderMap, form: &form::KeptForm) -> Option<Vec<String>> {
+        let sealed = self.sealer.seal(&self.form_name, &form.to_bytes());
+        if sealed.len() > MAX_FORM_COOKIE_BYTES {
+            return None;
+        }
+        let ttl = Duration::from_secs(form::KEPT_FORM_TTL_SECS as u64);
+        Some(
+            self.state_attributes
+                .set_chunked(headers, &self.form_name, &sealed, Some(ttl)),
+        )
+    }
+
+    /// The kept form, if the browser has one that has not expired.
+    pub fn kept_form(&self, headers: &HeaderMap, now: i64) -> Option<form::KeptForm> {
+        let sealed = jar::read_chunked(headers, &self.form_name)?;
+        let bytes = self.sealer.open(&self.form_name, &sealed)?;
+        form::KeptForm::from_bytes(&bytes).filter(|f| now - f.created_at < form::KEPT_FORM_TTL_SECS)
+    }
+
+    pub fn clear_form(&self, headers: &HeaderMap) -> Vec<String> {
+        self.state_attributes
+            .clear_chunked(headers, &self.form_name)
     }
 
     pub fn remembered_organization<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {

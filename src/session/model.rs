@@ -124,8 +124,16 @@ thread_local! {
         std::cell::RefCell::new(flate2::Decompress::new(false));
 }
 
+/// `data` raw-deflated (fast level).
+pub(crate) fn deflate(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = encoder.write_all(data);
+    encoder.finish().unwrap_or_default()
+}
+
 /// Raw-deflated `data`, inflated to at most [`MAX_PLAIN`] bytes.
-fn inflate(data: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn inflate(data: &[u8]) -> Option<Vec<u8>> {
     const LIMIT: usize = MAX_PLAIN as usize;
     INFLATER.with(|cell| {
         let mut inflater = cell.borrow_mut();

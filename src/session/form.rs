@@ -1,0 +1,92 @@
+//! A form whose session ran out while it was being filled in: its `POST` is kept (sealed in
+//! a cookie only the sidecar's endpoints receive) across the sign-in and submitted again
+//! afterwards by an auto-submitting page, as mod_auth_openidc's `OIDCPreservePost` does.
+
+use serde::{Deserialize, Serialize};
+
+/// How long a kept form waits for the sign-in to finish.
+pub const KEPT_FORM_TTL_SECS: i64 = 600;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptForm {
+    /// Where it was posted: the sign-in returns there.
+    pub path_and_query: String,
+    /// The `application/x-www-form-urlencoded` body.
+    pub body: Vec<u8>,
+    pub created_at: i64,
+}
+
+impl KeptForm {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        super::model::deflate(&postcard::to_stdvec(self).unwrap_or_default())
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        postcard::from_bytes(&super::model::inflate(bytes)?).ok()
+    }
+
+    /// The page that posts the form again, at once, to where it was posted.
+    pub fn resubmit_page(&self) -> String {
+        use crate::pages::escape;
+        let fields: String = form_urlencoded::parse(&self.body)
+            .map(|(name, value)| {
+                format!(
+                    "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                    escape(&name),
+                    escape(&value)
+                )
+            })
+            .collect();
+        crate::pages::page(
+            "Sending your form",
+            &format!(
+                "<h1>Sending your form</h1><p>You are signed in again; your form is being sent.</p>\
+<form method=\"post\" action=\"{action}\">{fields}<button type=\"submit\">Send the form</button></form>\
+<script>{RESUBMIT_SCRIPT}</script>",
+                action = escape(&self.path_and_query),
+            ),
+        )
+    }
+}
+
+/// The only script of the page; allowed by its hash in the page's CSP.
+pub const RESUBMIT_SCRIPT: &str = "document.forms[0].submit();";
+
+/// The page's `Content-Security-Policy`: the sidecar's usual one, plus exactly that script
+/// and form submission to the shop's own origin.
+pub fn resubmit_policy() -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hash =
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(RESUBMIT_SCRIPT));
+    format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_forms_round_trip_and_resubmit_escaped() {
+        let form = KeptForm {
+            path_and_query: "/INTERSHOP/web/WFS/x?a=1&b=\"2".into(),
+            body: b"description=%3Cscript%3Ealert(1)%3C%2Fscript%3E&note=caf%C3%A9+au+lait"
+                .to_vec(),
+            created_at: 5,
+        };
+        assert_eq!(KeptForm::from_bytes(&form.to_bytes()).unwrap(), form);
+        let page = form.resubmit_page();
+        assert!(
+            page.contains("name=\"description\" value=\"&lt;script&gt;alert(1)&lt;/script&gt;\""),
+            "{page}"
+        );
+        assert!(page.contains("value=\"café au lait\""));
+        assert!(
+            page.contains("action=\"/INTERSHOP/web/WFS/x?a=1&amp;b=&quot;2\""),
+            "{page}"
+        );
+        assert!(resubmit_policy().contains("script-src 'sha256-"));
+    }
+}
