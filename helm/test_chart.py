@@ -109,6 +109,9 @@ def check_promises(set_name, objects):
         expect('upstream = "http://127.0.0.1:9000"' in config, "upstream is the shop in the pod", p)
         expect(proxy["envFrom"][0]["secretRef"]["name"] == "shop-sso-secrets", "existing secret used", p)
         expect(("Secret", "shop-sso-sso-sidecar") not in objects, "no secret created for an existing one", p)
+        expect('tls = { cert = "file:/etc/sso-sidecar-tls/tls.crt"' in config, "TLS in the config", p)
+        expect(any(v["name"] == "tls" and v["secret"]["secretName"] == "shop-tls" for v in spec["volumes"]), "TLS secret mounted", p)
+        expect(proxy["readinessProbe"]["httpGet"].get("scheme", "HTTP") == "HTTP", "probes stay on the plain admin port", p)
     if set_name == "redis":
         expect('[store]\nkind = "redis"' in config and "server_side_sessions = true" in config, "Redis store", p)
         secret = objects[("Secret", "shop-sso-sso-sidecar")]

@@ -23,4 +23,5 @@ pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod tls;
 pub mod upstream;

@@ -89,6 +89,7 @@ pub struct Metrics {
     /// Request heads refused while being read (by the patched pingora-core), by reason.
     requests_refused: IntCounterVec,
     client_connections_open: prometheus::IntGauge,
+    tls_certificate_expires_at: prometheus::IntGauge,
     requests_denied: IntCounterVec,
     key_refetches: IntCounterVec,
     refreshes: IntCounterVec,
@@ -241,6 +242,13 @@ impl Metrics {
             "Requests and connections refused before routing: request heads too large (431), with too many headers (431) or too slow (408); connections over limits.max_connections(_per_client), closed at accept",
             &["reason"],
         );
+        let tls_certificate_expires_at = gauge_vec(
+            &registry,
+            "tls_certificate_expires_at_seconds",
+            "When the certificate of server.tls expires (Unix time)",
+            &[],
+        )
+        .with_label_values(&[] as &[&str]);
         let client_connections_open = gauge_vec(
             &registry,
             "client_connections_open",
@@ -344,6 +352,7 @@ impl Metrics {
             introspections_late,
             requests_refused,
             client_connections_open,
+            tls_certificate_expires_at,
             requests_denied,
             key_refetches,
             refreshes,
@@ -419,6 +428,10 @@ impl Metrics {
 
     pub fn request_denied(&self, route: &str) {
         self.requests_denied.with_label_values(&[route]).inc();
+    }
+
+    pub fn set_tls_certificate_expiry(&self, at: i64) {
+        self.tls_certificate_expires_at.set(at);
     }
 
     pub fn count_late_introspection(&self, answer: &str) {

@@ -235,6 +235,9 @@ impl ProxyHttp for SidecarProxy {
         peer.options.read_timeout = Some(server.read_timeout);
         peer.options.write_timeout = Some(server.write_timeout);
         peer.options.idle_timeout = Some(server.idle_timeout);
+        if let Some(ca) = &rt.upstream_ca {
+            peer.options.ca = Some(ca.clone());
+        }
         Ok(Box::new(peer))
     }
 
@@ -268,7 +271,12 @@ impl ProxyHttp for SidecarProxy {
             let fwd = forwarding::forwarded(
                 &upstream_request.headers,
                 peer,
-                "http",
+                // What the client used to reach us: https when we terminate TLS.
+                if rt.config.server.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                },
                 &rt.config.server.trusted_proxies,
             );
             upstream_request.insert_header("x-forwarded-for", fwd.for_chain)?;

@@ -33,6 +33,8 @@ pub struct Runtime {
     pub assertion: Option<(HeaderName, Arc<AssertionSigner>)>,
     pub auth: AuthService,
     pub metrics: Arc<Metrics>,
+    /// `server.upstream_ca` as pingora's upstream TLS wants it, built once.
+    pub upstream_ca: Option<Arc<pingora::protocols::tls::CaType>>,
 }
 
 impl Runtime {
@@ -75,7 +77,21 @@ impl Runtime {
             Some((name, Arc::new(signer)))
         });
         let registry = Arc::new(Registry::new(&config, metrics.clone()));
+        let upstream_ca = config.server.upstream_ca.as_ref().map(|certs| {
+            let wrapped: Vec<_> = certs
+                .iter()
+                .map(|der| {
+                    // Validation parsed each one, so this parse (which panics) succeeds.
+                    pingora::utils::tls::WrappedX509::new(
+                        der.clone(),
+                        pingora::utils::tls::parse_x509,
+                    )
+                })
+                .collect();
+            Arc::<pingora::protocols::tls::CaType>::from(wrapped)
+        });
         Runtime {
+            upstream_ca,
             router: Router::new(config.routes.clone(), &config.oidc.path_prefix),
             upstream: UpstreamTarget::new(config.server.upstream.clone()),
             sidecar_cookies: SidecarCookies::new(

@@ -35,8 +35,24 @@ fn chart_renders_valid_kubernetes_objects_and_configs_the_sidecar_accepts() {
         ("OIDC_KEYCLOAK_SECRET", "keycloak-secret"),
         ("SSO_REDIS_URL", "redis://:pw@redis-master:6379/0"),
     ];
+    // The sidecar values turn on TLS with a mounted Secret: a certificate stands in for it.
+    let tls_dir = out.path().join("tls");
+    std::fs::create_dir_all(&tls_dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["shop.example".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(tls_dir.join("tls.crt"), cert.pem()).unwrap();
+    std::fs::write(tls_dir.join("tls.key"), key.serialize_pem()).unwrap();
     for values in ["default", "sidecar", "redis"] {
         let config = out.path().join(format!("{values}.toml"));
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(
+            &config,
+            text.replace("/etc/sso-sidecar-tls/", &format!("{}/", tls_dir.display())),
+        )
+        .unwrap();
         let path = config.to_str().unwrap();
         let (code, stdout, stderr) = run_cli(&["check", "-c", path], &secrets, out.path());
         assert_eq!(code, 0, "{values}: {stdout}{stderr}");

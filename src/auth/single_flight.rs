@@ -58,6 +58,8 @@ pub struct Lasting {
     pub revocations: Arc<Revocations>,
     pub store: Arc<Store>,
     pub refreshes: Arc<RefreshResults>,
+    /// The TLS listener's certificate, swapped by a reload (`server.tls`).
+    pub tls: Option<Arc<crate::tls::CertificateResolver>>,
 }
 
 /// The cross-replica part: a lock and a sealed result per token set in the store.

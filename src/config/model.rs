@@ -59,6 +59,11 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Idle keep-alive client connections are closed after this.
     pub client_idle_timeout: Duration,
+    /// `server.tls`: TLS termination with this certificate (HTTP/2 offered by ALPN).
+    pub tls: Option<crate::tls::ServerCertificate>,
+    /// `server.upstream_ca`: DER certificates an `https://` upstream's chain may end at,
+    /// instead of the system's roots (a private CA).
+    pub upstream_ca: Option<Vec<Vec<u8>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

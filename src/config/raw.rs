@@ -56,6 +56,14 @@ pub struct RawServer {
     pub idle_timeout: Option<toml::Value>,
     pub header_timeout: Option<toml::Value>,
     pub client_idle_timeout: Option<toml::Value>,
+    pub tls: Option<RawTls>,
+    pub upstream_ca: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTls {
+    pub cert: Option<String>,
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -243,6 +251,7 @@ pub fn known_keys(path: &[String]) -> &'static [&'static str] {
             "store" => fields::<RawStore>(),
             _ => &[],
         },
+        [section, sub] if section == "server" && sub == "tls" => fields::<RawTls>(),
         [section, sub] if section == "commercetools" && sub == "api" => {
             fields::<RawCommercetoolsApi>()
         }

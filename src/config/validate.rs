@@ -296,6 +296,73 @@ impl Validator {
                 raw.client_idle_timeout,
                 secs(60),
             ),
+            tls: raw.tls.and_then(|tls| self.server_tls(tls)),
+            upstream_ca: raw
+                .upstream_ca
+                .and_then(|reference| self.upstream_ca(&reference)),
+        }
+    }
+
+    /// `server.upstream_ca`: PEM certificates, each a valid X.509 certificate.
+    fn upstream_ca(&mut self, reference: &str) -> Option<Vec<Vec<u8>>> {
+        use rustls::pki_types::pem::PemObject;
+        let pem = self.secret("server.upstream_ca", reference)?;
+        let certs: Result<Vec<Vec<u8>>, _> =
+            rustls::pki_types::CertificateDer::pem_slice_iter(pem.expose().as_bytes())
+                .map(|c| c.map(|c| c.to_vec()))
+                .collect();
+        match certs {
+            Ok(certs)
+                if !certs.is_empty()
+                    && certs
+                        .iter()
+                        .all(|c| x509_parser::parse_x509_certificate(c).is_ok()) =>
+            {
+                Some(certs)
+            }
+            _ => {
+                self.problem("server.upstream_ca", "not a PEM file of X.509 certificates");
+                None
+            }
+        }
+    }
+
+    /// `server.tls = { cert = "file:…", key = "file:…" }`: both parse, the key belongs to
+    /// the certificate, and an expiry within 30 days is warned about.
+    fn server_tls(&mut self, raw: raw::RawTls) -> Option<crate::tls::ServerCertificate> {
+        let read = |this: &mut Self, field: &str, value: Option<String>| match value {
+            Some(reference) => this.secret(&format!("server.tls.{field}"), &reference),
+            None => {
+                this.problem(
+                    format!("server.tls.{field}"),
+                    format!("missing (e.g. \"file:/etc/sso-sidecar/tls/{field}.pem\")"),
+                );
+                None
+            }
+        };
+        let chain = read(self, "cert", raw.cert);
+        let key = read(self, "key", raw.key);
+        let (chain, key) = (chain?, key?);
+        match crate::tls::ServerCertificate::from_pem(chain.expose(), key.expose()) {
+            Ok(certificate) => {
+                let left = certificate.expires_at - chrono::Utc::now().timestamp();
+                if left < 30 * 86_400 {
+                    self.warnings.push(if left <= 0 {
+                        "server.tls.cert: the certificate has expired".to_owned()
+                    } else {
+                        format!(
+                            "server.tls.cert: the certificate expires in {} days",
+                            left / 86_400
+                        )
+                    });
+                }
+                Some(certificate)
+            }
+            Err(problem) => {
+                let (field, text) = problem.split_once(": ").unwrap_or(("cert", problem));
+                self.problem(format!("server.tls.{field}"), text);
+                None
+            }
         }
     }
 

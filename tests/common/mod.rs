@@ -636,13 +636,24 @@ pub struct Page {
 
 impl Browser {
     pub fn new() -> Self {
+        Browser::with(|builder| builder)
+    }
+
+    /// A browser that also trusts the CA in `ca_pem` (for HTTPS tests).
+    pub fn trusting(ca_pem: &str) -> Self {
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap();
+        Browser::with(|builder| builder.add_root_certificate(ca))
+    }
+
+    fn with(
+        configure: impl FnOnce(reqwest::blocking::ClientBuilder) -> reqwest::blocking::ClientBuilder,
+    ) -> Self {
         let jar = Arc::new(reqwest::cookie::Jar::default());
-        let client = reqwest::blocking::Client::builder()
+        let builder = reqwest::blocking::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .cookie_provider(jar.clone())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
+            .timeout(Duration::from_secs(30));
+        let client = configure(builder).build().unwrap();
         Browser { client, jar }
     }
 

@@ -65,6 +65,9 @@ trusted_proxies = [{{ range $i, $p := . }}{{ if $i }}, {{ end }}{{ $p | quote }}
 {{- if gt (int .Values.threads) 0 }}
 threads = {{ int .Values.threads }}
 {{- end }}
+{{- if .Values.tls.enabled }}
+tls = { cert = "file:/etc/sso-sidecar-tls/tls.crt", key = "file:/etc/sso-sidecar-tls/tls.key" }
+{{- end }}
 
 [admin]
 listen = "0.0.0.0:{{ int .Values.ports.admin }}"
