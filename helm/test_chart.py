@@ -124,6 +124,7 @@ def check_promises(set_name, objects):
         expect(rules is not None, "PrometheusRule", p)
         alerts = {r["alert"] for g in (rules or {"spec": {"groups": []}})["spec"]["groups"] for r in g["rules"]}
         for wanted in ["SsoSidecarIdpDiscoveryFailing", "SsoSidecarRefreshErrorsRising", "SsoSidecarClientSecretExpiring",
+                       "SsoSidecarTlsCertificateExpiring",
                        "SsoSidecarUpstream5xx", "SsoSidecarStoreErrors"]:
             expect(wanted in alerts, f"alert {wanted}", p)
         dashboard = objects.get(("ConfigMap", "shop-sso-sso-sidecar-dashboard"))
