@@ -5,17 +5,10 @@
 //
 // Usage: node browser-login.mjs '{"url": ..., "org": ..., "idp": ..., "user": ..., "screenshot": ...}'
 // Optional: "until" (the URL prefix where the run ends, default "url"), "finalScreenshot".
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const job = JSON.parse(process.argv[2]);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(15000);

@@ -184,24 +184,12 @@ impl ProxyHttp for SidecarProxy {
                     ctx.set_cookies = set_cookies;
                     return Ok(false);
                 }
-                Gate::KeepForm { login } => match read_small_body(session).await? {
+                Gate::KeepForm { login, posted_to } => match read_small_body(session).await? {
                     Some(body) => {
-                        let req = session.req_header();
-                        let path_and_query = match &ctx.canonical {
-                            Some(canonical) => canonical.target.as_str(),
-                            None => req.uri.path_and_query().map_or("/", |pq| pq.as_str()),
-                        };
-                        let request = auth::Request {
-                            method: &req.method,
-                            path_and_query,
-                            query: req.uri.query(),
-                            headers: &req.headers,
-                            request_id: &ctx.request_id,
-                            body: &[],
-                            client_ip: None,
-                            peer_ip: ctx.client_ip,
-                        };
-                        rt.auth.keep_form(&request, body, &login, now)
+                        let headers = &session.req_header().headers;
+                        let form = (posted_to, body);
+                        rt.auth
+                            .keep_form(headers, form, &login, &ctx.request_id, now)
                     }
                     None => {
                         Reply::json(413, &serde_json::json!({"error": "request body too large"}))

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use serde_json::json;
 
@@ -68,19 +66,7 @@ fn chromium_signs_in_through_the_login_page_and_the_provider() {
         "user": "browser-user",
         "screenshot": screenshot,
     });
-    let output = Command::new("node")
-        .arg(repo_root().join("idp/browser-login.mjs"))
-        .arg(job.to_string())
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser run failed:\n{stdout}\n{}\nsidecar log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        sidecar.log()
-    );
-    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let result = run_chromium("browser-login.mjs", &job, &sidecar.log());
     assert_eq!(result["url"], sidecar.url("/account/orders"));
     let text = result["text"].as_str().unwrap();
     assert!(

@@ -4,7 +4,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,11 +61,6 @@ type Seen = Arc<Mutex<Vec<(String, String, Option<String>)>>>;
 /// A backend that owns its CORS policy, as a headless shop's API does: it allows the
 /// storefront's origin with credentials and answers preflights itself.
 fn cors_backend(storefront: String, seen: Seen) -> (SocketAddr, tokio::runtime::Runtime) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().fallback(move |req: Request| {
         let (storefront, seen) = (storefront.clone(), seen.clone());
         async move {
@@ -103,8 +97,7 @@ fn cors_backend(storefront: String, seen: Seen) -> (SocketAddr, tokio::runtime::
             (headers, axum::Json(json!({"subject": subject}))).into_response()
         }
     });
-    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, runtime)
+    serve(app)
 }
 
 /// The storefront's page: a cross-origin `PUT` with a bearer token and credentials, which
@@ -114,12 +107,6 @@ fn storefront_page(
     api_url: String,
     token: String,
 ) -> tokio::runtime::Runtime {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let listener = {
-        let _entered = runtime.enter();
-        tokio::net::TcpListener::from_std(listener).unwrap()
-    };
     let page = format!(
         r#"<!doctype html><html><body><pre id="out">waiting</pre><script>
 const urls = {urls};
@@ -145,8 +132,7 @@ const urls = {urls};
         let page = page.clone();
         async move { Html(page).into_response() as Response }
     });
-    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    runtime
+    serve_on(listener, app)
 }
 
 #[test]
@@ -164,23 +150,16 @@ fn cors_preflights_reach_the_backend_without_identity_or_are_denied() {
     let sidecar = Sidecar::start_on(ports, &config, &format!("http://{backend}"), &[]);
     sidecar.wait_idps_ready();
     let token = idp.sign(
-        json!({"sub": "pwa-user", "aud": "api://shop", "exp": now() + 600}),
+        json!({"sub": "pwa-user", "aud": "api://shop", "exp": unix_now() + 600}),
         "valid",
     );
     let _page_rt = storefront_page(storefront, sidecar.url(""), token);
 
-    let output = Command::new("node")
-        .arg(repo_root().join("idp/browser-page.mjs"))
-        .arg(json!({"url": format!("http://{page}/")}).to_string())
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let result = run_chromium(
+        "browser-page.mjs",
+        &json!({"url": format!("http://{page}/")}),
+        &sidecar.log(),
     );
-    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let text = result["text"].as_str().unwrap();
     assert!(
         text.contains("/api/orders -> 200 {\"subject\":\"pwa-user\"}"),
@@ -225,13 +204,6 @@ fn cors_preflights_reach_the_backend_without_identity_or_are_denied() {
     assert_eq!(plain.status(), 401);
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 const WS_CONFIG: &str = r#"
 [server]
 listen = "{listen}"
@@ -273,11 +245,6 @@ auth = "public"
 /// user is, then echoes every message, and pushes one of its own after a pause.
 fn websocket_upstream() -> (SocketAddr, tokio::runtime::Runtime) {
     use axum::extract::ws::{Message, WebSocketUpgrade};
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().route(
         "/live/ws",
         axum::routing::get(|ws: WebSocketUpgrade, headers: HeaderMap| async move {
@@ -301,8 +268,7 @@ fn websocket_upstream() -> (SocketAddr, tokio::runtime::Runtime) {
             })
         }),
     );
-    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, runtime)
+    serve(app)
 }
 
 /// A WebSocket client handshake to the sidecar with `cookie`.
@@ -425,11 +391,6 @@ type Saved = Arc<Mutex<Vec<(Option<String>, Vec<(String, String)>)>>>;
 
 /// A back office: a public page with a product form, and the protected place it posts to.
 fn back_office(saved: Saved) -> (SocketAddr, tokio::runtime::Runtime) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
     let form = r#"<!doctype html><html><body>
 <form method="post" action="/backoffice/products/42?tab=text">
 <textarea name="description"></textarea><input name="note"><button type="submit">Save</button>
@@ -459,8 +420,7 @@ fn back_office(saved: Saved) -> (SocketAddr, tokio::runtime::Runtime) {
                 }
             }),
         );
-    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, runtime)
+    serve(app)
 }
 
 /// Issue 19: a back-office user whose session ran out while filling in a form used to
@@ -482,19 +442,7 @@ fn a_form_sent_without_a_session_survives_the_sign_in() {
         "org": "Operations",
         "user": "editor",
     });
-    let output = Command::new("node")
-        .arg(repo_root().join("idp/browser-form.mjs"))
-        .arg(job.to_string())
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser run failed:\n{stdout}\n{}\nsidecar log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        sidecar.log()
-    );
-    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let result = run_chromium("browser-form.mjs", &job, &sidecar.log());
     assert_eq!(
         result["url"],
         sidecar.url("/backoffice/products/42?tab=text")

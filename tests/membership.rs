@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use serde_json::json;
 
@@ -264,18 +262,7 @@ fn chromium_shows_the_not_a_member_page() {
         "until": shop.sidecar.url("/oauth2/callback"),
         "finalScreenshot": screenshot,
     });
-    let output = Command::new("node")
-        .arg(repo_root().join("idp/browser-login.mjs"))
-        .arg(job.to_string())
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let result = run_chromium("browser-login.mjs", &job, "");
     let text = result["text"].as_str().unwrap();
     assert!(
         text.contains("You are not a member of this organization"),

@@ -64,7 +64,7 @@ pub struct Request<'a> {
 pub enum Gate {
     /// A form posted without a valid session: the proxy reads its body and hands it to
     /// [`AuthService::keep_form`], which sends the browser to sign in and keeps the form.
-    KeepForm { login: String },
+    KeepForm { login: String, posted_to: String },
     /// Signed in: forward with this identity; `set_cookies` go on the response.
     Forward {
         session: Box<Session>,
@@ -218,6 +218,7 @@ impl AuthService {
                 if kind == RouteKind::Required && self.may_keep_form(req) {
                     return Gate::KeepForm {
                         login: self.login_url(req.path_and_query, pinned_org),
+                        posted_to: req.path_and_query.to_owned(),
                     };
                 }
                 let error = (rejection != Rejection::Missing).then_some("invalid_token");
@@ -411,13 +412,22 @@ impl AuthService {
 
     /// Keeps a form posted without a valid session and sends the browser to sign in; the
     /// callback posts it again. A form too large for its cookie gets the usual answer.
-    pub fn keep_form(&self, req: &Request<'_>, body: Vec<u8>, login: &str, now: i64) -> Reply {
+    /// `form` is where it was posted and its body.
+    pub fn keep_form(
+        &self,
+        headers: &HeaderMap,
+        form: (String, Vec<u8>),
+        login: &str,
+        request_id: &str,
+        now: i64,
+    ) -> Reply {
+        let (path_and_query, body) = form;
         let form = crate::session::form::KeptForm {
-            path_and_query: req.path_and_query.to_owned(),
+            path_and_query,
             body,
             created_at: now,
         };
-        match self.cookies.keep_form(req.headers, &form) {
+        match self.cookies.keep_form(headers, &form) {
             Some(cookies) => {
                 let mut reply = Reply::redirect(login).with_cookies(cookies);
                 // 303: the browser follows with a GET, whatever the form's method.
@@ -430,7 +440,7 @@ impl AuthService {
                     "Your session has expired",
                     "Please sign in again and send the form once more; it was too large to keep.",
                     Some((login, "Sign in again")),
-                    req.request_id,
+                    request_id,
                 ),
             ),
         }

@@ -812,3 +812,50 @@ fn html_unescape(s: &str) -> String {
         .replace("&lt;", "<")
         .replace("&gt;", ">")
 }
+
+/// Runs one of the Chromium drivers in `idp/` (`browser-login.mjs`, `browser-page.mjs`,
+/// `browser-form.mjs`) with `job` and returns the JSON line it prints last. On failure the
+/// driver's output and `context` (e.g. the sidecar's log) are shown.
+pub fn run_chromium(driver: &str, job: &serde_json::Value, context: &str) -> serde_json::Value {
+    let output = Command::new("node")
+        .arg(repo_root().join("idp").join(driver))
+        .arg(job.to_string())
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{driver} failed:\n{stdout}\n{}\n{context}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{driver} printed no JSON ({e}): {stdout}"))
+}
+
+/// Seconds since the Unix epoch, for token claims.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Serves `app` on a free loopback port from a runtime of its own (kept alive by the
+/// caller); for test backends with behaviour of their own.
+pub fn serve(app: axum::Router) -> (SocketAddr, tokio::runtime::Runtime) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    (addr, serve_on(listener, app))
+}
+
+/// Serves `app` on a listener bound earlier (when its address is needed first).
+pub fn serve_on(listener: TcpListener, app: axum::Router) -> tokio::runtime::Runtime {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let listener = {
+        let _entered = runtime.enter();
+        tokio::net::TcpListener::from_std(listener).unwrap()
+    };
+    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    runtime
+}
