@@ -216,12 +216,7 @@ fn authorized(req: &Request<'_>, ct: &CommercetoolsConfig) -> bool {
         return false;
     };
     let expected = format!("{}:{}", ct.client_id, ct.client_secret.expose());
-    decoded.len() == expected.len()
-        && decoded
-            .iter()
-            .zip(expected.as_bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    crate::session::constant_time_eq(&decoded, expected.as_bytes())
 }
 
 /// A field of a form body, `application/x-www-form-urlencoded` or `multipart/form-data`.

@@ -18,7 +18,7 @@ use sha2::Digest as _;
 pub use codec::Sealer;
 pub use jar::CookieAttributes;
 pub use model::{BackendTokens, Identity, Session, Tokens};
-pub use pending::{PendingLogin, PendingLogins, MAX_PENDING};
+pub use pending::{constant_time_eq, PendingLogin, PendingLogins, MAX_PENDING};
 
 use crate::config::Config;
 
