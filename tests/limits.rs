@@ -326,3 +326,40 @@ fn idle_keep_alive_connections_cost_at_most_16_kib() {
         ask(stream);
     }
 }
+
+/// Probes and scrapes on the admin listener used to count towards
+/// `limits.max_connections_per_client`: a kubelet or Prometheus holding connections from
+/// one address took client slots, and clients from that address were refused.
+#[test]
+fn admin_connections_do_not_count_towards_client_limits() {
+    let upstream = Upstream::start();
+    let config = CONFIG.replace(
+        "[session]",
+        "[limits]\nmax_connections_per_client = 2\n\n[session]",
+    );
+    let sidecar = Sidecar::start(&config, &upstream.url());
+    std::thread::sleep(Duration::from_millis(300));
+    // Two open admin connections from this address (after one request each).
+    let admin: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = TcpStream::connect(("127.0.0.1", sidecar.admin_port)).unwrap();
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut answer = [0u8; 256];
+            let n = stream.read(&mut answer).unwrap();
+            assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut client = connect(&sidecar);
+    client
+        .write_all(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert!(
+        read_all(&mut client).starts_with("HTTP/1.1 200"),
+        "a client is served while admin connections are open"
+    );
+    drop(admin);
+}
