@@ -1,0 +1,375 @@
+//! `[oidc]` and `[identity_providers.*]`: the IdPs, their algorithms and claim mappings.
+
+use super::*;
+
+impl Validator {
+    pub(super) fn oidc(&mut self, raw: raw::RawOidc) -> OidcConfig {
+        let remote = match raw.remote.as_deref() {
+            None => false,
+            Some(text) => match text.to_ascii_lowercase().as_str() {
+                "supported" => true,
+                "unsupported" => false,
+                _ => {
+                    self.bad_enum("oidc.remote", text, &["supported", "unsupported"]);
+                    false
+                }
+            },
+        };
+        let state_cookie_name = self.cookie_name(
+            "oidc.state_cookie_name",
+            raw.state_cookie_name,
+            "oidc_state",
+        );
+        let path_prefix = match raw.path_prefix {
+            None => "/oauth2".to_owned(),
+            Some(p) if p.starts_with('/') && p.len() > 1 && !p.ends_with('/') => p,
+            Some(_) => {
+                self.problem(
+                    "oidc.path_prefix",
+                    "must start with / and not end with / (e.g. \"/oauth2\")",
+                );
+                "/oauth2".to_owned()
+            }
+        };
+        OidcConfig {
+            remote,
+            jwk_cache_lifetime: self.duration(
+                "oidc.jwk_cache_lifetime",
+                raw.jwk_cache_lifetime,
+                secs(3600),
+            ),
+            max_clock_skew: self.duration("oidc.max_clock_skew", raw.max_clock_skew, secs(60)),
+            min_access_token_lifetime_left: self.duration(
+                "oidc.min_access_token_lifetime_left",
+                raw.min_access_token_lifetime_left,
+                secs(180),
+            ),
+            state_cookie_name,
+            accept_unsigned_tokens: raw.accept_unsigned_tokens.unwrap_or(false),
+            path_prefix,
+            http_timeout: self.duration("oidc.http_timeout", raw.http_timeout, secs(10)),
+            secret_expiry_warning: {
+                let warning = self.duration(
+                    "oidc.secret_expiry_warning",
+                    raw.secret_expiry_warning,
+                    secs(30 * 24 * 3600),
+                );
+                self.secret_expiry_warning =
+                    chrono::Duration::from_std(warning).unwrap_or(chrono::Duration::MAX);
+                warning
+            },
+        }
+    }
+
+    pub(super) fn identity_providers(
+        &mut self,
+        raw: BTreeMap<String, RawIdentityProvider>,
+    ) -> BTreeMap<String, IdentityProvider> {
+        raw.into_iter()
+            .filter_map(|(key, idp)| self.identity_provider(&key, idp).map(|idp| (key, idp)))
+            .collect()
+    }
+
+    pub(super) fn identity_provider(
+        &mut self,
+        key: &str,
+        raw: RawIdentityProvider,
+    ) -> Option<IdentityProvider> {
+        let path = format!("identity_providers.{key}");
+        if !is_simple_key(key) {
+            self.problem(&path, "key may only hold letters, digits, '_', '-' and '.'");
+        }
+        let name = match raw.name.clone() {
+            Some(name) if !name.trim().is_empty() => name,
+            _ => {
+                self.problem(
+                    format!("{path}.name"),
+                    "missing (the name shown on the login page)",
+                );
+                key.to_owned()
+            }
+        };
+        let kind = match raw.kind.as_deref() {
+            Some("local") => {
+                for (field, present) in [
+                    ("issuer", raw.issuer.is_some()),
+                    ("client_id", raw.client_id.is_some()),
+                    ("client_secret", raw.client_secret.is_some()),
+                ] {
+                    if present {
+                        self.warnings.push(format!(
+                            "{path}.{field} is ignored for a local identity provider"
+                        ));
+                    }
+                }
+                IdentityProviderKind::Local
+            }
+            Some("oidc") => IdentityProviderKind::Oidc(Box::new(self.oidc_provider(&path, raw)?)),
+            Some(other) => {
+                self.bad_enum(&format!("{path}.type"), other, &["oidc", "local"]);
+                return None;
+            }
+            None => {
+                self.problem(format!("{path}.type"), "missing (\"oidc\" or \"local\")");
+                return None;
+            }
+        };
+        Some(IdentityProvider {
+            key: key.to_owned(),
+            name,
+            kind,
+        })
+    }
+
+    pub(super) fn oidc_provider(
+        &mut self,
+        path: &str,
+        raw: RawIdentityProvider,
+    ) -> Option<OidcProvider> {
+        let issuer = match raw.issuer.as_deref() {
+            None => {
+                self.problem(
+                    format!("{path}.issuer"),
+                    "missing (required for type \"oidc\")",
+                );
+                None
+            }
+            Some(text) => match Url::parse(text) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                    Some(text.to_owned())
+                }
+                _ => {
+                    self.problem(format!("{path}.issuer"), "not a URL");
+                    None
+                }
+            },
+        };
+        let client_id = match raw.client_id {
+            Some(id) if !id.is_empty() => Some(id),
+            _ => {
+                self.problem(
+                    format!("{path}.client_id"),
+                    "missing (required for type \"oidc\")",
+                );
+                None
+            }
+        };
+        let client_secret = match raw.client_secret.as_deref() {
+            None => {
+                self.problem(
+                    format!("{path}.client_secret"),
+                    "missing (required for type \"oidc\")",
+                );
+                None
+            }
+            Some(reference) => self.secret(&format!("{path}.client_secret"), reference),
+        };
+        let client_secret_expire_at = raw.client_secret_expire_at.as_deref().and_then(|text| {
+            match chrono::DateTime::parse_from_rfc3339(text) {
+                Ok(at) => Some(at.with_timezone(&chrono::Utc)),
+                Err(_) => {
+                    self.problem(
+                        format!("{path}.client_secret_expire_at"),
+                        format!("\"{text}\" is not an RFC 3339 timestamp (e.g. \"2027-12-31T12:30:45Z\")"),
+                    );
+                    None
+                }
+            }
+        });
+        if let Some(at) = client_secret_expire_at {
+            let now = chrono::Utc::now();
+            if at < now {
+                self.warnings.push(format!(
+                    "{path}.client_secret_expire_at: the client secret expired on {at}"
+                ));
+            } else if at - now < self.secret_expiry_warning {
+                self.warnings.push(format!(
+                    "{path}.client_secret_expire_at: the client secret expires on {at}, in {} days",
+                    (at - now).num_days()
+                ));
+            }
+        }
+        let logout_params = raw.logout_params.clone().unwrap_or_default();
+        let audiences = raw.audiences.clone().unwrap_or_default();
+        let algorithms = self.algorithms(path, raw.algorithms.clone());
+        let claims = self.claim_mapping(path, raw.claims.clone());
+        let additional_scopes = raw.additional_scopes.unwrap_or_default();
+        for (i, scope) in additional_scopes.iter().enumerate() {
+            if scope.is_empty() || scope.contains(char::is_whitespace) {
+                self.problem(
+                    format!("{path}.additional_scopes[{i}]"),
+                    "a scope is one word without spaces",
+                );
+            }
+        }
+        for audience in audiences.iter().filter(|a| a.starts_with("api://")) {
+            let asked = additional_scopes
+                .iter()
+                .any(|scope| scope.starts_with(&format!("{audience}/")));
+            if !asked {
+                self.warnings.push(format!(
+                    "{path}.audiences names {audience}, but no additional_scopes entry asks for it: Azure issues access tokens for your API only when a scope of it is requested (e.g. \"{audience}/access_as_user\"); otherwise they are for Microsoft Graph and this audience never matches"
+                ));
+            }
+        }
+        if let Some(issuer) = &issuer {
+            if issuer.starts_with("https://sts.windows.net/") {
+                self.problem(
+                    format!("{path}.issuer"),
+                    "is an Azure AD v1.0 issuer, which ICM does not support either; use the v2.0 endpoint https://login.microsoftonline.com/<tenant>/v2.0 (and accessTokenAcceptedVersion = 2 in the app manifest)",
+                );
+            }
+        }
+        let access_token_type = match raw.access_token_type.as_deref() {
+            None => None,
+            Some(t) if t.eq_ignore_ascii_case("at+jwt") => Some("at+jwt".to_owned()),
+            Some(other) => {
+                self.bad_enum(&format!("{path}.access_token_type"), other, &["at+jwt"]);
+                None
+            }
+        };
+        let groups_claim = match raw.groups_claim.as_deref() {
+            None => "groups".to_owned(),
+            Some(claim) => self
+                .claim_path(&format!("{path}.groups_claim"), claim)
+                .unwrap_or_else(|| "groups".to_owned()),
+        };
+        let client_id = client_id?;
+        Some(OidcProvider {
+            access_token_type,
+            groups_claim,
+            introspection: raw.introspection.unwrap_or(false),
+            issuer: issuer?,
+            audiences: if audiences.is_empty() {
+                vec![client_id.clone()]
+            } else {
+                audiences
+            },
+            client_id,
+            client_secret: client_secret?,
+            client_secret_expire_at,
+            additional_scopes,
+            logout_params,
+            algorithms,
+            claims,
+        })
+    }
+
+    /// An IdP serving several organizations lets its users pick any of them; one without
+    /// `members` then takes everyone, which is rarely meant.
+    pub(super) fn note_open_organizations(
+        &mut self,
+        orgs: &BTreeMap<String, Organization>,
+        idps: &BTreeMap<String, IdentityProvider>,
+    ) {
+        let mut serving: BTreeMap<&str, Vec<&Organization>> = BTreeMap::new();
+        for org in orgs.values() {
+            // `local` is the backend's own login: the backend decides who is whose.
+            let remote = org
+                .identity_providers
+                .iter()
+                .filter(|idp| idps.get(*idp).is_some_and(|i| i.oidc().is_some()));
+            for idp in remote {
+                serving.entry(idp.as_str()).or_default().push(org);
+            }
+        }
+        for (idp, orgs) in serving.into_iter().filter(|(_, orgs)| orgs.len() > 1) {
+            for org in orgs.iter().filter(|org| org.members.is_empty()) {
+                self.warnings.push(format!(
+                    "organizations.{}.members is not set but {idp} also serves {}: every user of {idp} can sign in as a member of {}",
+                    org.key,
+                    orgs.iter()
+                        .filter(|o| o.key != org.key)
+                        .map(|o| o.key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    org.key
+                ));
+            }
+        }
+    }
+
+    /// Entries that share an issuer (two clients of one realm) are fine, but an operator
+    /// should know: tokens of that issuer count for each of them.
+    pub(super) fn note_shared_issuers(&mut self, idps: &BTreeMap<String, IdentityProvider>) {
+        let mut by_issuer: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (key, idp) in idps {
+            if let Some(oidc) = idp.oidc() {
+                by_issuer.entry(oidc.issuer.as_str()).or_default().push(key);
+            }
+        }
+        for (issuer, keys) in by_issuer.into_iter().filter(|(_, keys)| keys.len() > 1) {
+            self.warnings.push(format!(
+                "identity_providers {} share the issuer {issuer}: logout and bearer tokens of that issuer count for each entry whose client they name",
+                keys.join(", ")
+            ));
+        }
+    }
+
+    pub(super) fn algorithms(
+        &mut self,
+        path: &str,
+        raw: Option<Vec<String>>,
+    ) -> Vec<jsonwebtoken::Algorithm> {
+        use jsonwebtoken::Algorithm::*;
+        const ASYMMETRIC: [(&str, jsonwebtoken::Algorithm); 9] = [
+            ("RS256", RS256),
+            ("RS384", RS384),
+            ("RS512", RS512),
+            ("PS256", PS256),
+            ("PS384", PS384),
+            ("PS512", PS512),
+            ("ES256", ES256),
+            ("ES384", ES384),
+            ("EdDSA", EdDSA),
+        ];
+        let Some(names) = raw else {
+            return vec![RS256];
+        };
+        let allowed: Vec<&str> = ASYMMETRIC.iter().map(|(n, _)| *n).collect();
+        names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| {
+                let found = ASYMMETRIC.iter().find(|(n, _)| n == name).map(|(_, a)| *a);
+                if found.is_none() {
+                    // HS* would let anyone holding the (public) client id forge tokens.
+                    self.bad_enum(&format!("{path}.algorithms[{i}]"), name, &allowed);
+                }
+                found
+            })
+            .collect()
+    }
+
+    pub(super) fn claim_mapping(
+        &mut self,
+        path: &str,
+        raw: Option<BTreeMap<String, String>>,
+    ) -> ClaimMapping {
+        let mut mapping = ClaimMapping::default();
+        for (field, claim) in raw.unwrap_or_default() {
+            let slot = match field.as_str() {
+                "external_id" => &mut mapping.external_id,
+                "email" => &mut mapping.email,
+                "name" => &mut mapping.name,
+                "login_name" => &mut mapping.login_name,
+                "first_name" => &mut mapping.first_name,
+                "last_name" => &mut mapping.last_name,
+                _ => {
+                    let allowed = [
+                        "external_id",
+                        "email",
+                        "name",
+                        "login_name",
+                        "first_name",
+                        "last_name",
+                    ];
+                    self.bad_enum(&format!("{path}.claims.{field}"), &field, &allowed);
+                    continue;
+                }
+            };
+            *slot = claim;
+        }
+        mapping
+    }
+}

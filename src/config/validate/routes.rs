@@ -1,0 +1,104 @@
+//! `[[routes]]`: prefixes, auth modes, pinned organizations, rules, preflights.
+
+use super::*;
+
+impl Validator {
+    pub(super) fn routes(
+        &mut self,
+        raw: Vec<RawRoute>,
+        orgs: &BTreeMap<String, Organization>,
+        own_prefix: &str,
+    ) -> Vec<Route> {
+        let mut routes: Vec<(usize, Route)> = Vec::new();
+        for (i, route) in raw.into_iter().enumerate() {
+            let path = format!("routes[{i}]");
+            let path_prefix = match route.path_prefix {
+                Some(p) if p.starts_with('/') => p,
+                Some(_) => {
+                    self.problem(format!("{path}.path_prefix"), "must start with /");
+                    continue;
+                }
+                None => {
+                    self.problem(
+                        format!("{path}.path_prefix"),
+                        "missing (use \"/\" for everything)",
+                    );
+                    continue;
+                }
+            };
+            let auth = match route.auth.as_deref() {
+                None | Some("required") => AuthMode::Required,
+                Some("optional") => AuthMode::Optional,
+                Some("public") => AuthMode::Public,
+                Some("api") => AuthMode::Api,
+                Some(other) => {
+                    self.bad_enum(&format!("{path}.auth"), other, &AuthMode::NAMES);
+                    continue;
+                }
+            };
+            if let Some(org) = &route.organization {
+                if !orgs.contains_key(org) {
+                    let defined: Vec<_> = orgs.keys().map(String::as_str).collect();
+                    self.problem(
+                        format!("{path}.organization"),
+                        format!(
+                            "\"{org}\" is not defined in [organizations]{}",
+                            suggest(org, &defined)
+                        ),
+                    );
+                }
+            }
+            if path_prefix.starts_with(own_prefix) {
+                self.warnings.push(format!(
+                    "{path}.path_prefix: {path_prefix} lies under the sidecar's own {own_prefix}/ endpoints, which answer first"
+                ));
+            }
+            let allow = self.rules(&format!("{path}.allow"), route.allow);
+            if !allow.is_empty() && !auth.needs_sign_in() {
+                self.problem(
+                    format!("{path}.allow"),
+                    format!(
+                        "needs auth = \"required\" or \"api\": a{} {} route lets everyone in",
+                        if auth == AuthMode::Optional { "n" } else { "" },
+                        auth.as_str()
+                    ),
+                );
+            }
+            let preflight = match route.preflight.as_deref() {
+                None | Some("forward") => Preflight::Forward,
+                Some("deny") => Preflight::Deny,
+                Some(other) => {
+                    self.bad_enum(&format!("{path}.preflight"), other, &["forward", "deny"]);
+                    Preflight::Forward
+                }
+            };
+            let host = route.host.map(|h| h.to_ascii_lowercase());
+            let new = Route {
+                host,
+                path_prefix,
+                auth,
+                organization: route.organization,
+                allow,
+                preflight,
+            };
+            if let Some((j, earlier)) = routes.iter().find(|(_, earlier)| shadows(earlier, &new)) {
+                let what = if earlier.host == new.host && earlier.path_prefix == new.path_prefix {
+                    "duplicate of"
+                } else {
+                    "unreachable: every request it matches is taken by"
+                };
+                self.problem(
+                    format!("{path}.path_prefix"),
+                    format!(
+                        "{what} routes[{j}] (host {}, path_prefix {})",
+                        earlier.host.as_deref().unwrap_or("any"),
+                        earlier.path_prefix
+                    ),
+                );
+                continue;
+            }
+            routes.push((i, new));
+        }
+        routes.into_iter().map(|(_, r)| r).collect()
+    }
+}

@@ -1,0 +1,72 @@
+//! `[store]`: memory or Redis (one server, Sentinel, cluster).
+
+use super::*;
+
+impl Validator {
+    pub(super) fn store(&mut self, raw: raw::RawStore) -> StoreConfig {
+        let kind = raw.kind.as_deref().unwrap_or("memory");
+        let timeout = self.duration("store.timeout", raw.timeout, Duration::from_millis(250));
+        let load_timeout = self.duration(
+            "store.load_timeout",
+            raw.load_timeout,
+            Duration::from_secs(10),
+        );
+        match kind {
+            "memory" => {
+                for (set, key) in [
+                    (raw.url.is_some(), "store.url"),
+                    (raw.cluster.is_some(), "store.cluster"),
+                    (
+                        raw.server_side_sessions == Some(true),
+                        "store.server_side_sessions",
+                    ),
+                ] {
+                    if set {
+                        self.problem(key, "needs store.kind = \"redis\"");
+                    }
+                }
+                StoreConfig::default()
+            }
+            "redis" => {
+                let url = match raw.url.as_deref() {
+                    Some(reference) => self.secret("store.url", reference),
+                    None => {
+                        self.problem(
+                            "store.url",
+                            "missing (e.g. \"env:SSO_REDIS_URL\" holding redis://host:6379/0)",
+                        );
+                        None
+                    }
+                };
+                let cluster = raw.cluster.unwrap_or(false);
+                let url =
+                    url.filter(
+                        |url| match crate::store::Topology::parse(url.expose(), cluster) {
+                            Ok(_) => true,
+                            Err(problem) => {
+                                self.problem("store.url", problem);
+                                false
+                            }
+                        },
+                    );
+                StoreConfig {
+                    redis: url.map(|url| RedisConfig {
+                        url,
+                        cluster,
+                        key_prefix: raw.key_prefix.unwrap_or_else(|| "sso-sidecar:".to_owned()),
+                        timeout,
+                        load_timeout,
+                        server_side_sessions: raw.server_side_sessions.unwrap_or(false),
+                    }),
+                }
+            }
+            other => {
+                self.problem(
+                    "store.kind",
+                    format!("\"{other}\" is not one of \"memory\", \"redis\""),
+                );
+                StoreConfig::default()
+            }
+        }
+    }
+}
