@@ -8,35 +8,11 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use ipnet::IpNet;
 
 use crate::config::IdentityHeader;
-use crate::session::Session;
-
-/// Cookie names the sidecar owns: the session cookie and its numbered chunks, the state
-/// cookie(s) and the remembered organization. None of them is ever forwarded.
-#[derive(Debug, Clone)]
-pub struct SidecarCookies {
-    bases: Vec<String>,
-}
-
-impl SidecarCookies {
-    pub fn new(session_cookie: &str, state_cookie: &str) -> Self {
-        SidecarCookies {
-            bases: vec![session_cookie.to_owned(), state_cookie.to_owned()],
-        }
-    }
-
-    /// `name`, `name.1`, `name_abc`: the base itself or a derived name.
-    pub fn owns(&self, cookie_name: &str) -> bool {
-        self.bases.iter().any(|base| {
-            cookie_name
-                .strip_prefix(base.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '_']))
-        })
-    }
-}
+use crate::session::{CookieNames, Session};
 
 /// The request's `Cookie` header(s) without the sidecar's cookies: `None` when nothing
 /// changes, `Some("")` when no cookie is left.
-pub fn cookies_without_sidecar(headers: &HeaderMap, own: &SidecarCookies) -> Option<String> {
+pub fn cookies_without_sidecar(headers: &HeaderMap, own: &CookieNames) -> Option<String> {
     let mut changed = false;
     let mut kept: Vec<&str> = Vec::new();
     let values: Vec<_> = headers.get_all(http::header::COOKIE).iter().collect();
@@ -256,7 +232,12 @@ mod tests {
 
     #[test]
     fn sidecar_cookies_are_removed_others_kept() {
-        let own = SidecarCookies::new("_sso_session", "oidc_state");
+        let own = CookieNames {
+            session: "_sso_session".into(),
+            state: "oidc_state".into(),
+            org: "_sso_session_org".into(),
+            form: "_sso_session_form".into(),
+        };
         let h = headers(&[(
             "cookie",
             "a=1; _sso_session=x; _sso_session.1=y; oidc_state_ab=z; b=2; _sso_sessionx=keep",

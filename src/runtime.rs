@@ -8,7 +8,6 @@ use http::HeaderName;
 use crate::assertion::AssertionSigner;
 use crate::auth::{AuthService, Lasting};
 use crate::config::{Config, IdentityHeader};
-use crate::forwarding::SidecarCookies;
 use crate::metrics::Metrics;
 use crate::oidc::Registry;
 use crate::routing::Router;
@@ -18,7 +17,7 @@ pub struct Runtime {
     pub config: Config,
     pub router: Router,
     pub upstream: UpstreamTarget,
-    pub sidecar_cookies: SidecarCookies,
+    pub sidecar_cookies: crate::session::CookieNames,
     /// `headers.prefix` lower-cased once, as header names are compared lower-case.
     pub identity_prefix_lower: String,
     /// The configured identity headers with their full names, built once.
@@ -94,10 +93,7 @@ impl Runtime {
             upstream_ca,
             router: Router::new(config.routes.clone(), &config.oidc.path_prefix),
             upstream: UpstreamTarget::new(config.server.upstream.clone()),
-            sidecar_cookies: SidecarCookies::new(
-                &config.session.cookie_name,
-                &config.oidc.state_cookie_name,
-            ),
+            sidecar_cookies: crate::session::CookieNames::new(&config),
             identity_prefix_lower: config.headers.prefix.to_ascii_lowercase(),
             identity_headers,
             self_administration,

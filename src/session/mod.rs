@@ -85,6 +85,42 @@ impl SessionReference {
     }
 }
 
+/// The name of every cookie the sidecar sets, derived from the config in one place. None
+/// of them, their chunks (`name.1`) or anything named after them (`name_…`) is ever
+/// forwarded upstream.
+#[derive(Debug, Clone)]
+pub struct CookieNames {
+    pub session: String,
+    /// The pending logins (state, nonce, PKCE verifier).
+    pub state: String,
+    /// Remembers the last organization typed on the login page.
+    pub org: String,
+    /// A form kept across a sign-in (`session.preserve_post_max`).
+    pub form: String,
+}
+
+impl CookieNames {
+    pub fn new(config: &Config) -> Self {
+        let session = config.session.cookie_name.clone();
+        CookieNames {
+            org: format!("{session}_org"),
+            form: format!("{session}_form"),
+            state: config.oidc.state_cookie_name.clone(),
+            session,
+        }
+    }
+
+    /// Whether the sidecar owns `cookie_name`: one of its names (`org` and `form` are
+    /// named after `session`), a chunk of one, or a name derived from one.
+    pub fn owns(&self, cookie_name: &str) -> bool {
+        [&self.session, &self.state].iter().any(|base| {
+            cookie_name
+                .strip_prefix(base.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '_']))
+        })
+    }
+}
+
 /// Reads and writes the session cookie and the state cookie.
 pub struct SessionCookies {
     sealer: Sealer,
@@ -130,12 +166,13 @@ impl SessionCookies {
             path: config.oidc.path_prefix.clone(),
             ..attributes.clone()
         };
+        let names = CookieNames::new(config);
         SessionCookies {
             sealer: Sealer::new(&session.keys),
-            session_name: session.cookie_name.clone(),
-            state_name: config.oidc.state_cookie_name.clone(),
-            org_name: format!("{}_org", session.cookie_name),
-            form_name: format!("{}_form", session.cookie_name),
+            session_name: names.session,
+            state_name: names.state,
+            org_name: names.org,
+            form_name: names.form,
             attributes,
             state_attributes,
             max_age: session.max_age,
