@@ -52,6 +52,8 @@ pub struct RequestCtx {
     session: Option<Box<UserSession>>,
     /// Cookies to set on the upstream's response (a refreshed session).
     set_cookies: Vec<String>,
+    /// The request's clock reading (Unix seconds), taken once for every decision on it.
+    now: i64,
 }
 
 #[async_trait]
@@ -70,6 +72,7 @@ impl ProxyHttp for SidecarProxy {
             failure: None,
             session: None,
             set_cookies: Vec::new(),
+            now: 0,
         }
     }
 
@@ -121,6 +124,7 @@ impl ProxyHttp for SidecarProxy {
             return Ok(true);
         }
         let now = chrono::Utc::now().timestamp();
+        ctx.now = now;
         let is_post = req.method == http::Method::POST;
         let body = if matched.kind == RouteKind::Sidecar && is_post {
             match read_small_body(session).await? {
@@ -297,8 +301,8 @@ impl ProxyHttp for SidecarProxy {
                 }
             }
             if let Some((name, signer)) = &rt.assertion {
-                let now = chrono::Utc::now().timestamp();
-                if let Some(assertion) = signer.assert(user, now) {
+                // The same reading the gate decided with.
+                if let Some(assertion) = signer.assert(user, ctx.now) {
                     upstream_request.insert_header(name.clone(), assertion)?;
                 }
             }

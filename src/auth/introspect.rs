@@ -18,7 +18,7 @@ use crate::oidc::verify::VerifyError;
 use crate::reply::Reply;
 
 impl AuthService {
-    pub(super) async fn introspect(&self, req: &Request<'_>) -> Reply {
+    pub(super) async fn introspect(&self, req: &Request<'_>, now: i64) -> Reply {
         let Some(ct) = &self.config.commercetools else {
             return Reply::json(404, &json!({"error": "introspection is not configured"}));
         };
@@ -48,7 +48,6 @@ impl AuthService {
             Ok(Err(reply)) => reply,
             // commercetools waits 500 ms: a late answer is no answer.
             Err(_) => {
-                let now = chrono::Utc::now().timestamp();
                 let cached = self.backend.introspections.get(&key).await;
                 let (answer, kind) = late_answer(cached, now);
                 self.metrics.count_late_introspection(kind);

@@ -164,7 +164,7 @@ impl AuthService {
             ("/userinfo", &Method::GET) => self.userinfo(req, now).await,
             ("/logout", &Method::GET | &Method::POST) => self.logout(req, now).await,
             ("/backchannel-logout", &Method::POST) => self.backchannel_logout(req).await,
-            ("/introspect", &Method::POST) => self.introspect(req).await,
+            ("/introspect", &Method::POST) => self.introspect(req, now).await,
             ("/jwks", &Method::GET | &Method::HEAD) => match &self.assertion {
                 Some(signer) => Reply::jwks(signer.jwks()),
                 None => self.not_found(req),
