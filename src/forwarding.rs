@@ -85,6 +85,12 @@ pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
         .any(|accept| accept.to_ascii_lowercase().contains("text/html"))
 }
 
+/// The client's address: the peer, or behind trusted proxies the address they report.
+pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr {
+    // The scheme does not bear on the address.
+    forwarded(headers, peer, "http", trusted).client_ip
+}
+
 /// The values the `X-Forwarded-*` headers get upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forwarded {

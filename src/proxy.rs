@@ -165,8 +165,7 @@ impl ProxyHttp for SidecarProxy {
                 .client_ip
                 .filter(|_| matched.kind == RouteKind::Sidecar)
                 .map(|peer| {
-                    let trusted = &rt.config.server.trusted_proxies;
-                    forwarding::forwarded(&req.headers, peer, "http", trusted).client_ip
+                    forwarding::client_ip(&req.headers, peer, &rt.config.server.trusted_proxies)
                 }),
             peer_ip: ctx.client_ip,
         };

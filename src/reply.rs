@@ -61,8 +61,17 @@ impl Reply {
     }
 
     pub fn redirect(location: &str) -> Self {
+        Reply::redirect_with(302, location)
+    }
+
+    /// `303 See Other`: the browser follows with a `GET`, whatever the request's method.
+    pub fn see_other(location: &str) -> Self {
+        Reply::redirect_with(303, location)
+    }
+
+    fn redirect_with(status: u16, location: &str) -> Self {
         Reply {
-            status: 302,
+            status,
             headers: vec![
                 ("location", location.to_owned()),
                 ("cache-control", "no-store".to_owned()),
@@ -117,6 +126,16 @@ impl Reply {
     pub fn with_cookies(mut self, set_cookies: impl IntoIterator<Item = String>) -> Self {
         self.headers
             .extend(set_cookies.into_iter().map(|c| ("set-cookie", c)));
+        self
+    }
+
+    /// `name: value`, replacing the header if the reply has it already.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        let value = value.into();
+        match self.headers.iter_mut().find(|(k, _)| *k == name) {
+            Some((_, existing)) => *existing = value,
+            None => self.headers.push((name, value)),
+        }
         self
     }
 

@@ -306,13 +306,7 @@ impl AuthService {
     /// Ends the backend's own session at logout (Spree revokes its refresh token).
     pub(super) async fn backend_logout(&self, session: &Session, client: Option<std::net::IpAddr>) {
         if let (Some(spree), Some(tokens)) = (&self.backend.spree, &session.backend) {
-            match spree.logout(tokens, client).await {
-                Ok(()) => self.metrics.count_backend_call("spree_logout", "ok"),
-                Err(error) => {
-                    self.metrics.count_backend_call("spree_logout", "error");
-                    tracing::warn!(%error, "Spree logout failed");
-                }
-            }
+            revoke_at_spree(spree, tokens, client, &self.metrics).await;
         }
     }
 
@@ -327,22 +321,13 @@ impl AuthService {
             return;
         };
         let key: [u8; 32] = Sha256::digest(refresh_token.as_bytes()).into();
-        if self.backend.ended.contains_key(&key) {
+        if !self.backend.ended.entry(key).or_insert(()).is_fresh() {
             return;
         }
-        self.backend.ended.insert(key, ());
         let (spree, tokens) = (spree.clone(), tokens.clone());
         let metrics = self.metrics.clone();
         let client = self.client_address(req);
-        tokio::spawn(async move {
-            match spree.logout(&tokens, client).await {
-                Ok(()) => metrics.count_backend_call("spree_logout", "ok"),
-                Err(error) => {
-                    metrics.count_backend_call("spree_logout", "error");
-                    tracing::warn!(%error, "revoking Spree's refresh token of an ended session failed");
-                }
-            }
-        });
+        tokio::spawn(async move { revoke_at_spree(&spree, &tokens, client, &metrics).await });
     }
 
     /// The client's address: as worked out for the sidecar's endpoints, else from the peer
@@ -350,15 +335,25 @@ impl AuthService {
     pub(super) fn client_address(&self, req: &super::Request<'_>) -> Option<std::net::IpAddr> {
         req.client_ip.or_else(|| {
             req.peer_ip.map(|peer| {
-                crate::forwarding::forwarded(
-                    req.headers,
-                    peer,
-                    "http",
-                    &self.config.server.trusted_proxies,
-                )
-                .client_ip
+                crate::forwarding::client_ip(req.headers, peer, &self.config.server.trusted_proxies)
             })
         })
+    }
+}
+
+/// Revokes Spree's refresh token; a failure only matters to the log and the metrics.
+async fn revoke_at_spree(
+    spree: &SpreeClient,
+    tokens: &BackendTokens,
+    client: Option<std::net::IpAddr>,
+    metrics: &Metrics,
+) {
+    match spree.logout(tokens, client).await {
+        Ok(()) => metrics.count_backend_call("spree_logout", "ok"),
+        Err(error) => {
+            metrics.count_backend_call("spree_logout", "error");
+            tracing::warn!(%error, "revoking Spree's refresh token failed");
+        }
     }
 }
 
@@ -370,17 +365,12 @@ fn claim_text<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a str>
 }
 
 /// The customer group for the first of the user's `claim` values that `groups` maps.
-pub(super) fn customer_group(
+fn customer_group(
     claims: &Map<String, Value>,
     claim: &str,
     groups: &std::collections::BTreeMap<String, String>,
 ) -> Option<String> {
-    let values: Vec<&str> = match claims.get(claim) {
-        Some(Value::String(one)) => vec![one.as_str()],
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
-    values
+    crate::session::claims::values_at(claims, claim)
         .into_iter()
-        .find_map(|value| groups.get(value).cloned())
+        .find_map(|value| groups.get(&value).cloned())
 }

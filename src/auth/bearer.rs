@@ -47,12 +47,12 @@ impl AuthService {
             claims::values_at(&verified.claims, path)
         }) {
             self.metrics.request_denied(route.label);
-            let mut reply = Reply::json(403, &serde_json::json!({"error": "insufficient_scope"}));
-            reply.headers.push((
-                "www-authenticate",
-                "Bearer realm=\"sso-sidecar\", error=\"insufficient_scope\"".to_owned(),
-            ));
-            return Gate::Deny(reply);
+            return Gate::Deny(
+                Reply::json(403, &serde_json::json!({"error": "insufficient_scope"})).with_header(
+                    "www-authenticate",
+                    "Bearer realm=\"sso-sidecar\", error=\"insufficient_scope\"",
+                ),
+            );
         }
         let provider = self.registry.get(idp);
         let mapping = provider

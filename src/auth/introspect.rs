@@ -23,12 +23,10 @@ impl AuthService {
             return Reply::json(404, &json!({"error": "introspection is not configured"}));
         };
         if !authorized(req, ct) {
-            let mut reply = Reply::json(401, &json!({"error": "invalid_client"}));
-            reply.headers.push((
+            return Reply::json(401, &json!({"error": "invalid_client"})).with_header(
                 "www-authenticate",
-                "Basic realm=\"sso-sidecar introspection\"".to_owned(),
-            ));
-            return reply;
+                "Basic realm=\"sso-sidecar introspection\"",
+            );
         }
         let Some(token) = form_field(req, "token").await else {
             return inactive();

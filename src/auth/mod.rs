@@ -153,9 +153,7 @@ impl AuthService {
                     None,
                     req.request_id,
                 );
-                let mut reply = Reply::html(429, html);
-                reply.headers.push(("retry-after", wait.to_string()));
-                return reply;
+                return Reply::html(429, html).with_header("retry-after", wait.to_string());
             }
         }
         match (endpoint, req.method) {
@@ -428,12 +426,7 @@ impl AuthService {
             created_at: now,
         };
         match self.cookies.keep_form(headers, &form) {
-            Some(cookies) => {
-                let mut reply = Reply::redirect(login).with_cookies(cookies);
-                // 303: the browser follows with a GET, whatever the form's method.
-                reply.status = 303;
-                reply
-            }
+            Some(cookies) => Reply::see_other(login).with_cookies(cookies),
             None => Reply::html(
                 401,
                 pages::message(
@@ -663,13 +656,12 @@ impl AuthService {
                     .filter(|f| f.path_and_query == return_to)
                 {
                     cookies.extend(self.cookies.clear_form(req.headers));
-                    let mut reply = Reply::html(200, form.resubmit_page()).with_cookies(cookies);
-                    for (name, value) in reply.headers.iter_mut() {
-                        if *name == "content-security-policy" {
-                            *value = crate::session::form::resubmit_policy();
-                        }
-                    }
-                    return reply;
+                    return Reply::html(200, form.resubmit_page())
+                        .with_header(
+                            "content-security-policy",
+                            crate::session::form::resubmit_policy(),
+                        )
+                        .with_cookies(cookies);
                 }
                 Reply::redirect(return_to).with_cookies(cookies)
             }
@@ -679,16 +671,11 @@ impl AuthService {
                 let retry = match (&login, &error) {
                     // The same organization would only refuse the same account again.
                     (Some(l), LoginError::NotAMember { .. }) => (
-                        format!("{}?rd={}", self.start_path, urlencode(&l.return_to)),
+                        self.login_url(&l.return_to, None),
                         "Choose another organization",
                     ),
                     (Some(l), _) => (
-                        format!(
-                            "{}?rd={}&org={}",
-                            self.start_path,
-                            urlencode(&l.return_to),
-                            urlencode(&l.organization)
-                        ),
+                        self.login_url(&l.return_to, Some(&l.organization)),
                         "Sign in again",
                     ),
                     (None, _) => (self.start_path.clone(), "Sign in again"),
@@ -700,11 +687,13 @@ impl AuthService {
                     Some((&retry.0, retry.1)),
                     req.request_id,
                 );
-                let mut reply = Reply::html(status, html).with_cookies([state_cookie]);
-                if let LoginError::BackendBusy(seconds) = error {
-                    reply.headers.push(("retry-after", seconds.to_string()));
+                let reply = Reply::html(status, html).with_cookies([state_cookie]);
+                match error {
+                    LoginError::BackendBusy(seconds) => {
+                        reply.with_header("retry-after", seconds.to_string())
+                    }
+                    _ => reply,
                 }
-                reply
             }
         }
     }

@@ -17,8 +17,8 @@ pub struct KeptForm {
 }
 
 impl KeptForm {
-    pub fn to_bytes(&self) -> Vec<u8> {
-        super::model::deflate(&postcard::to_stdvec(self).unwrap_or_default())
+    pub fn to_bytes(&self) -> Option<Vec<u8>> {
+        super::model::deflate_after(Vec::new(), &postcard::to_stdvec(self).ok()?)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
@@ -76,7 +76,10 @@ mod tests {
                 .to_vec(),
             created_at: 5,
         };
-        assert_eq!(KeptForm::from_bytes(&form.to_bytes()).unwrap(), form);
+        assert_eq!(
+            KeptForm::from_bytes(&form.to_bytes().unwrap()).unwrap(),
+            form
+        );
         let page = form.resubmit_page();
         assert!(
             page.contains("name=\"description\" value=\"&lt;script&gt;alert(1)&lt;/script&gt;\""),

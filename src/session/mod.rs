@@ -300,7 +300,7 @@ impl SessionCookies {
     /// `Set-Cookie` values keeping `form` for the sign-in's callback (only the sidecar's
     /// endpoints receive them); `None` when it does not fit in [`MAX_FORM_COOKIE_BYTES`].
     pub fn keep_form(&self, headers: &HeaderMap, form: &form::KeptForm) -> Option<Vec<String>> {
-        let sealed = self.sealer.seal(&self.form_name, &form.to_bytes());
+        let sealed = self.sealer.seal(&self.form_name, &form.to_bytes()?);
         if sealed.len() > MAX_FORM_COOKIE_BYTES {
             return None;
         }

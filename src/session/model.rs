@@ -87,16 +87,11 @@ impl Session {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        use std::io::Write as _;
         let plain = postcard::to_stdvec(self).unwrap_or_default();
         if plain.len() > DEFLATE_OVER {
-            let mut encoder =
-                flate2::write::DeflateEncoder::new(vec![DEFLATED], flate2::Compression::fast());
-            if encoder.write_all(&plain).is_ok() {
-                if let Ok(deflated) = encoder.finish() {
-                    if deflated.len() < plain.len() {
-                        return deflated;
-                    }
+            if let Some(deflated) = deflate_after(vec![DEFLATED], &plain) {
+                if deflated.len() < plain.len() {
+                    return deflated;
                 }
             }
         }
@@ -124,12 +119,12 @@ thread_local! {
         std::cell::RefCell::new(flate2::Decompress::new(false));
 }
 
-/// `data` raw-deflated (fast level).
-pub(crate) fn deflate(data: &[u8]) -> Vec<u8> {
+/// `data` raw-deflated (fast level), appended to `prefix`.
+pub(crate) fn deflate_after(prefix: Vec<u8>, data: &[u8]) -> Option<Vec<u8>> {
     use std::io::Write as _;
-    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-    let _ = encoder.write_all(data);
-    encoder.finish().unwrap_or_default()
+    let mut encoder = flate2::write::DeflateEncoder::new(prefix, flate2::Compression::fast());
+    encoder.write_all(data).ok()?;
+    encoder.finish().ok()
 }
 
 /// Raw-deflated `data`, inflated to at most [`MAX_PLAIN`] bytes.
