@@ -44,13 +44,7 @@ struct Redis {
 
 impl Store {
     pub fn new(config: Option<&RedisConfig>, metrics: Arc<Metrics>) -> Self {
-        let redis = config.and_then(|c| {
-            let connector = Topology::parse(c.url.expose(), c.cluster)
-                .map_err(|problem| problem.to_owned())
-                .and_then(|topology| {
-                    Connector::new(topology, c.timeout).map_err(|e| e.to_string())
-                });
-            match connector {
+        let redis = config.and_then(|c| match connect(c) {
             Ok(connector) => Some(Redis {
                 connector,
                 prefix: c.key_prefix.clone(),
@@ -64,7 +58,7 @@ impl Store {
                 tracing::error!(%error, "store.url refused by the Redis client; using local state only");
                 None
             }
-        }});
+        });
         Store { redis, metrics }
     }
 
@@ -312,6 +306,12 @@ impl Store {
             );
         }
     }
+}
+
+/// The connector for `config`'s topology; the error never repeats the URL.
+fn connect(config: &RedisConfig) -> Result<Connector, String> {
+    let topology = Topology::parse(config.url.expose(), config.cluster)?;
+    Connector::new(topology, config.timeout).map_err(|e| e.to_string())
 }
 
 /// Fields per `HSCAN` call: large enough for few round trips, small enough for one call
