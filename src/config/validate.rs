@@ -292,6 +292,22 @@ impl Validator {
             .ok()
     }
 
+    /// A secret that must be set; when it is not, the problem is `missing (<hint>)`.
+    fn required_secret(
+        &mut self,
+        key: &str,
+        reference: Option<&str>,
+        hint: &str,
+    ) -> Option<secret::Secret> {
+        match reference {
+            Some(reference) => self.secret(key, reference),
+            None => {
+                self.problem(key, format!("missing ({hint})"));
+                None
+            }
+        }
+    }
+
     fn socket_addr(&mut self, key: &str, value: Option<&str>, default: &str) -> SocketAddr {
         let text = value.unwrap_or(default);
         text.parse().unwrap_or_else(|_| {

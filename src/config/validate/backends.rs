@@ -112,16 +112,11 @@ impl Validator {
                 "missing (the user name commercetools sends with HTTP Basic)",
             );
         }
-        let client_secret = match raw.client_secret.as_deref() {
-            Some(reference) => self.secret(&key("client_secret"), reference),
-            None => {
-                self.problem(
-                    key("client_secret"),
-                    "missing (the password commercetools sends with HTTP Basic)",
-                );
-                None
-            }
-        };
+        let client_secret = self.required_secret(
+            &key("client_secret"),
+            raw.client_secret.as_deref(),
+            "the password commercetools sends with HTTP Basic",
+        );
         let project_key = raw.project_key.filter(|p| !p.is_empty());
         if project_key.is_none() {
             self.problem(
@@ -225,16 +220,11 @@ impl Validator {
         if client_id.is_none() {
             self.problem(key("client_id"), "missing (the API client's id)");
         }
-        let client_secret = match raw.client_secret.as_deref() {
-            Some(reference) => self.secret(&key("client_secret"), reference),
-            None => {
-                self.problem(
-                    key("client_secret"),
-                    "missing (the API client's secret, e.g. \"env:CT_API_SECRET\")",
-                );
-                None
-            }
-        };
+        let client_secret = self.required_secret(
+            &key("client_secret"),
+            raw.client_secret.as_deref(),
+            "the API client's secret, e.g. \"env:CT_API_SECRET\"",
+        );
         let scopes: Vec<String> = match raw.scopes {
             Some(list) => list
                 .items()

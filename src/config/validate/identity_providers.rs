@@ -154,16 +154,11 @@ impl Validator {
                 None
             }
         };
-        let client_secret = match raw.client_secret.as_deref() {
-            None => {
-                self.problem(
-                    format!("{path}.client_secret"),
-                    "missing (required for type \"oidc\")",
-                );
-                None
-            }
-            Some(reference) => self.secret(&format!("{path}.client_secret"), reference),
-        };
+        let client_secret = self.required_secret(
+            &format!("{path}.client_secret"),
+            raw.client_secret.as_deref(),
+            "required for type \"oidc\"",
+        );
         let client_secret_expire_at = raw.client_secret_expire_at.as_deref().and_then(|text| {
             match chrono::DateTime::parse_from_rfc3339(text) {
                 Ok(at) => Some(at.with_timezone(&chrono::Utc)),

@@ -84,18 +84,16 @@ impl Validator {
     /// `server.tls = { cert = "file:…", key = "file:…" }`: both parse, the key belongs to
     /// the certificate, and an expiry within 30 days is warned about.
     pub(super) fn server_tls(&mut self, raw: raw::RawTls) -> Option<crate::tls::ServerCertificate> {
-        let read = |this: &mut Self, field: &str, value: Option<String>| match value {
-            Some(reference) => this.secret(&format!("server.tls.{field}"), &reference),
-            None => {
-                this.problem(
-                    format!("server.tls.{field}"),
-                    format!("missing (e.g. \"file:/etc/sso-sidecar/tls/{field}.pem\")"),
-                );
-                None
-            }
-        };
-        let chain = read(self, "cert", raw.cert);
-        let key = read(self, "key", raw.key);
+        let chain = self.required_secret(
+            "server.tls.cert",
+            raw.cert.as_deref(),
+            "e.g. \"file:/etc/sso-sidecar/tls/cert.pem\"",
+        );
+        let key = self.required_secret(
+            "server.tls.key",
+            raw.key.as_deref(),
+            "e.g. \"file:/etc/sso-sidecar/tls/key.pem\"",
+        );
         let (chain, key) = (chain?, key?);
         match crate::tls::ServerCertificate::from_pem(chain.expose(), key.expose()) {
             Ok(certificate) => {

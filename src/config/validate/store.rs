@@ -28,16 +28,11 @@ impl Validator {
                 StoreConfig::default()
             }
             "redis" => {
-                let url = match raw.url.as_deref() {
-                    Some(reference) => self.secret("store.url", reference),
-                    None => {
-                        self.problem(
-                            "store.url",
-                            "missing (e.g. \"env:SSO_REDIS_URL\" holding redis://host:6379/0)",
-                        );
-                        None
-                    }
-                };
+                let url = self.required_secret(
+                    "store.url",
+                    raw.url.as_deref(),
+                    "e.g. \"env:SSO_REDIS_URL\" holding redis://host:6379/0",
+                );
                 let cluster = raw.cluster.unwrap_or(false);
                 let url =
                     url.filter(
