@@ -329,40 +329,43 @@ impl CommercetoolsApi {
         if let Some(id) = self.group_ids.get(key).await {
             return Ok(Some(id));
         }
-        let path = format!("customer-groups/key={}", encode(key));
-        let Some(group) = self
-            .call("commercetools_group_get", reqwest::Method::GET, &path, None)
-            .await?
-        else {
+        let found = self
+            .group(&format!("customer-groups/key={}", encode(key)))
+            .await?;
+        if found.is_none() {
             tracing::warn!(
                 group = key,
                 "commercetools has no customer group with this key"
             );
-            return Ok(None);
-        };
-        let id = group["id"].as_str().unwrap_or_default().to_owned();
-        self.group_ids.insert(key.to_owned(), id.clone()).await;
-        self.group_keys.insert(id.clone(), key.to_owned()).await;
-        Ok(Some(id))
+        }
+        Ok(found.map(|(id, _)| id))
     }
 
     async fn group_key(&self, id: &str) -> Result<Option<String>, ApiError> {
         if let Some(key) = self.group_keys.get(id).await {
             return Ok(Some(key));
         }
-        let path = format!("customer-groups/{}", encode(id));
+        let found = self
+            .group(&format!("customer-groups/{}", encode(id)))
+            .await?;
+        Ok(found.map(|(_, key)| key))
+    }
+
+    /// The customer group at `path` as (id, key), remembered both ways.
+    async fn group(&self, path: &str) -> Result<Option<(String, String)>, ApiError> {
         let Some(group) = self
-            .call("commercetools_group_get", reqwest::Method::GET, &path, None)
+            .call("commercetools_group_get", reqwest::Method::GET, path, None)
             .await?
         else {
             return Ok(None);
         };
-        let Some(key) = group["key"].as_str().map(str::to_owned) else {
+        let (Some(id), Some(key)) = (group["id"].as_str(), group["key"].as_str()) else {
             return Ok(None);
         };
-        self.group_ids.insert(key.clone(), id.to_owned()).await;
-        self.group_keys.insert(id.to_owned(), key.clone()).await;
-        Ok(Some(key))
+        let (id, key) = (id.to_owned(), key.to_owned());
+        self.group_ids.insert(key.clone(), id.clone()).await;
+        self.group_keys.insert(id.clone(), key.clone()).await;
+        Ok(Some((id, key)))
     }
 
     /// One API call: `None` for `404`. A `401` renews the token and tries once more.
