@@ -402,13 +402,13 @@ async fn next_request_arrives(
     if *shutdown.borrow() {
         return false;
     }
-    let readable = stream.wait_readable();
     let limit = match settings.and_then(|s| s.keepalive_timeout) {
         Some(0) => None,
         Some(seconds) => Some(Duration::from_secs(seconds)),
         // Keep-alive off: the session decides (it will not be reused).
         None => return true,
     };
+    let readable = stream.wait_readable();
     // None: the keep-alive timeout passed first.
     let waited = async {
         match limit {
