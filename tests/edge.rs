@@ -204,7 +204,8 @@ fn cors_preflights_reach_the_backend_without_identity_or_are_denied() {
     assert_eq!(plain.status(), 401);
 }
 
-const WS_CONFIG: &str = r#"
+/// One IdP and one protected prefix, `{protected}`; `{session_extra}` adds session settings.
+const SIGNED_IN_CONFIG: &str = r#"
 [server]
 listen = "{listen}"
 upstream = "{upstream}"
@@ -219,7 +220,7 @@ remote = "supported"
 [session]
 keys = ["{session_key}"]
 secure = false
-max_age = "3s"
+{session_extra}
 
 [identity_providers.kc]
 type = "oidc"
@@ -233,7 +234,7 @@ external_name = "Operations"
 identity_providers = ["kc"]
 
 [[routes]]
-path_prefix = "/live/"
+path_prefix = "{protected}"
 auth = "required"
 
 [[routes]]
@@ -299,7 +300,10 @@ fn websockets_on_required_routes_carry_identity_or_get_401() {
     let ports = Ports::new();
     let idp = Idp::for_sidecar(ports, json!({}));
     let (upstream, _upstream_rt) = websocket_upstream();
-    let config = WS_CONFIG.replace("{issuer}", &idp.issuer);
+    let config = SIGNED_IN_CONFIG
+        .replace("{issuer}", &idp.issuer)
+        .replace("{session_extra}", "max_age = \"3s\"")
+        .replace("{protected}", "/live/");
     let sidecar = Sidecar::start_on(ports, &config, &format!("http://{upstream}"), &[]);
     sidecar.wait_idps_ready();
 
@@ -350,42 +354,6 @@ fn websockets_on_required_routes_carry_identity_or_get_401() {
     let _ = socket.close(None);
 }
 
-const FORM_CONFIG: &str = r#"
-[server]
-listen = "{listen}"
-upstream = "{upstream}"
-public_url = "{public_url}"
-
-[admin]
-listen = "{admin}"
-
-[oidc]
-remote = "supported"
-
-[session]
-keys = ["{session_key}"]
-secure = false
-
-[identity_providers.kc]
-type = "oidc"
-name = "Keycloak"
-issuer = "{issuer}"
-client_id = "shop"
-client_secret = "shop-secret"
-
-[organizations.Operations]
-external_name = "Operations"
-identity_providers = ["kc"]
-
-[[routes]]
-path_prefix = "/backoffice/"
-auth = "required"
-
-[[routes]]
-path_prefix = "/"
-auth = "public"
-"#;
-
 /// Forms the back office saved: (subject, fields).
 type Saved = Arc<Mutex<Vec<(Option<String>, Vec<(String, String)>)>>>;
 
@@ -431,7 +399,10 @@ fn a_form_sent_without_a_session_survives_the_sign_in() {
     let idp = Idp::for_sidecar(ports, json!({}));
     let saved: Saved = Arc::default();
     let (backend, _backend_rt) = back_office(saved.clone());
-    let config = FORM_CONFIG.replace("{issuer}", &idp.issuer);
+    let config = SIGNED_IN_CONFIG
+        .replace("{issuer}", &idp.issuer)
+        .replace("{session_extra}", "")
+        .replace("{protected}", "/backoffice/");
     let sidecar = Sidecar::start_on(ports, &config, &format!("http://{backend}"), &[]);
     sidecar.wait_idps_ready();
 
