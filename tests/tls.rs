@@ -216,6 +216,19 @@ fn https_with_http2_sign_in_and_certificate_reload_under_load() {
     );
 }
 
+/// `sso-sidecar check` on a minimal config with `server.tls` naming `cert` and `key`.
+fn check_with_tls(dir: &std::path::Path, cert: &str, key: &str) -> (i32, String, String) {
+    let path = dir.join("sidecar.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nupstream = \"http://127.0.0.1:9000\"\ntls = {{ cert = \"file:{cert}\", key = \"file:{key}\" }}\n[session]\nkeys = [\"{SESSION_KEY}\"]\n[[routes]]\npath_prefix = \"/\"\nauth = \"public\"\n"
+        ),
+    )
+    .unwrap();
+    run_cli(&["check", "-c", path.to_str().unwrap()], &[], dir)
+}
+
 #[test]
 fn check_refuses_broken_or_mismatched_tls_files() {
     let pki = Pki::new();
@@ -243,15 +256,7 @@ fn check_refuses_broken_or_mismatched_tls_files() {
         ),
     ];
     for (cert, key, expected) in cases {
-        let path = dir.path().join("sidecar.toml");
-        std::fs::write(
-            &path,
-            format!(
-                "[server]\nupstream = \"http://127.0.0.1:9000\"\ntls = {{ cert = \"file:{cert}\", key = \"file:{key}\" }}\n[session]\nkeys = [\"{SESSION_KEY}\"]\n[[routes]]\npath_prefix = \"/\"\nauth = \"public\"\n"
-            ),
-        )
-        .unwrap();
-        let (code, out, err) = run_cli(&["check", "-c", path.to_str().unwrap()], &[], dir.path());
+        let (code, out, err) = check_with_tls(dir.path(), cert, key);
         assert_eq!(code, 2, "{out}{err}");
         assert!(
             format!("{out}{err}").contains(expected),
@@ -261,15 +266,7 @@ fn check_refuses_broken_or_mismatched_tls_files() {
     // Valid, but expiring in ten days: accepted with a warning.
     let soon = time::OffsetDateTime::now_utc() + time::Duration::days(10);
     let (cert, key) = pki.issue_until("soon", &["localhost"], Some(soon));
-    let path = dir.path().join("sidecar.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[server]\nupstream = \"http://127.0.0.1:9000\"\ntls = {{ cert = \"file:{cert}\", key = \"file:{key}\" }}\n[session]\nkeys = [\"{SESSION_KEY}\"]\n[[routes]]\npath_prefix = \"/\"\nauth = \"public\"\n"
-        ),
-    )
-    .unwrap();
-    let (code, out, err) = run_cli(&["check", "-c", path.to_str().unwrap()], &[], dir.path());
+    let (code, out, err) = check_with_tls(dir.path(), &cert, &key);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         format!("{out}{err}").contains("server.tls.cert: the certificate expires in 9 days")
