@@ -634,6 +634,15 @@ pub struct Page {
     pub body: String,
 }
 
+impl Page {
+    /// Whether the answer sets a session cookie (a sign-in that went through).
+    pub fn sets_session(&self) -> bool {
+        self.set_cookies
+            .iter()
+            .any(|c| c.starts_with("_sso_session="))
+    }
+}
+
 impl Browser {
     pub fn new() -> Self {
         Browser::with(|builder| builder)
