@@ -1,5 +1,6 @@
 //! Command line: `run`, `check`, `keygen`, `import-icm`, `health`. Each command returns its exit code.
 
+use crate::config::Choice as _;
 use std::path::PathBuf;
 
 use base64::Engine as _;
@@ -160,11 +161,7 @@ pub fn summary(config: &Config) -> String {
             "unsupported (local only)"
         }
     );
-    let profile = match config.backend.profile {
-        crate::config::BackendProfile::Generic => "generic",
-        crate::config::BackendProfile::Icm => "icm",
-        crate::config::BackendProfile::Spree => "spree",
-    };
+    let profile = config.backend.profile.as_str();
     let _ = writeln!(out, "  backend profile: {profile}");
     let _ = match &config.store.redis {
         Some(redis) => writeln!(

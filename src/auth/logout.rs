@@ -1,6 +1,7 @@
 //! `/oauth2/logout` by the organization's `logout_policy`, and `/oauth2/backchannel-logout`
 //! for IdPs that end sessions themselves.
 
+use crate::config::Choice as _;
 use http::Method;
 use serde_json::json;
 

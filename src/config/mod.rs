@@ -1,5 +1,6 @@
 //! Configuration: TOML in, one validated [`Config`] out, or every problem found.
 
+mod choice;
 mod duration;
 mod error;
 mod model;

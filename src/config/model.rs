@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use url::Url;
 
+use super::choice::choice;
+pub use super::choice::Choice;
 use super::secret::Secret;
 
 #[derive(Debug, Clone)]
@@ -161,15 +163,7 @@ pub enum SameSite {
     None,
 }
 
-impl SameSite {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SameSite::Lax => "Lax",
-            SameSite::Strict => "Strict",
-            SameSite::None => "None",
-        }
-    }
-}
+choice!(SameSite { Lax => "Lax", Strict => "Strict", None => "None" });
 
 #[derive(Debug, Clone)]
 pub struct HeaderConfig {
@@ -221,36 +215,21 @@ pub enum IdentityHeader {
     EmailVerified,
 }
 
+// The names used in `headers.claims`.
+choice!(IdentityHeader {
+    Subject => "subject",
+    Email => "email",
+    Name => "name",
+    PreferredUsername => "preferred_username",
+    Organization => "organization",
+    IdentityProvider => "identity_provider",
+    ExternalId => "external_id",
+    SelfAdministration => "self_administration",
+    Groups => "groups",
+    EmailVerified => "email_verified",
+});
+
 impl IdentityHeader {
-    pub const ALL: [IdentityHeader; 10] = [
-        IdentityHeader::Subject,
-        IdentityHeader::Email,
-        IdentityHeader::Name,
-        IdentityHeader::PreferredUsername,
-        IdentityHeader::Organization,
-        IdentityHeader::IdentityProvider,
-        IdentityHeader::ExternalId,
-        IdentityHeader::SelfAdministration,
-        IdentityHeader::Groups,
-        IdentityHeader::EmailVerified,
-    ];
-
-    /// The name used in `headers.claims`.
-    pub fn key(self) -> &'static str {
-        match self {
-            IdentityHeader::Subject => "subject",
-            IdentityHeader::Email => "email",
-            IdentityHeader::Name => "name",
-            IdentityHeader::PreferredUsername => "preferred_username",
-            IdentityHeader::Organization => "organization",
-            IdentityHeader::IdentityProvider => "identity_provider",
-            IdentityHeader::ExternalId => "external_id",
-            IdentityHeader::SelfAdministration => "self_administration",
-            IdentityHeader::Groups => "groups",
-            IdentityHeader::EmailVerified => "email_verified",
-        }
-    }
-
     /// The header name after the prefix.
     pub fn suffix(self) -> &'static str {
         match self {
@@ -273,6 +252,8 @@ pub enum LogFormat {
     Text,
     Json,
 }
+
+choice!(LogFormat { Text => "text", Json => "json" });
 
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -357,6 +338,12 @@ pub enum BackendProfile {
     Icm,
     Spree,
 }
+
+choice!(BackendProfile {
+    Generic => "generic",
+    Icm => "icm",
+    Spree => "spree",
+});
 
 #[derive(Debug, Clone)]
 pub struct SpreeConfig {
@@ -491,15 +478,11 @@ pub enum LogoutPolicy {
     Federated,
 }
 
-impl LogoutPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogoutPolicy::Local => "LOCAL",
-            LogoutPolicy::External => "EXTERNAL",
-            LogoutPolicy::Federated => "FEDERATED",
-        }
-    }
-}
+choice!(LogoutPolicy {
+    Local => "LOCAL",
+    External => "EXTERNAL",
+    Federated => "FEDERATED",
+});
 
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -527,6 +510,8 @@ pub enum Preflight {
     Deny,
 }
 
+choice!(Preflight { Forward => "forward", Deny => "deny" });
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuthMode {
     Public,
@@ -537,18 +522,14 @@ pub enum AuthMode {
     Api,
 }
 
+choice!(AuthMode {
+    Required => "required",
+    Optional => "optional",
+    Public => "public",
+    Api => "api",
+});
+
 impl AuthMode {
-    pub const NAMES: [&'static str; 4] = ["required", "optional", "public", "api"];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMode::Public => "public",
-            AuthMode::Optional => "optional",
-            AuthMode::Required => "required",
-            AuthMode::Api => "api",
-        }
-    }
-
     /// Whether a request without a session is turned away (signed in first, or `401`).
     pub fn needs_sign_in(self) -> bool {
         matches!(self, AuthMode::Required | AuthMode::Api)

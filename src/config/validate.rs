@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use ipnet::IpNet;
+use serde_path_to_error::Segment;
+use toml::de::{DeArray, DeTable, DeValue};
 use url::Url;
 
 use super::error::Problem;
@@ -41,24 +43,78 @@ pub fn validate(text: &str, file: &Path) -> Result<Config, Vec<Problem>> {
     }
 }
 
-/// Parses TOML into the raw structs. Syntax and type errors stop here (serde cannot go on
-/// past them); unknown keys are collected and reported together with the later problems.
+/// At most this many keys of the wrong type are reported; past them the file is hardly a
+/// config any more.
+const MAX_TYPE_ERRORS: usize = 50;
+
+/// Parses TOML into the raw structs. A syntax error stops here; a value of the wrong type
+/// is a problem of its key: the key is dropped (every raw field is optional) and reading
+/// starts again, so the rest of the file is still checked. Unknown keys are collected and
+/// reported together with the later problems.
 fn parse(text: &str) -> Result<(RawConfig, Vec<Problem>), Vec<Problem>> {
-    let deserializer =
-        toml::Deserializer::parse(text).map_err(|e| vec![toml_problem(text, "", &e)])?;
-    let mut unknown = Vec::new();
-    let mut record_unknown = |path: serde_ignored::Path| unknown.push(segments(&path));
-    let tracking = serde_ignored::Deserializer::new(deserializer, &mut record_unknown);
-    let raw: RawConfig = serde_path_to_error::deserialize(tracking).map_err(|e| {
-        let key = e.path().to_string();
-        let key = if key == "." { String::new() } else { key };
-        vec![toml_problem(text, &key, e.inner())]
-    })?;
-    let problems = unknown
-        .iter()
-        .map(|path| unknown_key_problem(path))
-        .collect();
-    Ok((raw, problems))
+    let mut table = DeTable::parse(text).map_err(|e| vec![toml_problem(text, "", &e)])?;
+    let mut problems = Vec::new();
+    for _ in 0..MAX_TYPE_ERRORS {
+        let mut unknown = Vec::new();
+        let mut record_unknown = |path: serde_ignored::Path| unknown.push(segments(&path));
+        let deserializer = toml::de::Deserializer::from(table.clone());
+        let tracking = serde_ignored::Deserializer::new(deserializer, &mut record_unknown);
+        match serde_path_to_error::deserialize::<_, RawConfig>(tracking) {
+            Ok(raw) => {
+                problems.extend(unknown.iter().map(|path| unknown_key_problem(path)));
+                return Ok((raw, problems));
+            }
+            Err(e) => {
+                let key = e.path().to_string();
+                let key = if key == "." { String::new() } else { key };
+                problems.push(toml_problem(text, &key, e.inner()));
+                let path: Vec<_> = e.path().iter().cloned().collect();
+                if !drop_value(table.get_mut(), &path) {
+                    return Err(problems);
+                }
+            }
+        }
+    }
+    Err(problems)
+}
+
+/// Removes the value at `path` (as serde reported it); false when there is none to remove.
+fn drop_value(table: &mut DeTable<'_>, path: &[Segment]) -> bool {
+    let Some((Segment::Map { key }, rest)) = path.split_first() else {
+        return false;
+    };
+    if rest.is_empty() {
+        return table.remove(key.as_str()).is_some();
+    }
+    match table.get_mut(key.as_str()).map(|v| v.get_mut()) {
+        Some(DeValue::Table(inner)) => drop_value(inner, rest),
+        Some(DeValue::Array(items)) => drop_from_array(items, rest),
+        _ => false,
+    }
+}
+
+fn drop_from_array(items: &mut DeArray<'_>, path: &[Segment]) -> bool {
+    let Some((Segment::Seq { index }, rest)) = path.split_first() else {
+        return false;
+    };
+    let index = *index;
+    if index >= items.len() {
+        return false;
+    }
+    if rest.is_empty() {
+        let all = std::mem::replace(items, std::iter::empty().collect());
+        *items = all
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, item)| (i != index).then_some(item))
+            .collect();
+        return true;
+    }
+    match items.get_mut(index).map(|v| v.get_mut()) {
+        Some(DeValue::Table(inner)) => drop_value(inner, rest),
+        Some(DeValue::Array(inner)) => drop_from_array(inner, rest),
+        _ => false,
+    }
 }
 
 fn toml_problem(text: &str, key: &str, error: &toml::de::Error) -> Problem {
@@ -358,6 +414,19 @@ impl Validator {
                 None
             }
         }
+    }
+
+    /// The value of a one-word key: `default` when not set; `None`, with the problem, when
+    /// the word is not one of the allowed.
+    fn choice<T: Choice>(&mut self, key: &str, text: Option<&str>, default: T) -> Option<T> {
+        let Some(text) = text else {
+            return Some(default);
+        };
+        let found = T::parse(text);
+        if found.is_none() {
+            self.problem(key, format!("\"{text}\" is not one of {}", T::listed()));
+        }
+        found
     }
 
     fn bad_enum(&mut self, key: &str, value: &str, allowed: &[&str]) {

@@ -4,15 +4,13 @@ use super::*;
 
 impl Validator {
     pub(super) fn backend(&mut self, raw: raw::RawBackend) -> BackendConfig {
-        let profile = match raw.profile.as_deref() {
-            None | Some("generic") => BackendProfile::Generic,
-            Some("icm") => BackendProfile::Icm,
-            Some("spree") => BackendProfile::Spree,
-            Some(other) => {
-                self.bad_enum("backend.profile", other, &["generic", "icm", "spree"]);
-                BackendProfile::Generic
-            }
-        };
+        let profile = self
+            .choice(
+                "backend.profile",
+                raw.profile.as_deref(),
+                BackendProfile::Generic,
+            )
+            .unwrap_or_default();
         let spree_raw = raw.spree.unwrap_or_default();
         let spree = (profile == BackendProfile::Spree).then(|| self.spree(spree_raw));
         let icm_raw = raw.icm.unwrap_or_default();

@@ -77,24 +77,13 @@ impl Validator {
             }
             let self_administration =
                 self.self_administration(&path, org.self_administration_policy);
-            let logout_policy = match org
-                .logout_policy
-                .as_deref()
-                .map(str::to_ascii_uppercase)
-                .as_deref()
-            {
-                None | Some("EXTERNAL") => LogoutPolicy::External,
-                Some("LOCAL") => LogoutPolicy::Local,
-                Some("FEDERATED") => LogoutPolicy::Federated,
-                Some(_) => {
-                    self.bad_enum(
-                        &format!("{path}.logout_policy"),
-                        org.logout_policy.as_deref().unwrap_or(""),
-                        &["LOCAL", "EXTERNAL", "FEDERATED"],
-                    );
-                    LogoutPolicy::External
-                }
-            };
+            let logout_policy = self
+                .choice(
+                    &format!("{path}.logout_policy"),
+                    org.logout_policy.as_deref(),
+                    LogoutPolicy::External,
+                )
+                .unwrap_or(LogoutPolicy::External);
             let local_login_url = self
                 .path_or_url(&format!("{path}.local_login_url"), org.local_login_url)
                 .unwrap_or_else(|| "/".to_owned());

@@ -12,30 +12,27 @@ impl Validator {
         let mut routes: Vec<(usize, Route)> = Vec::new();
         for (i, route) in raw.into_iter().enumerate() {
             let path = format!("routes[{i}]");
+            // Every field is checked, even after a bad one: an operator sees all of a
+            // route's mistakes at once. A route with a bad prefix or mode is left out.
             let path_prefix = match route.path_prefix {
-                Some(p) if p.starts_with('/') => p,
+                Some(p) if p.starts_with('/') => Some(p),
                 Some(_) => {
                     self.problem(format!("{path}.path_prefix"), "must start with /");
-                    continue;
+                    None
                 }
                 None => {
                     self.problem(
                         format!("{path}.path_prefix"),
                         "missing (use \"/\" for everything)",
                     );
-                    continue;
+                    None
                 }
             };
-            let auth = match route.auth.as_deref() {
-                None | Some("required") => AuthMode::Required,
-                Some("optional") => AuthMode::Optional,
-                Some("public") => AuthMode::Public,
-                Some("api") => AuthMode::Api,
-                Some(other) => {
-                    self.bad_enum(&format!("{path}.auth"), other, &AuthMode::NAMES);
-                    continue;
-                }
-            };
+            let auth = self.choice(
+                &format!("{path}.auth"),
+                route.auth.as_deref(),
+                AuthMode::Required,
+            );
             if let Some(org) = &route.organization {
                 if !orgs.contains_key(org) {
                     let defined: Vec<_> = orgs.keys().map(String::as_str).collect();
@@ -48,12 +45,22 @@ impl Validator {
                     );
                 }
             }
+            let allow = self.rules(&format!("{path}.allow"), route.allow);
+            let preflight = self
+                .choice(
+                    &format!("{path}.preflight"),
+                    route.preflight.as_deref(),
+                    Preflight::Forward,
+                )
+                .unwrap_or_default();
+            let (Some(path_prefix), Some(auth)) = (path_prefix, auth) else {
+                continue;
+            };
             if path_prefix.starts_with(own_prefix) {
                 self.warnings.push(format!(
                     "{path}.path_prefix: {path_prefix} lies under the sidecar's own {own_prefix}/ endpoints, which answer first"
                 ));
             }
-            let allow = self.rules(&format!("{path}.allow"), route.allow);
             if !allow.is_empty() && !auth.needs_sign_in() {
                 self.problem(
                     format!("{path}.allow"),
@@ -64,14 +71,6 @@ impl Validator {
                     ),
                 );
             }
-            let preflight = match route.preflight.as_deref() {
-                None | Some("forward") => Preflight::Forward,
-                Some("deny") => Preflight::Deny,
-                Some(other) => {
-                    self.bad_enum(&format!("{path}.preflight"), other, &["forward", "deny"]);
-                    Preflight::Forward
-                }
-            };
             let host = route.host.map(|h| h.to_ascii_lowercase());
             let new = Route {
                 host,

@@ -28,24 +28,9 @@ impl Validator {
                 })
                 .collect(),
         };
-        let same_site = match raw
-            .same_site
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("lax") => SameSite::Lax,
-            Some("strict") => SameSite::Strict,
-            Some("none") => SameSite::None,
-            Some(_) => {
-                self.bad_enum(
-                    "session.same_site",
-                    raw.same_site.as_deref().unwrap_or(""),
-                    &["Lax", "Strict", "None"],
-                );
-                SameSite::Lax
-            }
-        };
+        let same_site = self
+            .choice("session.same_site", raw.same_site.as_deref(), SameSite::Lax)
+            .unwrap_or(SameSite::Lax);
         let secure = raw.secure.unwrap_or(true);
         if same_site == SameSite::None && !secure {
             self.problem(
@@ -123,14 +108,9 @@ impl Validator {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, name)| {
-                    let found = IdentityHeader::ALL
-                        .into_iter()
-                        .find(|h| h.key() == name.as_str());
-                    if found.is_none() {
-                        let allowed: Vec<_> = IdentityHeader::ALL.iter().map(|h| h.key()).collect();
-                        self.bad_enum(&format!("headers.claims[{i}]"), name, &allowed);
-                    }
-                    found
+                    let key = format!("headers.claims[{i}]");
+                    let default = IdentityHeader::Subject;
+                    self.choice(&key, Some(name), default)
                 })
                 .collect(),
         };
@@ -181,14 +161,9 @@ impl Validator {
     }
 
     pub(super) fn log(&mut self, raw: raw::RawLog) -> LogConfig {
-        let format = match raw.format.as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                self.bad_enum("log.format", other, &["text", "json"]);
-                LogFormat::Text
-            }
-        };
+        let format = self
+            .choice("log.format", raw.format.as_deref(), LogFormat::Text)
+            .unwrap_or(LogFormat::Text);
         let level = raw.level.unwrap_or_else(|| "info".to_owned());
         if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
             self.problem("log.level", format!("\"{level}\" is not a log level or filter (e.g. \"info\", \"sso_sidecar=debug\")"));

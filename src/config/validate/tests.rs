@@ -715,3 +715,70 @@ fn login_targets_behind_required_routes_are_loops() {
     ))
     .is_ok());
 }
+
+/// An operator's config with one mistake of each kind: `check` names all of them in one
+/// run. A wrong type does not stop the reading, a route's first bad field does not hide the
+/// others, and a cross-check (`server.public_url`) does not wait for the rest to be clean.
+#[test]
+fn one_mistake_of_each_kind_all_reported_in_one_run() {
+    let text = r#"
+[server]
+upstream = "http://127.0.0.1:9000"
+threads = "four"
+[oidc]
+remote = "supported"
+max_clock_skew = "soon"
+[session]
+keys = ["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
+secure = "yes"
+cookie_nam = "x"
+[log]
+format = "xml"
+[limits]
+max_headers = 5
+[identity_providers.kc]
+type = "oidc"
+name = "KC"
+issuer = "not a url"
+client_id = "a"
+client_secret = "b"
+[identity_providers.other]
+type = "oidc"
+name = "Other"
+issuer = "https://idp.example"
+client_id = "a"
+client_secret = "b"
+[organizations.Ops]
+external_name = "Ops"
+identity_providers = ["other", "nope"]
+[[routes]]
+path_prefix = "shop"
+auth = "sometimes"
+organization = "Nobody"
+[[routes]]
+path_prefix = "/api"
+auth = "api"
+preflight = 7
+"#;
+    let problems = validate(text, Path::new("t.toml")).unwrap_err();
+    let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "server.threads",
+        "session.secure",
+        "routes[1].preflight",
+        "oidc.max_clock_skew",
+        "session.cookie_nam",
+        "log.format",
+        "limits.max_headers",
+        "identity_providers.kc.issuer",
+        "organizations.Ops.identity_providers[1]",
+        "routes[0].path_prefix",
+        "routes[0].auth",
+        "routes[0].organization",
+        "server.public_url",
+    ] {
+        assert!(keys.contains(&key), "{key} missing in {problems:#?}");
+    }
+    let secure = problems.iter().find(|p| p.key == "session.secure").unwrap();
+    assert!(secure.message.contains("line 10"), "{secure:?}");
+}
