@@ -16,8 +16,8 @@ use p256::pkcs8::EncodePrivateKey;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::auth::Principal;
 use crate::config::{signing_key, Config};
-use crate::session::Session;
 
 /// How long an assertion is valid.
 pub const LIFETIME_SECS: i64 = 60;
@@ -36,8 +36,11 @@ pub struct AssertionSigner {
     /// (session id or bearer token digest, organization, access token expiry) →
     /// (assertion, its `exp`). The expiry changes at a refresh, when the identity may have
     /// changed too; a bearer token's organization is the route's.
-    recent: moka::sync::Cache<(String, String, Option<i64>), (String, i64)>,
+    recent: moka::sync::Cache<ReuseKey, (String, i64)>,
 }
+
+/// What an assertion may be reused by: the credential, the organization and its expiry.
+type ReuseKey = (String, Option<String>, Option<i64>);
 
 #[derive(Serialize)]
 struct Claims<'a> {
@@ -108,19 +111,11 @@ impl AssertionSigner {
     }
 
     /// The assertion for a signed-in user; `None` only if signing failed.
-    pub fn assert(&self, user: &Session, now: i64) -> Option<String> {
-        // Signing is most of a request's cost: bearer callers, who have no session, reuse
-        // theirs by their (verified) token.
-        let reuse = if user.id.is_empty() {
-            format!("bearer:{}", crate::auth::digest(&user.tokens.access_token))
-        } else {
-            user.id.clone()
-        };
-        let key = (
-            reuse,
-            user.organization.clone(),
-            user.tokens.access_expires_at,
-        );
+    pub fn assert(&self, user: &Principal, now: i64) -> Option<String> {
+        // Signing is most of a request's cost: a session reuses its assertion by its id,
+        // a bearer caller by its (verified) token.
+        let (reuse, expires_at) = user.credential.reuse_key();
+        let key = (reuse, user.organization.clone(), expires_at);
         if let Some((token, exp)) = self.recent.get(&key) {
             if exp - now >= REUSE_WHILE_LEFT_SECS {
                 return Some(token);
@@ -132,7 +127,7 @@ impl AssertionSigner {
         Some(token)
     }
 
-    fn sign(&self, user: &Session, now: i64) -> Option<String> {
+    fn sign(&self, user: &Principal, now: i64) -> Option<String> {
         let identity = &user.identity;
         let claims = Claims {
             iss: &self.issuer,
@@ -142,7 +137,7 @@ impl AssertionSigner {
             email_verified: identity.email.as_ref().map(|_| identity.email_verified),
             name: identity.name.as_deref(),
             preferred_username: identity.preferred_username.as_deref(),
-            organization: &user.organization,
+            organization: user.organization().unwrap_or_default(),
             identity_provider: &user.identity_provider,
             external_id: &identity.external_id,
             groups: &user.groups,
@@ -197,6 +192,7 @@ fn public_jwk(key: &p256::SecretKey) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Credential;
     use crate::session::Identity;
     use jsonwebtoken::{DecodingKey, Validation};
 
@@ -215,10 +211,13 @@ pxNOnTY8iifmIsoGAJ5p6imdLRWNp/cUASShuec8rQDSrELERXjX+EaR
         crate::config::from_str(&text, std::path::Path::new("t.toml")).unwrap()
     }
 
-    fn user() -> Session {
-        Session {
-            id: "s1".into(),
-            organization: "Operations".into(),
+    fn user() -> Principal {
+        Principal {
+            credential: Credential::Session {
+                id: "s1".into(),
+                expires_at: None,
+            },
+            organization: Some("Operations".into()),
             identity_provider: "oidc_kc_1".into(),
             identity: Identity {
                 subject: "u1".into(),
@@ -277,7 +276,10 @@ pxNOnTY8iifmIsoGAJ5p6imdLRWNp/cUASShuec8rQDSrELERXjX+EaR
         assert_eq!(a.assert(&user(), now + 29).unwrap(), first);
         assert_ne!(a.assert(&user(), now + 31).unwrap(), first);
         let mut other = user();
-        other.id = "s2".into();
+        other.credential = Credential::Session {
+            id: "s2".into(),
+            expires_at: None,
+        };
         assert_ne!(a.assert(&other, now).unwrap(), first);
     }
 
@@ -287,9 +289,11 @@ pxNOnTY8iifmIsoGAJ5p6imdLRWNp/cUASShuec8rQDSrELERXjX+EaR
         let now = chrono::Utc::now().timestamp();
         let bearer = |token: &str, organization: &str| {
             let mut caller = user();
-            caller.id = String::new();
-            caller.tokens.access_token = token.into();
-            caller.organization = organization.into();
+            caller.credential = Credential::Bearer {
+                token: token.into(),
+                expires_at: now + 300,
+            };
+            caller.organization = Some(organization.into());
             caller
         };
         let first = signer.assert(&bearer("t1", "a"), now).unwrap();

@@ -7,8 +7,9 @@ use std::net::IpAddr;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use ipnet::IpNet;
 
+use crate::auth::Principal;
 use crate::config::IdentityHeader;
-use crate::session::{CookieNames, Session};
+use crate::session::CookieNames;
 
 /// The request's `Cookie` header(s) without the sidecar's cookies: `None` when nothing
 /// changes, `Some("")` when no cookie is left.
@@ -85,12 +86,6 @@ pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
         .any(|accept| accept.to_ascii_lowercase().contains("text/html"))
 }
 
-/// The client's address: the peer, or behind trusted proxies the address they report.
-pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr {
-    // The scheme does not bear on the address.
-    forwarded(headers, peer, "http", trusted).client_ip
-}
-
 /// The values the `X-Forwarded-*` headers get upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forwarded {
@@ -100,6 +95,8 @@ pub struct Forwarded {
     /// The address of the person at the other end: the peer, or for a trusted proxy the
     /// last untrusted address in its `X-Forwarded-For`.
     pub client_ip: IpAddr,
+    /// The peer is a trusted proxy, whose forwarding claims are kept.
+    pub peer_trusted: bool,
 }
 
 pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
@@ -133,6 +130,7 @@ pub fn forwarded(
             proto: own_scheme.to_owned(),
             host,
             client_ip: peer,
+            peer_trusted: false,
         };
     }
     let existing: Vec<&str> = headers
@@ -159,6 +157,7 @@ pub fn forwarded(
         proto: header("x-forwarded-proto").unwrap_or(own_scheme).to_owned(),
         host: header("x-forwarded-host").map(str::to_owned).or(host),
         client_ip,
+        peer_trusted: true,
     }
 }
 
@@ -170,14 +169,14 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The value of each identity header for a session. Values are sent as UTF-8 (names such
+/// The value of each identity header for a principal. Values are sent as UTF-8 (names such
 /// as "Jürgen" stay intact); control characters are dropped so no value can split a header.
 pub fn identity_value(
     header: IdentityHeader,
-    session: &Session,
+    principal: &Principal,
     self_administration: &str,
 ) -> Option<HeaderValue> {
-    let identity = &session.identity;
+    let identity = &principal.identity;
     let joined;
     let text: &str = match header {
         IdentityHeader::EmailVerified => match identity.email {
@@ -187,15 +186,15 @@ pub fn identity_value(
         },
         IdentityHeader::Groups => {
             // Values with commas were dropped when the session was made.
-            joined = session.groups.join(",");
+            joined = principal.groups.join(",");
             &joined
         }
         IdentityHeader::Subject => &identity.subject,
         IdentityHeader::Email => identity.email.as_deref()?,
         IdentityHeader::Name => identity.name.as_deref()?,
         IdentityHeader::PreferredUsername => identity.preferred_username.as_deref()?,
-        IdentityHeader::Organization => &session.organization,
-        IdentityHeader::IdentityProvider => &session.identity_provider,
+        IdentityHeader::Organization => principal.organization()?,
+        IdentityHeader::IdentityProvider => &principal.identity_provider,
         IdentityHeader::ExternalId => &identity.external_id,
         IdentityHeader::SelfAdministration => self_administration,
     };
@@ -356,14 +355,14 @@ mod tests {
 
     #[test]
     fn identity_values_keep_utf8_and_drop_control_characters() {
-        let mut session = Session::default();
-        session.identity.name = Some("Jürgen\r\nX-SSO-Subject: admin".into());
-        session.identity.subject = "u1".into();
-        let value = identity_value(IdentityHeader::Name, &session, "NONE").unwrap();
+        let mut principal = Principal::default();
+        principal.identity.name = Some("Jürgen\r\nX-SSO-Subject: admin".into());
+        principal.identity.subject = "u1".into();
+        let value = identity_value(IdentityHeader::Name, &principal, "NONE").unwrap();
         assert_eq!(value.as_bytes(), "JürgenX-SSO-Subject: admin".as_bytes());
-        assert!(identity_value(IdentityHeader::Email, &session, "NONE").is_none());
+        assert!(identity_value(IdentityHeader::Email, &principal, "NONE").is_none());
         assert_eq!(
-            identity_value(IdentityHeader::SelfAdministration, &session, "UPDATE").unwrap(),
+            identity_value(IdentityHeader::SelfAdministration, &principal, "UPDATE").unwrap(),
             "UPDATE"
         );
     }

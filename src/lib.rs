@@ -25,3 +25,4 @@ pub mod session;
 pub mod store;
 pub mod tls;
 pub mod upstream;
+pub mod upstream_headers;

@@ -50,6 +50,35 @@ pub fn page(title: &str, body_html: &str) -> String {
     )
 }
 
+/// `400` for a request address that cannot be made canonical (`/a/%2e%2e/b`, `\\`, ...).
+pub fn bad_address(request_id: &str) -> String {
+    message(
+        "Bad request",
+        "The address of this request is not valid.",
+        Some(("/", "Go to the shop")),
+        request_id,
+    )
+}
+
+/// The page for a request the shop could not answer (`502`, `504`) or that failed here.
+pub fn upstream_failure(status: u16, request_id: &str) -> String {
+    let (title, text) = match status {
+        504 => (
+            "The shop is not answering",
+            "The shop did not answer in time. Please try again in a moment.",
+        ),
+        502 => (
+            "The shop is not reachable",
+            "The shop could not be reached. Please try again in a moment.",
+        ),
+        _ => (
+            "Something went wrong",
+            "The request could not be completed. Please try again.",
+        ),
+    };
+    message(title, text, None, request_id)
+}
+
 /// A page that explains a failure: what happened, what to do, and the request id for support.
 pub fn message(title: &str, text: &str, link: Option<(&str, &str)>, request_id: &str) -> String {
     let link = link

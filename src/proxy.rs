@@ -14,15 +14,16 @@ use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::auth::{self, Gate};
-use crate::forwarding;
+use crate::auth::{self, Gate, Principal};
+use crate::config::Preflight;
+use crate::forwarding::{self, Forwarded};
 use crate::metrics::UpstreamFailure;
 use crate::pages;
 use crate::reply::Reply;
 use crate::routing::canonical::{canonical_path, routing_path};
-use crate::routing::RouteKind;
+use crate::routing::{Endpoint, Matched, RouteKind};
 use crate::runtime::Runtime;
-use crate::session::Session as UserSession;
+use crate::upstream_headers::{HeaderEdits, Outgoing};
 
 pub struct SidecarProxy {
     /// Swapped whole on a config reload; each request keeps the one it started with.
@@ -45,15 +46,33 @@ pub struct RequestCtx {
     /// The canonical path (with the query as sent) when it differs from the one received;
     /// the upstream gets it.
     canonical: Option<CanonicalTarget>,
-    client_ip: Option<IpAddr>,
+    /// Worked out once from the peer and the trusted proxies: the client's address and the
+    /// `X-Forwarded-*` values. `None` when the peer has no IP address.
+    forwarded: Option<Forwarded>,
     upstream_sent: Option<Instant>,
     failure: Option<UpstreamFailure>,
-    /// The signed-in user on protected routes.
-    session: Option<Box<UserSession>>,
+    /// Who the upstream is told is asking, on protected routes.
+    principal: Option<Box<Principal>>,
+    /// Replaces the client's `Authorization` upstream (the shop's own token).
+    authorization: Option<String>,
     /// Cookies to set on the upstream's response (a refreshed session).
     set_cookies: Vec<String>,
     /// The request's clock reading (Unix seconds), taken once for every decision on it.
     now: i64,
+}
+
+impl RequestCtx {
+    fn client_ip(&self) -> Option<IpAddr> {
+        self.forwarded.as_ref().map(|f| f.client_ip)
+    }
+}
+
+/// What becomes of a request.
+enum Admission {
+    /// On to the upstream.
+    Forward,
+    /// Answered by the sidecar.
+    Answer(Reply),
 }
 
 #[async_trait]
@@ -67,10 +86,11 @@ impl ProxyHttp for SidecarProxy {
             request_id: String::new(),
             kind: RouteKind::Required,
             canonical: None,
-            client_ip: None,
+            forwarded: None,
             upstream_sent: None,
             failure: None,
-            session: None,
+            principal: None,
+            authorization: None,
             set_cookies: Vec::new(),
             now: 0,
         }
@@ -80,129 +100,15 @@ impl ProxyHttp for SidecarProxy {
         // Idle keep-alive connections close after `server.client_idle_timeout` (pingora's
         // HTTP/1.1 default keeps them open forever).
         session.set_keepalive(Some(ctx.rt.client_idle_secs));
-        let req = session.req_header();
-        ctx.request_id = forwarding::request_id(req.headers.get("x-request-id"));
-        ctx.client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        let req = session.req_header();
-        ctx.canonical = match canonical_path(req.uri.path()) {
-            Ok(Cow::Borrowed(_)) => None,
-            Ok(Cow::Owned(path)) => Some(CanonicalTarget::new(path, req.uri.query())),
-            Err(problem) => {
-                tracing::debug!(path = req.uri.path(), %problem, "path refused");
-                let page = pages::message(
-                    "Bad request",
-                    "The address of this request is not valid.",
-                    Some(("/", "Go to the shop")),
-                    &ctx.request_id,
-                );
-                respond_reply(session, ctx, Reply::html(400, page)).await?;
-                return Ok(true);
-            }
-        };
-        let path = ctx
-            .canonical
-            .as_ref()
-            .map_or(req.uri.path(), CanonicalTarget::path);
-        let host = host_of(req);
+        note_request(session, ctx);
         let rt = Arc::clone(&ctx.rt);
-        let matched = rt.router.route(host, path);
-        ctx.kind = matched.kind;
-        if matched.kind == RouteKind::Public {
-            return Ok(false);
+        match admit(session, ctx, &rt).await? {
+            Admission::Forward => Ok(false),
+            Admission::Answer(reply) => {
+                respond_reply(session, ctx, reply).await?;
+                Ok(true)
+            }
         }
-        if matched.kind != RouteKind::Sidecar && is_cors_preflight(req) {
-            // Browsers send preflights without credentials: the backend answers them (no
-            // identity is forwarded), or the route refuses them.
-            if matched.preflight == crate::config::Preflight::Forward {
-                return Ok(false);
-            }
-            let refused = serde_json::json!({"error": "cors_preflight_refused"});
-            respond_reply(session, ctx, Reply::json(403, &refused)).await?;
-            return Ok(true);
-        }
-        let now = chrono::Utc::now().timestamp();
-        ctx.now = now;
-        let is_post = req.method == http::Method::POST;
-        let body = if matched.kind == RouteKind::Sidecar && is_post {
-            match read_small_body(session).await? {
-                Some(body) => body,
-                None => {
-                    respond_reply(
-                        session,
-                        ctx,
-                        Reply::json(413, &serde_json::json!({"error": "request body too large"})),
-                    )
-                    .await?;
-                    return Ok(true);
-                }
-            }
-        } else {
-            Vec::new()
-        };
-        let req = session.req_header();
-        let (path, path_and_query) = match &ctx.canonical {
-            Some(canonical) => (canonical.path(), canonical.target.as_str()),
-            None => {
-                let path = req.uri.path();
-                (
-                    path,
-                    req.uri.path_and_query().map_or(path, |pq| pq.as_str()),
-                )
-            }
-        };
-        let request = auth::Request {
-            method: &req.method,
-            path_and_query,
-            query: req.uri.query(),
-            headers: &req.headers,
-            request_id: &ctx.request_id,
-            body: &body,
-            // Only the sign-in endpoints use it (rate limits); not worth work on every request.
-            client_ip: ctx
-                .client_ip
-                .filter(|_| matched.kind == RouteKind::Sidecar)
-                .map(|peer| {
-                    forwarding::client_ip(&req.headers, peer, &rt.config.server.trusted_proxies)
-                }),
-            peer_ip: ctx.client_ip,
-        };
-        let reply = if matched.kind == RouteKind::Sidecar {
-            let routing = routing_path(path);
-            let endpoint = rt.router.own_endpoint(&routing).unwrap_or_default();
-            rt.auth.endpoint(endpoint, &request, now).await
-        } else {
-            match rt.auth.gate(&matched, &request, now).await {
-                Gate::Forward {
-                    session,
-                    set_cookies,
-                } => {
-                    ctx.session = Some(session);
-                    ctx.set_cookies = set_cookies;
-                    return Ok(false);
-                }
-                Gate::Anonymous { set_cookies } => {
-                    ctx.set_cookies = set_cookies;
-                    return Ok(false);
-                }
-                Gate::KeepForm { login, posted_to } => match read_small_body(session).await? {
-                    Some(body) => {
-                        let headers = &session.req_header().headers;
-                        let form = (posted_to, body);
-                        rt.auth
-                            .keep_form(headers, form, &login, &ctx.request_id, now)
-                    }
-                    None => {
-                        Reply::json(413, &serde_json::json!({"error": "request body too large"}))
-                    }
-                },
-                Gate::Deny(reply) => reply,
-            }
-        };
-        respond_reply(session, ctx, reply).await?;
-        Ok(true)
     }
 
     async fn upstream_peer(
@@ -234,11 +140,10 @@ impl ProxyHttp for SidecarProxy {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let rt = Arc::clone(&ctx.rt);
         if let Some(canonical) = &ctx.canonical {
             let uri = canonical
                 .target
@@ -246,75 +151,16 @@ impl ProxyHttp for SidecarProxy {
                 .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "canonical path", e))?;
             upstream_request.set_uri(uri);
         }
-        for name in
-            forwarding::identity_headers(&upstream_request.headers, &rt.identity_prefix_lower)
-        {
-            upstream_request.remove_header(&name);
-        }
-        match forwarding::cookies_without_sidecar(&upstream_request.headers, &rt.sidecar_cookies) {
-            None => {}
-            Some(kept) if kept.is_empty() => {
-                upstream_request.remove_header(&header::COOKIE);
-            }
-            Some(kept) => upstream_request.insert_header(header::COOKIE, kept)?,
-        }
-        if let Some(peer) = ctx.client_ip {
-            let fwd = forwarding::forwarded(
-                &upstream_request.headers,
-                peer,
-                // What the client used to reach us: https when we terminate TLS.
-                if rt.config.server.tls.is_some() {
-                    "https"
-                } else {
-                    "http"
-                },
-                &rt.config.server.trusted_proxies,
-            );
-            upstream_request.insert_header("x-forwarded-for", fwd.for_chain)?;
-            upstream_request.insert_header("x-forwarded-proto", fwd.proto)?;
-            match fwd.host {
-                Some(host) => upstream_request.insert_header("x-forwarded-host", host)?,
-                None => {
-                    upstream_request.remove_header("x-forwarded-host");
-                }
-            }
-            if !forwarding::is_trusted(peer, &rt.config.server.trusted_proxies) {
-                // RFC 7239 carries the same claims; only a trusted proxy may make them.
-                upstream_request.remove_header("forwarded");
-                for name in &rt.untrusted_headers {
-                    upstream_request.remove_header(name);
-                }
-            }
-            ctx.client_ip = Some(fwd.client_ip);
-        }
-        upstream_request.insert_header("x-request-id", ctx.request_id.as_str())?;
-        if let Some(user) = &ctx.session {
-            let policy = rt
-                .self_administration
-                .get(&user.organization)
-                .copied()
-                .unwrap_or("NONE");
-            for (header, name) in &rt.identity_headers {
-                if let Some(value) = forwarding::identity_value(*header, user, policy) {
-                    upstream_request.insert_header(name.clone(), value)?;
-                }
-            }
-            if let Some((name, signer)) = &rt.assertion {
-                // The same reading the gate decided with.
-                if let Some(assertion) = signer.assert(user, ctx.now) {
-                    upstream_request.insert_header(name.clone(), assertion)?;
-                }
-            }
-            if let Some(backend) = &user.backend {
-                // The shop authenticates its own token (Spree's JWT), not the IdP's.
-                upstream_request
-                    .insert_header(header::AUTHORIZATION, format!("Bearer {}", backend.token))?;
-            } else if rt.config.headers.forward_access_token {
-                let bearer = format!("Bearer {}", user.tokens.access_token);
-                upstream_request.insert_header(header::AUTHORIZATION, bearer)?;
-            }
-        }
-        let _ = session;
+        let outgoing = Outgoing {
+            forwarded: ctx.forwarded.as_ref(),
+            request_id: &ctx.request_id,
+            principal: ctx.principal.as_deref(),
+            authorization: ctx.authorization.as_deref(),
+            now: ctx.now,
+        };
+        (ctx.rt.upstream_headers)
+            .apply(upstream_request, &outgoing)
+            .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream header", e))?;
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }
@@ -367,46 +213,9 @@ impl ProxyHttp for SidecarProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let timed_out = matches!(
-            e.etype(),
-            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
-        );
-        let status = match e.etype() {
-            ErrorType::HTTPStatus(code) => *code,
-            _ if e.esource() == &ErrorSource::Upstream || ctx.failure.is_some() => {
-                if timed_out {
-                    504
-                } else {
-                    502
-                }
-            }
-            _ if e.esource() == &ErrorSource::Downstream => 0,
-            _ => 500,
-        };
-        if status == 504 || status == 502 {
-            let failure = ctx.failure.take().unwrap_or(if timed_out {
-                UpstreamFailure::ReadTimeout
-            } else {
-                UpstreamFailure::Other
-            });
-            ctx.rt.metrics.record_upstream_failure(failure);
-        }
+        let status = failure_status(e, ctx);
         if status > 0 && session.response_written().is_none() {
-            let (title, text) = match status {
-                504 => (
-                    "The shop is not answering",
-                    "The shop did not answer in time. Please try again in a moment.",
-                ),
-                502 => (
-                    "The shop is not reachable",
-                    "The shop could not be reached. Please try again in a moment.",
-                ),
-                _ => (
-                    "Something went wrong",
-                    "The request could not be completed. Please try again.",
-                ),
-            };
-            let page = pages::message(title, text, None, &ctx.request_id);
+            let page = pages::upstream_failure(status, &ctx.request_id);
             if let Err(write_error) = respond_reply(session, ctx, Reply::html(status, page)).await {
                 tracing::debug!(error = %write_error, "could not send the error page");
             }
@@ -423,7 +232,7 @@ impl ProxyHttp for SidecarProxy {
         let req = session.req_header();
         let elapsed_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
         // Formatted only when the line is written (access logs off cost nothing here).
-        let client = tracing::field::display(OptionalIp(ctx.client_ip));
+        let client = tracing::field::display(OptionalIp(ctx.client_ip()));
         // One line per request; failed ones at warn level with their cause.
         macro_rules! access_line {
             ($level:ident $(, $($extra:tt)+)?) => {
@@ -449,6 +258,201 @@ impl ProxyHttp for SidecarProxy {
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
         // Failures are already in the access line with their cause.
         true
+    }
+}
+
+/// The request's id and where it comes from, worked out once for everything after.
+fn note_request(session: &Session, ctx: &mut RequestCtx) {
+    let req = session.req_header();
+    ctx.request_id = forwarding::request_id(req.headers.get("x-request-id"));
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    let (scheme, trusted) = (ctx.rt.own_scheme, &ctx.rt.config.server.trusted_proxies);
+    ctx.forwarded = peer.map(|peer| forwarding::forwarded(&req.headers, peer, scheme, trusted));
+}
+
+/// Decides whether a request goes upstream or is answered here: its path made canonical,
+/// routed, CORS preflights settled, then the sidecar's own endpoints or the gate.
+async fn admit(session: &mut Session, ctx: &mut RequestCtx, rt: &Runtime) -> Result<Admission> {
+    let req = session.req_header();
+    if let Err(reply) = canonicalise(req, ctx) {
+        return Ok(Admission::Answer(reply));
+    }
+    let path = ctx
+        .canonical
+        .as_ref()
+        .map_or(req.uri.path(), CanonicalTarget::path);
+    let matched = rt.router.route(host_of(req), path);
+    ctx.kind = matched.kind;
+    if matched.kind == RouteKind::Public {
+        return Ok(Admission::Forward);
+    }
+    if matched.kind != RouteKind::Sidecar && is_cors_preflight(req) {
+        return Ok(preflight(matched.preflight));
+    }
+    ctx.now = chrono::Utc::now().timestamp();
+    if matched.kind == RouteKind::Sidecar {
+        return own_endpoint(session, ctx, rt).await.map(Admission::Answer);
+    }
+    gate(session, ctx, rt, &matched).await
+}
+
+/// Notes the canonical path when it differs from the one received; a path that cannot be
+/// made canonical is refused.
+fn canonicalise(req: &RequestHeader, ctx: &mut RequestCtx) -> std::result::Result<(), Reply> {
+    match canonical_path(req.uri.path()) {
+        Ok(Cow::Borrowed(_)) => Ok(()),
+        Ok(Cow::Owned(path)) => {
+            ctx.canonical = Some(CanonicalTarget::new(path, req.uri.query()));
+            Ok(())
+        }
+        Err(problem) => {
+            tracing::debug!(path = req.uri.path(), %problem, "path refused");
+            Err(Reply::html(400, pages::bad_address(&ctx.request_id)))
+        }
+    }
+}
+
+/// Browsers send preflights without credentials: the backend answers them (no identity is
+/// forwarded), or the route refuses them.
+fn preflight(policy: Preflight) -> Admission {
+    match policy {
+        Preflight::Forward => Admission::Forward,
+        Preflight::Deny => {
+            let refused = serde_json::json!({"error": "cors_preflight_refused"});
+            Admission::Answer(Reply::json(403, &refused))
+        }
+    }
+}
+
+/// One of the sidecar's own endpoints (`/oauth2/...`).
+async fn own_endpoint(session: &mut Session, ctx: &RequestCtx, rt: &Runtime) -> Result<Reply> {
+    let body = if session.req_header().method == http::Method::POST {
+        match read_small_body(session).await? {
+            Some(body) => body,
+            None => return Ok(body_too_large()),
+        }
+    } else {
+        Vec::new()
+    };
+    let req = session.req_header();
+    let path = ctx
+        .canonical
+        .as_ref()
+        .map_or(req.uri.path(), CanonicalTarget::path);
+    let endpoint = rt
+        .router
+        .endpoint(&routing_path(path))
+        .unwrap_or(Endpoint::Unknown);
+    Ok(rt
+        .auth
+        .endpoint(endpoint, &auth_request(req, ctx, &body), ctx.now)
+        .await)
+}
+
+/// A protected route: the gate decides who is asking, or answers instead.
+async fn gate(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    rt: &Runtime,
+    matched: &Matched<'_>,
+) -> Result<Admission> {
+    let request = auth_request(session.req_header(), ctx, &[]);
+    let reply = match rt.auth.gate(matched, &request, ctx.now).await {
+        Gate::Forward {
+            principal,
+            authorization,
+            set_cookies,
+        } => {
+            (ctx.principal, ctx.authorization) = (Some(principal), authorization);
+            ctx.set_cookies = set_cookies;
+            return Ok(Admission::Forward);
+        }
+        Gate::Anonymous { set_cookies } => {
+            ctx.set_cookies = set_cookies;
+            return Ok(Admission::Forward);
+        }
+        Gate::KeepForm { login, posted_to } => match read_small_body(session).await? {
+            Some(body) => {
+                let headers = &session.req_header().headers;
+                rt.auth
+                    .keep_form(headers, (posted_to, body), &login, &ctx.request_id, ctx.now)
+            }
+            None => body_too_large(),
+        },
+        Gate::Deny(reply) => reply,
+    };
+    Ok(Admission::Answer(reply))
+}
+
+/// The status for a request that could not be proxied (`0`: the client went away), with
+/// an upstream failure counted by its cause.
+fn failure_status(e: &Error, ctx: &mut RequestCtx) -> u16 {
+    let timed_out = matches!(
+        e.etype(),
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+    );
+    let upstream_failed = e.esource() == &ErrorSource::Upstream || ctx.failure.is_some();
+    let status = match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        _ if upstream_failed && timed_out => 504,
+        _ if upstream_failed => 502,
+        _ if e.esource() == &ErrorSource::Downstream => 0,
+        _ => 500,
+    };
+    if status == 504 || status == 502 {
+        let cause = match timed_out {
+            true => UpstreamFailure::ReadTimeout,
+            false => UpstreamFailure::Other,
+        };
+        let failure = ctx.failure.take().unwrap_or(cause);
+        ctx.rt.metrics.record_upstream_failure(failure);
+    }
+    status
+}
+
+/// The parts of the request the sign-in logic looks at.
+fn auth_request<'a>(
+    req: &'a RequestHeader,
+    ctx: &'a RequestCtx,
+    body: &'a [u8],
+) -> auth::Request<'a> {
+    let path_and_query = match &ctx.canonical {
+        Some(canonical) => canonical.target.as_str(),
+        None => req
+            .uri
+            .path_and_query()
+            .map_or(req.uri.path(), |pq| pq.as_str()),
+    };
+    auth::Request {
+        method: &req.method,
+        path_and_query,
+        query: req.uri.query(),
+        headers: &req.headers,
+        request_id: &ctx.request_id,
+        body,
+        client_ip: ctx.client_ip(),
+    }
+}
+
+fn body_too_large() -> Reply {
+    Reply::json(413, &serde_json::json!({"error": "request body too large"}))
+}
+
+impl HeaderEdits for RequestHeader {
+    fn headers(&self) -> &http::HeaderMap {
+        &self.headers
+    }
+
+    fn set(&mut self, name: http::HeaderName, value: http::HeaderValue) {
+        // Cannot fail: the name and value are already valid.
+        let _ = self.insert_header(name, value);
+    }
+
+    fn remove(&mut self, name: &http::HeaderName) {
+        self.remove_header(name);
     }
 }
 

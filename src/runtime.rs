@@ -1,35 +1,26 @@
 //! Everything a request needs, built once from the validated config.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-
-use http::HeaderName;
 
 use crate::assertion::AssertionSigner;
 use crate::auth::{AuthService, Lasting};
-use crate::config::{Config, IdentityHeader};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::oidc::Registry;
 use crate::routing::Router;
 use crate::upstream::UpstreamTarget;
+use crate::upstream_headers::UpstreamHeaders;
 
 pub struct Runtime {
     pub config: Config,
     pub router: Router,
     pub upstream: UpstreamTarget,
-    pub sidecar_cookies: crate::session::CookieNames,
-    /// `headers.prefix` lower-cased once, as header names are compared lower-case.
-    pub identity_prefix_lower: String,
-    /// The configured identity headers with their full names, built once.
-    pub identity_headers: Vec<(IdentityHeader, HeaderName)>,
-    /// Organization key → `X-SSO-Self-Administration` value.
-    pub self_administration: HashMap<String, &'static str>,
+    /// Everything the upstream is told besides the request itself.
+    pub upstream_headers: UpstreamHeaders,
     /// `server.client_idle_timeout` in whole seconds (at least 1).
     pub client_idle_secs: u64,
-    /// `headers.strip_untrusted`, removed unless the peer is a trusted proxy.
-    pub untrusted_headers: Vec<HeaderName>,
-    /// `X-SSO-Assertion` (with the configured prefix) and its signer.
-    pub assertion: Option<(HeaderName, Arc<AssertionSigner>)>,
+    /// The scheme clients use to reach us: `https` where we terminate TLS.
+    pub own_scheme: &'static str,
     pub auth: AuthService,
     pub metrics: Arc<Metrics>,
     /// `server.upstream_ca` as pingora's upstream TLS wants it, built once.
@@ -48,33 +39,8 @@ impl Runtime {
                     .set(expire_at.timestamp());
             }
         }
-        let identity_headers = config
-            .headers
-            .claims
-            .iter()
-            .filter_map(|h| {
-                let name = format!("{}{}", config.headers.prefix, h.suffix()).to_ascii_lowercase();
-                HeaderName::from_bytes(name.as_bytes())
-                    .ok()
-                    .map(|name| (*h, name))
-            })
-            .collect();
-        let self_administration = config
-            .organizations
-            .iter()
-            .map(|(k, o)| (k.clone(), o.self_administration.header_value()))
-            .collect();
-        let untrusted_headers = config
-            .headers
-            .strip_untrusted
-            .iter()
-            .filter_map(|name| HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).ok())
-            .collect();
-        let assertion = AssertionSigner::new(&config).and_then(|signer| {
-            let name = format!("{}Assertion", config.headers.prefix).to_ascii_lowercase();
-            let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
-            Some((name, Arc::new(signer)))
-        });
+        let upstream_headers =
+            UpstreamHeaders::new(&config, AssertionSigner::new(&config).map(Arc::new));
         let registry = Arc::new(Registry::new(&config, metrics.clone()));
         let upstream_ca = config.server.upstream_ca.as_ref().map(|certs| {
             let wrapped: Vec<_> = certs
@@ -93,19 +59,19 @@ impl Runtime {
             upstream_ca,
             router: Router::new(config.routes.clone(), &config.oidc.path_prefix),
             upstream: UpstreamTarget::new(config.server.upstream.clone()),
-            sidecar_cookies: crate::session::CookieNames::new(&config),
-            identity_prefix_lower: config.headers.prefix.to_ascii_lowercase(),
-            identity_headers,
-            self_administration,
-            untrusted_headers,
             client_idle_secs: config.server.client_idle_timeout.as_secs().max(1),
+            own_scheme: if config.server.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
             auth: AuthService::new(
                 &config,
                 registry,
                 lasting,
-                assertion.as_ref().map(|(_, signer)| signer.clone()),
+                upstream_headers.assertion_signer().cloned(),
             ),
-            assertion,
+            upstream_headers,
             metrics: metrics.clone(),
             config,
         }

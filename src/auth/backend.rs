@@ -326,18 +326,8 @@ impl AuthService {
         }
         let (spree, tokens) = (spree.clone(), tokens.clone());
         let metrics = self.metrics.clone();
-        let client = self.client_address(req);
+        let client = req.client_ip;
         tokio::spawn(async move { revoke_at_spree(&spree, &tokens, client, &metrics).await });
-    }
-
-    /// The client's address: as worked out for the sidecar's endpoints, else from the peer
-    /// and the trusted proxies' headers.
-    pub(super) fn client_address(&self, req: &super::Request<'_>) -> Option<std::net::IpAddr> {
-        req.client_ip.or_else(|| {
-            req.peer_ip.map(|peer| {
-                crate::forwarding::client_ip(req.headers, peer, &self.config.server.trusted_proxies)
-            })
-        })
     }
 }
 

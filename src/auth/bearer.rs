@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use super::principal::{Credential, Principal};
 use super::{rules, AuthService, Gate, Request};
-use crate::config::{ClaimMapping, Organization};
+use crate::config::Organization;
 use crate::oidc::access::VerifiedToken;
 use crate::oidc::flow::identity_from_claims;
 use crate::oidc::registry::Provider;
@@ -11,7 +12,6 @@ use crate::oidc::verify::{Invalid, VerifyError};
 use crate::reply::Reply;
 use crate::routing::Matched;
 use crate::session::claims;
-use crate::session::{Session, Tokens};
 
 /// The bearer token of a request, if it carries one.
 pub fn bearer_token<'h>(req: &Request<'h>) -> Option<&'h str> {
@@ -29,7 +29,7 @@ pub fn bearer_token<'h>(req: &Request<'h>) -> Option<&'h str> {
 
 impl AuthService {
     /// Checks a bearer token and turns it into the identity forwarded upstream.
-    pub(super) async fn bearer_gate(&self, token: &str, route: &Matched<'_>, now: i64) -> Gate {
+    pub(super) async fn bearer_gate(&self, token: &str, route: &Matched<'_>) -> Gate {
         let pinned_org = route.organization;
         let verified = match self.verify_bearer(token, pinned_org).await {
             Ok(verified) => verified,
@@ -58,16 +58,29 @@ impl AuthService {
         let mapping = provider
             .map(|p| p.config.claims.clone())
             .unwrap_or_default();
-        let mut session = session_from_token(&verified, idp, token, organization, &mapping, now);
-        if let Some(provider) = provider {
-            session.groups = claims::groups(
+        let groups = provider.map_or_else(Vec::new, |provider| {
+            claims::groups(
                 &verified.claims,
                 &provider.config.groups_claim,
                 self.config.headers.max_groups,
-            );
-        }
+            )
+        });
+        let principal = Principal {
+            identity: identity_from_claims(&verified.claims, &mapping),
+            organization,
+            identity_provider: idp.to_owned(),
+            groups,
+            credential: Credential::Bearer {
+                token: token.to_owned(),
+                expires_at: verified.expires_at,
+            },
+        };
+        // Otherwise the caller's own `Authorization` goes upstream as it came.
+        let authorization =
+            (self.config.headers.forward_access_token).then(|| format!("Bearer {token}"));
         Gate::Forward {
-            session: Box::new(session),
+            principal: Box::new(principal),
+            authorization,
             set_cookies: Vec::new(),
         }
     }
@@ -129,18 +142,18 @@ impl AuthService {
 
     /// The IdP entry and organization a token speaks for: on a pinned route, the first of
     /// its entries that serves the route's organization; otherwise the one organization its
-    /// entries serve (empty when they serve several).
+    /// entries serve (none when they serve several).
     fn attribute<'v>(
         &self,
         verified: &'v VerifiedToken,
         pinned_org: Option<&str>,
-    ) -> Option<(&'v str, String)> {
+    ) -> Option<(&'v str, Option<String>)> {
         let serves =
             |org: &Organization, idp: &str| org.identity_providers.iter().any(|k| k == idp);
         if let Some(key) = pinned_org {
             let org = self.config.organizations.get(key)?;
             let idp = verified.idps.iter().find(|idp| serves(org, idp))?;
-            return Some((idp, org.key.clone()));
+            return Some((idp, Some(org.key.clone())));
         }
         let mut serving = self
             .config
@@ -150,9 +163,9 @@ impl AuthService {
         match (serving.next(), serving.next()) {
             (Some(only), None) => {
                 let idp = verified.idps.iter().find(|idp| serves(only, idp))?;
-                Some((idp, only.key.clone()))
+                Some((idp, Some(only.key.clone())))
             }
-            _ => Some((verified.idp(), String::new())),
+            _ => Some((verified.idp(), None)),
         }
     }
 }
@@ -168,32 +181,4 @@ fn issued_at(token: &VerifiedToken) -> i64 {
         .get("iat")
         .and_then(serde_json::Value::as_i64)
         .unwrap_or(0)
-}
-
-fn session_from_token(
-    token: &VerifiedToken,
-    idp: &str,
-    raw: &str,
-    organization: String,
-    mapping: &ClaimMapping,
-    now: i64,
-) -> Session {
-    Session {
-        id: String::new(),
-        organization,
-        identity_provider: idp.to_owned(),
-        identity: identity_from_claims(&token.claims, mapping),
-        tokens: Tokens {
-            access_token: raw.to_owned(),
-            access_expires_at: Some(token.expires_at),
-            refresh_token: None,
-            id_token: None,
-        },
-        idp_session_id: token.claim("sid").map(str::to_owned),
-        issued_at: now,
-        last_seen: now,
-        backend: None,
-        groups: Vec::new(),
-        claims: Default::default(),
-    }
 }

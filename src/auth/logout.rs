@@ -31,8 +31,7 @@ impl AuthService {
         })
         .await;
         self.forget_session(&session).await;
-        self.backend_logout(&session, self.client_address(req))
-            .await;
+        self.backend_logout(&session, req.client_ip).await;
         self.metrics.session_ended("logout");
         let org = self.config.organizations.get(&session.organization);
         let policy = org.map_or(LogoutPolicy::Local, |o| o.logout_policy);

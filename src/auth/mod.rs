@@ -8,6 +8,7 @@ mod introspect;
 mod limits;
 mod login_page;
 mod logout;
+mod principal;
 pub mod return_path;
 mod revocations;
 mod rules;
@@ -31,7 +32,7 @@ use crate::oidc::flow::jwt_part;
 use crate::oidc::{self, LoginError, LoginTarget, Registry, TokenChecks};
 use crate::pages;
 use crate::reply::Reply;
-use crate::routing::{Matched, RouteKind};
+use crate::routing::{Endpoint, Matched, RouteKind};
 use crate::session::{claims, Rejection, Session, SessionCookies};
 use crate::store::Store;
 pub use revocations::{LoadState, Revocation, Revocations};
@@ -40,6 +41,7 @@ pub use shared::follow as follow_shared_revocations;
 pub use single_flight::{Lasting, RefreshResults};
 use tokens::{Freshness, TokenKeeper};
 
+pub use principal::{Credential, Principal};
 pub use return_path::safe_return_path;
 
 /// The parts of a request the sign-in logic looks at.
@@ -52,12 +54,8 @@ pub struct Request<'a> {
     pub request_id: &'a str,
     /// The body of `POST`s to the sidecar's own endpoints (bounded by the proxy).
     pub body: &'a [u8],
-    /// The client's address (behind trusted proxies: the address they report); only
-    /// worked out for the sidecar's own endpoints.
+    /// The client's address (behind trusted proxies: the address they report).
     pub client_ip: Option<std::net::IpAddr>,
-    /// The connection's peer, from which the client's address can be worked out when a
-    /// rare step needs it (a backend refresh).
-    pub peer_ip: Option<std::net::IpAddr>,
 }
 
 /// What happens to a request on a protected route.
@@ -65,9 +63,11 @@ pub enum Gate {
     /// A form posted without a valid session: the proxy reads its body and hands it to
     /// [`AuthService::keep_form`], which sends the browser to sign in and keeps the form.
     KeepForm { login: String, posted_to: String },
-    /// Signed in: forward with this identity; `set_cookies` go on the response.
+    /// Signed in: forward with this identity and, where set, this `Authorization` value
+    /// instead of the client's; `set_cookies` go on the response.
     Forward {
-        session: Box<Session>,
+        principal: Box<Principal>,
+        authorization: Option<String>,
         set_cookies: Vec<String>,
     },
     /// Not signed in (or not for this organization): answer with this.
@@ -142,9 +142,9 @@ impl AuthService {
         self.config.organizations.get(key)
     }
 
-    /// Answers one of the sidecar's own endpoints; `endpoint` is the path after the prefix.
-    pub async fn endpoint(&self, endpoint: &str, req: &Request<'_>, now: i64) -> Reply {
-        if matches!(endpoint, "/start" | "/callback") {
+    /// Answers one of the sidecar's own endpoints.
+    pub async fn endpoint(&self, endpoint: Endpoint, req: &Request<'_>, now: i64) -> Reply {
+        if endpoint.signs_in() {
             if let Err(wait) = self.login_limit.check(req.client_ip, now) {
                 self.metrics.session_rejected("rate_limited");
                 let html = pages::message(
@@ -157,13 +157,13 @@ impl AuthService {
             }
         }
         match (endpoint, req.method) {
-            ("/start", &Method::GET | &Method::HEAD) => self.start(req, now),
-            ("/callback", &Method::GET) => self.callback(req, now).await,
-            ("/userinfo", &Method::GET) => self.userinfo(req, now).await,
-            ("/logout", &Method::GET | &Method::POST) => self.logout(req, now).await,
-            ("/backchannel-logout", &Method::POST) => self.backchannel_logout(req).await,
-            ("/introspect", &Method::POST) => self.introspect(req, now).await,
-            ("/jwks", &Method::GET | &Method::HEAD) => match &self.assertion {
+            (Endpoint::Start, &Method::GET | &Method::HEAD) => self.start(req, now),
+            (Endpoint::Callback, &Method::GET) => self.callback(req, now).await,
+            (Endpoint::Userinfo, &Method::GET) => self.userinfo(req, now).await,
+            (Endpoint::Logout, &Method::GET | &Method::POST) => self.logout(req, now).await,
+            (Endpoint::BackchannelLogout, &Method::POST) => self.backchannel_logout(req).await,
+            (Endpoint::Introspect, &Method::POST) => self.introspect(req, now).await,
+            (Endpoint::Jwks, &Method::GET | &Method::HEAD) => match &self.assertion {
                 Some(signer) => Reply::jwks(signer.jwks()),
                 None => self.not_found(req),
             },
@@ -189,7 +189,7 @@ impl AuthService {
         let (kind, pinned_org) = (route.kind, route.organization);
         if kind == RouteKind::Api {
             if let Some(token) = bearer::bearer_token(req) {
-                return self.bearer_gate(token, route, now).await;
+                return self.bearer_gate(token, route).await;
             }
         }
         let mut session = match self.load_session(req.headers, now).await {
@@ -305,7 +305,7 @@ impl AuthService {
         }
         match self
             .backend
-            .keep_fresh(&session, now, || self.client_address(req))
+            .keep_fresh(&session, now, || req.client_ip)
             .await
         {
             backend::Freshness::Current => {}
@@ -321,16 +321,28 @@ impl AuthService {
         if !rules::satisfied(route.allow, |path| kept(&session, path)) {
             return Gate::Deny(self.forbidden(route, req, &session));
         }
-        if !changed {
-            return Gate::Forward {
-                set_cookies: self.touch(req.headers, &session, now).await,
-                session: Box::new(session),
-            };
-        }
-        session.last_seen = now;
-        let (set_cookies, _) = self.save_session(req.headers, &session, now).await;
+        let set_cookies = if changed {
+            session.last_seen = now;
+            self.save_session(req.headers, &session, now).await.0
+        } else {
+            self.touch(req.headers, &session, now).await
+        };
+        self.forward(session, set_cookies)
+    }
+
+    /// Forwards a signed-in user: the shop's own token goes upstream where the backend
+    /// exchanged the IdP's (Spree), else the access token where configured.
+    fn forward(&self, session: Session, set_cookies: Vec<String>) -> Gate {
+        let authorization = match &session.backend {
+            Some(backend) => Some(format!("Bearer {}", backend.token)),
+            None if self.config.headers.forward_access_token => {
+                Some(format!("Bearer {}", session.tokens.access_token))
+            }
+            None => None,
+        };
         Gate::Forward {
-            session: Box::new(session),
+            principal: Box::new(Principal::from_session(session)),
+            authorization,
             set_cookies,
         }
     }

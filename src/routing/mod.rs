@@ -117,8 +117,48 @@ impl Router {
         (rest.is_empty() || rest.starts_with('/')).then_some(rest)
     }
 
+    /// Which of the sidecar's own endpoints this (routing) path names.
+    pub fn endpoint(&self, path: &str) -> Option<Endpoint> {
+        self.own_endpoint(path).map(Endpoint::named)
+    }
+
     fn is_own(&self, path: &str) -> bool {
         self.own_endpoint(path).is_some()
+    }
+}
+
+/// The sidecar's own endpoints, under `oidc.path_prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Start,
+    Callback,
+    Userinfo,
+    Logout,
+    BackchannelLogout,
+    Introspect,
+    Jwks,
+    /// Under the prefix, but no endpoint of ours: `404`.
+    Unknown,
+}
+
+impl Endpoint {
+    /// `rest` is the path after the prefix, e.g. `/start`.
+    fn named(rest: &str) -> Self {
+        match rest {
+            "/start" => Endpoint::Start,
+            "/callback" => Endpoint::Callback,
+            "/userinfo" => Endpoint::Userinfo,
+            "/logout" => Endpoint::Logout,
+            "/backchannel-logout" => Endpoint::BackchannelLogout,
+            "/introspect" => Endpoint::Introspect,
+            "/jwks" => Endpoint::Jwks,
+            _ => Endpoint::Unknown,
+        }
+    }
+
+    /// The endpoints that start or finish a sign-in, which are rate-limited per client.
+    pub fn signs_in(self) -> bool {
+        matches!(self, Endpoint::Start | Endpoint::Callback)
     }
 }
 
@@ -211,6 +251,8 @@ mod tests {
         );
         assert_eq!(r.own_endpoint("/oauth2/callback"), Some("/callback"));
         assert_eq!(r.own_endpoint("/oauth2x"), None);
+        assert_eq!(r.endpoint("/oauth2/jwks"), Some(Endpoint::Jwks));
+        assert_eq!(r.endpoint("/oauth2/nope"), Some(Endpoint::Unknown));
         assert_eq!(
             r.route(Some("shop.example"), "/oauth2x").kind,
             RouteKind::Public
