@@ -79,6 +79,66 @@ pub fn upstream_failure(status: u16, request_id: &str) -> String {
     message(title, text, None, request_id)
 }
 
+/// `503` when a session's token ran out and the IdP cannot be reached to renew it.
+pub fn idp_unreachable(retry: &str, request_id: &str) -> String {
+    message(
+        "The identity provider is not reachable",
+        "Your sign-in has run out and your organization's identity provider cannot be reached to renew it. Please sign in again in a moment.",
+        Some((retry, "Sign in again")),
+        request_id,
+    )
+}
+
+/// `503` at sign-in when the IdP's discovery has not succeeded.
+pub fn idp_unavailable(retry: &str, request_id: &str) -> String {
+    message(
+        "The identity provider is not available",
+        "Your organization's identity provider cannot be reached at the moment. Please try again in a minute.",
+        Some((retry, "Try again")),
+        request_id,
+    )
+}
+
+/// `401` for a form posted after the session ended that is too large to keep.
+pub fn form_too_large(login: &str, request_id: &str) -> String {
+    message(
+        "Your session has expired",
+        "Please sign in again and send the form once more; it was too large to keep.",
+        Some((login, "Sign in again")),
+        request_id,
+    )
+}
+
+/// `429` for too many sign-ins from one client.
+pub fn too_many_sign_ins(request_id: &str) -> String {
+    message(
+        "Too many sign-in attempts",
+        "There were too many sign-in attempts from your network. Please wait a minute and try again.",
+        None,
+        request_id,
+    )
+}
+
+/// `404` under the sidecar's own prefix.
+pub fn not_ours(request_id: &str) -> String {
+    message(
+        "Not found",
+        "This address belongs to the sign-in service and does not exist.",
+        Some(("/", "Go to the shop")),
+        request_id,
+    )
+}
+
+/// `503` at sign-in for an organization without any sign-in option.
+pub fn no_sign_in_option(organization: &str, start: &str, request_id: &str) -> String {
+    message(
+        "Sign-in is not available",
+        &format!("No sign-in option is set up for {organization}. Please contact the shop."),
+        Some((start, "Choose another organization")),
+        request_id,
+    )
+}
+
 /// A page that explains a failure: what happened, what to do, and the request id for support.
 pub fn message(title: &str, text: &str, link: Option<(&str, &str)>, request_id: &str) -> String {
     let link = link

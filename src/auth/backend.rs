@@ -9,7 +9,6 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::single_flight::{Lasting, RefreshResults, SharedRefresh};
-use super::AuthService;
 use crate::backend::commercetools::{CommercetoolsApi, DesiredCustomer, SyncError};
 use crate::backend::icm;
 use crate::backend::spree::{SpreeClient, SpreeError};
@@ -26,6 +25,7 @@ pub enum Freshness {
 }
 
 pub struct Backend {
+    config: Arc<Config>,
     spree: Option<Arc<SpreeClient>>,
     /// Spree refresh tokens already revoked for ended sessions (by digest), so a browser
     /// that keeps sending the ended cookie does not revoke again on every request.
@@ -45,7 +45,7 @@ pub struct Backend {
 }
 
 impl Backend {
-    pub fn new(config: &Config, http: reqwest::Client, lasting: &Lasting) -> Self {
+    pub fn new(config: Arc<Config>, http: reqwest::Client, lasting: &Lasting) -> Self {
         let spree = config
             .backend
             .spree
@@ -88,16 +88,17 @@ impl Backend {
             ),
             metrics: lasting.metrics.clone(),
             min_left: config.oidc.min_access_token_lifetime_left.as_secs() as i64,
+            config,
         }
     }
 
     /// Refreshes the backend's token when it is about to run out; one refresh per token.
-    /// `client` gives the shopper's address, worked out only when a refresh happens.
+    /// `client` is the shopper's address, which Spree's rate limits go by.
     pub async fn keep_fresh(
         &self,
         session: &Session,
         now: i64,
-        client: impl FnOnce() -> Option<std::net::IpAddr>,
+        client: Option<std::net::IpAddr>,
     ) -> Freshness {
         let (Some(spree), Some(tokens)) = (&self.spree, &session.backend) else {
             return Freshness::Current;
@@ -114,7 +115,6 @@ impl Backend {
             .results
             .backend
             .try_get_with(key, async {
-                let client = client();
                 let refresh_here = || {
                     ran.store(true, Ordering::Relaxed);
                     spree.refresh(tokens, client)
@@ -149,12 +149,10 @@ impl Backend {
             }
         }
     }
-}
 
-impl AuthService {
     /// After the IdP confirmed who it is: provision the user in ICM, or exchange the IdP's
     /// token for Spree's.
-    pub(super) async fn backend_handshake(
+    pub async fn handshake(
         &self,
         session: &mut Session,
         claims: &Map<String, Value>,
@@ -179,8 +177,7 @@ impl AuthService {
         claims: &Map<String, Value>,
         mapping: &ClaimMapping,
     ) -> Result<(), LoginError> {
-        let (Some(ct), Some(api)) = (&self.config.commercetools, &self.backend.commercetools)
-        else {
+        let (Some(ct), Some(api)) = (&self.config.commercetools, &self.commercetools) else {
             return Ok(());
         };
         if !ct.sync_customers {
@@ -232,7 +229,7 @@ impl AuthService {
         };
         let policy = org.self_administration;
         match icm::provision(
-            &self.backend.http,
+            &self.http,
             &self.config.backend.icm,
             policy,
             session,
@@ -272,7 +269,7 @@ impl AuthService {
         session: &mut Session,
         client: Option<std::net::IpAddr>,
     ) -> Result<(), LoginError> {
-        let Some(spree) = &self.backend.spree else {
+        let Some(spree) = &self.spree else {
             return Ok(());
         };
         let token = if spree.config().exchange_access_token {
@@ -304,8 +301,8 @@ impl AuthService {
     }
 
     /// Ends the backend's own session at logout (Spree revokes its refresh token).
-    pub(super) async fn backend_logout(&self, session: &Session, client: Option<std::net::IpAddr>) {
-        if let (Some(spree), Some(tokens)) = (&self.backend.spree, &session.backend) {
+    pub async fn logout(&self, session: &Session, client: Option<std::net::IpAddr>) {
+        if let (Some(spree), Some(tokens)) = (&self.spree, &session.backend) {
             revoke_at_spree(spree, tokens, client, &self.metrics).await;
         }
     }
@@ -313,20 +310,19 @@ impl AuthService {
     /// A session that ended without a logout here (revoked by a back-channel logout or at
     /// another replica, `invalid_grant`, no longer a member): Spree's refresh token is
     /// revoked too, once, in the background, so it cannot outlive the session.
-    pub(super) fn end_backend_session(&self, session: &Session, req: &super::Request<'_>) {
-        let (Some(spree), Some(tokens)) = (&self.backend.spree, &session.backend) else {
+    pub fn end_session(&self, session: &Session, client: Option<std::net::IpAddr>) {
+        let (Some(spree), Some(tokens)) = (&self.spree, &session.backend) else {
             return;
         };
         let Some(refresh_token) = &tokens.refresh_token else {
             return;
         };
         let key: [u8; 32] = Sha256::digest(refresh_token.as_bytes()).into();
-        if !self.backend.ended.entry(key).or_insert(()).is_fresh() {
+        if !self.ended.entry(key).or_insert(()).is_fresh() {
             return;
         }
         let (spree, tokens) = (spree.clone(), tokens.clone());
         let metrics = self.metrics.clone();
-        let client = req.client_ip;
         tokio::spawn(async move { revoke_at_spree(&spree, &tokens, client, &metrics).await });
     }
 }

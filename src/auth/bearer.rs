@@ -3,12 +3,15 @@
 use std::sync::Arc;
 
 use super::principal::{Credential, Principal};
-use super::{rules, AuthService, Gate, Request};
-use crate::config::Organization;
-use crate::oidc::access::VerifiedToken;
+use super::revocations::Revocations;
+use super::{rules, Gate, Request};
+use crate::config::{Config, Organization};
+use crate::metrics::Metrics;
+use crate::oidc::access::{AccessTokens, VerifiedToken};
 use crate::oidc::flow::identity_from_claims;
 use crate::oidc::registry::Provider;
 use crate::oidc::verify::{Invalid, VerifyError};
+use crate::oidc::Registry;
 use crate::reply::Reply;
 use crate::routing::Matched;
 use crate::session::claims;
@@ -27,13 +30,42 @@ pub fn bearer_token<'h>(req: &Request<'h>) -> Option<&'h str> {
         .filter(|t| !t.is_empty())
 }
 
-impl AuthService {
+/// Access tokens of the configured IdPs: verified, attributed to an organization, checked
+/// against back-channel logouts.
+pub struct BearerTokens {
+    config: Arc<Config>,
+    registry: Arc<Registry>,
+    access: AccessTokens,
+    revocations: Arc<Revocations>,
+    metrics: Arc<Metrics>,
+}
+
+impl BearerTokens {
+    pub fn new(
+        config: Arc<Config>,
+        registry: Arc<Registry>,
+        revocations: Arc<Revocations>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        BearerTokens {
+            access: AccessTokens::new(
+                registry.clone(),
+                config.oidc.max_clock_skew,
+                config.oidc.accept_unsigned_tokens,
+            ),
+            config,
+            registry,
+            revocations,
+            metrics,
+        }
+    }
+
     /// Checks a bearer token and turns it into the identity forwarded upstream.
-    pub(super) async fn bearer_gate(&self, token: &str, route: &Matched<'_>) -> Gate {
+    pub async fn gate(&self, token: &str, route: &Matched<'_>) -> Gate {
         let pinned_org = route.organization;
-        let verified = match self.verify_bearer(token, pinned_org).await {
+        let verified = match self.verify(token, pinned_org).await {
             Ok(verified) => verified,
-            Err(error) => return Gate::Deny(self.bearer_refused(&error)),
+            Err(error) => return Gate::Deny(self.refused(&error)),
         };
         let Some((idp, organization)) = self.attribute(&verified, pinned_org) else {
             self.metrics.session_rejected("other_organization");
@@ -87,7 +119,7 @@ impl AuthService {
 
     /// A bearer token verified (see [`crate::oidc::access`]) and not ended by a
     /// back-channel logout of its user or IdP session.
-    pub(super) async fn verify_bearer(
+    pub async fn verify(
         &self,
         token: &str,
         pinned_org: Option<&str>,
@@ -110,7 +142,7 @@ impl AuthService {
 
     /// `401` for a token that is not good; `503` when the IdP could not be asked, so
     /// clients retry instead of dropping a token that may be fine.
-    pub(super) fn bearer_refused(&self, error: &VerifyError) -> Reply {
+    pub fn refused(&self, error: &VerifyError) -> Reply {
         match error {
             VerifyError::Unavailable { idp, .. } => {
                 self.metrics.session_rejected("bearer_unavailable");
@@ -130,7 +162,7 @@ impl AuthService {
 
     /// The IdPs an opaque token may be introspected at: those with `introspection = true`
     /// that serve the route's organization, or all of them on an unpinned route.
-    pub(super) fn introspection_candidates(&self, pinned_org: Option<&str>) -> Vec<Arc<Provider>> {
+    fn introspection_candidates(&self, pinned_org: Option<&str>) -> Vec<Arc<Provider>> {
         let pinned = pinned_org.and_then(|key| self.config.organizations.get(key));
         self.registry
             .providers()

@@ -10,15 +10,27 @@ use serde_json::{json, Value};
 
 use sha2::{Digest, Sha256};
 
-use super::{AuthService, Params, Request};
+use std::sync::Arc;
+
+use super::backend::Backend;
+use super::bearer::BearerTokens;
+use super::{Params, Request};
 use crate::backend::commercetools::{CommercetoolsApi, CustomerRef};
-use crate::config::CommercetoolsConfig;
+use crate::config::{CommercetoolsConfig, Config};
+use crate::metrics::Metrics;
 use crate::oidc::access::VerifiedToken;
 use crate::oidc::verify::VerifyError;
 use crate::reply::Reply;
 
-impl AuthService {
-    pub(super) async fn introspect(&self, req: &Request<'_>, now: i64) -> Reply {
+pub struct Introspection {
+    pub config: Arc<Config>,
+    pub bearer: Arc<BearerTokens>,
+    pub backend: Arc<Backend>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Introspection {
+    pub async fn introspect(&self, req: &Request<'_>, now: i64) -> Reply {
         let Some(ct) = &self.config.commercetools else {
             return Reply::json(404, &json!({"error": "introspection is not configured"}));
         };
@@ -60,11 +72,11 @@ impl AuthService {
         ct: &CommercetoolsConfig,
         token: &str,
     ) -> Result<Value, Reply> {
-        let verified = match self.verify_bearer(token, None).await {
+        let verified = match self.bearer.verify(token, None).await {
             Ok(verified) => verified,
             // commercetools should retry, not log the customer out.
             Err(error) if matches!(*error, VerifyError::Unavailable { .. }) => {
-                return Err(self.bearer_refused(&error))
+                return Err(self.bearer.refused(&error))
             }
             Err(_) => return Ok(json!({"active": false})),
         };

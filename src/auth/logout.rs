@@ -1,37 +1,60 @@
 //! `/oauth2/logout` by the organization's `logout_policy`, and `/oauth2/backchannel-logout`
 //! for IdPs that end sessions themselves.
 
-use crate::config::Choice as _;
+use std::sync::Arc;
+use std::time::Duration;
+
 use http::Method;
 use serde_json::json;
 
-use super::revocations::Revocation;
-use super::{AuthService, Params, Request};
-use crate::config::{LogoutPolicy, Organization};
+use super::backend::Backend;
+use super::links::SignInLinks;
+use super::revocations::{Revocation, Revocations};
+use super::session_store::SessionStore;
+use super::shared::{digest, share};
+use super::{Params, Request};
+use crate::config::Choice as _;
+use crate::config::{Config, LogoutPolicy, Organization};
+use crate::metrics::Metrics;
 use crate::oidc::logout::{end_session_url, revoke_refresh_token, verify_logout_token};
+use crate::oidc::Registry;
 use crate::pages;
 use crate::reply::Reply;
 use crate::session::Session;
+use crate::store::Store;
 
-impl AuthService {
-    pub(super) async fn logout(&self, req: &Request<'_>, now: i64) -> Reply {
+/// Ending sessions: the user's own logout and the IdP's back-channel one.
+pub struct Logout {
+    pub config: Arc<Config>,
+    pub registry: Arc<Registry>,
+    pub sessions: Arc<SessionStore>,
+    pub revocations: Arc<Revocations>,
+    pub store: Arc<Store>,
+    pub backend: Arc<Backend>,
+    pub links: SignInLinks,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Logout tokens are remembered at least this long against replays.
+const LOGOUT_TOKEN_MEMORY: Duration = Duration::from_secs(3600);
+const LOGOUT_TOKENS: &str = "logout-token:";
+
+impl Logout {
+    pub async fn logout(&self, req: &Request<'_>, now: i64) -> Reply {
         if !self.same_origin(req) {
             // A link from elsewhere must not sign people out; ask them instead.
-            return Reply::html(
-                200,
-                confirm_page(&format!("{}/logout", self.config.oidc.path_prefix)),
-            );
+            return Reply::html(200, confirm_page(self.links.logout()));
         }
-        let cleared = self.cookies.clear(req.headers);
-        let Ok(session) = self.load_live_session(req.headers, now).await else {
-            return Reply::html(200, signed_out_page(&self.start_path)).with_cookies(cleared);
+        let cleared = self.sessions.clear(req.headers);
+        let Ok(session) = self.sessions.load_live(req.headers, now).await else {
+            return Reply::html(200, signed_out_page(self.links.start())).with_cookies(cleared);
         };
         self.revoke(Revocation::Session {
             id: session.id.clone(),
         })
         .await;
-        self.forget_session(&session).await;
-        self.backend_logout(&session, req.client_ip).await;
+        self.sessions.forget(&session).await;
+        self.backend.logout(&session, req.client_ip).await;
         self.metrics.session_ended("logout");
         let org = self.config.organizations.get(&session.organization);
         let policy = org.map_or(LogoutPolicy::Local, |o| o.logout_policy);
@@ -54,7 +77,7 @@ impl AuthService {
     fn local_logout_reply(&self, org: Option<&Organization>) -> Reply {
         match org.and_then(|o| o.post_logout_url.as_deref()) {
             Some(url) => Reply::redirect(url),
-            None => Reply::html(200, signed_out_page(&self.start_path)),
+            None => Reply::html(200, signed_out_page(self.links.start())),
         }
     }
 
@@ -155,7 +178,7 @@ impl AuthService {
         host.is_some_and(|h| h.eq_ignore_ascii_case(&authority))
     }
 
-    pub(super) async fn backchannel_logout(&self, req: &Request<'_>) -> Reply {
+    pub async fn backchannel_logout(&self, req: &Request<'_>) -> Reply {
         let params = Params::parse_bytes(req.body);
         let Some(token) = params.get("logout_token") else {
             self.metrics.count_backchannel("rejected", "missing_token");
@@ -207,6 +230,32 @@ impl AuthService {
             "back-channel logout"
         );
         Reply::json(200, &json!({}))
+    }
+
+    /// Applies a revocation here and shares it with the other replicas.
+    async fn revoke(&self, revocation: Revocation) {
+        self.revocations.apply(&revocation);
+        if !self.store.is_shared() {
+            return;
+        }
+        let expires = chrono::Utc::now()
+            .timestamp()
+            .saturating_add(crate::config::whole_secs(self.config.session.max_age));
+        if share(&self.store, &revocation, expires).await.is_err() {
+            // It holds here already; the follower writes it again until Redis takes it.
+            self.revocations.share_later(revocation, expires);
+        }
+    }
+
+    /// False when this logout token was used before, here or at another replica.
+    async fn first_use_of_logout_token(&self, id: &str) -> bool {
+        let here = self.revocations.first_use_of(id);
+        let key = self.store.key(&format!("{LOGOUT_TOKENS}{}", digest(id)));
+        let ttl = self.config.session.max_age.max(LOGOUT_TOKEN_MEMORY);
+        match self.store.set_new(&key, b"1", ttl).await {
+            Ok(first_anywhere) => here && first_anywhere,
+            Err(_) => here,
+        }
     }
 }
 

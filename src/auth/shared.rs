@@ -15,14 +15,12 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::revocations::{LoadState, Revocation, Revocations};
-use super::AuthService;
 use crate::store::{Store, Unavailable};
 
 const CHANNEL: &str = "revocations";
 const KEPT: &str = "revocations";
 /// Attempts at loading the kept revocations per (re)connection, a second apart.
 const LOAD_ATTEMPTS: u32 = 5;
-const LOGOUT_TOKENS: &str = "logout-token:";
 /// How often revocations that Redis missed are written again.
 const UNSHARED_RETRY: Duration = Duration::from_secs(1);
 
@@ -31,36 +29,13 @@ pub(crate) fn digest(value: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_ref()))
 }
 
-impl AuthService {
-    pub(super) async fn revoke(&self, revocation: Revocation) {
-        self.revocations.apply(&revocation);
-        if !self.store.is_shared() {
-            return;
-        }
-        let expires = chrono::Utc::now()
-            .timestamp()
-            .saturating_add(crate::config::whole_secs(self.config.session.max_age));
-        if share(&self.store, &revocation, expires).await.is_err() {
-            // It holds here already; the follower writes it again until Redis takes it.
-            self.revocations.share_later(revocation, expires);
-        }
-    }
-
-    /// False when this logout token was used before, here or at another replica.
-    pub(super) async fn first_use_of_logout_token(&self, id: &str) -> bool {
-        let here = self.revocations.first_use_of(id);
-        let key = self.store.key(&format!("{LOGOUT_TOKENS}{}", digest(id)));
-        let ttl = self.config.session.max_age.max(Duration::from_secs(3600));
-        match self.store.set_new(&key, b"1", ttl).await {
-            Ok(first_anywhere) => here && first_anywhere,
-            Err(_) => here,
-        }
-    }
-}
-
 /// Keeps `revocation` in Redis until `expires` (Unix seconds) and tells the running
 /// replicas. Failures are counted by the store.
-async fn share(store: &Store, revocation: &Revocation, expires: i64) -> Result<(), Unavailable> {
+pub(super) async fn share(
+    store: &Store,
+    revocation: &Revocation,
+    expires: i64,
+) -> Result<(), Unavailable> {
     let Ok(message) = serde_json::to_vec(revocation) else {
         return Ok(());
     };

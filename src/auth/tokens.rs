@@ -30,6 +30,22 @@ pub enum Freshness {
     Unreachable,
 }
 
+/// Keeps a session's IdP tokens fresh; the gate is written against this so its tests can
+/// decide what a refresh brings.
+pub trait Refresh: Send + Sync {
+    fn ensure_fresh(
+        &self,
+        session: &Session,
+        now: i64,
+    ) -> impl std::future::Future<Output = Freshness> + Send;
+}
+
+impl Refresh for TokenKeeper {
+    async fn ensure_fresh(&self, session: &Session, now: i64) -> Freshness {
+        TokenKeeper::ensure_fresh(self, session, now).await
+    }
+}
+
 pub struct TokenKeeper {
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,

@@ -1,0 +1,308 @@
+//! The gate in front of `required`, `optional` and `api` routes: who is asking (a session
+//! or a bearer token), whether their tokens are still good (refreshed when about to run
+//! out), and whether the route admits them.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Method};
+use serde_json::json;
+
+use super::backend::{self, Backend};
+use super::bearer::{bearer_token, BearerTokens};
+use super::links::SignInLinks;
+use super::login_page;
+use super::membership::{kept, Membership};
+use super::session_store::SessionStore;
+use super::tokens::{Freshness, Refresh, TokenKeeper};
+use super::{rules, Gate, Principal, Request};
+use crate::config::Config;
+use crate::forwarding::is_navigation;
+use crate::metrics::Metrics;
+use crate::oidc::flow::jwt_part;
+use crate::pages;
+use crate::reply::Reply;
+use crate::routing::{Matched, RouteKind};
+use crate::session::{Rejection, Session};
+
+pub struct Gatekeeper<R = TokenKeeper> {
+    pub config: Arc<Config>,
+    pub sessions: Arc<SessionStore>,
+    pub bearer: Arc<BearerTokens>,
+    pub tokens: R,
+    pub backend: Arc<Backend>,
+    pub membership: Arc<Membership>,
+    pub links: SignInLinks,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Where a request came in: the route's mode and the organization it pins.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    kind: RouteKind,
+    pinned_org: Option<&'a str>,
+}
+
+impl<R: Refresh> Gatekeeper<R> {
+    /// Decides whether a request on a protected route may go upstream, refreshing the
+    /// tokens first when they are about to run out.
+    pub async fn gate(&self, route: &Matched<'_>, req: &Request<'_>, now: i64) -> Gate {
+        let at = Place {
+            kind: route.kind,
+            pinned_org: route.organization,
+        };
+        if at.kind == RouteKind::Api {
+            if let Some(token) = bearer_token(req) {
+                return self.bearer.gate(token, route).await;
+            }
+        }
+        let mut session = match self.sessions.load(req.headers, now).await {
+            Ok(session) if self.sessions.is_revoked(&session) => {
+                self.metrics.session_rejected("revoked");
+                return self.session_ended(at, &session, req);
+            }
+            Ok(session) => session,
+            Err(rejection) => return self.without_session(at, rejection, req),
+        };
+        if let Err(refused) = self.admits(at, &session, req) {
+            return refused;
+        }
+        let refreshed = match self.keep_fresh(at, &mut session, req, now).await {
+            Ok(refreshed) => refreshed,
+            Err(ended) => return ended,
+        };
+        if !rules::satisfied(route.allow, |path| kept(&session, path)) {
+            return Gate::Deny(self.forbidden(route, req, &session));
+        }
+        let set_cookies = if refreshed {
+            session.last_seen = now;
+            self.sessions.save(req.headers, &session, now).await.0
+        } else {
+            self.sessions.touch(req.headers, &session, now).await
+        };
+        self.forward(session, set_cookies)
+    }
+
+    /// No usable session: a visitor on `optional` routes, a kept form, or sign in again.
+    fn without_session(&self, at: Place<'_>, rejection: Rejection, req: &Request<'_>) -> Gate {
+        if rejection != Rejection::Missing {
+            self.metrics.session_rejected(rejection.as_str());
+        }
+        if at.kind == RouteKind::Optional {
+            // A stale cookie goes; a store outage is no reason to forget one.
+            let cleared = match rejection {
+                Rejection::Missing | Rejection::Unavailable => Vec::new(),
+                _ => self.sessions.clear(req.headers),
+            };
+            return Gate::Anonymous {
+                set_cookies: cleared,
+            };
+        }
+        if at.kind == RouteKind::Required && self.may_keep_form(req) {
+            return Gate::KeepForm {
+                login: self.links.sign_in(req.path_and_query, at.pinned_org),
+                posted_to: req.path_and_query.to_owned(),
+            };
+        }
+        let error = (rejection != Rejection::Missing).then_some("invalid_token");
+        Gate::Deny(self.sign_in_again(at, req, error, Vec::new()))
+    }
+
+    /// A session that is good in itself may still not belong here: remote sign-ins turned
+    /// off by a reload, or signed in for another organization than the route's.
+    fn admits(&self, at: Place<'_>, session: &Session, req: &Request<'_>) -> Result<(), Gate> {
+        let remote_session = (self.config.identity_providers)
+            .get(&session.identity_provider)
+            .is_some_and(|idp| idp.oidc().is_some());
+        if !self.config.oidc.remote && remote_session {
+            // Reloaded with `oidc.remote = "unsupported"`: remote sign-ins are over.
+            self.metrics.session_ended("remote_unsupported");
+            return Err(self.session_over(at, session, req));
+        }
+        if at.pinned_org.is_none_or(|org| org == session.organization) {
+            return Ok(());
+        }
+        self.metrics.session_rejected("other_organization");
+        if at.kind == RouteKind::Optional {
+            // Signed in, but for another organization: this part of the site sees a
+            // visitor, and the session stays for where it belongs.
+            return Err(Gate::Anonymous {
+                set_cookies: Vec::new(),
+            });
+        }
+        let error = Some("invalid_token");
+        Err(Gate::Deny(self.sign_in_again(at, req, error, Vec::new())))
+    }
+
+    /// Refreshes the IdP's and the backend's tokens where they are about to run out;
+    /// `Ok(true)` when the session changed and must be saved.
+    async fn keep_fresh(
+        &self,
+        at: Place<'_>,
+        session: &mut Session,
+        req: &Request<'_>,
+        now: i64,
+    ) -> Result<bool, Gate> {
+        let mut changed = false;
+        match self.tokens.ensure_fresh(session, now).await {
+            Freshness::Current => {}
+            Freshness::Refreshed(tokens) => {
+                let new_id_token =
+                    tokens.id_token.is_some() && tokens.id_token != session.tokens.id_token;
+                session.tokens = (*tokens).clone();
+                changed = true;
+                // New claims: membership is checked again (a user who left ends here).
+                if new_id_token && !self.still_member(session) {
+                    self.metrics.session_ended("not_a_member");
+                    return Err(self.session_ended(at, session, req));
+                }
+            }
+            Freshness::Ended(reason) => {
+                self.metrics.session_ended(reason);
+                return Err(self.session_ended(at, session, req));
+            }
+            Freshness::Unreachable => return Err(self.idp_unreachable(at, session, req)),
+        }
+        match self.backend.keep_fresh(session, now, req.client_ip).await {
+            backend::Freshness::Current => {}
+            backend::Freshness::Refreshed(tokens) => {
+                session.backend = Some((*tokens).clone());
+                changed = true;
+            }
+            backend::Freshness::Ended => {
+                self.metrics.session_ended("backend_refused");
+                return Err(self.session_over(at, session, req));
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Takes the claims of a refreshed ID token and checks membership with them.
+    fn still_member(&self, session: &mut Session) -> bool {
+        let id_token = session.tokens.id_token.as_deref();
+        if let Some(claims) = id_token.and_then(|t| jwt_part(t, 1)) {
+            self.membership.keep_claims(session, &claims);
+        }
+        self.membership.is_member(session)
+    }
+
+    /// The access token ran out and the IdP cannot renew it: the session is over, and a
+    /// browser is told why.
+    fn idp_unreachable(&self, at: Place<'_>, session: &Session, req: &Request<'_>) -> Gate {
+        self.metrics.session_ended("idp_unreachable");
+        let cleared = self.sessions.clear(req.headers);
+        if at.kind == RouteKind::Optional {
+            return Gate::Anonymous {
+                set_cookies: cleared,
+            };
+        }
+        if at.kind == RouteKind::Required && is_navigation(req.method, req.headers) {
+            let retry = (self.links).sign_in(req.path_and_query, Some(&session.organization));
+            let html = pages::idp_unreachable(&retry, req.request_id);
+            return Gate::Deny(Reply::html(503, html).with_cookies(cleared));
+        }
+        Gate::Deny(Reply::unauthorized(Some("invalid_token")).with_cookies(cleared))
+    }
+
+    /// Forwards a signed-in user: the shop's own token goes upstream where the backend
+    /// exchanged the IdP's (Spree), else the access token where configured.
+    fn forward(&self, session: Session, set_cookies: Vec<String>) -> Gate {
+        let authorization = match &session.backend {
+            Some(backend) => Some(format!("Bearer {}", backend.token)),
+            None if self.config.headers.forward_access_token => {
+                Some(format!("Bearer {}", session.tokens.access_token))
+            }
+            None => None,
+        };
+        Gate::Forward {
+            principal: Box::new(Principal::from_session(session)),
+            authorization,
+            set_cookies,
+        }
+    }
+
+    /// `403`: signed in, but the route's `allow` rules do not admit this user. Browsers get
+    /// a page that offers signing in as someone else; nobody gets a redirect, which would
+    /// only bring them back here.
+    fn forbidden(&self, route: &Matched<'_>, req: &Request<'_>, session: &Session) -> Reply {
+        self.metrics.request_denied(route.label);
+        if !is_navigation(req.method, req.headers) {
+            return Reply::json(403, &json!({"error": "forbidden"}));
+        }
+        let identity = &session.identity;
+        let who = (identity.email.as_deref())
+            .or(identity.preferred_username.as_deref())
+            .unwrap_or(&identity.subject);
+        let page = login_page::forbidden(who, self.links.logout(), req.request_id);
+        Reply::html(403, page)
+    }
+
+    /// The session ended without a logout here (revoked, refused by the IdP, no longer a
+    /// member): the backend's own session ends with it.
+    fn session_ended(&self, at: Place<'_>, session: &Session, req: &Request<'_>) -> Gate {
+        self.backend.end_session(session, req.client_ip);
+        self.session_over(at, session, req)
+    }
+
+    /// The session is over (see [`Self::session_ended`]; or refused by the backend, or
+    /// remote sign-ins turned off): its cookies go, and the client is asked to sign in
+    /// again.
+    fn session_over(&self, at: Place<'_>, _session: &Session, req: &Request<'_>) -> Gate {
+        let cleared = self.sessions.clear(req.headers);
+        if at.kind == RouteKind::Optional {
+            return Gate::Anonymous {
+                set_cookies: cleared,
+            };
+        }
+        Gate::Deny(self.sign_in_again(at, req, Some("invalid_token"), cleared))
+    }
+
+    /// Not (or no longer) signed in: browsers go to the login page, programs get `401`.
+    fn sign_in_again(
+        &self,
+        at: Place<'_>,
+        req: &Request<'_>,
+        error: Option<&str>,
+        set_cookies: Vec<String>,
+    ) -> Reply {
+        if at.kind == RouteKind::Required && is_navigation(req.method, req.headers) {
+            let login = self.links.sign_in(req.path_and_query, at.pinned_org);
+            return Reply::redirect(&login).with_cookies(set_cookies);
+        }
+        Reply::unauthorized(error).with_cookies(set_cookies)
+    }
+
+    /// A form `POST` small enough to keep across a sign-in (`session.preserve_post_max`).
+    fn may_keep_form(&self, req: &Request<'_>) -> bool {
+        let max = self.config.session.preserve_post_max;
+        let header = |name| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let is_form = header(http::header::CONTENT_TYPE).is_some_and(|t| {
+            let media_type = t.split(';').next().unwrap_or_default().trim();
+            media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+        let length = header(http::header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+        max > 0 && *req.method == Method::POST && is_form && length.is_some_and(|n| n <= max)
+    }
+
+    /// Keeps a form posted without a valid session and sends the browser to sign in; the
+    /// callback posts it again. A form too large for its cookie gets the usual answer.
+    /// `form` is where it was posted and its body.
+    pub fn keep_form(
+        &self,
+        headers: &HeaderMap,
+        form: (String, Vec<u8>),
+        login: &str,
+        request_id: &str,
+        now: i64,
+    ) -> Reply {
+        let (path_and_query, body) = form;
+        let form = crate::session::form::KeptForm {
+            path_and_query,
+            body,
+            created_at: now,
+        };
+        match self.sessions.cookies.keep_form(headers, &form) {
+            Some(cookies) => Reply::see_other(login).with_cookies(cookies),
+            None => Reply::html(401, pages::form_too_large(login, request_id)),
+        }
+    }
+}

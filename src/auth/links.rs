@@ -1,0 +1,38 @@
+//! The sidecar's sign-in links: `/oauth2/start` with where to return and, where known,
+//! the organization. Every retry and "sign in again" link is built here.
+
+use super::urlencode;
+
+#[derive(Clone)]
+pub struct SignInLinks {
+    start_path: String,
+    logout_path: String,
+}
+
+impl SignInLinks {
+    pub fn new(path_prefix: &str) -> Self {
+        SignInLinks {
+            start_path: format!("{path_prefix}/start"),
+            logout_path: format!("{path_prefix}/logout"),
+        }
+    }
+
+    /// `/oauth2/start`, where a user chooses the organization.
+    pub fn start(&self) -> &str {
+        &self.start_path
+    }
+
+    pub fn logout(&self) -> &str {
+        &self.logout_path
+    }
+
+    /// Sign in and come back to `return_to`, for `org` when it is known.
+    pub fn sign_in(&self, return_to: &str, org: Option<&str>) -> String {
+        let mut login = format!("{}?rd={}", self.start_path, urlencode(return_to));
+        if let Some(org) = org {
+            login.push_str("&org=");
+            login.push_str(&urlencode(org));
+        }
+        login
+    }
+}

@@ -1,0 +1,448 @@
+//! Signing in: `/oauth2/start` (organization and IdP chosen, off to the IdP or the
+//! backend's own login), `/oauth2/callback` (the IdP's answer checked, the backend's
+//! handshake, the session made) and `/oauth2/userinfo`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::backend::Backend;
+use super::links::SignInLinks;
+use super::login_page;
+use super::membership::Membership;
+use super::session_store::SessionStore;
+use super::{callback_params, safe_return_path, urlencode, Params, Request};
+use crate::config::{Config, IdentityProviderKind, Organization};
+use crate::metrics::Metrics;
+use crate::oidc::{self, LoginError, LoginTarget, Registry, TokenChecks};
+use crate::pages;
+use crate::reply::Reply;
+use crate::session::{Rejection, Session};
+
+pub struct Login {
+    pub config: Arc<Config>,
+    pub registry: Arc<Registry>,
+    pub sessions: Arc<SessionStore>,
+    pub membership: Arc<Membership>,
+    pub backend: Arc<Backend>,
+    pub links: SignInLinks,
+    pub metrics: Arc<Metrics>,
+    /// Lower-cased organization key and external name → organization key.
+    org_names: HashMap<String, String>,
+}
+
+impl Login {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Arc<Config>,
+        registry: Arc<Registry>,
+        sessions: Arc<SessionStore>,
+        membership: Arc<Membership>,
+        backend: Arc<Backend>,
+        links: SignInLinks,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let mut org_names = HashMap::new();
+        for (key, org) in &config.organizations {
+            org_names.insert(org.external_name.to_lowercase(), key.clone());
+            org_names.insert(key.to_lowercase(), key.clone());
+        }
+        Login {
+            config,
+            registry,
+            sessions,
+            membership,
+            backend,
+            links,
+            metrics,
+            org_names,
+        }
+    }
+
+    /// The organization a user typed: by key or external name, in any case.
+    fn organization(&self, name: &str) -> Option<&Organization> {
+        let key = self.org_names.get(&name.trim().to_lowercase())?;
+        self.config.organizations.get(key)
+    }
+
+    pub fn start(&self, req: &Request<'_>, now: i64) -> Reply {
+        let params = Params::parse(req.query);
+        let return_to = safe_return_path(params.get("rd"), &self.config.oidc.path_prefix);
+        let org = match params.get("org").filter(|o| !o.trim().is_empty()) {
+            Some(name) => match self.organization(name) {
+                Some(org) => org,
+                None => {
+                    let html = login_page::organization_form(self.links.start(), &return_to, name, Some("We do not know this organization. Please check the name and try again."));
+                    return Reply::html(200, html);
+                }
+            },
+            None if self.config.organizations.len() == 1 => self
+                .config
+                .organizations
+                .values()
+                .next()
+                .expect("one organization"),
+            None => {
+                let prefill = self
+                    .sessions
+                    .cookies
+                    .remembered_organization(req.headers)
+                    .and_then(|key| self.config.organizations.get(key))
+                    .map(|org| org.external_name.as_str())
+                    .unwrap_or("");
+                return Reply::html(
+                    200,
+                    login_page::organization_form(self.links.start(), &return_to, prefill, None),
+                );
+            }
+        };
+        let chosen = match params.get("idp") {
+            Some(idp) if org.identity_providers.iter().any(|k| k == idp) => idp.to_owned(),
+            Some(_) => {
+                return self.idp_list(
+                    org,
+                    &return_to,
+                    Some("Please choose one of these sign-in options."),
+                )
+            }
+            None if org.identity_providers.len() == 1 => org.identity_providers[0].clone(),
+            None if org.identity_providers.is_empty() => {
+                let start = self.links.start();
+                let html = pages::no_sign_in_option(&org.external_name, start, req.request_id);
+                return Reply::html(503, html);
+            }
+            None => return self.idp_list(org, &return_to, None),
+        };
+        let remember = self.sessions.cookies.remember_organization(&org.key);
+        match self
+            .config
+            .identity_providers
+            .get(&chosen)
+            .map(|idp| &idp.kind)
+        {
+            Some(IdentityProviderKind::Oidc(_)) => self
+                .redirect_to_idp(req, org, &chosen, &return_to, now)
+                .with_cookies([remember]),
+            // `local` and the implicit ICM `local`: the backend's own login, session untouched.
+            Some(IdentityProviderKind::Local) | None => {
+                // `{rd}`: the backend's login can send the user on to where they were going.
+                let login = org.local_login_url.replace("{rd}", &urlencode(&return_to));
+                Reply::redirect(&login).with_cookies([remember])
+            }
+        }
+    }
+
+    fn idp_list(&self, org: &Organization, return_to: &str, error: Option<&str>) -> Reply {
+        let choices: Vec<login_page::IdpChoice<'_>> = org
+            .identity_providers
+            .iter()
+            .map(|key| login_page::IdpChoice {
+                key,
+                name: self
+                    .config
+                    .identity_providers
+                    .get(key)
+                    .map_or(key.as_str(), |idp| idp.name.as_str()),
+            })
+            .collect();
+        Reply::html(
+            200,
+            login_page::idp_list(
+                self.links.start(),
+                return_to,
+                &org.key,
+                &org.external_name,
+                &choices,
+                error,
+            ),
+        )
+    }
+
+    fn redirect_to_idp(
+        &self,
+        req: &Request<'_>,
+        org: &Organization,
+        idp_key: &str,
+        return_to: &str,
+        now: i64,
+    ) -> Reply {
+        let discovered = self
+            .registry
+            .get(idp_key)
+            .and_then(|p| p.discovered().map(|d| (p, d)));
+        let Some((provider, discovered)) = discovered else {
+            self.metrics
+                .login_failed(&org.key, idp_key, "idp_unavailable");
+            let retry = self.links.sign_in(return_to, Some(&org.key));
+            let html = pages::idp_unavailable(&retry, req.request_id);
+            return Reply::html(503, html);
+        };
+        let start = oidc::begin(
+            provider,
+            &discovered,
+            LoginTarget {
+                organization: &org.key,
+                return_to,
+            },
+            now,
+        );
+        let mut pending = self.sessions.cookies.pending(req.headers);
+        pending.push(start.pending, now);
+        self.metrics.login_started(&org.key, idp_key);
+        Reply::redirect(start.authorize_url.as_str())
+            .with_cookies([self.sessions.cookies.store_pending(&pending)])
+    }
+
+    pub async fn callback(&self, req: &Request<'_>, now: i64) -> Reply {
+        let params = callback_params(req.query.unwrap_or(""));
+        let mut pending = self.sessions.cookies.pending(req.headers);
+        let had_pending = !pending.entries.is_empty();
+        let login = params
+            .state
+            .as_deref()
+            .and_then(|state| pending.take(state, now));
+        let state_cookie = self.sessions.cookies.store_pending(&pending);
+        let (org, idp) = login.as_ref().map_or(("unknown", "unknown"), |l| {
+            (l.organization.as_str(), l.identity_provider.as_str())
+        });
+        // Without a sign-in of this browser to match, nothing the request carries is shown:
+        // an attacker could otherwise print any text on the shop's origin.
+        let result = match (&login, params.error) {
+            (None, _) if had_pending && params.state.is_some() => Err(LoginError::StateMismatch),
+            (None, _) => Err(LoginError::MissingState),
+            (Some(_), Some(error)) => Err(LoginError::from_idp(
+                &error,
+                params.error_description.as_deref(),
+            )),
+            (Some(login), None) => match self.check_response_issuer(login, params.iss.as_deref()) {
+                Ok(()) => {
+                    self.finish(login, params.code.as_deref(), req.client_ip, now)
+                        .await
+                }
+                Err(error) => Err(error),
+            },
+        };
+        match result {
+            Ok(session) => {
+                let (mut cookies, size) = self.sessions.save(req.headers, &session, now).await;
+                cookies.push(state_cookie);
+                self.metrics.login_completed(org, idp, size);
+                tracing::info!(
+                    organization = org,
+                    idp,
+                    session = session.id.as_str(),
+                    "login completed"
+                );
+                let return_to = login.as_ref().map_or("/", |l| l.return_to.as_str());
+                // A form kept for this sign-in is posted again, to where it was posted.
+                if let Some(form) = self
+                    .sessions
+                    .cookies
+                    .kept_form(req.headers, now)
+                    .filter(|f| f.path_and_query == return_to)
+                {
+                    cookies.extend(self.sessions.cookies.clear_form(req.headers));
+                    return Reply::html(200, form.resubmit_page())
+                        .with_header(
+                            "content-security-policy",
+                            crate::session::form::resubmit_policy(),
+                        )
+                        .with_cookies(cookies);
+                }
+                Reply::redirect(return_to).with_cookies(cookies)
+            }
+            Err(error) => {
+                self.metrics.login_failed(org, idp, error.reason());
+                tracing::warn!(organization = org, idp, reason = error.reason(), %error, "login failed");
+                let retry = match (&login, &error) {
+                    // The same organization would only refuse the same account again.
+                    (Some(l), LoginError::NotAMember { .. }) => (
+                        self.links.sign_in(&l.return_to, None),
+                        "Choose another organization",
+                    ),
+                    (Some(l), _) => (
+                        self.links.sign_in(&l.return_to, Some(&l.organization)),
+                        "Sign in again",
+                    ),
+                    (None, _) => (self.links.start().to_owned(), "Sign in again"),
+                };
+                let (status, title) = login_error_page(&error);
+                let html = pages::message(
+                    title,
+                    &pages::sentence(&error.to_string()),
+                    Some((&retry.0, retry.1)),
+                    req.request_id,
+                );
+                let reply = Reply::html(status, html).with_cookies([state_cookie]);
+                match error {
+                    LoginError::BackendBusy(seconds) => {
+                        reply.with_header("retry-after", seconds.to_string())
+                    }
+                    _ => reply,
+                }
+            }
+        }
+    }
+
+    /// RFC 9207: where the IdP names itself in the response, it must be the IdP the sign-in
+    /// was sent to; this stops a response from another IdP being mixed up with ours.
+    fn check_response_issuer(
+        &self,
+        login: &crate::session::PendingLogin,
+        iss: Option<&str>,
+    ) -> Result<(), LoginError> {
+        let Some(discovered) = self
+            .registry
+            .get(&login.identity_provider)
+            .and_then(|p| p.discovered())
+        else {
+            // Not discovered (yet): `finish` reports that.
+            return Ok(());
+        };
+        let expected = discovered.metadata.issuer().as_str();
+        let advertised = discovered
+            .metadata
+            .additional_metadata()
+            .authorization_response_iss_parameter_supported
+            == Some(true);
+        match iss {
+            Some(iss) if iss != expected => Err(LoginError::IssuerMismatch),
+            None if advertised => Err(LoginError::IssuerMismatch),
+            _ => Ok(()),
+        }
+    }
+
+    async fn finish(
+        &self,
+        login: &crate::session::PendingLogin,
+        code: Option<&str>,
+        client: Option<std::net::IpAddr>,
+        now: i64,
+    ) -> Result<Session, LoginError> {
+        let code = code
+            .filter(|c| !c.is_empty())
+            .ok_or(LoginError::MissingCode)?;
+        let provider = self.registry.get(&login.identity_provider).ok_or_else(|| {
+            LoginError::Misconfigured(format!(
+                "{} is no longer configured",
+                login.identity_provider
+            ))
+        })?;
+        let discovered = provider
+            .discovered()
+            .ok_or_else(|| LoginError::Unreachable("discovery has not succeeded".into()))?;
+        let checks = TokenChecks {
+            max_clock_skew: self.config.oidc.max_clock_skew,
+            accept_unsigned_tokens: self.config.oidc.accept_unsigned_tokens,
+        };
+        let wanted = self.membership.wanted_claims(&provider.config.groups_claim);
+        let result = oidc::finish(
+            &self.registry,
+            provider,
+            &discovered,
+            login,
+            code,
+            checks,
+            &wanted,
+        )
+        .await?;
+        let mut session = Session {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            organization: login.organization.clone(),
+            identity_provider: login.identity_provider.clone(),
+            identity: result.identity,
+            tokens: result.tokens,
+            idp_session_id: result.idp_session_id,
+            issued_at: now,
+            last_seen: now,
+            backend: None,
+            groups: Vec::new(),
+            claims: Default::default(),
+        };
+        self.membership.keep_claims(&mut session, &result.claims);
+        if !self.membership.is_member(&session) {
+            return Err(LoginError::NotAMember {
+                organization: self
+                    .config
+                    .organizations
+                    .get(&session.organization)
+                    .map_or_else(|| session.organization.clone(), |o| o.external_name.clone()),
+                email: session.identity.email.clone(),
+            });
+        }
+        self.backend
+            .handshake(
+                &mut session,
+                &result.claims,
+                &provider.config.claims,
+                client,
+            )
+            .await?;
+        Ok(session)
+    }
+
+    pub async fn userinfo(&self, req: &Request<'_>, now: i64) -> Reply {
+        let session = match self.sessions.load_live(req.headers, now).await {
+            Ok(session) => session,
+            Err(Rejection::Missing) => return Reply::unauthorized(None),
+            Err(rejection) => {
+                self.metrics.session_rejected(rejection.as_str());
+                // A store outage is no reason to forget the session.
+                let cleared = match rejection {
+                    Rejection::Unavailable => Vec::new(),
+                    _ => self.sessions.cookies.clear(req.headers),
+                };
+                return Reply::unauthorized(Some("invalid_token")).with_cookies(cleared);
+            }
+        };
+        let policy = self
+            .config
+            .organizations
+            .get(&session.organization)
+            .map(|o| o.self_administration.header_value());
+        let identity = &session.identity;
+        Reply::json(
+            200,
+            &json!({
+                "subject": identity.subject,
+                "email": identity.email,
+                "name": identity.name,
+                "preferred_username": identity.preferred_username,
+                "external_id": identity.external_id,
+                "organization": session.organization,
+                "identity_provider": session.identity_provider,
+                "self_administration": policy,
+                "session_expires_at": session.issued_at.saturating_add(self.config.session.max_age.as_secs() as i64),
+            }),
+        )
+    }
+}
+
+fn login_error_page(error: &LoginError) -> (u16, &'static str) {
+    match error {
+        LoginError::Idp {
+            code: Some("access_denied"),
+            ..
+        } => (403, "Sign-in was cancelled or denied"),
+        // Anyone can send an error to the callback: a 4xx, never a 5xx.
+        LoginError::Idp { .. } => (400, "The identity provider refused the sign-in"),
+        LoginError::MissingState | LoginError::StateMismatch => {
+            (400, "Sign-in expired or came from another browser")
+        }
+        LoginError::MissingCode | LoginError::IssuerMismatch => {
+            (400, "This sign-in link is no longer valid")
+        }
+        LoginError::CodeRejected(_) => (400, "This sign-in link is no longer valid"),
+        LoginError::InvalidIdToken(_) | LoginError::UnknownSigningKey => {
+            (401, "Your identity could not be verified")
+        }
+        LoginError::Unreachable(_) => (503, "The identity provider is not available"),
+        LoginError::BadResponse(_) => (502, "The identity provider sent an answer we cannot read"),
+        LoginError::Backend(_) => (502, "The shop could not complete your sign-in"),
+        LoginError::BackendBusy(_) => (429, "The shop is busy"),
+        LoginError::NotAMember { .. } => (403, "You are not a member of this organization"),
+        LoginError::UnknownToShop => (403, "Your account is not known to the shop"),
+        LoginError::Misconfigured(_) => (500, "Sign-in is not set up correctly"),
+    }
+}

@@ -1,0 +1,69 @@
+//! Who belongs where: the claims a session keeps for `members` and `allow` rules, and
+//! whether its user may be in its organization.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::rules;
+use crate::config::Config;
+use crate::oidc::Registry;
+use crate::session::{claims, Session};
+
+pub struct Membership {
+    config: Arc<Config>,
+    registry: Arc<Registry>,
+    /// Claim paths that `members` and `allow` rules name: a session keeps these.
+    rule_claims: Vec<String>,
+}
+
+impl Membership {
+    pub fn new(config: Arc<Config>, registry: Arc<Registry>) -> Self {
+        Membership {
+            rule_claims: rule_claims(&config),
+            config,
+            registry,
+        }
+    }
+
+    /// The claims to ask for at sign-in: the rules' and the IdP's groups claim.
+    pub fn wanted_claims(&self, groups_claim: &str) -> Vec<String> {
+        let mut wanted = self.rule_claims.clone();
+        wanted.push(groups_claim.to_owned());
+        wanted
+    }
+
+    /// Stores in the session what rules and `X-SSO-Groups` need of `claims`.
+    pub fn keep_claims(&self, session: &mut Session, claims: &Map<String, Value>) {
+        let max = self.config.headers.max_groups;
+        if let Some(provider) = self.registry.get(&session.identity_provider) {
+            session.groups = claims::groups(claims, &provider.config.groups_claim, max);
+        }
+        let fresh = claims::keep(claims, self.rule_claims.iter().map(String::as_str), max);
+        // A refreshed ID token may lack what userinfo gave at login: keep those values.
+        session.claims.extend(fresh);
+    }
+
+    /// Whether the session's user may be in its organization (`members`).
+    pub fn is_member(&self, session: &Session) -> bool {
+        self.config
+            .organizations
+            .get(&session.organization)
+            .is_some_and(|org| rules::satisfied(&org.members, |path| kept(session, path)))
+    }
+}
+
+/// The values a session kept at a claim path.
+pub fn kept(session: &Session, path: &str) -> Vec<String> {
+    session.claims.get(path).cloned().unwrap_or_default()
+}
+
+/// Every claim path a `members` or `allow` rule names, once.
+fn rule_claims(config: &Config) -> Vec<String> {
+    let members = config.organizations.values().flat_map(|o| &o.members);
+    let allows = config.routes.iter().flat_map(|r| &r.allow);
+    let mut paths: Vec<String> = members.chain(allows).map(|r| r.claim.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
