@@ -306,3 +306,297 @@ impl<R: Refresh> Gatekeeper<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The gate on its own: sessions sealed into real cookies (the cookie store needs no
+    //! server), the IdP's refresh replaced by what each test says it brings.
+
+    use std::sync::Mutex;
+
+    use base64::Engine as _;
+    use http::{HeaderValue, Method};
+
+    use super::*;
+    use crate::auth::revocations::Revocations;
+    use crate::auth::Lasting;
+    use crate::config::Preflight;
+    use crate::oidc::Registry;
+    use crate::session::{Identity, Tokens};
+    use crate::store::Store;
+
+    const NOW: i64 = 1_800_000_000;
+
+    /// A refresh that brings what the test put in, once; `Current` otherwise.
+    #[derive(Default)]
+    struct ScriptedRefresh(Mutex<Option<Freshness>>);
+
+    impl Refresh for ScriptedRefresh {
+        async fn ensure_fresh(&self, _session: &Session, _now: i64) -> Freshness {
+            self.0.lock().unwrap().take().unwrap_or(Freshness::Current)
+        }
+    }
+
+    fn gatekeeper(refresh: Option<Freshness>) -> Gatekeeper<ScriptedRefresh> {
+        let text = r#"
+[server]
+upstream = "http://127.0.0.1:9000"
+public_url = "https://shop.example"
+[session]
+keys = ["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
+[organizations.Ops]
+external_name = "Operations"
+members = [{ claim = "email", ends_with = ["@ops.example"] }]
+local_login_url = "/login"
+[organizations.Sales]
+external_name = "Sales"
+local_login_url = "/login"
+[[routes]]
+path_prefix = "/login"
+auth = "public"
+"#;
+        let config = Arc::new(crate::config::from_str(text, "t.toml".as_ref()).unwrap());
+        let metrics = Arc::new(Metrics::new());
+        let lasting = Lasting {
+            revocations: Arc::new(Revocations::new(config.session.max_age)),
+            store: Arc::new(Store::new(None, metrics.clone())),
+            refreshes: Arc::default(),
+            tls: None,
+            metrics: metrics.clone(),
+        };
+        let registry = Arc::new(Registry::new(&config, metrics.clone()));
+        Gatekeeper {
+            sessions: Arc::new(SessionStore::new(
+                &config,
+                &lasting.store,
+                lasting.revocations.clone(),
+            )),
+            bearer: Arc::new(BearerTokens::new(
+                config.clone(),
+                registry.clone(),
+                lasting.revocations.clone(),
+                metrics.clone(),
+            )),
+            tokens: ScriptedRefresh(Mutex::new(refresh)),
+            backend: Arc::new(Backend::new(
+                config.clone(),
+                reqwest::Client::new(),
+                &lasting,
+            )),
+            membership: Arc::new(Membership::new(config.clone(), registry)),
+            links: SignInLinks::new(&config.oidc.path_prefix),
+            metrics,
+            config,
+        }
+    }
+
+    fn session(organization: &str) -> Session {
+        Session {
+            id: "s1".into(),
+            organization: organization.into(),
+            identity_provider: "kc".into(),
+            identity: Identity {
+                subject: "u1".into(),
+                email: Some("ann@ops.example".into()),
+                external_id: "u1".into(),
+                ..Default::default()
+            },
+            tokens: Tokens {
+                access_token: "at-1".into(),
+                access_expires_at: Some(NOW + 3600),
+                ..Default::default()
+            },
+            issued_at: NOW - 60,
+            last_seen: NOW - 60,
+            claims: [("email".to_owned(), vec!["ann@ops.example".to_owned()])].into(),
+            ..Default::default()
+        }
+    }
+
+    /// A browser's navigation carrying `session`'s cookie, as the gate's store sealed it.
+    fn navigation(gate: &Gatekeeper<ScriptedRefresh>, session: Option<&Session>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("accept", HeaderValue::from_static("text/html"));
+        if let Some(session) = session {
+            let (set_cookies, _) = gate.sessions.cookies.store(&HeaderMap::new(), session, NOW);
+            let pairs: Vec<&str> = set_cookies
+                .iter()
+                .map(|c| c.split(';').next().unwrap())
+                .collect();
+            headers.insert("cookie", HeaderValue::from_str(&pairs.join("; ")).unwrap());
+        }
+        headers
+    }
+
+    fn route(kind: RouteKind, organization: Option<&str>) -> Matched<'_> {
+        Matched {
+            kind,
+            organization,
+            allow: &[],
+            label: "/",
+            preflight: Preflight::Forward,
+        }
+    }
+
+    async fn pass(
+        gate: &Gatekeeper<ScriptedRefresh>,
+        route: &Matched<'_>,
+        headers: &HeaderMap,
+    ) -> Gate {
+        let req = Request {
+            method: &Method::GET,
+            path_and_query: "/account?tab=orders",
+            query: Some("tab=orders"),
+            headers,
+            request_id: "r1",
+            body: &[],
+            client_ip: None,
+        };
+        gate.gate(route, &req, NOW).await
+    }
+
+    fn header<'r>(reply: &'r Reply, name: &str) -> Vec<&'r str> {
+        let values = reply.headers.iter().filter(|(n, _)| *n == name);
+        values.map(|(_, v)| v.as_str()).collect()
+    }
+
+    fn denied(gate: Gate) -> Reply {
+        match gate {
+            Gate::Deny(reply) => reply,
+            _ => panic!("expected a denial"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_signed_in_user_is_forwarded_as_a_principal() {
+        let gate = gatekeeper(None);
+        let headers = navigation(&gate, Some(&session("Ops")));
+        let Gate::Forward {
+            principal,
+            authorization,
+            set_cookies,
+        } = pass(&gate, &route(RouteKind::Required, Some("Ops")), &headers).await
+        else {
+            panic!("expected the user to pass");
+        };
+        assert_eq!(principal.identity.subject, "u1");
+        assert_eq!(principal.organization(), Some("Ops"));
+        assert_eq!(authorization, None);
+        assert!(set_cookies.is_empty());
+    }
+
+    #[tokio::test]
+    async fn without_a_session_browsers_sign_in_and_come_back() {
+        let gate = gatekeeper(None);
+        let headers = navigation(&gate, None);
+        let reply = denied(pass(&gate, &route(RouteKind::Required, Some("Ops")), &headers).await);
+        assert_eq!(reply.status, 302);
+        assert_eq!(
+            header(&reply, "location"),
+            ["/oauth2/start?rd=%2Faccount%3Ftab%3Dorders&org=Ops"]
+        );
+        let optional = pass(&gate, &route(RouteKind::Optional, None), &headers).await;
+        assert!(matches!(optional, Gate::Anonymous { set_cookies } if set_cookies.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn another_organizations_session_does_not_pass_a_pinned_route() {
+        let gate = gatekeeper(None);
+        let headers = navigation(&gate, Some(&session("Sales")));
+        let reply = denied(pass(&gate, &route(RouteKind::Required, Some("Ops")), &headers).await);
+        assert_eq!(reply.status, 302);
+        // On an optional route the user is a visitor there, and keeps the session.
+        let optional = pass(&gate, &route(RouteKind::Optional, Some("Ops")), &headers).await;
+        assert!(matches!(optional, Gate::Anonymous { set_cookies } if set_cookies.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn a_revoked_session_is_over_and_its_cookie_cleared() {
+        let gate = gatekeeper(None);
+        let headers = navigation(&gate, Some(&session("Ops")));
+        gate.sessions.revocations.revoke_session("s1");
+        let reply = denied(pass(&gate, &route(RouteKind::Required, None), &headers).await);
+        assert_eq!(reply.status, 302);
+        let cleared = header(&reply, "set-cookie");
+        assert!(
+            cleared.iter().any(|c| c.contains("Max-Age=0")),
+            "{cleared:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refresh_is_saved_and_forwarded() {
+        let tokens = Tokens {
+            access_token: "at-2".into(),
+            access_expires_at: Some(NOW + 7200),
+            ..Default::default()
+        };
+        let gate = gatekeeper(Some(Freshness::Refreshed(Arc::new(tokens))));
+        let headers = navigation(&gate, Some(&session("Ops")));
+        let Gate::Forward {
+            principal,
+            set_cookies,
+            ..
+        } = pass(&gate, &route(RouteKind::Required, None), &headers).await
+        else {
+            panic!("expected the refreshed user to pass");
+        };
+        assert_eq!(principal.organization(), Some("Ops"));
+        assert!(!set_cookies.is_empty(), "the new tokens must be stored");
+    }
+
+    #[tokio::test]
+    async fn a_refreshed_id_token_that_leaves_the_organization_ends_the_session() {
+        let claims = serde_json::json!({"sub": "u1", "email": "ann@elsewhere.example"});
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
+        let tokens = Tokens {
+            access_token: "at-2".into(),
+            access_expires_at: Some(NOW + 7200),
+            id_token: Some(format!("e30.{payload}.sig")),
+            ..Default::default()
+        };
+        let gate = gatekeeper(Some(Freshness::Refreshed(Arc::new(tokens))));
+        let headers = navigation(&gate, Some(&session("Ops")));
+        let reply = denied(pass(&gate, &route(RouteKind::Required, None), &headers).await);
+        assert_eq!(reply.status, 302);
+        assert!(!header(&reply, "set-cookie").is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_ended_refresh_asks_to_sign_in_and_an_unreachable_idp_says_so() {
+        let gate = gatekeeper(Some(Freshness::Ended("invalid_grant")));
+        let headers = navigation(&gate, Some(&session("Ops")));
+        let reply = denied(pass(&gate, &route(RouteKind::Required, None), &headers).await);
+        assert_eq!(reply.status, 302);
+
+        let gate = gatekeeper(Some(Freshness::Unreachable));
+        let headers = navigation(&gate, Some(&session("Ops")));
+        let reply = denied(pass(&gate, &route(RouteKind::Required, None), &headers).await);
+        assert_eq!(reply.status, 503);
+        let page = String::from_utf8_lossy(&reply.body);
+        assert!(
+            page.contains("identity provider is not reachable"),
+            "{page}"
+        );
+
+        let gate = gatekeeper(Some(Freshness::Unreachable));
+        let mut api_call = navigation(&gate, Some(&session("Ops")));
+        api_call.remove("accept");
+        let reply = denied(pass(&gate, &route(RouteKind::Api, None), &api_call).await);
+        assert_eq!(reply.status, 401);
+    }
+
+    #[tokio::test]
+    async fn allow_rules_refuse_with_403_not_a_redirect() {
+        let gate = gatekeeper(None);
+        let headers = navigation(&gate, Some(&session("Ops")));
+        let admins = [crate::config::ClaimRule {
+            claim: "groups".into(),
+            test: crate::config::ClaimTest::AnyOf(vec!["admins".into()]),
+        }];
+        let mut admin_route = route(RouteKind::Required, None);
+        admin_route.allow = &admins;
+        let reply = denied(pass(&gate, &admin_route, &headers).await);
+        assert_eq!(reply.status, 403);
+    }
+}

@@ -17,7 +17,7 @@ use crate::store::Store;
 pub struct SessionStore {
     /// The browser's side: session, sign-in and form cookies.
     pub cookies: SessionCookies,
-    revocations: Arc<Revocations>,
+    pub(super) revocations: Arc<Revocations>,
     /// Set with `store.server_side_sessions`: Redis keeps the sessions.
     server_side: Option<Arc<Store>>,
     /// `session.idle_timeout`, which needs `last_seen` kept fresh.
