@@ -1,7 +1,6 @@
 //! The backend's handshake around a session: ICM provisioning at login, Spree's token
 //! exchange at login and its refresh before Spree's JWT runs out.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::single_flight::{Lasting, RefreshResults, SharedRefresh};
+use super::tokens::Freshness;
 use crate::backend::commercetools::{CommercetoolsApi, DesiredCustomer, SyncError};
 use crate::backend::icm;
 use crate::backend::spree::{SpreeClient, SpreeError};
@@ -16,13 +16,6 @@ use crate::config::{BackendProfile, ClaimMapping, Config};
 use crate::metrics::Metrics;
 use crate::oidc::LoginError;
 use crate::session::{BackendTokens, Sealer, Session};
-
-pub enum Freshness {
-    Current,
-    Refreshed(Arc<BackendTokens>),
-    /// The backend refused the refresh: the session is over.
-    Ended,
-}
 
 pub struct Backend {
     config: Arc<Config>,
@@ -99,7 +92,7 @@ impl Backend {
         session: &Session,
         now: i64,
         client: Option<std::net::IpAddr>,
-    ) -> Freshness {
+    ) -> Freshness<BackendTokens> {
         let (Some(spree), Some(tokens)) = (&self.spree, &session.backend) else {
             return Freshness::Current;
         };
@@ -110,21 +103,11 @@ impl Backend {
             return Freshness::Current;
         }
         let key: [u8; 32] = Sha256::digest(tokens.token.as_bytes()).into();
-        let ran = AtomicBool::new(false);
-        let result = self
-            .results
-            .backend
-            .try_get_with(key, async {
-                let refresh_here = || {
-                    ran.store(true, Ordering::Relaxed);
-                    spree.refresh(tokens, client)
-                };
-                self.shared.run(&key, refresh_here).await.map(Arc::new)
-            })
-            .await;
+        let refresh = || spree.refresh(tokens, client);
+        let (result, ran) = self.shared.once(&self.results.backend, key, refresh).await;
         match result {
             Ok(fresh) => {
-                if ran.load(Ordering::Relaxed) {
+                if ran {
                     self.metrics.count_backend_call("spree_refresh", "ok");
                 }
                 Freshness::Refreshed(fresh)
@@ -134,7 +117,7 @@ impl Backend {
                 match &*error {
                     SpreeError::Refused(_) => {
                         self.metrics.count_backend_call("spree_refresh", "refused");
-                        Freshness::Ended
+                        Freshness::Ended("backend_refused")
                     }
                     // Keep going with the current token while it lasts.
                     SpreeError::Unreachable(_) | SpreeError::RateLimited(_) if now < expires_at => {
@@ -143,7 +126,7 @@ impl Backend {
                     }
                     SpreeError::Unreachable(_) | SpreeError::RateLimited(_) => {
                         self.metrics.count_backend_call("spree_refresh", "error");
-                        Freshness::Ended
+                        Freshness::Ended("backend_refused")
                     }
                 }
             }

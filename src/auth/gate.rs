@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::{HeaderMap, Method};
 use serde_json::json;
 
-use super::backend::{self, Backend};
+use super::backend::Backend;
 use super::bearer::{bearer_token, BearerTokens};
 use super::links::SignInLinks;
 use super::login_page;
@@ -163,12 +163,18 @@ impl<R: Refresh> Gatekeeper<R> {
             Freshness::Unreachable => return Err(self.idp_unreachable(at, session, req)),
         }
         match self.backend.keep_fresh(session, now, req.client_ip).await {
-            backend::Freshness::Current => {}
-            backend::Freshness::Refreshed(tokens) => {
+            Freshness::Current => {}
+            Freshness::Refreshed(tokens) => {
                 session.backend = Some((*tokens).clone());
                 changed = true;
             }
-            backend::Freshness::Ended => {
+            // The backend refused: its session is already over. (A backend that cannot be
+            // reached is not asked again while its token lasts, and ends it after.)
+            Freshness::Ended(reason) => {
+                self.metrics.session_ended(reason);
+                return Err(self.session_over(at, session, req));
+            }
+            Freshness::Unreachable => {
                 self.metrics.session_ended("backend_refused");
                 return Err(self.session_over(at, session, req));
             }

@@ -7,6 +7,7 @@
 //! Within one replica the callers' caches ([`RefreshResults`]) already make parallel
 //! requests share one refresh; those caches outlive a config reload.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,6 +86,34 @@ impl SharedRefresh {
             kind,
             wait_limit,
         }
+    }
+
+    /// One refresh of the token set `key`: requests here share it through `recent`, other
+    /// replicas through the store. Also says whether this request ran `refresh` itself
+    /// (rather than taking another's result), for counting calls to the IdP.
+    pub async fn once<T, E, F, Fut>(
+        &self,
+        recent: &Cache<[u8; 32], Arc<T>>,
+        key: [u8; 32],
+        refresh: F,
+    ) -> (Result<Arc<T>, Arc<E>>, bool)
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let ran = AtomicBool::new(false);
+        let result = recent
+            .try_get_with(key, async {
+                let refresh_here = || {
+                    ran.store(true, Ordering::Relaxed);
+                    refresh()
+                };
+                self.run(&key, refresh_here).await.map(Arc::new)
+            })
+            .await;
+        (result, ran.load(Ordering::Relaxed))
     }
 
     /// Runs `refresh` here unless another replica is already refreshing the token set

@@ -1,7 +1,6 @@
 //! Keeping a session's tokens fresh: refresh before `min_access_token_lifetime_left`, once
 //! per refresh token however many requests arrive at the same moment.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,14 +16,14 @@ use crate::session::{Sealer, Session, Tokens};
 /// while instead of each waiting for the IdP again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
-/// What to do with a session's tokens.
+/// What to do with a session's tokens: the IdP's ([`Tokens`]) or the backend's.
 #[derive(Debug)]
-pub enum Freshness {
+pub enum Freshness<T = Tokens> {
     /// Good as they are.
     Current,
-    /// Refreshed; the session cookie needs the new tokens.
-    Refreshed(Arc<Tokens>),
-    /// The session is over (`expired`, `invalid_grant`).
+    /// Refreshed; the session needs the new tokens.
+    Refreshed(Arc<T>),
+    /// The session is over, for this reason (`expired`, `invalid_grant`, ...).
     Ended(&'static str),
     /// The token ran out and the IdP cannot be reached to refresh it.
     Unreachable,
@@ -103,20 +102,8 @@ impl TokenKeeper {
         if self.failing.contains_key(&key) {
             return self.transient(still_valid);
         }
-        // Set when this request called the IdP (not when it used another's refresh).
-        let ran = AtomicBool::new(false);
-        let result = self
-            .results
-            .tokens
-            .try_get_with(key, async {
-                let refresh_here = || {
-                    ran.store(true, Ordering::Relaxed);
-                    self.refresh(session)
-                };
-                self.shared.run(&key, refresh_here).await.map(Arc::new)
-            })
-            .await;
-        let ran = ran.load(Ordering::Relaxed);
+        let refresh = || self.refresh(session);
+        let (result, ran) = self.shared.once(&self.results.tokens, key, refresh).await;
         if !ran {
             self.metrics
                 .count_refresh_coalesced(&session.identity_provider);
