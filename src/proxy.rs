@@ -360,7 +360,8 @@ async fn gate(
     matched: &Matched<'_>,
 ) -> Result<Admission> {
     let request = auth_request(session.req_header(), ctx, &[]);
-    let reply = match rt.auth.gate(matched, &request, ctx.now).await {
+    let gatekeeper = rt.auth.gatekeeper();
+    let reply = match gatekeeper.gate(matched, &request, ctx.now).await {
         Gate::Forward {
             principal,
             authorization,
@@ -377,8 +378,7 @@ async fn gate(
         Gate::KeepForm { login, posted_to } => match read_small_body(session).await? {
             Some(body) => {
                 let headers = &session.req_header().headers;
-                rt.auth
-                    .keep_form(headers, (posted_to, body), &login, &ctx.request_id, ctx.now)
+                gatekeeper.keep_form(headers, (posted_to, body), &login, &ctx.request_id, ctx.now)
             }
             None => body_too_large(),
         },

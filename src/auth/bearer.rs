@@ -61,9 +61,9 @@ impl BearerTokens {
     }
 
     /// Checks a bearer token and turns it into the identity forwarded upstream.
-    pub async fn gate(&self, token: &str, route: &Matched<'_>) -> Gate {
+    pub async fn gate(&self, token: &str, route: &Matched<'_>, now: i64) -> Gate {
         let pinned_org = route.organization;
-        let verified = match self.verify(token, pinned_org).await {
+        let verified = match self.verify(token, pinned_org, now).await {
             Ok(verified) => verified,
             Err(error) => return Gate::Deny(self.refused(&error)),
         };
@@ -123,9 +123,10 @@ impl BearerTokens {
         &self,
         token: &str,
         pinned_org: Option<&str>,
+        now: i64,
     ) -> Result<Arc<VerifiedToken>, Arc<VerifyError>> {
         let candidates = self.introspection_candidates(pinned_org);
-        let verified = self.access.verify(token, &candidates).await?;
+        let verified = self.access.verify(token, &candidates, now).await?;
         let revoked = verified.idps.iter().any(|idp| {
             self.revocations.is_token_revoked(
                 idp,

@@ -52,7 +52,7 @@ impl<R: Refresh> Gatekeeper<R> {
         };
         if at.kind == RouteKind::Api {
             if let Some(token) = bearer_token(req) {
-                return self.bearer.gate(token, route).await;
+                return self.bearer.gate(token, route, now).await;
             }
         }
         let mut session = match self.sessions.load(req.headers, now).await {

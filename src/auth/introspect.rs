@@ -44,7 +44,7 @@ impl Introspection {
             return inactive();
         };
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let answering = self.introspection_answer(ct, &token);
+        let answering = self.introspection_answer(ct, &token, now);
         match tokio::time::timeout(ct.introspection_deadline, answering).await {
             Ok(Ok(answer)) => {
                 if answer["active"] == json!(true) {
@@ -71,8 +71,9 @@ impl Introspection {
         &self,
         ct: &CommercetoolsConfig,
         token: &str,
+        now: i64,
     ) -> Result<Value, Reply> {
-        let verified = match self.bearer.verify(token, None).await {
+        let verified = match self.bearer.verify(token, None, now).await {
             Ok(verified) => verified,
             // commercetools should retry, not log the customer out.
             Err(error) if matches!(*error, VerifyError::Unavailable { .. }) => {

@@ -49,9 +49,12 @@ impl Logout {
         let Ok(session) = self.sessions.load_live(req.headers, now).await else {
             return Reply::html(200, signed_out_page(self.links.start())).with_cookies(cleared);
         };
-        self.revoke(Revocation::Session {
-            id: session.id.clone(),
-        })
+        self.revoke(
+            Revocation::Session {
+                id: session.id.clone(),
+            },
+            now,
+        )
         .await;
         self.sessions.forget(&session).await;
         self.backend.logout(&session, req.client_ip).await;
@@ -178,14 +181,15 @@ impl Logout {
         host.is_some_and(|h| h.eq_ignore_ascii_case(&authority))
     }
 
-    pub async fn backchannel_logout(&self, req: &Request<'_>) -> Reply {
+    pub async fn backchannel_logout(&self, req: &Request<'_>, now: i64) -> Reply {
         let params = Params::parse_bytes(req.body);
         let Some(token) = params.get("logout_token") else {
             self.metrics.count_backchannel("rejected", "missing_token");
             return backchannel_error("missing logout_token");
         };
         let order =
-            match verify_logout_token(&self.registry, token, self.config.oidc.max_clock_skew).await
+            match verify_logout_token(&self.registry, token, self.config.oidc.max_clock_skew, now)
+                .await
             {
                 Ok(order) => order,
                 Err(error) => {
@@ -202,7 +206,6 @@ impl Logout {
             self.metrics.count_backchannel("rejected", "replay");
             return backchannel_error("logout token already used");
         }
-        let now = chrono::Utc::now().timestamp();
         // Entries sharing the issuer and client each have sessions of their own.
         for idp in &order.idps {
             let revocation = match (&order.sid, &order.sub) {
@@ -219,7 +222,7 @@ impl Logout {
                 (None, None) => None,
             };
             if let Some(revocation) = revocation {
-                self.revoke(revocation).await;
+                self.revoke(revocation, now).await;
             }
         }
         self.metrics.count_backchannel("accepted", "ok");
@@ -233,14 +236,12 @@ impl Logout {
     }
 
     /// Applies a revocation here and shares it with the other replicas.
-    async fn revoke(&self, revocation: Revocation) {
+    async fn revoke(&self, revocation: Revocation, now: i64) {
         self.revocations.apply(&revocation);
         if !self.store.is_shared() {
             return;
         }
-        let expires = chrono::Utc::now()
-            .timestamp()
-            .saturating_add(crate::config::whole_secs(self.config.session.max_age));
+        let expires = now.saturating_add(crate::config::whole_secs(self.config.session.max_age));
         if share(&self.store, &revocation, expires).await.is_err() {
             // It holds here already; the follower writes it again until Redis takes it.
             self.revocations.share_later(revocation, expires);

@@ -11,7 +11,7 @@
 
 mod backend;
 mod bearer;
-mod gate;
+pub mod gate;
 mod introspect;
 mod limits;
 mod links;
@@ -38,7 +38,7 @@ use crate::metrics::Metrics;
 use crate::oidc::Registry;
 use crate::pages;
 use crate::reply::Reply;
-use crate::routing::{Endpoint, Matched};
+use crate::routing::Endpoint;
 pub use revocations::{LoadState, Revocation, Revocations};
 pub(crate) use shared::digest;
 pub use shared::follow as follow_shared_revocations;
@@ -66,7 +66,7 @@ pub struct Request<'a> {
 /// What happens to a request on a protected route.
 pub enum Gate {
     /// A form posted without a valid session: the proxy reads its body and hands it to
-    /// [`AuthService::keep_form`], which sends the browser to sign in and keeps the form.
+    /// [`gate::Gatekeeper::keep_form`], which sends the browser to sign in and keeps the form.
     KeepForm { login: String, posted_to: String },
     /// Signed in: forward with this identity and, where set, this `Authorization` value
     /// instead of the client's; `set_cookies` go on the response.
@@ -190,7 +190,7 @@ impl AuthService {
             (Endpoint::Userinfo, &Method::GET) => self.login.userinfo(req, now).await,
             (Endpoint::Logout, &Method::GET | &Method::POST) => self.logout.logout(req, now).await,
             (Endpoint::BackchannelLogout, &Method::POST) => {
-                self.logout.backchannel_logout(req).await
+                self.logout.backchannel_logout(req, now).await
             }
             (Endpoint::Introspect, &Method::POST) => self.introspection.introspect(req, now).await,
             (Endpoint::Jwks, &Method::GET | &Method::HEAD) => match &self.assertion {
@@ -201,21 +201,9 @@ impl AuthService {
         }
     }
 
-    /// Decides whether a request on a protected route may go upstream.
-    pub async fn gate(&self, route: &Matched<'_>, req: &Request<'_>, now: i64) -> Gate {
-        self.gatekeeper.gate(route, req, now).await
-    }
-
-    /// See [`Gate::KeepForm`].
-    pub fn keep_form(
-        &self,
-        headers: &HeaderMap,
-        form: (String, Vec<u8>),
-        login: &str,
-        request_id: &str,
-        now: i64,
-    ) -> Reply {
-        (self.gatekeeper).keep_form(headers, form, login, request_id, now)
+    /// The gate in front of protected routes.
+    pub fn gatekeeper(&self) -> &gate::Gatekeeper {
+        &self.gatekeeper
     }
 }
 

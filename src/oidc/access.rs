@@ -91,6 +91,7 @@ impl AccessTokens {
         &self,
         token: &str,
         introspect_at: &[Arc<Provider>],
+        now: i64,
     ) -> Result<Arc<VerifiedToken>, Arc<VerifyError>> {
         if !is_token68(token) {
             // Nothing an IdP could have issued; not worth a call, and never "unavailable".
@@ -105,14 +106,13 @@ impl AccessTokens {
             .verified
             .try_get_with(key, async {
                 let verified = if is_jwt {
-                    self.verify_jwt(token).await
+                    self.verify_jwt(token, now).await
                 } else {
-                    self.introspect(token, introspect_at).await
+                    self.introspect(token, introspect_at, now).await
                 };
                 verified.map(Arc::new)
             })
             .await;
-        let now = now();
         match result {
             Ok(token) if token.expires_at.saturating_add(self.skew()) >= now => Ok(token),
             Ok(_) => {
@@ -132,9 +132,16 @@ impl AccessTokens {
         crate::config::whole_secs(self.checks.skew)
     }
 
-    async fn verify_jwt(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
-        let verified =
-            verify::verify_jwt(&self.registry, token, TokenUse::Access, None, self.checks).await?;
+    async fn verify_jwt(&self, token: &str, now: i64) -> Result<VerifiedToken, VerifyError> {
+        let verified = (verify::verify_jwt(
+            &self.registry,
+            token,
+            TokenUse::Access,
+            None,
+            self.checks,
+            now,
+        ))
+        .await?;
         let expires_at = verified
             .claims
             .get("exp")
@@ -142,7 +149,7 @@ impl AccessTokens {
             .ok_or(Invalid::MissingClaim)?;
         Ok(VerifiedToken {
             idps: verified.providers.iter().map(|p| p.key.clone()).collect(),
-            cache_for: until(expires_at),
+            cache_for: until(expires_at, now),
             claims: verified.claims,
             expires_at,
         })
@@ -157,6 +164,7 @@ impl AccessTokens {
         &self,
         token: &str,
         candidates: &[Arc<Provider>],
+        now: i64,
     ) -> Result<VerifiedToken, VerifyError> {
         let mut unreachable: Option<VerifyError> = None;
         for provider in candidates {
@@ -177,12 +185,12 @@ impl AccessTokens {
                 .get("exp")
                 .and_then(Value::as_i64)
                 .ok_or(Invalid::MissingClaim)?;
-            if expires_at.saturating_add(self.skew()) < now() {
+            if expires_at.saturating_add(self.skew()) < now {
                 return Err(Invalid::Expired.into());
             }
             return Ok(VerifiedToken {
                 idps: vec![provider.key.clone()],
-                cache_for: until(expires_at).min(MAX_INTROSPECTION_CACHE),
+                cache_for: until(expires_at, now).min(MAX_INTROSPECTION_CACHE),
                 claims: answer,
                 expires_at,
             });
@@ -265,12 +273,8 @@ fn is_token68(token: &str) -> bool {
         })
 }
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-fn until(expires_at: i64) -> Duration {
-    Duration::from_secs(u64::try_from(expires_at.saturating_sub(now())).unwrap_or(0))
+fn until(expires_at: i64, now: i64) -> Duration {
+    Duration::from_secs(u64::try_from(expires_at.saturating_sub(now)).unwrap_or(0))
 }
 
 /// Building verified tokens in other modules' unit tests.

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use chrono::Utc;
 use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{
     AccessToken, AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
@@ -113,6 +112,9 @@ pub async fn finish(
     let id_token = response
         .id_token()
         .ok_or_else(|| LoginError::InvalidIdToken("the IdP sent no ID token".into()))?;
+    // The ID token was issued after the request came in, during the code exchange: it is
+    // checked (and `expires_in` counted) from when the IdP answered, not the request's clock.
+    let now = chrono::Utc::now().timestamp();
     let checks = Checks {
         skew: checks.max_clock_skew,
         accept_unsigned: checks.accept_unsigned_tokens,
@@ -127,6 +129,7 @@ pub async fn finish(
         usage,
         Some(std::slice::from_ref(provider)),
         checks,
+        now,
     )
     .await
     .map_err(|error| match error {
@@ -139,7 +142,6 @@ pub async fn finish(
     })?
     .claims;
 
-    let now = Utc::now().timestamp();
     let tokens = Tokens {
         access_token: response.access_token().secret().clone(),
         access_expires_at: response

@@ -113,12 +113,13 @@ pub async fn verify_logout_token(
     registry: &Registry,
     token: &str,
     skew: Duration,
+    now: i64,
 ) -> Result<LogoutOrder, LogoutTokenError> {
     let checks = Checks {
         skew,
         accept_unsigned: false,
     };
-    let verified = verify_jwt(registry, token, TokenUse::Logout, None, checks)
+    let verified = verify_jwt(registry, token, TokenUse::Logout, None, checks, now)
         .await
         .map_err(|error| match &error {
             VerifyError::Invalid(invalid) => refuse(invalid.code(), invalid.to_string()),
@@ -126,7 +127,7 @@ pub async fn verify_logout_token(
             VerifyError::Unavailable { .. } => refuse("idp_unavailable", error.to_string()),
         })?;
     let claims = verified.claims;
-    check_logout_claims(&claims, skew)?;
+    check_logout_claims(&claims, skew, now)?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     Ok(LogoutOrder {
         idps: verified.providers.iter().map(|p| p.key.clone()).collect(),
@@ -139,8 +140,8 @@ pub async fn verify_logout_token(
 fn check_logout_claims(
     claims: &serde_json::Map<String, Value>,
     skew: Duration,
+    now: i64,
 ) -> Result<(), LogoutTokenError> {
-    let now = chrono::Utc::now().timestamp();
     let skew = crate::config::whole_secs(skew);
     let iat = claims
         .get("iat")
@@ -193,25 +194,25 @@ mod tests {
         let now = chrono::Utc::now().timestamp();
         let skew = Duration::from_secs(60);
         let good = json!({"iat": now, "sid": "s1", "jti": "j", "events": {BACKCHANNEL_EVENT: {}}});
-        assert!(check_logout_claims(&claims(good.clone()), skew).is_ok());
+        assert!(check_logout_claims(&claims(good.clone()), skew, now).is_ok());
         let mut nonce = good.clone();
         nonce["nonce"] = json!("n");
         assert_eq!(
-            check_logout_claims(&claims(nonce), skew)
+            check_logout_claims(&claims(nonce), skew, now)
                 .unwrap_err()
                 .reason,
             "malformed"
         );
         let mut no_event = good.clone();
         no_event["events"] = json!({});
-        assert!(check_logout_claims(&claims(no_event), skew).is_err());
+        assert!(check_logout_claims(&claims(no_event), skew, now).is_err());
         let mut nobody = good.clone();
         nobody.as_object_mut().unwrap().remove("sid");
-        assert!(check_logout_claims(&claims(nobody), skew).is_err());
+        assert!(check_logout_claims(&claims(nobody), skew, now).is_err());
         let mut future = good.clone();
         future["iat"] = json!(now + 3600);
         assert_eq!(
-            check_logout_claims(&claims(future), skew)
+            check_logout_claims(&claims(future), skew, now)
                 .unwrap_err()
                 .reason,
             "stale"
@@ -219,7 +220,9 @@ mod tests {
         let mut old = good;
         old["iat"] = json!(now - 3600);
         assert_eq!(
-            check_logout_claims(&claims(old), skew).unwrap_err().reason,
+            check_logout_claims(&claims(old), skew, now)
+                .unwrap_err()
+                .reason,
             "stale"
         );
     }

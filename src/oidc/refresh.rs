@@ -81,6 +81,8 @@ pub async fn refresh(
         RequestTokenError::Parse(e, _) => RefreshError::IdpError(format!("unreadable answer: {e}")),
         RequestTokenError::Other(e) => RefreshError::IdpError(e),
     })?;
+    // `expires_in` counts from the IdP's answer, which may come long after the request
+    // that started this shared refresh: the clock is read here, not passed down.
     let now = Utc::now().timestamp();
     Ok(Tokens {
         access_token: response.access_token().secret().clone(),

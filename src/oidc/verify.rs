@@ -145,6 +145,7 @@ pub async fn verify_jwt(
     usage: TokenUse<'_>,
     candidates: Option<&[Arc<Provider>]>,
     checks: Checks,
+    now: i64,
 ) -> Result<VerifiedJwt, VerifyError> {
     let header = jwt_part(token, 0).ok_or(Invalid::Malformed)?;
     let unverified = jwt_part(token, 1).ok_or(Invalid::Malformed)?;
@@ -194,7 +195,7 @@ pub async fn verify_jwt(
         }
         None => return Err(Invalid::Malformed.into()),
     };
-    check_times(&claims, usage, checks.skew)?;
+    check_times(&claims, usage, checks.skew, now)?;
     if let TokenUse::Id { nonce } = usage {
         check_id_token(&claims, nonce, &first.config.client_id)?;
     }
@@ -297,8 +298,8 @@ fn check_times(
     claims: &Map<String, Value>,
     usage: TokenUse<'_>,
     skew: Duration,
+    now: i64,
 ) -> Result<(), Invalid> {
-    let now = chrono::Utc::now().timestamp();
     let skew = crate::config::whole_secs(skew);
     let number = |name: &str| claims.get(name).and_then(Value::as_i64);
     match number("exp") {
@@ -357,28 +358,34 @@ mod tests {
         let now = chrono::Utc::now().timestamp();
         let skew = Duration::from_secs(60);
         let ok = map(json!({"exp": now + 10, "iat": now}));
-        assert_eq!(check_times(&ok, TokenUse::Access, skew), Ok(()));
+        assert_eq!(check_times(&ok, TokenUse::Access, skew, now), Ok(()));
         let expired = map(json!({"exp": now - 61, "iat": now - 100}));
         assert_eq!(
-            check_times(&expired, TokenUse::Access, skew),
+            check_times(&expired, TokenUse::Access, skew, now),
             Err(Invalid::Expired)
         );
         let within_skew = map(json!({"exp": now - 30, "iat": now - 100}));
-        assert_eq!(check_times(&within_skew, TokenUse::Access, skew), Ok(()));
+        assert_eq!(
+            check_times(&within_skew, TokenUse::Access, skew, now),
+            Ok(())
+        );
         let huge = map(json!({"exp": i64::MAX, "iat": i64::MIN, "nbf": i64::MIN}));
-        assert_eq!(check_times(&huge, TokenUse::Access, Duration::MAX), Ok(()));
+        assert_eq!(
+            check_times(&huge, TokenUse::Access, Duration::MAX, now),
+            Ok(())
+        );
         let future = map(json!({"exp": now + 10, "iat": now + 3600}));
         assert_eq!(
-            check_times(&future, TokenUse::Logout, skew),
+            check_times(&future, TokenUse::Logout, skew, now),
             Err(Invalid::IssuedInFuture)
         );
         assert_eq!(
-            check_times(&map(json!({"iat": now})), TokenUse::Access, skew),
+            check_times(&map(json!({"iat": now})), TokenUse::Access, skew, now),
             Err(Invalid::MissingClaim),
             "access tokens need exp"
         );
         assert_eq!(
-            check_times(&map(json!({"iat": now})), TokenUse::Logout, skew),
+            check_times(&map(json!({"iat": now})), TokenUse::Logout, skew, now),
             Ok(())
         );
     }
