@@ -1,6 +1,7 @@
 //! Configuration: TOML in, one validated [`Config`] out, or every problem found.
 
 mod choice;
+pub mod defaults;
 mod duration;
 mod error;
 mod model;

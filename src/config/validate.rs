@@ -14,7 +14,7 @@ use url::Url;
 use super::error::Problem;
 use super::model::*;
 use super::raw::{self, RawConfig, RawIdentityProvider, RawOrganization, RawRoute};
-use super::{duration, secret};
+use super::{defaults, duration, secret};
 
 /// The IdP key ICM uses for "the backend's own login" when an organization lists none.
 const IMPLICIT_LOCAL_IDP: &str = "local";
@@ -215,31 +215,36 @@ impl Validator {
         let max_header_bytes = self.bounded(
             "limits.max_header_bytes",
             limits.max_header_bytes,
-            32 * 1024,
+            defaults::limits::MAX_HEADER_BYTES,
             (4 * 1024, 1024 * 1024),
         );
-        let max_headers = self.bounded("limits.max_headers", limits.max_headers, 100, (16, 256));
+        let max_headers = self.bounded(
+            "limits.max_headers",
+            limits.max_headers,
+            defaults::limits::MAX_HEADERS,
+            (16, 256),
+        );
         let max_connections = self.bounded(
             "limits.max_connections",
             limits.max_connections,
-            10_000,
+            defaults::limits::MAX_CONNECTIONS,
             (1, 10_000_000),
         );
         let max_connections_per_client = self.bounded(
             "limits.max_connections_per_client",
             limits.max_connections_per_client,
-            256,
+            defaults::limits::MAX_CONNECTIONS_PER_CLIENT,
             (1, 10_000_000),
         );
         let login_requests_per_minute = match limits.login_requests_per_minute {
-            None => 60,
+            None => defaults::limits::LOGIN_REQUESTS_PER_MINUTE,
             Some(n) if (0..=1_000_000).contains(&n) => n as u32,
             Some(_) => {
                 self.problem(
                     "limits.login_requests_per_minute",
                     "must be between 0 (off) and 1000000",
                 );
-                60
+                defaults::limits::LOGIN_REQUESTS_PER_MINUTE
             }
         };
         let store = self.store(raw.store.unwrap_or_default());
@@ -534,10 +539,6 @@ fn placeholder_upstream() -> Upstream {
         host: "127.0.0.1".to_owned(),
         port: 9000,
     }
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
 }
 
 fn is_simple_key(key: &str) -> bool {

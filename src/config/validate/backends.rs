@@ -158,7 +158,7 @@ impl Validator {
         let introspection_deadline = self.duration(
             &key("introspection_deadline"),
             raw.introspection_deadline,
-            Duration::from_millis(400),
+            defaults::commercetools::INTROSPECTION_DEADLINE,
         );
         if introspection_deadline >= Duration::from_millis(500) {
             self.warnings.push(format!(
@@ -170,16 +170,19 @@ impl Validator {
             client_id: client_id?,
             client_secret: client_secret?,
             project_key,
-            customer_id_claim: raw.customer_id_claim.unwrap_or_else(|| "oid".to_owned()),
-            include_customer_id: raw.include_customer_id.unwrap_or(true),
+            customer_id_claim: (raw.customer_id_claim)
+                .unwrap_or_else(|| defaults::commercetools::CUSTOMER_ID_CLAIM.to_owned()),
+            include_customer_id: (raw.include_customer_id)
+                .unwrap_or(defaults::commercetools::INCLUDE_CUSTOMER_ID),
             default_scopes,
-            scope_claim: raw.scope_claim.unwrap_or_else(|| "groups".to_owned()),
+            scope_claim: (raw.scope_claim)
+                .unwrap_or_else(|| defaults::commercetools::SCOPE_CLAIM.to_owned()),
             scope_mapping: raw.scope_mapping.unwrap_or_default(),
             api,
             sync_customers,
             customer_group_claim: raw
                 .customer_group_claim
-                .unwrap_or_else(|| "groups".to_owned()),
+                .unwrap_or_else(|| defaults::commercetools::CUSTOMER_GROUP_CLAIM.to_owned()),
             customer_groups: raw.customer_groups.unwrap_or_default(),
             group_scopes,
             introspection_deadline,
@@ -239,7 +242,11 @@ impl Validator {
             .map(|s| s.replace("{projectKey}", project_key))
             .collect::<Vec<_>>()
             .join(" ");
-        let timeout = self.duration(&key("timeout"), raw.timeout, Duration::from_secs(2));
+        let timeout = self.duration(
+            &key("timeout"),
+            raw.timeout,
+            defaults::commercetools::API_TIMEOUT,
+        );
         Some(CommercetoolsApiConfig {
             url: url?,
             auth_url: auth_url?,

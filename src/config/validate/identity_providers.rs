@@ -18,17 +18,17 @@ impl Validator {
         let state_cookie_name = self.cookie_name(
             "oidc.state_cookie_name",
             raw.state_cookie_name,
-            "oidc_state",
+            defaults::oidc::STATE_COOKIE_NAME,
         );
         let path_prefix = match raw.path_prefix {
-            None => "/oauth2".to_owned(),
+            None => defaults::oidc::PATH_PREFIX.to_owned(),
             Some(p) if p.starts_with('/') && p.len() > 1 && !p.ends_with('/') => p,
             Some(_) => {
                 self.problem(
                     "oidc.path_prefix",
                     "must start with / and not end with / (e.g. \"/oauth2\")",
                 );
-                "/oauth2".to_owned()
+                defaults::oidc::PATH_PREFIX.to_owned()
             }
         };
         OidcConfig {
@@ -36,23 +36,32 @@ impl Validator {
             jwk_cache_lifetime: self.duration(
                 "oidc.jwk_cache_lifetime",
                 raw.jwk_cache_lifetime,
-                secs(3600),
+                defaults::oidc::JWK_CACHE_LIFETIME,
             ),
-            max_clock_skew: self.duration("oidc.max_clock_skew", raw.max_clock_skew, secs(60)),
+            max_clock_skew: self.duration(
+                "oidc.max_clock_skew",
+                raw.max_clock_skew,
+                defaults::oidc::MAX_CLOCK_SKEW,
+            ),
             min_access_token_lifetime_left: self.duration(
                 "oidc.min_access_token_lifetime_left",
                 raw.min_access_token_lifetime_left,
-                secs(180),
+                defaults::oidc::MIN_ACCESS_TOKEN_LIFETIME_LEFT,
             ),
             state_cookie_name,
-            accept_unsigned_tokens: raw.accept_unsigned_tokens.unwrap_or(false),
+            accept_unsigned_tokens: (raw.accept_unsigned_tokens)
+                .unwrap_or(defaults::oidc::ACCEPT_UNSIGNED_TOKENS),
             path_prefix,
-            http_timeout: self.duration("oidc.http_timeout", raw.http_timeout, secs(10)),
+            http_timeout: self.duration(
+                "oidc.http_timeout",
+                raw.http_timeout,
+                defaults::oidc::HTTP_TIMEOUT,
+            ),
             secret_expiry_warning: {
                 let warning = self.duration(
                     "oidc.secret_expiry_warning",
                     raw.secret_expiry_warning,
-                    secs(30 * 24 * 3600),
+                    defaults::oidc::SECRET_EXPIRY_WARNING,
                 );
                 self.secret_expiry_warning =
                     chrono::Duration::from_std(warning).unwrap_or(chrono::Duration::MAX);
@@ -227,7 +236,7 @@ impl Validator {
             None => "groups".to_owned(),
             Some(claim) => self
                 .claim_path(&format!("{path}.groups_claim"), claim)
-                .unwrap_or_else(|| "groups".to_owned()),
+                .unwrap_or_else(|| defaults::oidc::GROUPS_CLAIM.to_owned()),
         };
         let client_id = client_id?;
         Some(OidcProvider {

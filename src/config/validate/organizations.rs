@@ -86,7 +86,7 @@ impl Validator {
                 .unwrap_or(LogoutPolicy::External);
             let local_login_url = self
                 .path_or_url(&format!("{path}.local_login_url"), org.local_login_url)
-                .unwrap_or_else(|| "/".to_owned());
+                .unwrap_or_else(|| defaults::organizations::LOCAL_LOGIN_URL.to_owned());
             let post_logout_url =
                 self.path_or_url(&format!("{path}.post_logout_url"), org.post_logout_url);
             let members = self.rules(&format!("{path}.members"), org.members);

@@ -40,15 +40,35 @@ impl Validator {
             public_url,
             trusted_proxies,
             threads,
-            connect_timeout: self.duration("server.connect_timeout", raw.connect_timeout, secs(5)),
-            read_timeout: self.duration("server.read_timeout", raw.read_timeout, secs(60)),
-            write_timeout: self.duration("server.write_timeout", raw.write_timeout, secs(60)),
-            idle_timeout: self.duration("server.idle_timeout", raw.idle_timeout, secs(60)),
-            header_timeout: self.duration("server.header_timeout", raw.header_timeout, secs(15)),
+            connect_timeout: self.duration(
+                "server.connect_timeout",
+                raw.connect_timeout,
+                defaults::server::CONNECT_TIMEOUT,
+            ),
+            read_timeout: self.duration(
+                "server.read_timeout",
+                raw.read_timeout,
+                defaults::server::READ_TIMEOUT,
+            ),
+            write_timeout: self.duration(
+                "server.write_timeout",
+                raw.write_timeout,
+                defaults::server::WRITE_TIMEOUT,
+            ),
+            idle_timeout: self.duration(
+                "server.idle_timeout",
+                raw.idle_timeout,
+                defaults::server::IDLE_TIMEOUT,
+            ),
+            header_timeout: self.duration(
+                "server.header_timeout",
+                raw.header_timeout,
+                defaults::server::HEADER_TIMEOUT,
+            ),
             client_idle_timeout: self.duration(
                 "server.client_idle_timeout",
                 raw.client_idle_timeout,
-                secs(60),
+                defaults::server::CLIENT_IDLE_TIMEOUT,
             ),
             tls: raw.tls.and_then(|tls| self.server_tls(tls)),
             upstream_ca: raw

@@ -4,7 +4,11 @@ use super::*;
 
 impl Validator {
     pub(super) fn session(&mut self, raw: raw::RawSession) -> SessionConfig {
-        let cookie_name = self.cookie_name("session.cookie_name", raw.cookie_name, "_sso_session");
+        let cookie_name = self.cookie_name(
+            "session.cookie_name",
+            raw.cookie_name,
+            defaults::session::COOKIE_NAME,
+        );
         let keys = match raw.keys {
             None => {
                 self.problem(
@@ -31,7 +35,7 @@ impl Validator {
         let same_site = self
             .choice("session.same_site", raw.same_site.as_deref(), SameSite::Lax)
             .unwrap_or(SameSite::Lax);
-        let secure = raw.secure.unwrap_or(true);
+        let secure = raw.secure.unwrap_or(defaults::session::SECURE);
         if same_site == SameSite::None && !secure {
             self.problem(
                 "session.same_site",
@@ -42,7 +46,7 @@ impl Validator {
             self.warnings
                 .push("session.secure = false: cookies are sent over plain HTTP".to_owned());
         }
-        let max_age = self.duration("session.max_age", raw.max_age, secs(12 * 3600));
+        let max_age = self.duration("session.max_age", raw.max_age, defaults::session::MAX_AGE);
         if max_age.is_zero() {
             self.problem("session.max_age", "must be longer than zero");
         }
@@ -95,7 +99,9 @@ impl Validator {
     }
 
     pub(super) fn headers(&mut self, raw: raw::RawHeaders) -> HeaderConfig {
-        let prefix = raw.prefix.unwrap_or_else(|| "X-SSO-".to_owned());
+        let prefix = raw
+            .prefix
+            .unwrap_or_else(|| defaults::headers::PREFIX.to_owned());
         if prefix.len() < 2 || !prefix.bytes().all(is_header_name_byte) {
             self.problem(
                 "headers.prefix",
@@ -128,32 +134,41 @@ impl Validator {
                 names
             }
         };
-        let assertion = raw.assertion.unwrap_or(true).then(|| {
-            let keys: Vec<secret::Secret> = raw
-                .assertion_keys
-                .unwrap_or_default()
-                .iter()
-                .enumerate()
-                .filter_map(|(i, reference)| {
-                    let key = format!("headers.assertion_keys[{i}]");
-                    let secret = self.secret(&key, reference)?;
-                    if let Err(e) = crate::config::signing_key::check(secret.expose()) {
-                        self.problem(&key, e);
-                        return None;
-                    }
-                    Some(secret)
-                })
-                .collect();
-            AssertionConfig {
-                audience: raw.assertion_audience.filter(|a| !a.trim().is_empty()),
-                keys,
-            }
-        });
-        let max_groups = self.bounded("headers.max_groups", raw.max_groups, 100, (0, 10_000));
+        let assertion = raw
+            .assertion
+            .unwrap_or(defaults::headers::ASSERTION)
+            .then(|| {
+                let keys: Vec<secret::Secret> = raw
+                    .assertion_keys
+                    .unwrap_or_default()
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, reference)| {
+                        let key = format!("headers.assertion_keys[{i}]");
+                        let secret = self.secret(&key, reference)?;
+                        if let Err(e) = crate::config::signing_key::check(secret.expose()) {
+                            self.problem(&key, e);
+                            return None;
+                        }
+                        Some(secret)
+                    })
+                    .collect();
+                AssertionConfig {
+                    audience: raw.assertion_audience.filter(|a| !a.trim().is_empty()),
+                    keys,
+                }
+            });
+        let max_groups = self.bounded(
+            "headers.max_groups",
+            raw.max_groups,
+            defaults::headers::MAX_GROUPS,
+            (0, 10_000),
+        );
         HeaderConfig {
             prefix,
             claims,
-            forward_access_token: raw.forward_access_token.unwrap_or(false),
+            forward_access_token: (raw.forward_access_token)
+                .unwrap_or(defaults::headers::FORWARD_ACCESS_TOKEN),
             strip_untrusted,
             assertion,
             max_groups,
@@ -164,7 +179,7 @@ impl Validator {
         let format = self
             .choice("log.format", raw.format.as_deref(), LogFormat::Text)
             .unwrap_or(LogFormat::Text);
-        let level = raw.level.unwrap_or_else(|| "info".to_owned());
+        let level = raw.level.unwrap_or_else(|| defaults::log::LEVEL.to_owned());
         if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
             self.problem("log.level", format!("\"{level}\" is not a log level or filter (e.g. \"info\", \"sso_sidecar=debug\")"));
         }

@@ -4,12 +4,12 @@ use super::*;
 
 impl Validator {
     pub(super) fn store(&mut self, raw: raw::RawStore) -> StoreConfig {
-        let kind = raw.kind.as_deref().unwrap_or("memory");
-        let timeout = self.duration("store.timeout", raw.timeout, Duration::from_millis(250));
+        let kind = raw.kind.as_deref().unwrap_or(defaults::store::KIND);
+        let timeout = self.duration("store.timeout", raw.timeout, defaults::store::TIMEOUT);
         let load_timeout = self.duration(
             "store.load_timeout",
             raw.load_timeout,
-            Duration::from_secs(10),
+            defaults::store::LOAD_TIMEOUT,
         );
         match kind {
             "memory" => {
@@ -48,7 +48,8 @@ impl Validator {
                     redis: url.map(|url| RedisConfig {
                         url,
                         cluster,
-                        key_prefix: raw.key_prefix.unwrap_or_else(|| "sso-sidecar:".to_owned()),
+                        key_prefix: (raw.key_prefix)
+                            .unwrap_or_else(|| defaults::store::KEY_PREFIX.to_owned()),
                         timeout,
                         load_timeout,
                         server_side_sessions: raw.server_side_sessions.unwrap_or(false),
