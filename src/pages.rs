@@ -1,4 +1,7 @@
-//! The few HTML pages the sidecar shows itself. Plain HTML with inline CSS, no scripts.
+//! The few HTML pages the sidecar shows itself, with all their texts. Plain HTML with
+//! inline CSS, no scripts (but for the one that posts a kept form again, in `session/form.rs`).
+
+use crate::oidc::LoginError;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -153,6 +156,159 @@ pub fn message(title: &str, text: &str, link: Option<(&str, &str)>, request_id: 
             escape(request_id)
         ),
     )
+}
+
+// The sign-in pages: plain HTML forms that work without JavaScript.
+
+pub struct IdpChoice<'a> {
+    pub key: &'a str,
+    pub name: &'a str,
+}
+
+fn error_banner(error: Option<&str>) -> String {
+    error
+        .map(|e| {
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>",
+                escape(e)
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// Step one: which organization do you belong to?
+pub fn organization_form(
+    action: &str,
+    return_to: &str,
+    prefill: &str,
+    error: Option<&str>,
+) -> String {
+    let error = error_banner(error);
+    page(
+        "Sign in",
+        &format!(
+            "<h1>Sign in</h1>{error}\
+<form method=\"get\" action=\"{action}\">\
+<input type=\"hidden\" name=\"rd\" value=\"{rd}\">\
+<label for=\"org\">Organization</label>\
+<input id=\"org\" name=\"org\" type=\"text\" value=\"{prefill}\" required autofocus autocomplete=\"organization\">\
+<p class=\"hint\">The name of the company or organization you work for.</p>\
+<button type=\"submit\">Continue</button></form>",
+            action = escape(action),
+            rd = escape(return_to),
+            prefill = escape(prefill),
+        ),
+    )
+}
+
+/// Step two: one button per identity provider of the organization.
+pub fn idp_list(
+    action: &str,
+    return_to: &str,
+    org_key: &str,
+    org_name: &str,
+    idps: &[IdpChoice<'_>],
+    error: Option<&str>,
+) -> String {
+    let error = error_banner(error);
+    let buttons: String = idps
+        .iter()
+        .map(|idp| {
+            format!(
+                "<form method=\"get\" action=\"{action}\">\
+<input type=\"hidden\" name=\"rd\" value=\"{rd}\"><input type=\"hidden\" name=\"org\" value=\"{org}\">\
+<input type=\"hidden\" name=\"idp\" value=\"{key}\">\
+<button type=\"submit\" class=\"idp\" id=\"idp-{key}\">{name}</button></form>",
+                action = escape(action),
+                rd = escape(return_to),
+                org = escape(org_key),
+                key = escape(idp.key),
+                name = escape(idp.name),
+            )
+        })
+        .collect();
+    page(
+        "Sign in",
+        &format!(
+            "<h1>Sign in to {org}</h1>{error}<p>Choose how you want to sign in:</p>{buttons}\
+<p class=\"hint\"><a href=\"{action}?rd={rd_q}\">Not {org}? Choose another organization</a></p>",
+            org = escape(org_name),
+            action = escape(action),
+            rd_q =
+                escape(&form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()),
+        ),
+    )
+}
+
+/// The `403` page of a route whose `allow` rules do not admit the signed-in user, with a
+/// way to sign out and in as someone else.
+pub fn forbidden(who: &str, logout_path: &str, request_id: &str) -> String {
+    page(
+        "No access",
+        &format!(
+            "<h1>You do not have access to this page</h1>\
+<p>You are signed in as <strong>{who}</strong>, and this account may not open it.</p>\
+<form method=\"post\" action=\"{logout}\"><button type=\"submit\" id=\"switch-account\">Sign in as someone else</button></form>\
+<p class=\"id\">Request id: {id}</p>",
+            who = escape(who),
+            logout = escape(logout_path),
+            id = escape(request_id),
+        ),
+    )
+}
+
+/// After a logout that does not go on to the IdP.
+pub fn signed_out(start_path: &str) -> String {
+    page(
+        "Signed out",
+        &format!(
+            "<h1>You are signed out</h1><p>You have been signed out of the shop.</p><p><a href=\"{}\">Sign in again</a></p>",
+            escape(start_path)
+        ),
+    )
+}
+
+/// `/oauth2/logout` reached from another site: ask before signing out.
+pub fn confirm_logout(logout_path: &str) -> String {
+    page(
+        "Sign out",
+        &format!(
+            "<h1>Sign out?</h1><form method=\"post\" action=\"{}\"><button type=\"submit\" id=\"logout\">Sign out</button></form>",
+            escape(logout_path)
+        ),
+    )
+}
+
+/// The status and page of a failed sign-in: what went wrong in the title, the error's
+/// own words below it, and `retry` (link, label).
+pub fn login_failed(error: &LoginError, retry: (&str, &str), request_id: &str) -> (u16, String) {
+    let (status, title) = match error {
+        LoginError::Idp {
+            code: Some("access_denied"),
+            ..
+        } => (403, "Sign-in was cancelled or denied"),
+        // Anyone can send an error to the callback: a 4xx, never a 5xx.
+        LoginError::Idp { .. } => (400, "The identity provider refused the sign-in"),
+        LoginError::MissingState | LoginError::StateMismatch => {
+            (400, "Sign-in expired or came from another browser")
+        }
+        LoginError::MissingCode | LoginError::IssuerMismatch => {
+            (400, "This sign-in link is no longer valid")
+        }
+        LoginError::CodeRejected(_) => (400, "This sign-in link is no longer valid"),
+        LoginError::InvalidIdToken(_) | LoginError::UnknownSigningKey => {
+            (401, "Your identity could not be verified")
+        }
+        LoginError::Unreachable(_) => (503, "The identity provider is not available"),
+        LoginError::BadResponse(_) => (502, "The identity provider sent an answer we cannot read"),
+        LoginError::Backend(_) => (502, "The shop could not complete your sign-in"),
+        LoginError::BackendBusy(_) => (429, "The shop is busy"),
+        LoginError::NotAMember { .. } => (403, "You are not a member of this organization"),
+        LoginError::UnknownToShop => (403, "Your account is not known to the shop"),
+        LoginError::Misconfigured(_) => (500, "Sign-in is not set up correctly"),
+    };
+    let text = sentence(&error.to_string());
+    (status, message(title, &text, Some(retry), request_id))
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use serde_json::json;
 use super::backend::Backend;
 use super::bearer::{bearer_token, BearerTokens};
 use super::links::SignInLinks;
-use super::login_page;
 use super::membership::{kept, Membership};
 use super::session_store::SessionStore;
 use super::tokens::{Freshness, Refresh, TokenKeeper};
@@ -238,7 +237,7 @@ impl<R: Refresh> Gatekeeper<R> {
         let who = (identity.email.as_deref())
             .or(identity.preferred_username.as_deref())
             .unwrap_or(&identity.subject);
-        let page = login_page::forbidden(who, self.links.logout(), req.request_id);
+        let page = pages::forbidden(who, self.links.logout(), req.request_id);
         Reply::html(403, page)
     }
 

@@ -9,7 +9,6 @@ use serde_json::json;
 
 use super::backend::Backend;
 use super::links::SignInLinks;
-use super::login_page;
 use super::membership::Membership;
 use super::session_store::SessionStore;
 use super::{callback_params, safe_return_path, urlencode, Params, Request};
@@ -73,7 +72,7 @@ impl Login {
             Some(name) => match self.organization(name) {
                 Some(org) => org,
                 None => {
-                    let html = login_page::organization_form(self.links.start(), &return_to, name, Some("We do not know this organization. Please check the name and try again."));
+                    let html = pages::organization_form(self.links.start(), &return_to, name, Some("We do not know this organization. Please check the name and try again."));
                     return Reply::html(200, html);
                 }
             },
@@ -93,7 +92,7 @@ impl Login {
                     .unwrap_or("");
                 return Reply::html(
                     200,
-                    login_page::organization_form(self.links.start(), &return_to, prefill, None),
+                    pages::organization_form(self.links.start(), &return_to, prefill, None),
                 );
             }
         };
@@ -134,10 +133,10 @@ impl Login {
     }
 
     fn idp_list(&self, org: &Organization, return_to: &str, error: Option<&str>) -> Reply {
-        let choices: Vec<login_page::IdpChoice<'_>> = org
+        let choices: Vec<pages::IdpChoice<'_>> = org
             .identity_providers
             .iter()
-            .map(|key| login_page::IdpChoice {
+            .map(|key| pages::IdpChoice {
                 key,
                 name: self
                     .config
@@ -148,7 +147,7 @@ impl Login {
             .collect();
         Reply::html(
             200,
-            login_page::idp_list(
+            pages::idp_list(
                 self.links.start(),
                 return_to,
                 &org.key,
@@ -267,13 +266,8 @@ impl Login {
                     ),
                     (None, _) => (self.links.start().to_owned(), "Sign in again"),
                 };
-                let (status, title) = login_error_page(&error);
-                let html = pages::message(
-                    title,
-                    &pages::sentence(&error.to_string()),
-                    Some((&retry.0, retry.1)),
-                    req.request_id,
-                );
+                let (status, html) =
+                    pages::login_failed(&error, (&retry.0, retry.1), req.request_id);
                 let reply = Reply::html(status, html).with_cookies([state_cookie]);
                 match error {
                     LoginError::BackendBusy(seconds) => {
@@ -416,33 +410,5 @@ impl Login {
                 "session_expires_at": session.issued_at.saturating_add(self.config.session.max_age.as_secs() as i64),
             }),
         )
-    }
-}
-
-fn login_error_page(error: &LoginError) -> (u16, &'static str) {
-    match error {
-        LoginError::Idp {
-            code: Some("access_denied"),
-            ..
-        } => (403, "Sign-in was cancelled or denied"),
-        // Anyone can send an error to the callback: a 4xx, never a 5xx.
-        LoginError::Idp { .. } => (400, "The identity provider refused the sign-in"),
-        LoginError::MissingState | LoginError::StateMismatch => {
-            (400, "Sign-in expired or came from another browser")
-        }
-        LoginError::MissingCode | LoginError::IssuerMismatch => {
-            (400, "This sign-in link is no longer valid")
-        }
-        LoginError::CodeRejected(_) => (400, "This sign-in link is no longer valid"),
-        LoginError::InvalidIdToken(_) | LoginError::UnknownSigningKey => {
-            (401, "Your identity could not be verified")
-        }
-        LoginError::Unreachable(_) => (503, "The identity provider is not available"),
-        LoginError::BadResponse(_) => (502, "The identity provider sent an answer we cannot read"),
-        LoginError::Backend(_) => (502, "The shop could not complete your sign-in"),
-        LoginError::BackendBusy(_) => (429, "The shop is busy"),
-        LoginError::NotAMember { .. } => (403, "You are not a member of this organization"),
-        LoginError::UnknownToShop => (403, "Your account is not known to the shop"),
-        LoginError::Misconfigured(_) => (500, "Sign-in is not set up correctly"),
     }
 }

@@ -43,11 +43,11 @@ impl Logout {
     pub async fn logout(&self, req: &Request<'_>, now: i64) -> Reply {
         if !self.same_origin(req) {
             // A link from elsewhere must not sign people out; ask them instead.
-            return Reply::html(200, confirm_page(self.links.logout()));
+            return Reply::html(200, pages::confirm_logout(self.links.logout()));
         }
         let cleared = self.sessions.clear(req.headers);
         let Ok(session) = self.sessions.load_live(req.headers, now).await else {
-            return Reply::html(200, signed_out_page(self.links.start())).with_cookies(cleared);
+            return Reply::html(200, pages::signed_out(self.links.start())).with_cookies(cleared);
         };
         self.revoke(
             Revocation::Session {
@@ -80,7 +80,7 @@ impl Logout {
     fn local_logout_reply(&self, org: Option<&Organization>) -> Reply {
         match org.and_then(|o| o.post_logout_url.as_deref()) {
             Some(url) => Reply::redirect(url),
-            None => Reply::html(200, signed_out_page(self.links.start())),
+            None => Reply::html(200, pages::signed_out(self.links.start())),
         }
     }
 
@@ -264,25 +264,5 @@ fn backchannel_error(description: &str) -> Reply {
     Reply::json(
         400,
         &json!({"error": "invalid_request", "error_description": description}),
-    )
-}
-
-fn signed_out_page(start_path: &str) -> String {
-    pages::page(
-        "Signed out",
-        &format!(
-            "<h1>You are signed out</h1><p>You have been signed out of the shop.</p><p><a href=\"{}\">Sign in again</a></p>",
-            pages::escape(start_path)
-        ),
-    )
-}
-
-fn confirm_page(logout_path: &str) -> String {
-    pages::page(
-        "Sign out",
-        &format!(
-            "<h1>Sign out?</h1><form method=\"post\" action=\"{}\"><button type=\"submit\" id=\"logout\">Sign out</button></form>",
-            pages::escape(logout_path)
-        ),
     )
 }

@@ -16,7 +16,6 @@ mod introspect;
 mod limits;
 mod links;
 mod login;
-mod login_page;
 mod logout;
 mod membership;
 mod principal;
