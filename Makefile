@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build demo demo-stop test check ci bench soak fuzz attack clean
+.PHONY: deps build demo demo-stop test check ci bench bench-instructions soak fuzz attack clean
 
 deps:
 	@scripts/install-deps.sh
@@ -35,6 +35,13 @@ bench:
 	@BENCH=1 scripts/install-deps.sh
 	$(CARGO) build --release --locked --bin sso-sidecar --example mint_sessions --example pingora_floor
 	python3 bench/run.py
+
+# Not part of `make test`: instructions per request under callgrind (repeatable to the
+# instruction, unlike CPU time) for the pingora floor and the sidecar, with where they go.
+bench-instructions:
+	@BENCH=1 scripts/install-deps.sh
+	$(CARGO) build --release --locked --bin sso-sidecar --example mint_sessions --example pingora_floor
+	python3 bench/instructions.py
 
 # Not part of `make test`: steady authenticated load with refreshes (SOAK_DURATION, default 600 s).
 soak:

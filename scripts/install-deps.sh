@@ -22,6 +22,7 @@ if [ "${BENCH:-0}" = 1 ]; then
   need wrk wrk
   need apache2 apache2
   [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] || missing+=(libapache2-mod-auth-openidc)
+  need valgrind valgrind    # make bench-instructions: callgrind
 fi
 if [ "${SKIP_BROWSER:-0}" != 1 ]; then
   need chromium chromium    # browser tests (driven by npm playwright-core)
