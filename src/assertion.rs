@@ -114,8 +114,8 @@ impl AssertionSigner {
     pub fn assert(&self, user: &Principal, now: i64) -> Option<String> {
         // Signing is most of a request's cost: a session reuses its assertion by its id,
         // a bearer caller by its (verified) token.
-        let (reuse, expires_at) = user.credential.reuse_key();
-        let key = (reuse, user.organization.clone(), expires_at);
+        let (reuse, expires_at) = user.reuse_key();
+        let key = (reuse, user.organization().map(str::to_owned), expires_at);
         if let Some((token, exp)) = self.recent.get(&key) {
             if exp - now >= REUSE_WHILE_LEFT_SECS {
                 return Some(token);
@@ -128,7 +128,7 @@ impl AssertionSigner {
     }
 
     fn sign(&self, user: &Principal, now: i64) -> Option<String> {
-        let identity = &user.identity;
+        let identity = user.identity();
         let claims = Claims {
             iss: &self.issuer,
             aud: &self.audience,
@@ -138,9 +138,9 @@ impl AssertionSigner {
             name: identity.name.as_deref(),
             preferred_username: identity.preferred_username.as_deref(),
             organization: user.organization().unwrap_or_default(),
-            identity_provider: &user.identity_provider,
+            identity_provider: user.identity_provider(),
             external_id: &identity.external_id,
-            groups: &user.groups,
+            groups: user.groups(),
             iat: now,
             exp: now.saturating_add(LIFETIME_SECS),
             jti: uuid::Uuid::new_v4().simple().to_string(),
@@ -192,8 +192,10 @@ fn public_jwk(key: &p256::SecretKey) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Credential;
-    use crate::session::Identity;
+    use std::sync::Arc;
+
+    use crate::auth::BearerCaller;
+    use crate::session::{Identity, Session};
     use jsonwebtoken::{DecodingKey, Validation};
 
     const KEY_A: &str = "-----BEGIN PRIVATE KEY-----
@@ -211,13 +213,10 @@ pxNOnTY8iifmIsoGAJ5p6imdLRWNp/cUASShuec8rQDSrELERXjX+EaR
         crate::config::from_str(&text, std::path::Path::new("t.toml")).unwrap()
     }
 
-    fn user() -> Principal {
-        Principal {
-            credential: Credential::Session {
-                id: "s1".into(),
-                expires_at: None,
-            },
-            organization: Some("Operations".into()),
+    fn session(id: &str) -> Session {
+        Session {
+            id: id.into(),
+            organization: "Operations".into(),
             identity_provider: "oidc_kc_1".into(),
             identity: Identity {
                 subject: "u1".into(),
@@ -227,6 +226,10 @@ pxNOnTY8iifmIsoGAJ5p6imdLRWNp/cUASShuec8rQDSrELERXjX+EaR
             },
             ..Default::default()
         }
+    }
+
+    fn user() -> Principal {
+        Principal::from_session(Arc::new(session("s1")))
     }
 
     fn verify(signer: &AssertionSigner, token: &str) -> serde_json::Value {
@@ -275,11 +278,7 @@ pxNOnTY8iifmIsoGAJ5p6imdLRWNp/cUASShuec8rQDSrELERXjX+EaR
         let first = a.assert(&user(), now).unwrap();
         assert_eq!(a.assert(&user(), now + 29).unwrap(), first);
         assert_ne!(a.assert(&user(), now + 31).unwrap(), first);
-        let mut other = user();
-        other.credential = Credential::Session {
-            id: "s2".into(),
-            expires_at: None,
-        };
+        let other = Principal::from_session(Arc::new(session("s2")));
         assert_ne!(a.assert(&other, now).unwrap(), first);
     }
 
@@ -288,13 +287,13 @@ pxNOnTY8iifmIsoGAJ5p6imdLRWNp/cUASShuec8rQDSrELERXjX+EaR
         let signer = AssertionSigner::new(&config("")).unwrap();
         let now = chrono::Utc::now().timestamp();
         let bearer = |token: &str, organization: &str| {
-            let mut caller = user();
-            caller.credential = Credential::Bearer {
+            Principal::from_bearer(BearerCaller {
+                identity: session("").identity,
+                organization: Some(organization.into()),
                 token: token.into(),
                 expires_at: now + 300,
-            };
-            caller.organization = Some(organization.into());
-            caller
+                ..Default::default()
+            })
         };
         let first = signer.assert(&bearer("t1", "a"), now).unwrap();
         assert_eq!(signer.assert(&bearer("t1", "a"), now + 1).unwrap(), first);

@@ -14,13 +14,16 @@ use crate::session::CookieNames;
 /// The request's `Cookie` header(s) without the sidecar's cookies: `None` when nothing
 /// changes, `Some("")` when no cookie is left.
 pub fn cookies_without_sidecar(headers: &HeaderMap, own: &CookieNames) -> Option<String> {
-    let mut changed = false;
-    let mut kept: Vec<&str> = Vec::new();
-    let values: Vec<_> = headers.get_all(http::header::COOKIE).iter().collect();
-    if values.len() > 1 {
-        // HTTP/2 clients may split cookies; upstream gets them joined into one header.
-        changed = true;
+    let values = headers.get_all(http::header::COOKIE);
+    let mut iter = values.iter();
+    let first = iter.next()?;
+    // HTTP/2 clients may split cookies; upstream gets them joined into one header.
+    let mut changed = iter.next().is_some();
+    if !changed && first.to_str().is_ok_and(|text| !names_any(text, own)) {
+        // Most requests: one header, none of ours; nothing to build.
+        return None;
     }
+    let mut kept: Vec<&str> = Vec::new();
     for value in values {
         let Ok(text) = value.to_str() else {
             // Not visible ASCII: cannot be inspected, so it is not passed on either.
@@ -41,6 +44,14 @@ pub fn cookies_without_sidecar(headers: &HeaderMap, own: &CookieNames) -> Option
         }
     }
     changed.then(|| kept.join("; "))
+}
+
+/// Whether a `Cookie` header names any of the sidecar's cookies.
+fn names_any(text: &str, own: &CookieNames) -> bool {
+    text.split(';').any(|pair| {
+        let pair = pair.trim();
+        own.owns(pair.split_once('=').map_or(pair, |(n, _)| n).trim())
+    })
 }
 
 /// Every header whose name starts with the identity prefix, read case-insensitively and
@@ -86,12 +97,12 @@ pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
         .any(|accept| accept.to_ascii_lowercase().contains("text/html"))
 }
 
-/// The values the `X-Forwarded-*` headers get upstream.
+/// The values the `X-Forwarded-*` headers get upstream, ready to insert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forwarded {
-    pub for_chain: String,
-    pub proto: String,
-    pub host: Option<String>,
+    pub for_chain: HeaderValue,
+    pub proto: HeaderValue,
+    pub host: Option<HeaderValue>,
     /// The address of the person at the other end: the peer, or for a trusted proxy the
     /// last untrusted address in its `X-Forwarded-For`.
     pub client_ip: IpAddr,
@@ -109,25 +120,22 @@ pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
 pub fn forwarded(
     headers: &HeaderMap,
     peer: IpAddr,
-    own_scheme: &str,
+    own_scheme: &'static str,
     trusted: &[IpNet],
 ) -> Forwarded {
     let peer = canonical(peer);
     let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
+        let text = headers.get(name)?.to_str().ok()?.trim();
+        (!text.is_empty()).then(|| HeaderValue::from_str(text).ok())?
     };
     let host = headers
         .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .filter(|v| v.to_str().is_ok())
+        .cloned();
     if !is_trusted(peer, trusted) {
         return Forwarded {
-            for_chain: peer.to_string(),
-            proto: own_scheme.to_owned(),
+            for_chain: ip_value(peer),
+            proto: HeaderValue::from_static(own_scheme),
             host,
             client_ip: peer,
             peer_trusted: false,
@@ -153,12 +161,22 @@ pub fn forwarded(
     }
     chain.push_str(&peer.to_string());
     Forwarded {
-        for_chain: chain,
-        proto: header("x-forwarded-proto").unwrap_or(own_scheme).to_owned(),
-        host: header("x-forwarded-host").map(str::to_owned).or(host),
+        for_chain: HeaderValue::try_from(chain).unwrap_or_else(|_| ip_value(peer)),
+        proto: header("x-forwarded-proto").unwrap_or(HeaderValue::from_static(own_scheme)),
+        host: header("x-forwarded-host").or(host),
         client_ip,
         peer_trusted: true,
     }
+}
+
+/// An address as a header value, formatted without a heap string in between.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    use std::io::Write as _;
+    let mut buffer = [0u8; 48];
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    let _ = write!(cursor, "{ip}");
+    let len = cursor.position() as usize;
+    HeaderValue::from_bytes(&buffer[..len]).expect("an address is a header value")
 }
 
 /// IPv4 peers on a dual-stack socket show up as `::ffff:a.b.c.d`.
@@ -176,7 +194,7 @@ pub fn identity_value(
     principal: &Principal,
     self_administration: &str,
 ) -> Option<HeaderValue> {
-    let identity = &principal.identity;
+    let identity = principal.identity();
     let joined;
     let text: &str = match header {
         IdentityHeader::EmailVerified => match identity.email {
@@ -186,7 +204,15 @@ pub fn identity_value(
         },
         IdentityHeader::Groups => {
             // Values with commas were dropped when the session was made.
-            joined = principal.groups.join(",");
+            let groups = principal.groups();
+            let mut all = String::with_capacity(groups.iter().map(|g| g.len() + 1).sum());
+            for group in groups {
+                if !all.is_empty() {
+                    all.push(',');
+                }
+                all.push_str(group);
+            }
+            joined = all;
             &joined
         }
         IdentityHeader::Subject => &identity.subject,
@@ -194,7 +220,7 @@ pub fn identity_value(
         IdentityHeader::Name => identity.name.as_deref()?,
         IdentityHeader::PreferredUsername => identity.preferred_username.as_deref()?,
         IdentityHeader::Organization => principal.organization()?,
-        IdentityHeader::IdentityProvider => &principal.identity_provider,
+        IdentityHeader::IdentityProvider => principal.identity_provider(),
         IdentityHeader::ExternalId => &identity.external_id,
         IdentityHeader::SelfAdministration => self_administration,
     };
@@ -202,7 +228,7 @@ pub fn identity_value(
     if text.is_empty() {
         return None;
     }
-    if !text.chars().any(char::is_control) {
+    if !has_control(text) {
         return HeaderValue::from_bytes(text.as_bytes()).ok();
     }
     let clean: String = text.chars().filter(|c| !c.is_control()).collect();
@@ -211,13 +237,32 @@ pub fn identity_value(
         .filter(|v| !v.is_empty())
 }
 
-/// The request id to use: the client's when it looks like one, else a new UUID.
-pub fn request_id(existing: Option<&HeaderValue>) -> String {
-    existing
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+/// Whether `text` holds a control character (`char::is_control`: C0, DEL, C1), found by
+/// bytes: C0 and DEL are single bytes, C1 is `0xC2` followed by `0x80..=0x9F` in UTF-8.
+fn has_control(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+        // Printable ASCII, nearly every value: one quick pass.
+        return false;
+    }
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b < 0x20
+            || b == 0x7f
+            || (b == 0xc2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)))
+    })
+}
+
+/// The request id to use: the client's when it looks like one, else a new UUID. A header
+/// value, as it goes into two headers (upstream and response) and a clone is cheap.
+pub fn request_id(existing: Option<&HeaderValue>) -> HeaderValue {
+    let looks_like_one = |v: &&HeaderValue| {
+        !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(u8::is_ascii_graphic)
+    };
+    existing.filter(looks_like_one).cloned().unwrap_or_else(|| {
+        let mut buffer = uuid::Uuid::encode_buffer();
+        let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+        HeaderValue::from_str(id).expect("a UUID is a header value")
+    })
 }
 
 #[cfg(test)]
@@ -327,7 +372,10 @@ mod tests {
         let f = forwarded(&h, "192.0.2.7".parse().unwrap(), "http", &[]);
         assert_eq!(f.for_chain, "192.0.2.7");
         assert_eq!(f.proto, "http");
-        assert_eq!(f.host.as_deref(), Some("shop.example"));
+        assert_eq!(
+            f.host.as_ref().map(|h| h.to_str().unwrap()),
+            Some("shop.example")
+        );
         assert_eq!(f.client_ip.to_string(), "192.0.2.7");
     }
 
@@ -343,7 +391,10 @@ mod tests {
         let f = forwarded(&h, "10.2.2.2".parse().unwrap(), "http", &trusted);
         assert_eq!(f.for_chain, "203.0.113.9, 10.1.1.1, 10.2.2.2");
         assert_eq!(f.proto, "https");
-        assert_eq!(f.host.as_deref(), Some("shop.example"));
+        assert_eq!(
+            f.host.as_ref().map(|h| h.to_str().unwrap()),
+            Some("shop.example")
+        );
         assert_eq!(f.client_ip.to_string(), "203.0.113.9");
     }
 
@@ -355,9 +406,10 @@ mod tests {
 
     #[test]
     fn identity_values_keep_utf8_and_drop_control_characters() {
-        let mut principal = Principal::default();
-        principal.identity.name = Some("Jürgen\r\nX-SSO-Subject: admin".into());
-        principal.identity.subject = "u1".into();
+        let mut caller = crate::auth::BearerCaller::default();
+        caller.identity.name = Some("Jürgen\r\nX-SSO-Subject: admin".into());
+        caller.identity.subject = "u1".into();
+        let principal = Principal::from_bearer(caller);
         let value = identity_value(IdentityHeader::Name, &principal, "NONE").unwrap();
         assert_eq!(value.as_bytes(), "JürgenX-SSO-Subject: admin".as_bytes());
         assert!(identity_value(IdentityHeader::Email, &principal, "NONE").is_none());
@@ -365,6 +417,26 @@ mod tests {
             identity_value(IdentityHeader::SelfAdministration, &principal, "UPDATE").unwrap(),
             "UPDATE"
         );
+    }
+
+    #[test]
+    fn control_characters_are_found_by_bytes_as_by_chars() {
+        for text in [
+            "plain",
+            "Jürgen",
+            "tab\there",
+            "del\u{7f}",
+            "c1\u{85}x",
+            "\u{9f}",
+            "¢£ÿ",
+            "\u{a0}",
+        ] {
+            assert_eq!(
+                has_control(text),
+                text.chars().any(char::is_control),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

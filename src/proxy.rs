@@ -23,7 +23,7 @@ use crate::reply::Reply;
 use crate::routing::canonical::{canonical_path, routing_path};
 use crate::routing::{Endpoint, Matched, RouteKind};
 use crate::runtime::Runtime;
-use crate::upstream_headers::{HeaderEdits, Outgoing};
+use crate::upstream_headers::{HeaderEdits, Outgoing, UpstreamName};
 
 pub struct SidecarProxy {
     /// Swapped whole on a config reload; each request keeps the one it started with.
@@ -41,7 +41,8 @@ pub struct RequestCtx {
     /// The configuration this request runs under, even if a reload happens meanwhile.
     rt: Arc<Runtime>,
     started: Instant,
-    request_id: String,
+    /// Visible ASCII (see [`forwarding::request_id`]).
+    request_id: http::HeaderValue,
     kind: RouteKind,
     /// The canonical path (with the query as sent) when it differs from the one received;
     /// the upstream gets it.
@@ -62,6 +63,10 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
+    }
+
     fn client_ip(&self) -> Option<IpAddr> {
         self.forwarded.as_ref().map(|f| f.client_ip)
     }
@@ -83,7 +88,7 @@ impl ProxyHttp for SidecarProxy {
         RequestCtx {
             rt: self.current.load_full(),
             started: Instant::now(),
-            request_id: String::new(),
+            request_id: http::HeaderValue::from_static(""),
             kind: RouteKind::Required,
             canonical: None,
             forwarded: None,
@@ -185,7 +190,7 @@ impl ProxyHttp for SidecarProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        upstream_response.insert_header("x-request-id", ctx.request_id.clone())?;
         for cookie in ctx.set_cookies.drain(..) {
             upstream_response.append_header(header::SET_COOKIE, cookie)?;
         }
@@ -215,7 +220,7 @@ impl ProxyHttp for SidecarProxy {
     ) -> FailToProxy {
         let status = failure_status(e, ctx);
         if status > 0 && session.response_written().is_none() {
-            let page = pages::upstream_failure(status, &ctx.request_id);
+            let page = pages::upstream_failure(status, ctx.request_id());
             if let Err(write_error) = respond_reply(session, ctx, Reply::html(status, page)).await {
                 tracing::debug!(error = %write_error, "could not send the error page");
             }
@@ -243,7 +248,7 @@ impl ProxyHttp for SidecarProxy {
                     status,
                     route = ctx.kind.as_str(),
                     duration_ms = elapsed_ms,
-                    request_id = ctx.request_id.as_str(),
+                    request_id = ctx.request_id(),
                     client = client
                     $(, $($extra)+)?
                 )
@@ -294,7 +299,10 @@ async fn admit(session: &mut Session, ctx: &mut RequestCtx, rt: &Runtime) -> Res
     }
     ctx.now = chrono::Utc::now().timestamp();
     if matched.kind == RouteKind::Sidecar {
-        return own_endpoint(session, ctx, rt).await.map(Admission::Answer);
+        // Boxed: the sign-in endpoints' state is large and proxied requests never need it.
+        return Box::pin(own_endpoint(session, ctx, rt))
+            .await
+            .map(Admission::Answer);
     }
     gate(session, ctx, rt, &matched).await
 }
@@ -310,7 +318,7 @@ fn canonicalise(req: &RequestHeader, ctx: &mut RequestCtx) -> std::result::Resul
         }
         Err(problem) => {
             tracing::debug!(path = req.uri.path(), %problem, "path refused");
-            Err(Reply::html(400, pages::bad_address(&ctx.request_id)))
+            Err(Reply::html(400, pages::bad_address(ctx.request_id())))
         }
     }
 }
@@ -378,7 +386,13 @@ async fn gate(
         Gate::KeepForm { login, posted_to } => match read_small_body(session).await? {
             Some(body) => {
                 let headers = &session.req_header().headers;
-                gatekeeper.keep_form(headers, (posted_to, body), &login, &ctx.request_id, ctx.now)
+                gatekeeper.keep_form(
+                    headers,
+                    (posted_to, body),
+                    &login,
+                    ctx.request_id(),
+                    ctx.now,
+                )
             }
             None => body_too_large(),
         },
@@ -431,7 +445,7 @@ fn auth_request<'a>(
         path_and_query,
         query: req.uri.query(),
         headers: &req.headers,
-        request_id: &ctx.request_id,
+        request_id: ctx.request_id(),
         body,
         client_ip: ctx.client_ip(),
     }
@@ -446,9 +460,10 @@ impl HeaderEdits for RequestHeader {
         &self.headers
     }
 
-    fn set(&mut self, name: http::HeaderName, value: http::HeaderValue) {
-        // Cannot fail: the name and value are already valid.
-        let _ = self.insert_header(name, value);
+    fn set(&mut self, name: &UpstreamName, value: http::HeaderValue) {
+        // Spelled as given (a `Bytes` name is taken as it is); cannot fail, the name and
+        // value are already valid.
+        let _ = self.insert_header(name.wire.clone(), value);
     }
 
     fn remove(&mut self, name: &http::HeaderName) {
@@ -510,7 +525,7 @@ async fn respond_reply(session: &mut Session, ctx: &RequestCtx, reply: Reply) ->
         resp.append_header(name, value)?;
     }
     resp.insert_header(header::CONTENT_LENGTH, reply.body.len())?;
-    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    resp.insert_header("x-request-id", ctx.request_id.clone())?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(resp), head_only)

@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use http::header::{InvalidHeaderValue, AUTHORIZATION, COOKIE};
+use bytes::Bytes;
+use http::header::{InvalidHeaderValue, COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::assertion::AssertionSigner;
@@ -19,8 +20,33 @@ use crate::session::CookieNames;
 /// Reading and editing the headers of the request that goes upstream.
 pub trait HeaderEdits {
     fn headers(&self) -> &HeaderMap;
-    fn set(&mut self, name: HeaderName, value: HeaderValue);
+    fn set(&mut self, name: &UpstreamName, value: HeaderValue);
     fn remove(&mut self, name: &HeaderName);
+}
+
+/// A header the sidecar sets: its name, and its spelling on the wire (`X-SSO-Email`), made
+/// once so that setting it copies neither.
+#[derive(Debug, Clone)]
+pub struct UpstreamName {
+    pub name: HeaderName,
+    pub wire: Bytes,
+}
+
+impl UpstreamName {
+    fn new(spelled: &str) -> Option<Self> {
+        Some(UpstreamName {
+            name: HeaderName::from_bytes(spelled.to_ascii_lowercase().as_bytes()).ok()?,
+            wire: Bytes::copy_from_slice(spelled.as_bytes()),
+        })
+    }
+
+    fn fixed(spelled: &'static str) -> Self {
+        UpstreamName {
+            name: HeaderName::from_bytes(spelled.to_ascii_lowercase().as_bytes())
+                .expect("a valid header name"),
+            wire: Bytes::from_static(spelled.as_bytes()),
+        }
+    }
 }
 
 impl HeaderEdits for HeaderMap {
@@ -28,8 +54,8 @@ impl HeaderEdits for HeaderMap {
         self
     }
 
-    fn set(&mut self, name: HeaderName, value: HeaderValue) {
-        self.insert(name, value);
+    fn set(&mut self, name: &UpstreamName, value: HeaderValue) {
+        self.insert(name.name.clone(), value);
     }
 
     fn remove(&mut self, name: &HeaderName) {
@@ -42,7 +68,7 @@ pub struct Outgoing<'a> {
     /// `None` when the peer's address is unknown (a Unix socket): forwarding headers are
     /// then left as they came.
     pub forwarded: Option<&'a Forwarded>,
-    pub request_id: &'a str,
+    pub request_id: &'a HeaderValue,
     /// Who is asking; `None` forwards anonymously.
     pub principal: Option<&'a Principal>,
     /// Replaces the client's `Authorization` where set.
@@ -55,28 +81,33 @@ pub struct UpstreamHeaders {
     /// `headers.prefix` lower-cased, as header names are compared lower-case.
     identity_prefix_lower: String,
     /// The configured identity headers with their full names.
-    identity: Vec<(IdentityHeader, HeaderName)>,
+    identity: Vec<(IdentityHeader, UpstreamName)>,
     /// Organization key → `X-SSO-Self-Administration` value.
     self_administration: HashMap<String, &'static str>,
     /// `headers.strip_untrusted`, removed unless the peer is a trusted proxy.
     untrusted: Vec<HeaderName>,
     /// `X-SSO-Assertion` (with the configured prefix) and its signer.
-    assertion: Option<(HeaderName, Arc<AssertionSigner>)>,
+    assertion: Option<(UpstreamName, Arc<AssertionSigner>)>,
     sidecar_cookies: CookieNames,
+    names: FixedNames,
 }
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// The other headers the sidecar sets.
+struct FixedNames {
+    forwarded_for: UpstreamName,
+    forwarded_proto: UpstreamName,
+    forwarded_host: UpstreamName,
+    request_id: UpstreamName,
+    authorization: UpstreamName,
+    cookie: UpstreamName,
+}
+
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 impl UpstreamHeaders {
     pub fn new(config: &Config, assertion: Option<Arc<AssertionSigner>>) -> Self {
-        let prefixed = |suffix: &str| {
-            let name = format!("{}{suffix}", config.headers.prefix).to_ascii_lowercase();
-            HeaderName::from_bytes(name.as_bytes()).ok()
-        };
+        let prefixed =
+            |suffix: &str| UpstreamName::new(&format!("{}{suffix}", config.headers.prefix));
         UpstreamHeaders {
             identity_prefix_lower: config.headers.prefix.to_ascii_lowercase(),
             identity: config
@@ -100,6 +131,14 @@ impl UpstreamHeaders {
                 .collect(),
             assertion: assertion.and_then(|signer| Some((prefixed("Assertion")?, signer))),
             sidecar_cookies: CookieNames::new(config),
+            names: FixedNames {
+                forwarded_for: UpstreamName::fixed("X-Forwarded-For"),
+                forwarded_proto: UpstreamName::fixed("X-Forwarded-Proto"),
+                forwarded_host: UpstreamName::fixed("X-Forwarded-Host"),
+                request_id: UpstreamName::fixed("X-Request-Id"),
+                authorization: UpstreamName::fixed("Authorization"),
+                cookie: UpstreamName::fixed("Cookie"),
+            },
         }
     }
 
@@ -113,24 +152,22 @@ impl UpstreamHeaders {
         req: &mut impl HeaderEdits,
         out: &Outgoing<'_>,
     ) -> Result<(), InvalidHeaderValue> {
+        let names = &self.names;
         self.strip_client_claims(req, out.forwarded);
         if let Some(forwarded) = out.forwarded {
-            req.set(
-                X_FORWARDED_FOR,
-                HeaderValue::try_from(&forwarded.for_chain)?,
-            );
-            req.set(X_FORWARDED_PROTO, HeaderValue::try_from(&forwarded.proto)?);
+            req.set(&names.forwarded_for, forwarded.for_chain.clone());
+            req.set(&names.forwarded_proto, forwarded.proto.clone());
             match &forwarded.host {
-                Some(host) => req.set(X_FORWARDED_HOST, HeaderValue::try_from(host)?),
-                None => req.remove(&X_FORWARDED_HOST),
+                Some(host) => req.set(&names.forwarded_host, host.clone()),
+                None => req.remove(&names.forwarded_host.name),
             }
         }
-        req.set(X_REQUEST_ID, HeaderValue::try_from(out.request_id)?);
+        req.set(&names.request_id, out.request_id.clone());
         if let Some(principal) = out.principal {
             self.identify(req, principal, out.now);
         }
         if let Some(authorization) = out.authorization {
-            req.set(AUTHORIZATION, HeaderValue::try_from(authorization)?);
+            req.set(&names.authorization, HeaderValue::try_from(authorization)?);
         }
         Ok(())
     }
@@ -143,7 +180,7 @@ impl UpstreamHeaders {
         match forwarding::cookies_without_sidecar(req.headers(), &self.sidecar_cookies) {
             None => {}
             Some(kept) => match HeaderValue::try_from(kept) {
-                Ok(kept) if !kept.is_empty() => req.set(COOKIE, kept),
+                Ok(kept) if !kept.is_empty() => req.set(&self.names.cookie, kept),
                 _ => req.remove(&COOKIE),
             },
         }
@@ -165,13 +202,13 @@ impl UpstreamHeaders {
             .unwrap_or("NONE");
         for (header, name) in &self.identity {
             if let Some(value) = forwarding::identity_value(*header, principal, policy) {
-                req.set(name.clone(), value);
+                req.set(name, value);
             }
         }
         if let Some((name, signer)) = &self.assertion {
             let signed = signer.assert(principal, now);
             if let Some(value) = signed.and_then(|s| HeaderValue::try_from(s).ok()) {
-                req.set(name.clone(), value);
+                req.set(name, value);
             }
         }
     }
@@ -233,17 +270,17 @@ auth = "public"
             ("authorization", "Bearer client"),
         ]);
         let fwd = forwarded(&req, "203.0.113.5", &["10.0.0.0/8"]);
-        let principal = Principal {
+        let principal = Principal::from_bearer(crate::auth::BearerCaller {
             identity: Identity {
                 subject: "u1".into(),
                 ..Default::default()
             },
             organization: Some("Ops".into()),
             ..Default::default()
-        };
+        });
         let out = Outgoing {
             forwarded: Some(&fwd),
-            request_id: "r1",
+            request_id: &HeaderValue::from_static("r1"),
             principal: Some(&principal),
             authorization: Some("Bearer shop-token"),
             now: 0,
@@ -272,7 +309,7 @@ auth = "public"
         let fwd = forwarded(&req, "10.1.1.1", &["10.0.0.0/8"]);
         let out = Outgoing {
             forwarded: Some(&fwd),
-            request_id: "r2",
+            request_id: &HeaderValue::from_static("r2"),
             principal: None,
             authorization: None,
             now: 0,

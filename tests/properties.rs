@@ -72,7 +72,8 @@ proptest! {
         let attributes = CookieAttributes { secure: true, same_site: SameSite::Lax, domain: None, path: "/".into() };
         let set = attributes.set_chunked(&HeaderMap::new(), "_sso_session", &sealed, None);
         prop_assert!(set.iter().all(|c| c.len() < 4096));
-        let joined = read_chunked(&browser_sends(&set), "_sso_session").unwrap();
+        let sent = browser_sends(&set);
+        let joined = read_chunked(&sent, "_sso_session").unwrap();
         prop_assert_eq!(&joined, &sealed);
         let opened = sealer.open("_sso_session", &joined).unwrap();
         prop_assert_eq!(Session::from_bytes(&opened).unwrap(), session);

@@ -87,6 +87,15 @@ impl Backend {
 
     /// Refreshes the backend's token when it is about to run out; one refresh per token.
     /// `client` is the shopper's address, which Spree's rate limits go by.
+    /// Whether [`Self::keep_fresh`] may have work to do (see [`super::Refresh::may_refresh`]).
+    pub fn may_refresh(&self, session: &Session, now: i64) -> bool {
+        let expiring = |tokens: &BackendTokens| {
+            tokens.refresh_token.is_some()
+                && (tokens.expires_at).is_some_and(|at| at.saturating_sub(now) <= self.min_left)
+        };
+        self.spree.is_some() && session.backend.as_ref().is_some_and(expiring)
+    }
+
     pub async fn keep_fresh(
         &self,
         session: &Session,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::principal::{Credential, Principal};
+use super::principal::{BearerCaller, Principal};
 use super::revocations::Revocations;
 use super::{rules, Gate, Request};
 use crate::config::{Config, Organization};
@@ -97,16 +97,14 @@ impl BearerTokens {
                 self.config.headers.max_groups,
             )
         });
-        let principal = Principal {
+        let principal = Principal::from_bearer(BearerCaller {
             identity: identity_from_claims(&verified.claims, &mapping),
             organization,
             identity_provider: idp.to_owned(),
             groups,
-            credential: Credential::Bearer {
-                token: token.to_owned(),
-                expires_at: verified.expires_at,
-            },
-        };
+            token: token.to_owned(),
+            expires_at: verified.expires_at,
+        });
         // Otherwise the caller's own `Authorization` goes upstream as it came.
         let authorization =
             (self.config.headers.forward_access_token).then(|| format!("Bearer {token}"));

@@ -51,7 +51,8 @@ impl<R: Refresh> Gatekeeper<R> {
         };
         if at.kind == RouteKind::Api {
             if let Some(token) = bearer_token(req) {
-                return self.bearer.gate(token, route, now).await;
+                // Boxed: the session path does not carry a bearer check's state.
+                return Box::pin(self.bearer.gate(token, route, now)).await;
             }
         }
         let mut session = match self.sessions.load(req.headers, now).await {
@@ -65,16 +66,24 @@ impl<R: Refresh> Gatekeeper<R> {
         if let Err(refused) = self.admits(at, &session, req) {
             return refused;
         }
-        let refreshed = match self.keep_fresh(at, &mut session, req, now).await {
-            Ok(refreshed) => refreshed,
-            Err(ended) => return ended,
+        // Most requests need no refresh; those that do carry its (large) state in a box.
+        let refresh =
+            self.tokens.may_refresh(&session, now) || self.backend.may_refresh(&session, now);
+        let refreshed = match refresh {
+            true => match Box::pin(self.keep_fresh(at, &mut session, req, now)).await {
+                Ok(refreshed) => refreshed,
+                Err(ended) => return ended,
+            },
+            false => false,
         };
         if !rules::satisfied(route.allow, |path| kept(&session, path)) {
             return Gate::Deny(self.forbidden(route, req, &session));
         }
         let set_cookies = if refreshed {
-            session.last_seen = now;
-            self.sessions.save(req.headers, &session, now).await.0
+            Arc::make_mut(&mut session).last_seen = now;
+            Box::pin(self.sessions.save(req.headers, &session, now))
+                .await
+                .0
         } else {
             self.sessions.touch(req.headers, &session, now).await
         };
@@ -137,14 +146,16 @@ impl<R: Refresh> Gatekeeper<R> {
     async fn keep_fresh(
         &self,
         at: Place<'_>,
-        session: &mut Session,
+        shared: &mut Arc<Session>,
         req: &Request<'_>,
         now: i64,
     ) -> Result<bool, Gate> {
         let mut changed = false;
-        match self.tokens.ensure_fresh(session, now).await {
+        match self.tokens.ensure_fresh(shared, now).await {
             Freshness::Current => {}
             Freshness::Refreshed(tokens) => {
+                // Changed here only: the opened session others share stays as it was.
+                let session = Arc::make_mut(shared);
                 let new_id_token =
                     tokens.id_token.is_some() && tokens.id_token != session.tokens.id_token;
                 session.tokens = (*tokens).clone();
@@ -157,25 +168,25 @@ impl<R: Refresh> Gatekeeper<R> {
             }
             Freshness::Ended(reason) => {
                 self.metrics.session_ended(reason);
-                return Err(self.session_ended(at, session, req));
+                return Err(self.session_ended(at, shared, req));
             }
-            Freshness::Unreachable => return Err(self.idp_unreachable(at, session, req)),
+            Freshness::Unreachable => return Err(self.idp_unreachable(at, shared, req)),
         }
-        match self.backend.keep_fresh(session, now, req.client_ip).await {
+        match self.backend.keep_fresh(shared, now, req.client_ip).await {
             Freshness::Current => {}
             Freshness::Refreshed(tokens) => {
-                session.backend = Some((*tokens).clone());
+                Arc::make_mut(shared).backend = Some((*tokens).clone());
                 changed = true;
             }
             // The backend refused: its session is already over. (A backend that cannot be
             // reached is not asked again while its token lasts, and ends it after.)
             Freshness::Ended(reason) => {
                 self.metrics.session_ended(reason);
-                return Err(self.session_over(at, session, req));
+                return Err(self.session_over(at, shared, req));
             }
             Freshness::Unreachable => {
                 self.metrics.session_ended("backend_refused");
-                return Err(self.session_over(at, session, req));
+                return Err(self.session_over(at, shared, req));
             }
         }
         Ok(changed)
@@ -210,7 +221,7 @@ impl<R: Refresh> Gatekeeper<R> {
 
     /// Forwards a signed-in user: the shop's own token goes upstream where the backend
     /// exchanged the IdP's (Spree), else the access token where configured.
-    fn forward(&self, session: Session, set_cookies: Vec<String>) -> Gate {
+    fn forward(&self, session: Arc<Session>, set_cookies: Vec<String>) -> Gate {
         let authorization = match &session.backend {
             Some(backend) => Some(format!("Bearer {}", backend.token)),
             None if self.config.headers.forward_access_token => {
@@ -337,6 +348,10 @@ mod tests {
     struct ScriptedRefresh(Mutex<Option<Freshness>>);
 
     impl Refresh for ScriptedRefresh {
+        fn may_refresh(&self, _session: &Session, _now: i64) -> bool {
+            self.0.lock().unwrap().is_some()
+        }
+
         async fn ensure_fresh(&self, _session: &Session, _now: i64) -> Freshness {
             self.0.lock().unwrap().take().unwrap_or(Freshness::Current)
         }
@@ -484,7 +499,7 @@ auth = "public"
         else {
             panic!("expected the user to pass");
         };
-        assert_eq!(principal.identity.subject, "u1");
+        assert_eq!(principal.identity().subject, "u1");
         assert_eq!(principal.organization(), Some("Ops"));
         assert_eq!(authorization, None);
         assert!(set_cookies.is_empty());

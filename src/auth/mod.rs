@@ -44,7 +44,7 @@ pub use shared::follow as follow_shared_revocations;
 pub use single_flight::{Lasting, RefreshResults};
 use tokens::TokenKeeper;
 
-pub use principal::{Credential, Principal};
+pub use principal::{BearerCaller, Principal};
 pub use return_path::safe_return_path;
 pub use tokens::{Freshness, Refresh};
 

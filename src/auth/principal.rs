@@ -1,69 +1,81 @@
 //! Who is asking, as the upstream is told: a signed-in user (from a session) or a program
-//! (from a bearer token). The stored session, with its tokens and bookkeeping, stays behind
-//! the gate.
+//! (from a bearer token). A session's principal shares the opened session (no copy per
+//! request); its tokens and bookkeeping stay behind the gate.
+
+use std::sync::Arc;
 
 use crate::session::{Identity, Session};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Principal {
+#[derive(Debug, Clone)]
+pub struct Principal(Who);
+
+#[derive(Debug, Clone)]
+enum Who {
+    Session(Arc<Session>),
+    Bearer(Box<BearerCaller>),
+}
+
+/// A program that presented a verified access token.
+#[derive(Debug, Clone, Default)]
+pub struct BearerCaller {
     pub identity: Identity,
-    /// `None` for a bearer token whose IdP serves several organizations on an unpinned route.
+    /// `None` when the token's IdP serves several organizations on an unpinned route.
     pub organization: Option<String>,
     pub identity_provider: String,
     pub groups: Vec<String>,
-    /// What a signed `X-SSO-Assertion` may be reused by: the session, or the bearer token.
-    pub credential: Credential,
-}
-
-/// What the principal proved itself with, as far as reusing work for it goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credential {
-    /// A session, by its id, and when its access token runs out.
-    Session { id: String, expires_at: Option<i64> },
-    /// A verified bearer token and its `exp`. Lives only as long as the request: whatever
-    /// outlives it keys by the token's digest.
-    Bearer { token: String, expires_at: i64 },
-}
-
-impl Default for Credential {
-    fn default() -> Self {
-        Credential::Session {
-            id: String::new(),
-            expires_at: None,
-        }
-    }
-}
-
-impl Credential {
-    /// A key that differs between principals and between their credentials' lifetimes,
-    /// safe to keep beyond the request.
-    pub fn reuse_key(&self) -> (String, Option<i64>) {
-        match self {
-            Credential::Session { id, expires_at } => (id.clone(), *expires_at),
-            Credential::Bearer { token, expires_at } => (
-                format!("bearer:{}", crate::auth::digest(token)),
-                Some(*expires_at),
-            ),
-        }
-    }
+    /// The token, for as long as the request lives: whatever outlives it keys by digest.
+    pub token: String,
+    /// Its `exp`.
+    pub expires_at: i64,
 }
 
 impl Principal {
-    /// The user a session speaks for; takes the session apart (the gate is done with it).
-    pub fn from_session(session: Session) -> Self {
-        Principal {
-            identity: session.identity,
-            organization: Some(session.organization).filter(|o| !o.is_empty()),
-            identity_provider: session.identity_provider,
-            groups: session.groups,
-            credential: Credential::Session {
-                id: session.id,
-                expires_at: session.tokens.access_expires_at,
-            },
+    /// The user a session speaks for.
+    pub fn from_session(session: Arc<Session>) -> Self {
+        Principal(Who::Session(session))
+    }
+
+    pub fn from_bearer(caller: BearerCaller) -> Self {
+        Principal(Who::Bearer(Box::new(caller)))
+    }
+
+    pub fn identity(&self) -> &Identity {
+        match &self.0 {
+            Who::Session(session) => &session.identity,
+            Who::Bearer(caller) => &caller.identity,
         }
     }
 
     pub fn organization(&self) -> Option<&str> {
-        self.organization.as_deref()
+        match &self.0 {
+            Who::Session(session) => Some(session.organization.as_str()).filter(|o| !o.is_empty()),
+            Who::Bearer(caller) => caller.organization.as_deref(),
+        }
+    }
+
+    pub fn identity_provider(&self) -> &str {
+        match &self.0 {
+            Who::Session(session) => &session.identity_provider,
+            Who::Bearer(caller) => &caller.identity_provider,
+        }
+    }
+
+    pub fn groups(&self) -> &[String] {
+        match &self.0 {
+            Who::Session(session) => &session.groups,
+            Who::Bearer(caller) => &caller.groups,
+        }
+    }
+
+    /// A key that differs between principals and between their credentials' lifetimes
+    /// (a refresh gives a session a new expiry), safe to keep beyond the request.
+    pub fn reuse_key(&self) -> (String, Option<i64>) {
+        match &self.0 {
+            Who::Session(session) => (session.id.clone(), session.tokens.access_expires_at),
+            Who::Bearer(caller) => (
+                format!("bearer:{}", crate::auth::digest(&caller.token)),
+                Some(caller.expires_at),
+            ),
+        }
     }
 }

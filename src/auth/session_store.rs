@@ -36,7 +36,11 @@ impl SessionStore {
 
     /// The request's session if it is still good: sealed by us, within its age limits, and
     /// not revoked. Every endpoint that acts for a session uses this, like the gate.
-    pub async fn load_live(&self, headers: &HeaderMap, now: i64) -> Result<Session, Rejection> {
+    pub async fn load_live(
+        &self,
+        headers: &HeaderMap,
+        now: i64,
+    ) -> Result<Arc<Session>, Rejection> {
         let session = self.load(headers, now).await?;
         if self.is_revoked(&session) {
             return Err(Rejection::Revoked);
@@ -49,21 +53,23 @@ impl SessionStore {
     }
 
     /// The request's session, revoked or not.
-    pub async fn load(&self, headers: &HeaderMap, now: i64) -> Result<Session, Rejection> {
-        let (Some(store), Some(reference)) =
-            (&self.server_side, self.cookies.load_reference(headers))
-        else {
-            // In the cookie: always so without Redis, and with it while Redis was down.
+    pub async fn load(&self, headers: &HeaderMap, now: i64) -> Result<Arc<Session>, Rejection> {
+        // In the cookie: always so without Redis, and with it while Redis was down. (The
+        // reference is looked for only with Redis: trying costs a decryption.)
+        let Some(store) = &self.server_side else {
             return self.cookies.load(headers, now);
         };
-        match store.get(&key(store, &reference.id)).await {
+        let Some(reference) = self.cookies.load_reference(headers) else {
+            return self.cookies.load(headers, now);
+        };
+        match Box::pin(store.get(&key(store, &reference.id))).await {
             Ok(Some(sealed)) => {
                 let session = std::str::from_utf8(&sealed)
                     .ok()
                     .and_then(|sealed| reference.open(sealed))
                     .filter(|session| session.id == reference.id)
                     .ok_or(Rejection::Invalid)?;
-                self.cookies.check_age(session, now)
+                self.cookies.check_age(Arc::new(session), now)
             }
             // Expired in Redis, or removed by a logout.
             Ok(None) => Err(Rejection::Expired),
@@ -117,7 +123,7 @@ impl SessionStore {
         }
         let mut fresh = session.clone();
         fresh.last_seen = now;
-        self.save(headers, &fresh, now).await.0
+        Box::pin(self.save(headers, &fresh, now)).await.0
     }
 
     /// Removes a server-side session at logout (the cookie is cleared by the caller).

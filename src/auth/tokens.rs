@@ -32,6 +32,10 @@ pub enum Freshness<T = Tokens> {
 /// Keeps a session's IdP tokens fresh; the gate is written against this so its tests can
 /// decide what a refresh brings.
 pub trait Refresh: Send + Sync {
+    /// Whether [`Self::ensure_fresh`] may have work to do: a check without waiting, so the
+    /// common request never carries the refresh's state.
+    fn may_refresh(&self, session: &Session, now: i64) -> bool;
+
     fn ensure_fresh(
         &self,
         session: &Session,
@@ -40,6 +44,11 @@ pub trait Refresh: Send + Sync {
 }
 
 impl Refresh for TokenKeeper {
+    fn may_refresh(&self, session: &Session, now: i64) -> bool {
+        let expires_at = session.tokens.access_expires_at;
+        expires_at.is_some_and(|at| at.saturating_sub(now) <= self.min_left)
+    }
+
     async fn ensure_fresh(&self, session: &Session, now: i64) -> Freshness {
         TokenKeeper::ensure_fresh(self, session, now).await
     }

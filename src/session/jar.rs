@@ -1,6 +1,7 @@
 //! Reading the `Cookie` header and writing `Set-Cookie` values, including values split over
 //! numbered chunk cookies when they exceed what browsers keep in one cookie.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -38,10 +39,11 @@ fn chunk_name(name: &str, index: usize) -> String {
 }
 
 /// The value stored under `name`, joined from its chunks when it was split.
-pub fn read_chunked(headers: &HeaderMap, name: &str) -> Option<String> {
+pub fn read_chunked<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
     let base = cookie(headers, name)?;
     let Some(count) = base.strip_prefix(CHUNKED_MARK) else {
-        return Some(base.to_owned());
+        // One cookie, the usual case: no copy.
+        return Some(Cow::Borrowed(base));
     };
     let count: usize = count
         .parse()
@@ -51,7 +53,7 @@ pub fn read_chunked(headers: &HeaderMap, name: &str) -> Option<String> {
     for i in 1..=count {
         value.push_str(cookie(headers, &chunk_name(name, i))?);
     }
-    Some(value)
+    Some(Cow::Owned(value))
 }
 
 /// How many chunk cookies (`<name>.N`) the browser currently holds.

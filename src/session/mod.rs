@@ -8,12 +8,12 @@ pub mod jar;
 mod model;
 mod pending;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 
 pub use codec::Sealer;
 pub use jar::CookieAttributes;
@@ -134,11 +134,13 @@ pub struct SessionCookies {
     state_attributes: CookieAttributes,
     max_age: Duration,
     idle_timeout: Option<Duration>,
-    /// Sessions recently opened, by a digest of their sealed cookie: the same sealed bytes
-    /// always open to the same session under the same keys (a reload builds a new cache),
-    /// so a browser's next requests skip decoding, decrypting and inflating it. Age limits
-    /// and revocations are still checked on every request.
-    opened: moka::sync::Cache<[u8; 32], std::sync::Arc<Session>>,
+    /// Sessions recently opened, by their sealed cookie: the same sealed bytes always open
+    /// to the same session under the same keys (a reload builds a new cache), so a
+    /// browser's next requests skip decoding, decrypting and inflating it. Keyed by the
+    /// whole cookie (compared, not only hashed), so no other cookie can ever match; a
+    /// seeded fast hash, as cookies are long. Age limits and revocations are still
+    /// checked on every request.
+    opened: moka::sync::Cache<Arc<str>, Arc<Session>, foldhash::fast::RandomState>,
 }
 
 /// A kept form's cookies, at most: they travel back on the callback request, whose head
@@ -179,26 +181,29 @@ impl SessionCookies {
             idle_timeout: session.idle_timeout,
             opened: moka::sync::Cache::builder()
                 .max_capacity(OPENED_BYTES)
-                .weigher(|_, session: &std::sync::Arc<Session>| session.approximate_size())
+                .weigher(|sealed: &Arc<str>, session: &Arc<Session>| {
+                    session
+                        .approximate_size()
+                        .saturating_add(sealed.len() as u32)
+                })
                 .time_to_idle(OPENED_IDLE)
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
         }
     }
 
     /// The request's session, if it has a valid one at `now` (Unix seconds).
-    pub fn load(&self, headers: &HeaderMap, now: i64) -> Result<Session, Rejection> {
+    /// Shared with the cache of opened sessions: whoever changes it makes a copy.
+    pub fn load(&self, headers: &HeaderMap, now: i64) -> Result<Arc<Session>, Rejection> {
         let sealed = jar::read_chunked(headers, &self.session_name).ok_or(Rejection::Missing)?;
-        let key: [u8; 32] = sha2::Sha256::digest(sealed.as_bytes()).into();
-        let session = match self.opened.get(&key) {
-            Some(session) => Session::clone(&session),
+        let session = match self.opened.get(&*sealed) {
+            Some(session) => session,
             None => {
                 let bytes = self
                     .sealer
                     .open(&self.session_name, &sealed)
                     .ok_or(Rejection::Invalid)?;
-                let session = Session::from_bytes(&bytes).ok_or(Rejection::Invalid)?;
-                self.opened
-                    .insert(key, std::sync::Arc::new(session.clone()));
+                let session = Arc::new(Session::from_bytes(&bytes).ok_or(Rejection::Invalid)?);
+                self.opened.insert(Arc::from(&*sealed), session.clone());
                 session
             }
         };
@@ -206,7 +211,11 @@ impl SessionCookies {
     }
 
     /// `session` if neither `max_age` nor `idle_timeout` has run out at `now`.
-    pub fn check_age(&self, session: Session, now: i64) -> Result<Session, Rejection> {
+    pub fn check_age<S: std::ops::Deref<Target = Session>>(
+        &self,
+        session: S,
+        now: i64,
+    ) -> Result<S, Rejection> {
         if now
             >= session
                 .issued_at
@@ -447,11 +456,11 @@ mod tests {
         let jar = cookies();
         let (set, _) = jar.store(&HeaderMap::new(), &session(), 100);
         let headers = request_with(&set);
-        assert_eq!(jar.load(&headers, 101).unwrap(), session());
+        assert_eq!(*jar.load(&headers, 101).unwrap(), session());
         jar.opened.run_pending_tasks();
         assert_eq!(jar.opened.entry_count(), 1, "kept after the first open");
         // From the cache: age limits still apply.
-        assert_eq!(jar.load(&headers, 101).unwrap(), session());
+        assert_eq!(*jar.load(&headers, 101).unwrap(), session());
         let too_late = 100 + jar.max_age.as_secs() as i64 + 1;
         assert_eq!(jar.load(&headers, too_late), Err(Rejection::Expired));
         // One character changed: not the cached session, and not a session at all.
@@ -480,7 +489,7 @@ mod tests {
         let (whole, _) = jar.store(&HeaderMap::new(), &session(), 100);
         let with_session = request_with(&whole);
         assert_eq!(jar.load_reference(&with_session), None);
-        assert_eq!(jar.load(&with_session, 100), Ok(session()));
+        assert_eq!(jar.load(&with_session, 100), Ok(Arc::new(session())));
     }
 
     #[test]
