@@ -286,7 +286,9 @@ impl HttpSession {
 
                         let mut response_header = match ResponseHeader::build(
                             resp.code.unwrap(),
-                            Some(resp.headers.len()),
+                            // sso-sidecar: room for the headers a proxy adds to the
+                            // response (request id, cookies).
+                            Some(resp.headers.len() + 4),
                         ) {
                             Ok(header) => Box::new(header),
                             Err(e) => return self.fail_response_header_read(e),

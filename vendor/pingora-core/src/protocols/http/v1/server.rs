@@ -74,6 +74,9 @@ impl ProxyTaskState {
     }
 }
 
+/// sso-sidecar: headers a proxy typically adds to a request it forwards.
+const EXTRA_UPSTREAM_HEADERS: usize = 16;
+
 /// The HTTP 1.x server session
 pub struct HttpSession {
     underlying_stream: Stream,
@@ -405,7 +408,10 @@ impl HttpSession {
                             req.method.unwrap_or(""),
                             // we path httparse to allow unsafe bytes in the str
                             req.path.unwrap_or("").as_bytes(),
-                            Some(req.headers.len()),
+                            // sso-sidecar: room for the headers a proxy adds upstream
+                            // (forwarding, request id, identity), so adding them does not
+                            // rehash the maps, which clones keep the size of.
+                            Some(req.headers.len() + EXTRA_UPSTREAM_HEADERS),
                         )?);
 
                         request_header.set_version(match req.version {
