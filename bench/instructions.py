@@ -13,9 +13,9 @@ provider is needed), and the same with JSON access logs on.
 
 Writes bench/results/instructions.txt. Environment: BENCH_REQUESTS (default 2000).
 """
-import base64
 import http.client
 import os
+import re
 import subprocess
 import sys
 import time
@@ -156,17 +156,24 @@ def latest_dump(base):
 
 
 def annotate(dump):
+    """The dump's total and its costliest functions of the sidecar's own and the libraries
+    (inclusive: with what they call), below the runtime's frames that hold everything."""
     out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", dump],
                          check=True, capture_output=True, text=True).stdout
     total = 0
     top = []
+    line_re = re.compile(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$")
     for line in out.splitlines():
-        line = line.strip()
-        if line.endswith("PROGRAM TOTALS"):
-            total = int(line.split()[0].replace(",", ""))
-        elif line and line[0].isdigit() and "(" in line and len(top) < TOP:
-            count, _, where = line.partition(" ")
-            top.append((int(count.replace(",", "")), where.split("(")[0].strip()))
+        m = line_re.match(line)
+        if not m:
+            continue
+        count, where = int(m.group(1).replace(",", "")), m.group(2)
+        if where.endswith("PROGRAM TOTALS"):
+            total = count
+            continue
+        function = re.sub(r" \[[^]]*\]$", "", where.split(":", 1)[-1])
+        if count < total * 0.9 and len(top) < TOP and not any(f == function for _, f in top):
+            top.append((count, function))
     return total, top
 
 
