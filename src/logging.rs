@@ -1,6 +1,14 @@
 //! Logs go to stdout through `tracing`, as text or JSON. `SSO_SIDECAR_LOG_FORMAT` and
 //! `SSO_SIDECAR_LOG` (a filter such as `info` or `sso_sidecar=debug`) override the config.
+//!
+//! Lines are handed to a background thread that writes them through a buffer, flushed
+//! whenever it has nothing more to write: under load many access lines share one
+//! `write(2)` instead of one each, and an idle sidecar's lines still appear at once. A
+//! full queue makes the request wait rather than lose its line.
 
+use std::sync::OnceLock;
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
@@ -15,9 +23,19 @@ pub fn init(config: &LogConfig) {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(&config.level));
+    // The writer thread lives as long as the process; its guard is kept for that.
+    static WRITER: OnceLock<WorkerGuard> = OnceLock::new();
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("sso-sidecar-log")
+        .finish(std::io::BufWriter::new(std::io::stdout()));
+    if WRITER.set(guard).is_err() {
+        // Already set up (tests, reload): the first subscriber stays.
+        return;
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(writer);
     // A second init (tests, reload) keeps the first subscriber; that is fine.
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
