@@ -329,6 +329,14 @@ impl Validator {
         }
     }
 
+    /// Several durations of one section at once: (key, value, default) each.
+    fn durations<const N: usize>(
+        &mut self,
+        keys: [(&str, Option<toml::Value>, Duration); N],
+    ) -> [Duration; N] {
+        keys.map(|(key, value, default)| self.duration(key, value, default))
+    }
+
     /// A whole number within `range` (inclusive), `default` when not set.
     fn bounded(
         &mut self,

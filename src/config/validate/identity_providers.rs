@@ -31,42 +31,45 @@ impl Validator {
                 defaults::oidc::PATH_PREFIX.to_owned()
             }
         };
-        OidcConfig {
-            remote,
-            jwk_cache_lifetime: self.duration(
-                "oidc.jwk_cache_lifetime",
-                raw.jwk_cache_lifetime,
-                defaults::oidc::JWK_CACHE_LIFETIME,
-            ),
-            max_clock_skew: self.duration(
-                "oidc.max_clock_skew",
-                raw.max_clock_skew,
-                defaults::oidc::MAX_CLOCK_SKEW,
-            ),
-            min_access_token_lifetime_left: self.duration(
-                "oidc.min_access_token_lifetime_left",
-                raw.min_access_token_lifetime_left,
-                defaults::oidc::MIN_ACCESS_TOKEN_LIFETIME_LEFT,
-            ),
-            state_cookie_name,
-            accept_unsigned_tokens: (raw.accept_unsigned_tokens)
-                .unwrap_or(defaults::oidc::ACCEPT_UNSIGNED_TOKENS),
-            path_prefix,
-            http_timeout: self.duration(
-                "oidc.http_timeout",
-                raw.http_timeout,
-                defaults::oidc::HTTP_TIMEOUT,
-            ),
-            secret_expiry_warning: {
-                let warning = self.duration(
+        use defaults::oidc as default;
+        let [jwk_cache_lifetime, max_clock_skew, min_left, http_timeout, secret_expiry_warning] =
+            self.durations([
+                (
+                    "oidc.jwk_cache_lifetime",
+                    raw.jwk_cache_lifetime,
+                    default::JWK_CACHE_LIFETIME,
+                ),
+                (
+                    "oidc.max_clock_skew",
+                    raw.max_clock_skew,
+                    default::MAX_CLOCK_SKEW,
+                ),
+                (
+                    "oidc.min_access_token_lifetime_left",
+                    raw.min_access_token_lifetime_left,
+                    default::MIN_ACCESS_TOKEN_LIFETIME_LEFT,
+                ),
+                ("oidc.http_timeout", raw.http_timeout, default::HTTP_TIMEOUT),
+                (
                     "oidc.secret_expiry_warning",
                     raw.secret_expiry_warning,
-                    defaults::oidc::SECRET_EXPIRY_WARNING,
-                );
-                self.secret_expiry_warning =
-                    chrono::Duration::from_std(warning).unwrap_or(chrono::Duration::MAX);
-                warning
-            },
+                    default::SECRET_EXPIRY_WARNING,
+                ),
+            ]);
+        // The IdPs' secrets, read after this section, are warned about this long ahead.
+        self.secret_expiry_warning =
+            chrono::Duration::from_std(secret_expiry_warning).unwrap_or(chrono::Duration::MAX);
+        OidcConfig {
+            remote,
+            jwk_cache_lifetime,
+            max_clock_skew,
+            min_access_token_lifetime_left: min_left,
+            state_cookie_name,
+            accept_unsigned_tokens: (raw.accept_unsigned_tokens)
+                .unwrap_or(default::ACCEPT_UNSIGNED_TOKENS),
+            path_prefix,
+            http_timeout,
+            secret_expiry_warning,
         }
     }
 

@@ -34,42 +34,51 @@ impl Validator {
                 1
             }
         };
+        use defaults::server as default;
+        let [connect, read, write, idle, header, client_idle] = self.durations([
+            (
+                "server.connect_timeout",
+                raw.connect_timeout,
+                default::CONNECT_TIMEOUT,
+            ),
+            (
+                "server.read_timeout",
+                raw.read_timeout,
+                default::READ_TIMEOUT,
+            ),
+            (
+                "server.write_timeout",
+                raw.write_timeout,
+                default::WRITE_TIMEOUT,
+            ),
+            (
+                "server.idle_timeout",
+                raw.idle_timeout,
+                default::IDLE_TIMEOUT,
+            ),
+            (
+                "server.header_timeout",
+                raw.header_timeout,
+                default::HEADER_TIMEOUT,
+            ),
+            (
+                "server.client_idle_timeout",
+                raw.client_idle_timeout,
+                default::CLIENT_IDLE_TIMEOUT,
+            ),
+        ]);
         ServerConfig {
             listen,
             upstream,
             public_url,
             trusted_proxies,
             threads,
-            connect_timeout: self.duration(
-                "server.connect_timeout",
-                raw.connect_timeout,
-                defaults::server::CONNECT_TIMEOUT,
-            ),
-            read_timeout: self.duration(
-                "server.read_timeout",
-                raw.read_timeout,
-                defaults::server::READ_TIMEOUT,
-            ),
-            write_timeout: self.duration(
-                "server.write_timeout",
-                raw.write_timeout,
-                defaults::server::WRITE_TIMEOUT,
-            ),
-            idle_timeout: self.duration(
-                "server.idle_timeout",
-                raw.idle_timeout,
-                defaults::server::IDLE_TIMEOUT,
-            ),
-            header_timeout: self.duration(
-                "server.header_timeout",
-                raw.header_timeout,
-                defaults::server::HEADER_TIMEOUT,
-            ),
-            client_idle_timeout: self.duration(
-                "server.client_idle_timeout",
-                raw.client_idle_timeout,
-                defaults::server::CLIENT_IDLE_TIMEOUT,
-            ),
+            connect_timeout: connect,
+            read_timeout: read,
+            write_timeout: write,
+            idle_timeout: idle,
+            header_timeout: header,
+            client_idle_timeout: client_idle,
             tls: raw.tls.and_then(|tls| self.server_tls(tls)),
             upstream_ca: raw
                 .upstream_ca
