@@ -124,7 +124,7 @@ impl<R: Refresh> Gatekeeper<R> {
         if !self.config.oidc.remote && remote_session {
             // Reloaded with `oidc.remote = "unsupported"`: remote sign-ins are over.
             self.metrics.session_ended("remote_unsupported");
-            return Err(self.session_over(at, session, req));
+            return Err(self.session_over(at, req));
         }
         if at.pinned_org.is_none_or(|org| org == session.organization) {
             return Ok(());
@@ -182,11 +182,11 @@ impl<R: Refresh> Gatekeeper<R> {
             // reached is not asked again while its token lasts, and ends it after.)
             Freshness::Ended(reason) => {
                 self.metrics.session_ended(reason);
-                return Err(self.session_over(at, shared, req));
+                return Err(self.session_over(at, req));
             }
             Freshness::Unreachable => {
                 self.metrics.session_ended("backend_refused");
-                return Err(self.session_over(at, shared, req));
+                return Err(self.session_over(at, req));
             }
         }
         Ok(changed)
@@ -256,13 +256,13 @@ impl<R: Refresh> Gatekeeper<R> {
     /// member): the backend's own session ends with it.
     fn session_ended(&self, at: Place<'_>, session: &Session, req: &Request<'_>) -> Gate {
         self.backend.end_session(session, req.client_ip);
-        self.session_over(at, session, req)
+        self.session_over(at, req)
     }
 
     /// The session is over (see [`Self::session_ended`]; or refused by the backend, or
     /// remote sign-ins turned off): its cookies go, and the client is asked to sign in
     /// again.
-    fn session_over(&self, at: Place<'_>, _session: &Session, req: &Request<'_>) -> Gate {
+    fn session_over(&self, at: Place<'_>, req: &Request<'_>) -> Gate {
         let cleared = self.sessions.clear(req.headers);
         if at.kind == RouteKind::Optional {
             return Gate::Anonymous {
