@@ -470,6 +470,16 @@ struct RunningSpree {
     _runtime: tokio::runtime::Runtime,
 }
 
+/// A provider, a fake Spree whose JWTs live `jwt_ttl` seconds, and a sidecar with
+/// `backend` in front of it.
+fn spree_shop(jwt_ttl: i64, backend: &str) -> (Idp, RunningSpree, Sidecar) {
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let spree = start_spree(&idp, jwt_ttl);
+    let sidecar = sidecar(ports, &idp, &spree.url, backend);
+    (idp, spree, sidecar)
+}
+
 fn start_spree(idp: &Idp, jwt_ttl: i64) -> RunningSpree {
     let discovery: Value =
         reqwest::blocking::get(format!("{}/.well-known/openid-configuration", idp.issuer))
@@ -518,10 +528,7 @@ const SPREE_BACKEND: &str =
 
 #[test]
 fn spree_token_exchange_and_refresh() {
-    let ports = Ports::new();
-    let idp = Idp::for_sidecar(ports, json!({}));
-    let spree = start_spree(&idp, 5);
-    let sidecar = sidecar(ports, &idp, &spree.url, SPREE_BACKEND);
+    let (_idp, spree, sidecar) = spree_shop(5, SPREE_BACKEND);
     let browser = Browser::new();
     let back = sign_in(&sidecar, &browser, "Creating", "fred");
     assert_eq!(back.status, 302, "{back:?}");
@@ -566,11 +573,8 @@ fn spree_token_exchange_and_refresh() {
 
 #[test]
 fn spree_exchange_failure_gives_a_readable_page() {
-    let ports = Ports::new();
-    let idp = Idp::for_sidecar(ports, json!({}));
-    let spree = start_spree(&idp, 3600);
     let backend = SPREE_BACKEND.replace("external_idp", "unregistered_strategy");
-    let sidecar = sidecar(ports, &idp, &spree.url, &backend);
+    let (_idp, _spree, sidecar) = spree_shop(3600, &backend);
     let page = sign_in(&sidecar, &Browser::new(), "Creating", "gus");
     assert_eq!(page.status, 502);
     assert!(
@@ -639,11 +643,8 @@ fn spree_refresh_happens_once_across_replicas() {
 /// shopper's address and a `429` asks to try again in a moment.
 #[test]
 fn spree_sees_the_shoppers_address_and_a_throttled_sign_in_asks_to_wait() {
-    let ports = Ports::new();
-    let idp = Idp::for_sidecar(ports, json!({}));
-    let spree = start_spree(&idp, 3600);
+    let (_idp, spree, sidecar) = spree_shop(3600, SPREE_BACKEND);
     *spree.contract.logins_per_address.lock().unwrap() = Some(1);
-    let sidecar = sidecar(ports, &idp, &spree.url, SPREE_BACKEND);
     assert_eq!(
         sign_in(&sidecar, &Browser::new(), "Creating", "hal").status,
         302
@@ -669,10 +670,7 @@ fn spree_sees_the_shoppers_address_and_a_throttled_sign_in_asks_to_wait() {
 /// A throttled refresh keeps the session on its current Spree token while it is valid.
 #[test]
 fn a_throttled_spree_refresh_keeps_the_current_token() {
-    let ports = Ports::new();
-    let idp = Idp::for_sidecar(ports, json!({}));
-    let spree = start_spree(&idp, 5);
-    let sidecar = sidecar(ports, &idp, &spree.url, SPREE_BACKEND);
+    let (_idp, spree, sidecar) = spree_shop(5, SPREE_BACKEND);
     let browser = Browser::new();
     assert_eq!(sign_in(&sidecar, &browser, "Creating", "jo").status, 302);
     spree
@@ -700,10 +698,7 @@ fn a_throttled_spree_refresh_keeps_the_current_token() {
 /// revoked when its cookie next arrives, once.
 #[test]
 fn a_session_ended_by_backchannel_logout_revokes_the_spree_refresh_token() {
-    let ports = Ports::new();
-    let idp = Idp::for_sidecar(ports, json!({}));
-    let spree = start_spree(&idp, 3600);
-    let sidecar = sidecar(ports, &idp, &spree.url, SPREE_BACKEND);
+    let (idp, spree, sidecar) = spree_shop(3600, SPREE_BACKEND);
     let browser = Browser::new();
     assert_eq!(sign_in(&sidecar, &browser, "Creating", "kim").status, 302);
     assert_eq!(spree.contract.refresh_tokens.lock().unwrap().len(), 1);
