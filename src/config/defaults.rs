@@ -59,7 +59,6 @@ pub mod limits {
 
 pub mod store {
     use super::*;
-    pub const KIND: &str = "memory";
     pub const TIMEOUT: Duration = Duration::from_millis(250);
     pub const LOAD_TIMEOUT: Duration = secs(10);
     pub const KEY_PREFIX: &str = "sso-sidecar:";

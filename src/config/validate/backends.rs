@@ -1,6 +1,19 @@
 //! `[backend]` (ICM, Spree) and `[commercetools]` with its API client.
 
 use super::*;
+use crate::config::choice::choice;
+
+/// `backend.spree.exchange_token`: which IdP token Spree's exchange gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExchangeToken {
+    IdToken,
+    AccessToken,
+}
+
+choice!(ExchangeToken {
+    IdToken => "id_token",
+    AccessToken => "access_token",
+});
 
 impl Validator {
     pub(super) fn backend(&mut self, raw: raw::RawBackend) -> BackendConfig {
@@ -58,18 +71,12 @@ impl Validator {
                 default.to_owned()
             }
         };
-        let exchange_access_token = match raw.exchange_token.as_deref() {
-            None | Some("id_token") => false,
-            Some("access_token") => true,
-            Some(other) => {
-                self.bad_enum(
-                    "backend.spree.exchange_token",
-                    other,
-                    &["id_token", "access_token"],
-                );
-                false
-            }
-        };
+        let exchange = raw.exchange_token.as_deref();
+        let exchange_access_token = self.choice(
+            "backend.spree.exchange_token",
+            exchange,
+            ExchangeToken::IdToken,
+        ) == Some(ExchangeToken::AccessToken);
         SpreeConfig {
             provider,
             publishable_key: raw

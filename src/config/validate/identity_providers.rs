@@ -1,20 +1,24 @@
 //! `[oidc]` and `[identity_providers.*]`: the IdPs, their algorithms and claim mappings.
 
 use super::*;
+use crate::config::choice::choice;
+
+/// `oidc.remote`, ICM's word for whether remote IdPs are offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Remote {
+    Supported,
+    Unsupported,
+}
+
+choice!(Remote {
+    Supported => "supported",
+    Unsupported => "unsupported",
+});
 
 impl Validator {
     pub(super) fn oidc(&mut self, raw: raw::RawOidc) -> OidcConfig {
-        let remote = match raw.remote.as_deref() {
-            None => false,
-            Some(text) => match text.to_ascii_lowercase().as_str() {
-                "supported" => true,
-                "unsupported" => false,
-                _ => {
-                    self.bad_enum("oidc.remote", text, &["supported", "unsupported"]);
-                    false
-                }
-            },
-        };
+        let remote = self.choice("oidc.remote", raw.remote.as_deref(), Remote::Unsupported)
+            == Some(Remote::Supported);
         let state_cookie_name = self.cookie_name(
             "oidc.state_cookie_name",
             raw.state_cookie_name,

@@ -1,10 +1,23 @@
 //! `[store]`: memory or Redis (one server, Sentinel, cluster).
 
 use super::*;
+use crate::config::choice::choice;
+
+/// `store.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreKind {
+    Memory,
+    Redis,
+}
+
+choice!(StoreKind {
+    Memory => "memory",
+    Redis => "redis",
+});
 
 impl Validator {
     pub(super) fn store(&mut self, raw: raw::RawStore) -> StoreConfig {
-        let kind = raw.kind.as_deref().unwrap_or(defaults::store::KIND);
+        let kind = self.choice("store.kind", raw.kind.as_deref(), StoreKind::Memory);
         let timeout = self.duration("store.timeout", raw.timeout, defaults::store::TIMEOUT);
         let load_timeout = self.duration(
             "store.load_timeout",
@@ -12,7 +25,7 @@ impl Validator {
             defaults::store::LOAD_TIMEOUT,
         );
         match kind {
-            "memory" => {
+            Some(StoreKind::Memory) => {
                 for (set, key) in [
                     (raw.url.is_some(), "store.url"),
                     (raw.cluster.is_some(), "store.cluster"),
@@ -27,7 +40,7 @@ impl Validator {
                 }
                 StoreConfig::default()
             }
-            "redis" => {
+            Some(StoreKind::Redis) => {
                 let url = self.required_secret(
                     "store.url",
                     raw.url.as_deref(),
@@ -56,13 +69,7 @@ impl Validator {
                     }),
                 }
             }
-            other => {
-                self.problem(
-                    "store.kind",
-                    format!("\"{other}\" is not one of \"memory\", \"redis\""),
-                );
-                StoreConfig::default()
-            }
+            None => StoreConfig::default(),
         }
     }
 }
