@@ -63,6 +63,13 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// The path routing and the sign-in logic go by: the canonical one where it differs.
+    fn path<'a>(&'a self, req: &'a RequestHeader) -> &'a str {
+        self.canonical
+            .as_ref()
+            .map_or(req.uri.path(), CanonicalTarget::path)
+    }
+
     fn request_id(&self) -> &str {
         self.request_id.to_str().unwrap_or_default()
     }
@@ -285,10 +292,7 @@ async fn admit(session: &mut Session, ctx: &mut RequestCtx, rt: &Runtime) -> Res
     if let Err(reply) = canonicalise(req, ctx) {
         return Ok(Admission::Answer(reply));
     }
-    let path = ctx
-        .canonical
-        .as_ref()
-        .map_or(req.uri.path(), CanonicalTarget::path);
+    let path = ctx.path(req);
     let matched = rt.router.route(host_of(req), path);
     ctx.kind = matched.kind;
     if matched.kind == RouteKind::Public {
@@ -346,10 +350,7 @@ async fn own_endpoint(session: &mut Session, ctx: &RequestCtx, rt: &Runtime) -> 
         Vec::new()
     };
     let req = session.req_header();
-    let path = ctx
-        .canonical
-        .as_ref()
-        .map_or(req.uri.path(), CanonicalTarget::path);
+    let path = ctx.path(req);
     let endpoint = rt
         .router
         .endpoint(&routing_path(path))
