@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-600}
-targets=${FUZZ_TARGETS:-"session_cookie state_cookie callback_query return_path config import_icm canonical_path"}
+targets=${FUZZ_TARGETS:-"session_cookie state_cookie callback_query return_path config import_icm canonical_path canonical_host"}
 profile_flag=()
 if [ "${FUZZ_PROFILE:-release}" = dev ]; then
   profile_flag=(--dev)
@@ -43,6 +43,10 @@ seed return_path scheme_relative '//evil.example/%2e%2e'
 seed return_path backslash '/\evil.example'
 seed session_cookie chunks '_sso_session=1.abc; _sso_session_1=def'
 seed state_cookie sealed 'v1.AAAAAAAAAAAAAAAA'
+seed canonical_host trailing_dot 'AAdmin.Shop.Test.:80'
+mkdir -p fuzz/corpus/canonical_host
+printf 'C\000admin.shop.test.' >fuzz/corpus/canonical_host/seed-absolute
+seed canonical_host ipv6 'A[0:0::FFFF:10.0.0.1]:8443'
 seed canonical_path tricks '/INTERSHOP/static/%2e%2e/web/WFS;x=1/SLDSystem/..;a//%7E'
 
 cargo fuzz build --sanitizer none "${profile_flag[@]}"

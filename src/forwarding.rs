@@ -116,22 +116,21 @@ pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
 }
 
 /// Builds `X-Forwarded-For/-Proto/-Host`. A client's own values are kept only when it is a
-/// trusted proxy; anyone else could use them to pose as another address or host.
+/// trusted proxy; anyone else could use them to pose as another address or host. `host` is
+/// the request's canonical host ([`crate::routing::host`]).
 pub fn forwarded(
     headers: &HeaderMap,
     peer: IpAddr,
     own_scheme: &'static str,
     trusted: &[IpNet],
+    host: Option<HeaderValue>,
 ) -> Forwarded {
     let peer = canonical(peer);
     let header = |name: &str| {
         let text = headers.get(name)?.to_str().ok()?.trim();
         (!text.is_empty()).then(|| HeaderValue::from_str(text).ok())?
     };
-    let host = headers
-        .get(http::header::HOST)
-        .filter(|v| v.to_str().is_ok())
-        .cloned();
+    let host = host.filter(|v| v.to_str().is_ok());
     if !is_trusted(peer, trusted) {
         return Forwarded {
             for_chain: ip_value(peer),
@@ -369,7 +368,8 @@ mod tests {
             ("x-forwarded-host", "evil"),
             ("x-forwarded-proto", "https"),
         ]);
-        let f = forwarded(&h, "192.0.2.7".parse().unwrap(), "http", &[]);
+        let host = Some(HeaderValue::from_static("shop.example"));
+        let f = forwarded(&h, "192.0.2.7".parse().unwrap(), "http", &[], host);
         assert_eq!(f.for_chain, "192.0.2.7");
         assert_eq!(f.proto, "http");
         assert_eq!(
@@ -388,7 +388,8 @@ mod tests {
             ("x-forwarded-host", "shop.example"),
             ("x-forwarded-proto", "https"),
         ]);
-        let f = forwarded(&h, "10.2.2.2".parse().unwrap(), "http", &trusted);
+        let host = Some(HeaderValue::from_static("internal"));
+        let f = forwarded(&h, "10.2.2.2".parse().unwrap(), "http", &trusted, host);
         assert_eq!(f.for_chain, "203.0.113.9, 10.1.1.1, 10.2.2.2");
         assert_eq!(f.proto, "https");
         assert_eq!(

@@ -16,6 +16,7 @@ pub mod logging;
 pub mod metrics;
 pub mod oidc;
 pub mod pages;
+pub mod preflight;
 pub mod proxy;
 pub mod reply;
 pub mod routing;

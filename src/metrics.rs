@@ -99,6 +99,7 @@ pub struct Metrics {
     backchannel: IntCounterVec,
     backend_calls: IntCounterVec,
     store_errors: IntCounterVec,
+    forms_dropped: IntCounterVec,
 }
 
 fn counter_vec(registry: &Families, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -236,10 +237,16 @@ impl Metrics {
             "Session cookies that were not accepted, by reason",
             &["reason"],
         );
+        let forms_dropped = counter_vec(
+            &registry,
+            "kept_forms_dropped_total",
+            "Form posts that needed a sign-in but were not kept for after it, by reason (cross_site: the browser did not say the form came from this site)",
+            &["reason"],
+        );
         let requests_refused = counter_vec(
             &registry,
             "requests_refused_total",
-            "Requests and connections refused before routing: request heads too large (431), with too many headers (431) or too slow (408); connections over limits.max_connections(_per_client), closed at accept",
+            "Requests and connections refused before routing: request heads too large (431), with too many headers (431) or too slow (408); connections over limits.max_connections(_per_client), closed at accept; requests without one valid host (400: host_missing, host_duplicate, host_disagrees, host_bad_name, host_bad_port)",
             &["reason"],
         );
         let tls_certificate_expires_at = gauge_vec(
@@ -362,7 +369,16 @@ impl Metrics {
             backchannel,
             backend_calls,
             store_errors,
+            forms_dropped,
         }
+    }
+
+    pub fn request_refused(&self, reason: &str) {
+        self.requests_refused.with_label_values(&[reason]).inc();
+    }
+
+    pub fn form_dropped(&self, reason: &str) {
+        self.forms_dropped.with_label_values(&[reason]).inc();
     }
 
     pub fn count_store_error(&self, op: &str) {

@@ -9,6 +9,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::header;
+use pingora::http::authority::{raw_target_authority, RawTargetAuthority};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
@@ -19,8 +20,10 @@ use crate::config::Preflight;
 use crate::forwarding::{self, Forwarded};
 use crate::metrics::UpstreamFailure;
 use crate::pages;
+use crate::preflight;
 use crate::reply::Reply;
 use crate::routing::canonical::{canonical_path, routing_path};
+use crate::routing::host::{request_host, CanonicalHost, HostSources};
 use crate::routing::{Endpoint, Matched, RouteKind};
 use crate::runtime::Runtime;
 use crate::upstream_headers::{HeaderEdits, Outgoing, UpstreamName};
@@ -44,8 +47,14 @@ pub struct RequestCtx {
     /// Visible ASCII (see [`forwarding::request_id`]).
     request_id: http::HeaderValue,
     kind: RouteKind,
-    /// The canonical path (with the query as sent) when it differs from the one received;
-    /// the upstream gets it.
+    /// The canonical host ([`crate::routing::host`]); `None` only before it is decided or
+    /// when the request was refused for it.
+    host: Option<CanonicalHost>,
+    /// The upstream's `Host` when it differs from the client's field (another spelling, or
+    /// taken from an absolute-form target).
+    host_header: Option<http::HeaderValue>,
+    /// The canonical path (with the query as sent) when it differs from the one received,
+    /// or when the target came in absolute-form; the upstream gets it in origin-form.
     canonical: Option<CanonicalTarget>,
     /// Worked out once from the peer and the trusted proxies: the client's address and the
     /// `X-Forwarded-*` values. `None` when the peer has no IP address.
@@ -60,6 +69,9 @@ pub struct RequestCtx {
     set_cookies: Vec<String>,
     /// The request's clock reading (Unix seconds), taken once for every decision on it.
     now: i64,
+    /// A CORS preflight let through unauthenticated: only the answer's CORS headers and
+    /// status go back ([`crate::preflight`]).
+    preflight: bool,
 }
 
 impl RequestCtx {
@@ -76,6 +88,11 @@ impl RequestCtx {
 
     fn client_ip(&self) -> Option<IpAddr> {
         self.forwarded.as_ref().map(|f| f.client_ip)
+    }
+
+    /// The canonical host's name, which routes match on.
+    fn host_name(&self) -> &str {
+        self.host.as_ref().map_or("", CanonicalHost::name)
     }
 }
 
@@ -97,6 +114,8 @@ impl ProxyHttp for SidecarProxy {
             started: Instant::now(),
             request_id: http::HeaderValue::from_static(""),
             kind: RouteKind::Required,
+            host: None,
+            host_header: None,
             canonical: None,
             forwarded: None,
             upstream_sent: None,
@@ -105,6 +124,7 @@ impl ProxyHttp for SidecarProxy {
             authorization: None,
             set_cookies: Vec::new(),
             now: 0,
+            preflight: false,
         }
     }
 
@@ -112,9 +132,16 @@ impl ProxyHttp for SidecarProxy {
         // Idle keep-alive connections close after `server.client_idle_timeout` (pingora's
         // HTTP/1.1 default keeps them open forever).
         session.set_keepalive(Some(ctx.rt.client_idle_secs));
+        let req = session.req_header();
+        ctx.request_id = forwarding::request_id(req.headers.get("x-request-id"));
+        let host = decide_host(req, ctx);
         note_request(session, ctx);
         let rt = Arc::clone(&ctx.rt);
-        match admit(session, ctx, &rt).await? {
+        let admission = match host {
+            Ok(()) => admit(session, ctx, &rt).await?,
+            Err(reply) => Admission::Answer(reply),
+        };
+        match admission {
             Admission::Forward => Ok(false),
             Admission::Answer(reply) => {
                 respond_reply(session, ctx, reply).await?;
@@ -163,6 +190,9 @@ impl ProxyHttp for SidecarProxy {
                 .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "canonical path", e))?;
             upstream_request.set_uri(uri);
         }
+        if let Some(host) = &ctx.host_header {
+            upstream_request.insert_header(header::HOST, host.clone())?;
+        }
         let outgoing = Outgoing {
             forwarded: ctx.forwarded.as_ref(),
             request_id: &ctx.request_id,
@@ -197,11 +227,30 @@ impl ProxyHttp for SidecarProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if ctx.preflight {
+            for name in preflight::headers_to_drop(&upstream_response.headers) {
+                upstream_response.remove_header(&name);
+            }
+            upstream_response.insert_header(header::CONTENT_LENGTH, 0)?;
+        }
         upstream_response.insert_header("x-request-id", ctx.request_id.clone())?;
         for cookie in ctx.set_cookies.drain(..) {
             upstream_response.append_header(header::SET_COOKIE, cookie)?;
         }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if ctx.preflight {
+            *body = None;
+        }
+        Ok(None)
     }
 
     fn fail_to_connect(
@@ -273,16 +322,20 @@ impl ProxyHttp for SidecarProxy {
     }
 }
 
-/// The request's id and where it comes from, worked out once for everything after.
+/// Where the request comes from, worked out once for everything after.
 fn note_request(session: &Session, ctx: &mut RequestCtx) {
     let req = session.req_header();
-    ctx.request_id = forwarding::request_id(req.headers.get("x-request-id"));
     let peer = session
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip());
     let (scheme, trusted) = (ctx.rt.own_scheme, &ctx.rt.config.server.trusted_proxies);
-    ctx.forwarded = peer.map(|peer| forwarding::forwarded(&req.headers, peer, scheme, trusted));
+    let host = ctx
+        .host_header
+        .clone()
+        .or_else(|| req.headers.get(header::HOST).cloned());
+    ctx.forwarded =
+        peer.map(|peer| forwarding::forwarded(&req.headers, peer, scheme, trusted, host));
 }
 
 /// Decides whether a request goes upstream or is answered here: its path made canonical,
@@ -293,13 +346,15 @@ async fn admit(session: &mut Session, ctx: &mut RequestCtx, rt: &Runtime) -> Res
         return Ok(Admission::Answer(reply));
     }
     let path = ctx.path(req);
-    let matched = rt.router.route(host_of(req), path);
+    let matched = rt.router.route(ctx.host_name(), path);
     ctx.kind = matched.kind;
     if matched.kind == RouteKind::Public {
         return Ok(Admission::Forward);
     }
-    if matched.kind != RouteKind::Sidecar && is_cors_preflight(req) {
-        return Ok(preflight(matched.preflight));
+    if matched.kind != RouteKind::Sidecar && preflight::is_cors_preflight(&req.method, &req.headers)
+    {
+        ctx.preflight = true;
+        return Ok(pass_preflight(matched.preflight));
     }
     ctx.now = chrono::Utc::now().timestamp();
     if matched.kind == RouteKind::Sidecar {
@@ -311,10 +366,51 @@ async fn admit(session: &mut Session, ctx: &mut RequestCtx, rt: &Runtime) -> Res
     gate(session, ctx, rt, &matched).await
 }
 
-/// Notes the canonical path when it differs from the one received; a path that cannot be
-/// made canonical is refused.
+/// Decides the canonical host, and the upstream's `Host` where it differs from the
+/// client's; a request without one clear host is refused.
+fn decide_host(req: &RequestHeader, ctx: &mut RequestCtx) -> std::result::Result<(), Reply> {
+    let mut fields = req.headers.get_all(header::HOST).iter();
+    let (first, second) = (fields.next(), fields.next());
+    let both: [&[u8]; 2] = [
+        first.map_or(&[][..], |v| v.as_bytes()),
+        second.map_or(&[][..], |v| v.as_bytes()),
+    ];
+    let count = usize::from(first.is_some()) + usize::from(second.is_some());
+    let authority = match raw_target_authority(req.raw_path()) {
+        RawTargetAuthority::Absolute { authority, .. } => Some(authority),
+        _ => req.uri.authority().map(|a| a.as_str().as_bytes()),
+    };
+    let sources = HostSources {
+        host_fields: &both[..count],
+        authority,
+        scheme: ctx.rt.own_scheme,
+    };
+    match request_host(sources) {
+        Ok(host) => {
+            if !first.is_some_and(|field| host.is_spelled(field.as_bytes())) {
+                ctx.host_header = http::HeaderValue::try_from(host.to_string()).ok();
+            }
+            ctx.host = Some(host);
+            Ok(())
+        }
+        Err(problem) => {
+            ctx.rt.metrics.request_refused(problem.reason());
+            tracing::debug!(%problem, "host refused");
+            Err(Reply::html(400, pages::bad_address(ctx.request_id())))
+        }
+    }
+}
+
+/// Notes the canonical path when it differs from the one received (or the target came in
+/// absolute-form, which the upstream gets in origin-form); a path that cannot be made
+/// canonical is refused.
 fn canonicalise(req: &RequestHeader, ctx: &mut RequestCtx) -> std::result::Result<(), Reply> {
+    let absolute_form = req.raw_path().first() != Some(&b'/');
     match canonical_path(req.uri.path()) {
+        Ok(Cow::Borrowed(path)) if absolute_form => {
+            ctx.canonical = Some(CanonicalTarget::new(path.to_owned(), req.uri.query()));
+            Ok(())
+        }
         Ok(Cow::Borrowed(_)) => Ok(()),
         Ok(Cow::Owned(path)) => {
             ctx.canonical = Some(CanonicalTarget::new(path, req.uri.query()));
@@ -329,7 +425,7 @@ fn canonicalise(req: &RequestHeader, ctx: &mut RequestCtx) -> std::result::Resul
 
 /// Browsers send preflights without credentials: the backend answers them (no identity is
 /// forwarded), or the route refuses them.
-fn preflight(policy: Preflight) -> Admission {
+fn pass_preflight(policy: Preflight) -> Admission {
     match policy {
         Preflight::Forward => Admission::Forward,
         Preflight::Deny => {
@@ -449,6 +545,7 @@ fn auth_request<'a>(
         request_id: ctx.request_id(),
         body,
         client_ip: ctx.client_ip(),
+        host: ctx.host.as_ref(),
     }
 }
 
@@ -497,13 +594,6 @@ impl CanonicalTarget {
     }
 }
 
-fn host_of(req: &RequestHeader) -> Option<&str> {
-    req.headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri.host())
-}
-
 /// Form posts to our own endpoints are small; anything over this is refused.
 const MAX_OWN_BODY: usize = 64 * 1024;
 
@@ -547,13 +637,4 @@ impl std::fmt::Display for OptionalIp {
             None => Ok(()),
         }
     }
-}
-
-/// RFC 9110 `OPTIONS` with the two headers that make it a CORS preflight (Fetch standard).
-fn is_cors_preflight(req: &RequestHeader) -> bool {
-    req.method == http::Method::OPTIONS
-        && req.headers.contains_key(header::ORIGIN)
-        && req
-            .headers
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }

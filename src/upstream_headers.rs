@@ -254,7 +254,8 @@ auth = "public"
 
     fn forwarded(headers: &HeaderMap, peer: &str, trusted: &[&str]) -> Forwarded {
         let trusted: Vec<_> = trusted.iter().map(|t| t.parse().unwrap()).collect();
-        forwarding::forwarded(headers, peer.parse().unwrap(), "https", &trusted)
+        let host = headers.get(http::header::HOST).cloned();
+        forwarding::forwarded(headers, peer.parse().unwrap(), "https", &trusted, host)
     }
 
     #[test]

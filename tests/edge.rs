@@ -442,3 +442,124 @@ fn a_form_sent_without_a_session_survives_the_sign_in() {
         .unwrap();
     assert_eq!(json_post.status(), 401);
 }
+
+/// Issue 26: a form `POST` from another site was kept and, after a silent sign-in, posted
+/// again same-origin with the victim's identity (a cross-site request forgery past the
+/// `SameSite=Lax` cookie). Now only a form the browser says came from this site is kept;
+/// any other gets the sign-in, then the page by `GET`, and the backend never sees it.
+#[test]
+fn a_form_from_another_site_is_never_replayed_after_the_sign_in() {
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let saved: Saved = Arc::default();
+    let (backend, _backend_rt) = back_office(saved.clone());
+    let config = SIGNED_IN_CONFIG
+        .replace("{issuer}", &idp.issuer)
+        .replace("{session_extra}", "")
+        .replace("{protected}", "/backoffice/");
+    let sidecar = Sidecar::start_on(ports, &config, &format!("http://{backend}"), &[]);
+    sidecar.wait_idps_ready();
+    let target = sidecar.url("/backoffice/products/42?tab=text");
+    let fields = vec![("description".to_owned(), "pwned".to_owned())];
+
+    let cross_site: &[&[(&str, &str)]] = &[
+        &[
+            ("Origin", "http://evil.example"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+        // Fetch Metadata wins over an Origin that looks like ours.
+        &[("Origin", &ports.origin()), ("Sec-Fetch-Site", "same-site")],
+        // Without Fetch Metadata: another origin, or nothing that says where it came from.
+        &[("Origin", "http://evil.example")],
+        &[("Origin", "null")],
+        &[("Referer", "http://evil.example/?http://127.0.0.1/")],
+        &[],
+    ];
+    for headers in cross_site {
+        let browser = Browser::new();
+        let answer = browser.post_form_with(&target, &fields, headers);
+        assert_eq!(answer.status, 303, "{headers:?}: {answer:?}");
+        assert!(
+            !answer
+                .set_cookies
+                .iter()
+                .any(|c| c.starts_with("_sso_session_form=")),
+            "{headers:?}: the form was kept: {:?}",
+            answer.set_cookies
+        );
+        let at_idp = browser.follow(answer);
+        let callback = browser.sign_in_at_idp(at_idp, "editor", &ports.origin());
+        let landed = browser.get(&callback);
+        assert_eq!(landed.status, 302, "{headers:?}: {landed:?}");
+        assert_eq!(
+            landed.location.as_deref(),
+            Some("/backoffice/products/42?tab=text")
+        );
+        assert!(!landed.body.contains("Sending your form"), "{headers:?}");
+    }
+    assert!(
+        saved.lock().unwrap().is_empty(),
+        "{:?}",
+        saved.lock().unwrap()
+    );
+    assert_eq!(
+        sidecar.metric("sso_sidecar_kept_forms_dropped_total{reason=\"cross_site\"}"),
+        cross_site.len() as f64
+    );
+
+    // From this site (Fetch Metadata, or Origin / Referer on server.public_url) it is kept.
+    let own_site: &[&[(&str, &str)]] = &[
+        &[
+            ("Sec-Fetch-Site", "same-origin"),
+            ("Origin", &ports.origin()),
+        ],
+        &[("Origin", &ports.origin())],
+        &[("Referer", &sidecar.url("/form"))],
+    ];
+    for headers in own_site {
+        let browser = Browser::new();
+        let answer = browser.post_form_with(&target, &fields, headers);
+        assert_eq!(answer.status, 303, "{headers:?}: {answer:?}");
+        let at_idp = browser.follow(answer);
+        let callback = browser.sign_in_at_idp(at_idp, "editor", &ports.origin());
+        let landed = browser.get(&callback);
+        assert_eq!(landed.status, 200, "{headers:?}: {landed:?}");
+        assert!(landed.body.contains("Sending your form"), "{headers:?}");
+    }
+}
+
+/// Issue 26: the auto-submitting page is served only to the sign-in that kept the form. A
+/// sign-in this browser had started before (another tab, same page) finishes without it.
+#[test]
+fn a_kept_form_goes_only_to_the_sign_in_started_for_it() {
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let (backend, _backend_rt) = back_office(Arc::default());
+    let config = SIGNED_IN_CONFIG
+        .replace("{issuer}", &idp.issuer)
+        .replace("{session_extra}", "")
+        .replace("{protected}", "/backoffice/");
+    let sidecar = Sidecar::start_on(ports, &config, &format!("http://{backend}"), &[]);
+    sidecar.wait_idps_ready();
+    let target = sidecar.url("/backoffice/products/42?tab=text");
+    let browser = Browser::new();
+
+    // Tab one: opens the page, is sent to the IdP, and waits there.
+    let first = browser.follow(browser.get(&target));
+    // Tab two: posts the form (kept), and its own sign-in starts.
+    let fields = vec![("description".to_owned(), "x".to_owned())];
+    let origin = ports.origin();
+    let posted = browser.post_form_with(&target, &fields, &[("Origin", &origin)]);
+    assert_eq!(posted.status, 303);
+    let second = browser.follow(posted);
+
+    // Tab one's sign-in finishes: no form for it.
+    let callback = browser.sign_in_at_idp(first, "editor", &origin);
+    let landed = browser.get(&callback);
+    assert_eq!(landed.status, 302, "{landed:?}");
+    // Tab two's finishes with the form.
+    let callback = browser.sign_in_at_idp(second, "editor", &origin);
+    let landed = browser.get(&callback);
+    assert_eq!(landed.status, 200, "{landed:?}");
+    assert!(landed.body.contains("Sending your form"));
+}

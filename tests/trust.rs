@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::nginx::{raw_request, Nginx};
+use common::nginx::{raw_exchange, raw_request, Nginx};
 use common::*;
 use serde_json::json;
 
@@ -113,6 +113,57 @@ fn path_tricks_never_reach_a_protected_location() {
     ] {
         let (status, body) = raw_request(sidecar.port, "GET", path, &[]);
         assert_eq!((status, body.as_str()), (200, "static file\n"), "{path}");
+    }
+}
+
+/// Issue 26: a CORS preflight passes a `required` route unauthenticated, and the old
+/// sidecar sent the backend's whole answer back, body and all: a backend that serves its
+/// page to any `OPTIONS` gave it to anyone who added two headers. Now only the status and
+/// the `Access-Control-*` and `Vary` headers come back, and every other `OPTIONS` goes
+/// through the gate.
+#[test]
+fn preflights_bring_back_cors_headers_only() {
+    let nginx = Nginx::start(
+        r#"location /admin/ {
+      add_header Access-Control-Allow-Origin "https://store.test" always;
+      add_header Vary Origin always;
+      add_header X-Secret "backend internals" always;
+      add_header Set-Cookie "backend=1" always;
+      return 200 "PROTECTED admin\n";
+    }
+    location / { return 200 "public page\n"; }"#,
+    );
+    let sidecar = Sidecar::start(&plain_config(""), &nginx.url());
+    let preflight = "OPTIONS /admin/orders HTTP/1.1\r\nHost: shop.example\r\n\
+        Origin: https://store.test\r\nAccess-Control-Request-Method: PUT\r\n";
+    let direct = raw_exchange(nginx.port, preflight);
+    assert!(
+        direct.contains("PROTECTED admin"),
+        "nginx answers OPTIONS with the page"
+    );
+    let answer = raw_exchange(sidecar.port, preflight);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{answer}");
+    assert_eq!(body, "", "{answer}");
+    assert!(
+        head.contains("access-control-allow-origin: https://store.test"),
+        "{answer}"
+    );
+    assert!(head.contains("vary: origin"), "{answer}");
+    assert!(head.contains("content-length: 0"), "{answer}");
+    for hidden in ["x-secret", "set-cookie", "content-type"] {
+        assert!(!head.contains(hidden), "{hidden} came back: {answer}");
+    }
+    // Not a preflight (no Access-Control-Request-Method, or no Origin): the gate decides.
+    for head in [
+        "OPTIONS /admin/orders HTTP/1.1\r\nHost: shop.example\r\nOrigin: https://store.test\r\n",
+        "OPTIONS /admin/orders HTTP/1.1\r\nHost: shop.example\r\nAccess-Control-Request-Method: PUT\r\n",
+        "OPTIONS /admin/orders HTTP/1.1\r\nHost: shop.example\r\n",
+    ] {
+        let answer = raw_exchange(sidecar.port, head);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{head:?}: {answer}");
+        assert!(!answer.contains("PROTECTED"), "{head:?}: {answer}");
     }
 }
 

@@ -12,6 +12,7 @@ use super::bearer::{bearer_token, BearerTokens};
 use super::links::SignInLinks;
 use super::membership::{kept, Membership};
 use super::session_store::SessionStore;
+use super::site::OwnSite;
 use super::tokens::{Freshness, Refresh, TokenKeeper};
 use super::{rules, Gate, Principal, Request};
 use crate::config::Config;
@@ -106,10 +107,19 @@ impl<R: Refresh> Gatekeeper<R> {
             };
         }
         if at.kind == RouteKind::Required && self.may_keep_form(req) {
-            return Gate::KeepForm {
-                login: self.links.sign_in(req.path_and_query, at.pinned_org),
-                posted_to: req.path_and_query.to_owned(),
+            let login = self.links.sign_in(req.path_and_query, at.pinned_org);
+            let own = OwnSite {
+                public_url: self.config.server.public_url.as_ref(),
+                host: req.host,
             };
+            if own.sent_form(req.headers) {
+                let posted_to = req.path_and_query.to_owned();
+                return Gate::KeepForm { login, posted_to };
+            }
+            // Another site's form is never replayed with the user's identity: the sign-in
+            // goes on, and the browser lands on the page by `GET`.
+            self.metrics.form_dropped("cross_site");
+            return Gate::Deny(Reply::see_other(&login));
         }
         let error = (rejection != Rejection::Missing).then_some("invalid_token");
         Gate::Deny(self.sign_in_again(at, req, error, Vec::new()))
@@ -312,6 +322,7 @@ impl<R: Refresh> Gatekeeper<R> {
     ) -> Reply {
         let (path_and_query, body) = form;
         let form = crate::session::form::KeptForm {
+            id: rand::random(),
             path_and_query,
             body,
             created_at: now,
@@ -471,6 +482,7 @@ auth = "public"
             request_id: "r1",
             body: &[],
             client_ip: None,
+            host: None,
         };
         gate.gate(route, &req, NOW).await
     }

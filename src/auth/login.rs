@@ -186,8 +186,14 @@ impl Login {
             },
             now,
         );
+        let mut login = start.pending;
+        // A form kept for this page (by this browser, moments ago) is tied to this sign-in.
+        login.kept_form = (self.sessions.cookies)
+            .kept_form(req.headers, now)
+            .filter(|form| form.path_and_query == return_to)
+            .map(|form| form.id);
         let mut pending = self.sessions.cookies.pending(req.headers);
-        pending.push(start.pending, now);
+        pending.push(login, now);
         self.metrics.login_started(&org.key, idp_key);
         Reply::redirect(start.authorize_url.as_str())
             .with_cookies([self.sessions.cookies.store_pending(&pending)])
@@ -234,12 +240,13 @@ impl Login {
                     "login completed"
                 );
                 let return_to = login.as_ref().map_or("/", |l| l.return_to.as_str());
-                // A form kept for this sign-in is posted again, to where it was posted.
+                // The form kept for this sign-in is posted again, to where it was posted.
+                let kept_for_this = login.as_ref().and_then(|l| l.kept_form);
                 if let Some(form) = self
                     .sessions
                     .cookies
                     .kept_form(req.headers, now)
-                    .filter(|f| f.path_and_query == return_to)
+                    .filter(|f| Some(f.id) == kept_for_this && f.path_and_query == return_to)
                 {
                     cookies.extend(self.sessions.cookies.clear_form(req.headers));
                     return Reply::html(200, form.resubmit_page())

@@ -151,34 +151,12 @@ impl Logout {
         }
     }
 
-    /// POST: a cross-site form cannot carry our `SameSite=Lax` cookie, and an `Origin`
-    /// header, when sent, must be ours. GET: only from our own pages.
     fn same_origin(&self, req: &Request<'_>) -> bool {
-        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-        let ours = |url: &str| self.is_own_origin(url, header("host"));
-        if let Some(site) = header("sec-fetch-site") {
-            return site == "same-origin" || site == "none";
-        }
-        if req.method == Method::POST {
-            return header("origin").is_none_or(|o| o == "null" || ours(o));
-        }
-        header("origin").or(header("referer")).is_some_and(ours)
-    }
-
-    fn is_own_origin(&self, url: &str, host: Option<&str>) -> bool {
-        let Ok(url) = url::Url::parse(url) else {
-            return false;
+        let own = super::site::OwnSite {
+            public_url: self.config.server.public_url.as_ref(),
+            host: req.host,
         };
-        if let Some(public) = &self.config.server.public_url {
-            if url.origin() == public.origin() {
-                return true;
-            }
-        }
-        let authority = match url.port() {
-            Some(port) => format!("{}:{port}", url.host_str().unwrap_or("")),
-            None => url.host_str().unwrap_or("").to_owned(),
-        };
-        host.is_some_and(|h| h.eq_ignore_ascii_case(&authority))
+        own.sent_logout(req.headers, *req.method == Method::POST)
     }
 
     pub async fn backchannel_logout(&self, req: &Request<'_>, now: i64) -> Reply {

@@ -25,6 +25,7 @@ mod rules;
 mod session_store;
 mod shared;
 mod single_flight;
+mod site;
 mod tokens;
 
 use std::sync::Arc;
@@ -60,6 +61,8 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     /// The client's address (behind trusted proxies: the address they report).
     pub client_ip: Option<std::net::IpAddr>,
+    /// The request's canonical host (`None` only where no request came in, as in tests).
+    pub host: Option<&'a crate::routing::host::CanonicalHost>,
 }
 
 /// What happens to a request on a protected route.

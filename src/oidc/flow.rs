@@ -67,6 +67,7 @@ pub fn begin(
             identity_provider: provider.key.clone(),
             return_to: target.return_to.to_owned(),
             created_at: now,
+            kept_form: None,
         },
     }
 }

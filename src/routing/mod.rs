@@ -1,8 +1,9 @@
 //! Which rule applies to a request: the sidecar's own endpoints, or the first `[[routes]]`
 //! entry whose host and path prefix match. Routing is always on the canonical path
-//! ([`canonical`]), the one the upstream will serve.
+//! ([`canonical`]) and host ([`host`]), the ones the upstream will serve.
 
 pub mod canonical;
+pub mod host;
 
 use crate::config::{AuthMode, ClaimRule, Route};
 
@@ -85,21 +86,20 @@ impl Router {
         }
     }
 
-    /// Routes a request. `host` may carry a port and any case; paths without a matching
-    /// route are treated as `required`, so a gap in the table never exposes a page.
-    pub fn route(&self, host: Option<&str>, path: &str) -> Matched<'_> {
+    /// Routes a request by its canonical host name ([`host::CanonicalHost::name`]) and
+    /// path; paths without a matching route are treated as `required`, so a gap in the
+    /// table never exposes a page.
+    pub fn route(&self, host: &str, path: &str) -> Matched<'_> {
         let path = &*canonical::routing_path(path);
         if self.is_own(path) {
             return Matched::unrouted(RouteKind::Sidecar);
         }
-        let host = host.map(strip_port);
+        // Configured hosts are stored canonical too (config validation), so bytes compare.
         self.routes
             .iter()
             .find(|r| {
                 path.starts_with(&r.path_prefix)
-                    && r.host
-                        .as_deref()
-                        .is_none_or(|want| host.is_some_and(|h| h.eq_ignore_ascii_case(want)))
+                    && r.host.as_deref().is_none_or(|want| want == host)
             })
             .map(|r| Matched {
                 kind: r.auth.into(),
@@ -162,14 +162,6 @@ impl Endpoint {
     }
 }
 
-fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        // IPv6 literal: [::1]:8080
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    host.rsplit_once(':').map_or(host, |(name, _)| name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,51 +204,42 @@ mod tests {
     fn first_match_wins() {
         let r = router();
         assert_eq!(
-            r.route(Some("shop.example"), "/static/app.css").kind,
+            r.route("shop.example", "/static/app.css").kind,
             RouteKind::Public
         );
-        assert_eq!(
-            r.route(Some("shop.example"), "/api/orders").kind,
-            RouteKind::Api
-        );
+        assert_eq!(r.route("shop.example", "/api/orders").kind, RouteKind::Api);
         let m = r.route(
-            Some("shop.example"),
+            "shop.example",
             "/INTERSHOP/web/WFS/SLDSystem/en_US/-/USD/Login",
         );
         assert_eq!(m.kind, RouteKind::Required);
         assert_eq!(m.organization, Some("Operations"));
         assert_eq!(m.label, "/INTERSHOP/web/WFS/SLDSystem");
-        assert_eq!(
-            r.route(Some("shop.example"), "/home").kind,
-            RouteKind::Public
-        );
+        assert_eq!(r.route("shop.example", "/home").kind, RouteKind::Public);
     }
 
     #[test]
-    fn host_matching_ignores_case_and_port() {
+    fn host_routes_match_the_canonical_name_only() {
         let r = router();
         assert_eq!(
-            r.route(Some("Admin.Shop.Example:8443"), "/x").organization,
+            r.route("admin.shop.example", "/x").organization,
             Some("Operations")
         );
-        assert_eq!(r.route(None, "/x").kind, RouteKind::Public);
+        assert_eq!(r.route("shop.example", "/x").kind, RouteKind::Public);
     }
 
     #[test]
     fn own_endpoints_come_first() {
         let r = router();
         assert_eq!(
-            r.route(Some("shop.example"), "/oauth2/start").kind,
+            r.route("shop.example", "/oauth2/start").kind,
             RouteKind::Sidecar
         );
         assert_eq!(r.own_endpoint("/oauth2/callback"), Some("/callback"));
         assert_eq!(r.own_endpoint("/oauth2x"), None);
         assert_eq!(r.endpoint("/oauth2/jwks"), Some(Endpoint::Jwks));
         assert_eq!(r.endpoint("/oauth2/nope"), Some(Endpoint::Unknown));
-        assert_eq!(
-            r.route(Some("shop.example"), "/oauth2x").kind,
-            RouteKind::Public
-        );
+        assert_eq!(r.route("shop.example", "/oauth2x").kind, RouteKind::Public);
     }
 
     #[test]
@@ -265,12 +248,6 @@ mod tests {
             vec![route(None, "/static/", AuthMode::Public, None)],
             "/oauth2",
         );
-        assert_eq!(r.route(Some("a"), "/checkout").kind, RouteKind::Required);
-    }
-
-    #[test]
-    fn ipv6_host() {
-        assert_eq!(strip_port("[::1]:8080"), "::1");
-        assert_eq!(strip_port("shop.example"), "shop.example");
+        assert_eq!(r.route("a", "/checkout").kind, RouteKind::Required);
     }
 }

@@ -9,6 +9,8 @@ pub const KEPT_FORM_TTL_SECS: i64 = 600;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeptForm {
+    /// Random: ties the form to the sign-in started for it ([`super::pending::PendingLogin::kept_form`]).
+    pub id: u64,
     /// Where it was posted: the sign-in returns there.
     pub path_and_query: String,
     /// The `application/x-www-form-urlencoded` body.
@@ -75,6 +77,7 @@ mod tests {
             body: b"description=%3Cscript%3Ealert(1)%3C%2Fscript%3E&note=caf%C3%A9+au+lait"
                 .to_vec(),
             created_at: 5,
+            id: 7,
         };
         assert_eq!(
             KeptForm::from_bytes(&form.to_bytes().unwrap()).unwrap(),

@@ -18,6 +18,9 @@ pub struct PendingLogin {
     pub identity_provider: String,
     pub return_to: String,
     pub created_at: i64,
+    /// The id of the form kept for this sign-in ([`super::form::KeptForm::id`]): the
+    /// callback posts that form again and no other.
+    pub kept_form: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +76,7 @@ mod tests {
             identity_provider: "i".into(),
             return_to: "/".into(),
             created_at: at,
+            kept_form: None,
         }
     }
 

@@ -85,14 +85,25 @@ impl Browser {
     }
 
     pub fn post_form(&self, url: &str, form: &[(String, String)]) -> Page {
-        let response = self
+        self.post_form_with(url, form, &[])
+    }
+
+    /// A form post with the headers a browser adds (`Origin`, `Sec-Fetch-Site`, ...).
+    pub fn post_form_with(
+        &self,
+        url: &str,
+        form: &[(String, String)],
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut request = self
             .client
             .post(url)
             .header("Accept", "text/html")
-            .form(form)
-            .send()
-            .unwrap();
-        Self::page(url, response)
+            .form(form);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::page(url, request.send().unwrap())
     }
 
     /// Follows redirects from `page` until an answer that is not a redirect.

@@ -18,8 +18,16 @@ pub struct Nginx {
 impl Nginx {
     /// `locations` is the inside of nginx's `server { }` block after `listen`.
     pub fn start(locations: &str) -> Self {
+        Self::start_servers(&format!(
+            "server {{\n    listen 127.0.0.1:{{port}};\n    {locations}\n  }}"
+        ))
+    }
+
+    /// `servers` is the `server { }` blocks (virtual hosts), with `{port}` for the port.
+    pub fn start_servers(servers: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let servers = servers.replace("{port}", &port.to_string());
         let root = dir.path().display();
         let conf = format!(
             "worker_processes 1; daemon off; master_process off; pid {root}/nginx.pid;
@@ -30,10 +38,7 @@ http {{
   client_body_temp_path {root}/body; proxy_temp_path {root}/proxy;
   fastcgi_temp_path {root}/fastcgi; uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
   default_type text/plain;
-  server {{
-    listen 127.0.0.1:{port};
-    {locations}
-  }}
+  {servers}
 }}
 "
         );
@@ -82,20 +87,17 @@ pub fn raw_request(
     target: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut request =
-        format!("{method} {target} HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n");
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: shop.example\r\n");
     for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
+    raw_head(port, &head)
+}
+
+/// One raw request head exactly as given (request line and fields, each ending in CRLF;
+/// `Connection: close` and the blank line are added); returns the status and the body.
+pub fn raw_head(port: u16, head: &str) -> (u16, String) {
+    let text = raw_exchange(port, head);
     let status = text
         .split(' ')
         .nth(1)
@@ -106,4 +108,17 @@ pub fn raw_request(
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// One raw request head (see [`raw_head`]); returns the whole response as text.
+pub fn raw_exchange(port: u16, head: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = format!("{head}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
 }

@@ -71,7 +71,19 @@ impl Validator {
                     ),
                 );
             }
-            let host = route.host.map(|h| h.to_ascii_lowercase());
+            // Stored as the router compares it: the canonical name a request's host gets.
+            // A route with a bad host is left out: host-less, it would match every host.
+            let host = match route
+                .host
+                .map(|h| crate::routing::host::canonical_name(&h).map_err(|e| (h, e)))
+            {
+                None => None,
+                Some(Ok(name)) => Some(name),
+                Some(Err((h, problem))) => {
+                    self.problem(format!("{path}.host"), format!("\"{h}\": {problem}"));
+                    continue;
+                }
+            };
             let new = Route {
                 host,
                 path_prefix,

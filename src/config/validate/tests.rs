@@ -317,6 +317,26 @@ fn unreachable_routes() {
     load("[[routes]]\nhost = \"a.example\"\npath_prefix = \"/\"\n[[routes]]\nhost = \"b.example\"\npath_prefix = \"/x\"").unwrap();
 }
 
+/// Issue 26: route hosts are stored canonical (as requests' hosts are), and a host that
+/// no request could have is named.
+#[test]
+fn route_hosts_are_canonical() {
+    let config = load("[[routes]]\nhost = \"Admin.Shop.Test.\"\npath_prefix = \"/\"").unwrap();
+    assert_eq!(config.routes[0].host.as_deref(), Some("admin.shop.test"));
+    for bad in [
+        "admin.shop.test:8443",
+        "*.shop.test",
+        "admin..shop.test",
+        "admin shop",
+    ] {
+        assert_problem(
+            &format!("[[routes]]\nhost = \"{bad}\"\npath_prefix = \"/\""),
+            "routes[0].host",
+            bad,
+        );
+    }
+}
+
 #[test]
 fn route_organization_must_exist() {
     assert_problem(
