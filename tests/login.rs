@@ -193,10 +193,12 @@ fn full_login_forwards_identity_headers() {
         "code_challenge=",
         "nonce=",
         "state=",
-        "offline_access",
     ] {
         assert!(authorize.contains(param), "{param} missing in {authorize}");
     }
+    // Issue 27: a standard OP must not be asked for `offline_access` without a consent
+    // prompt (OpenID Connect Core §11); `auto` asks only the IdPs that need it.
+    assert!(!authorize.contains("offline_access"), "{authorize}");
     let state_cookie = to_idp
         .set_cookies
         .iter()

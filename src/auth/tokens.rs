@@ -63,6 +63,8 @@ pub struct TokenKeeper {
     failing: Cache<[u8; 32], ()>,
     min_left: i64,
     skew: i64,
+    /// How a refresh's new ID token is checked (as the sign-in's was).
+    id_token_checks: crate::oidc::verify::Checks,
 }
 
 impl TokenKeeper {
@@ -85,6 +87,10 @@ impl TokenKeeper {
                 .build(),
             min_left: crate::config::whole_secs(min_left),
             skew: crate::config::whole_secs(skew),
+            id_token_checks: crate::oidc::verify::Checks {
+                skew,
+                accept_unsigned: config.oidc.accept_unsigned_tokens,
+            },
         }
     }
 
@@ -134,7 +140,7 @@ impl TokenKeeper {
                     self.failing.insert(key, ()).await;
                     self.transient(still_valid)
                 } else {
-                    Freshness::Ended("invalid_grant")
+                    Freshness::Ended(error.ended_reason())
                 }
             }
         }
@@ -158,7 +164,8 @@ impl TokenKeeper {
         let discovered = provider
             .discovered()
             .ok_or_else(|| RefreshError::Unreachable("discovery has not succeeded".into()))?;
-        oidc::refresh(&self.registry, provider, &discovered, &session.tokens).await
+        let (tokens, checks) = (&session.tokens, self.id_token_checks);
+        oidc::refresh(&self.registry, provider, &discovered, tokens, checks).await
     }
 }
 

@@ -297,6 +297,67 @@ pub struct OidcProvider {
     pub groups_claim: String,
     /// Which claim fills which profile field (ICM's OIDCProfileMapper / OIDCLoginNameProvider).
     pub claims: ClaimMapping,
+    /// How refresh tokens are asked for (`offline_access`, with `auto` already resolved).
+    pub offline_access: OfflineAccess,
+    /// `ca_file`: extra roots (PEM, DER-encoded here) trusted for this IdP's HTTPS calls,
+    /// besides the system's.
+    pub ca_certificates: Vec<Vec<u8>>,
+}
+
+/// How a sign-in asks for a refresh token (`identity_providers.<key>.offline_access`).
+/// OpenID Connect Core §11 says an OP ignores the `offline_access` scope unless `prompt`
+/// has `consent`, and a strict one refuses the request; IdPs differ in what they need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineAccess {
+    /// `auto` (the default): decided from the issuer, see [`OfflineAccess::for_issuer`].
+    Auto,
+    /// The `offline_access` scope without `prompt` (Azure AD, Auth0 and Okta issue refresh
+    /// tokens only for it and ignore `prompt`).
+    Scope,
+    /// `offline_access` with `prompt=consent`, as Core §11 requires (a consent screen at
+    /// every sign-in: only for IdPs that demand it).
+    Consent,
+    /// Not asked for: the IdP issues refresh tokens to web clients anyway (Keycloak, where
+    /// the scope would make *offline* sessions; a strict OP; oidc-provider configured so).
+    Never,
+}
+
+choice!(OfflineAccess {
+    Auto => "auto",
+    Scope => "scope",
+    Consent => "consent",
+    Never => "never",
+});
+
+impl OfflineAccess {
+    /// What `auto` means for an issuer: the scope for the IdPs that need it to return a
+    /// refresh token at all, nothing for everyone else (a standard OP must not be asked
+    /// for it without a consent screen).
+    pub fn for_issuer(issuer: &str) -> OfflineAccess {
+        let host = url::Url::parse(issuer)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_default();
+        let needs_scope = [
+            "login.microsoftonline.com",
+            "login.microsoftonline.us",
+            "login.partner.microsoftonline.cn",
+            ".ciamlogin.com",
+            ".b2clogin.com",
+            ".auth0.com",
+            ".okta.com",
+            ".oktapreview.com",
+            ".okta-emea.com",
+        ];
+        let matches = |suffix: &str| match suffix.strip_prefix('.') {
+            Some(domain) => host.ends_with(suffix) || host == domain,
+            None => host == suffix,
+        };
+        match needs_scope.iter().any(|suffix| matches(suffix)) {
+            true => OfflineAccess::Scope,
+            false => OfflineAccess::Never,
+        }
+    }
 }
 
 /// Profile field → claim. `external_id` falls back to `sub` when its claim is absent.

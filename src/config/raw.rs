@@ -131,6 +131,8 @@ pub struct RawIdentityProvider {
     pub introspection: Option<bool>,
     pub groups_claim: Option<String>,
     pub claims: Option<BTreeMap<String, String>>,
+    pub offline_access: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

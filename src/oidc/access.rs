@@ -216,8 +216,7 @@ impl AccessTokens {
             .clone()
             .ok_or_else(|| failed("the identity provider has no introspection endpoint".into()))?;
         let started = Instant::now();
-        let response = self
-            .registry
+        let response = provider
             .http
             .post(&endpoint)
             .basic_auth(

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::error::LoginError;
 use super::registry::{Discovered, Provider, Registry};
 use super::verify::{verify_jwt, Checks, Invalid, TokenUse, VerifyError};
-use crate::config::ClaimMapping;
+use crate::config::{ClaimMapping, OfflineAccess};
 use crate::session::{Identity, PendingLogin, Tokens};
 
 /// Where a login should go once it is done, and for whom.
@@ -50,8 +50,18 @@ pub fn begin(
         .add_scope(Scope::new("profile".to_owned()))
         .add_scope(Scope::new("email".to_owned()))
         .set_pkce_challenge(challenge);
-    if discovered.offline_access {
-        request = request.add_scope(Scope::new("offline_access".to_owned()));
+    // Core §11: `offline_access` only counts with `prompt=consent`; each IdP gets what it
+    // needs for a refresh token (`offline_access`, resolved from the issuer by default).
+    match provider.config.offline_access {
+        OfflineAccess::Scope => {
+            request = request.add_scope(Scope::new("offline_access".to_owned()));
+        }
+        OfflineAccess::Consent => {
+            request = request
+                .add_scope(Scope::new("offline_access".to_owned()))
+                .add_prompt(openidconnect::core::CoreAuthPrompt::Consent);
+        }
+        OfflineAccess::Never | OfflineAccess::Auto => {}
     }
     for scope in &provider.config.additional_scopes {
         request = request.add_scope(Scope::new(scope.clone()));
@@ -104,7 +114,7 @@ pub async fn finish(
         .map_err(|e| LoginError::Misconfigured(e.to_string()))?
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
     let started = Instant::now();
-    let response = exchange.request_async(&registry.http).await;
+    let response = exchange.request_async(&provider.http).await;
     registry
         .metrics()
         .observe_idp_call(&provider.key, "token", started.elapsed());
@@ -121,7 +131,7 @@ pub async fn finish(
         accept_unsigned: checks.accept_unsigned_tokens,
     };
     let usage = TokenUse::Id {
-        nonce: &pending.nonce,
+        nonce: Some(&pending.nonce),
     };
     let raw_id_token = id_token.to_string();
     let claims = verify_jwt(
@@ -229,7 +239,7 @@ async fn complete_from_userinfo(
     };
     let started = Instant::now();
     let result: Result<openidconnect::core::CoreUserInfoClaims, _> =
-        request.request_async(&registry.http).await;
+        request.request_async(&provider.http).await;
     registry
         .metrics()
         .observe_idp_call(&provider.key, "userinfo", started.elapsed());

@@ -61,7 +61,7 @@ pub async fn revoke_refresh_token(
         return Ok(false);
     };
     let started = Instant::now();
-    let response = registry
+    let response = provider
         .http
         .post(endpoint)
         .basic_auth(

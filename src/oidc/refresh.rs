@@ -5,7 +5,13 @@ use std::time::Instant;
 use chrono::Utc;
 use openidconnect::{OAuth2TokenResponse, RefreshToken, RequestTokenError, TokenResponse};
 
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::flow::jwt_part;
 use super::registry::{Discovered, Provider, Registry};
+use super::verify::{verify_jwt, Checks, TokenUse, VerifyError};
 use crate::session::Tokens;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -19,6 +25,10 @@ pub enum RefreshError {
     Timeout,
     #[error("the identity provider could not be reached: {0}")]
     Unreachable(String),
+    /// The new ID token does not verify, or names another issuer or subject than the
+    /// session's (OpenID Connect Core §12.2): the session is over.
+    #[error("the refreshed ID token was refused: {0}")]
+    BadIdToken(String),
 }
 
 impl RefreshError {
@@ -28,12 +38,24 @@ impl RefreshError {
             RefreshError::InvalidGrant(_) => "invalid_grant",
             RefreshError::IdpError(_) | RefreshError::Unreachable(_) => "idp_error",
             RefreshError::Timeout => "timeout",
+            RefreshError::BadIdToken(_) => "bad_id_token",
+        }
+    }
+
+    /// Why the session ended, for `sso_sidecar_sessions_ended_total`, when it did.
+    pub fn ended_reason(&self) -> &'static str {
+        match self {
+            RefreshError::BadIdToken(_) => "bad_id_token",
+            _ => "invalid_grant",
         }
     }
 
     /// Whether trying again later may help (the IdP is down or slow).
     pub fn is_transient(&self) -> bool {
-        !matches!(self, RefreshError::InvalidGrant(_))
+        !matches!(
+            self,
+            RefreshError::InvalidGrant(_) | RefreshError::BadIdToken(_)
+        )
     }
 }
 
@@ -41,9 +63,10 @@ impl RefreshError {
 /// the old one in place.
 pub async fn refresh(
     registry: &Registry,
-    provider: &Provider,
+    provider: &Arc<Provider>,
     discovered: &Discovered,
     current: &Tokens,
+    checks: Checks,
 ) -> Result<Tokens, RefreshError> {
     let Some(refresh_token) = current.refresh_token.as_deref() else {
         return Err(RefreshError::InvalidGrant("no refresh token".into()));
@@ -54,7 +77,7 @@ pub async fn refresh(
         .exchange_refresh_token(&token)
         .map_err(|e| RefreshError::IdpError(e.to_string()))?;
     let started = Instant::now();
-    let result = request.request_async(&registry.http).await;
+    let result = request.request_async(&provider.http).await;
     registry
         .metrics()
         .observe_idp_call(&provider.key, "refresh", started.elapsed());
@@ -84,6 +107,10 @@ pub async fn refresh(
     // `expires_in` counts from the IdP's answer, which may come long after the request
     // that started this shared refresh: the clock is read here, not passed down.
     let now = Utc::now().timestamp();
+    if let Some(id_token) = response.id_token() {
+        let id_token = id_token.to_string();
+        same_person(registry, provider, current, &id_token, checks, now).await?;
+    }
     Ok(Tokens {
         access_token: response.access_token().secret().clone(),
         access_expires_at: response
@@ -98,4 +125,37 @@ pub async fn refresh(
             .map(|t| t.to_string())
             .or_else(|| current.id_token.clone()),
     })
+}
+
+/// A refresh's new ID token verifies like the first one (signature, audience, times) and
+/// names the same issuer and subject as the session's (OpenID Connect Core §12.2): the IdP
+/// cannot turn a session into another person's.
+async fn same_person(
+    registry: &Registry,
+    provider: &Arc<Provider>,
+    current: &Tokens,
+    id_token: &str,
+    checks: Checks,
+    now: i64,
+) -> Result<(), RefreshError> {
+    let usage = TokenUse::Id { nonce: None };
+    let candidates = std::slice::from_ref(provider);
+    let verified = verify_jwt(registry, id_token, usage, Some(candidates), checks, now)
+        .await
+        .map_err(|error| match error {
+            VerifyError::Unavailable { .. } => RefreshError::Unreachable(error.to_string()),
+            other => RefreshError::BadIdToken(other.to_string()),
+        })?;
+    let Some(first) = current.id_token.as_deref().and_then(|t| jwt_part(t, 1)) else {
+        return Ok(());
+    };
+    for claim in ["iss", "sub"] {
+        let before = first.get(claim).and_then(Value::as_str);
+        if before != verified.claims.get(claim).and_then(Value::as_str) {
+            return Err(RefreshError::BadIdToken(format!(
+                "the {claim} claim changed"
+            )));
+        }
+    }
+    Ok(())
 }

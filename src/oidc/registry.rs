@@ -35,8 +35,6 @@ pub type OidcClient = CoreClient<
 pub struct Discovered {
     pub client: OidcClient,
     pub metadata: Metadata,
-    /// Whether to ask for `offline_access` (the IdP lists it in `scopes_supported`).
-    pub offline_access: bool,
     /// The signing keys in `jsonwebtoken`'s form, for logout and access tokens.
     pub jwks: jsonwebtoken::jwk::JwkSet,
 }
@@ -59,6 +57,8 @@ pub struct Provider {
     pub name: String,
     pub config: OidcProvider,
     status: ArcSwap<Status>,
+    /// The client for this IdP's calls: the shared settings, plus its `ca_file` roots.
+    pub http: reqwest::Client,
     /// Unix seconds of the last forced key refetch.
     last_key_refetch: std::sync::atomic::AtomicI64,
 }
@@ -106,6 +106,8 @@ impl Registry {
                 .values()
                 .filter_map(|idp: &IdentityProvider| {
                     let oidc = idp.oidc()?.clone();
+                    let http =
+                        http_client_trusting(config.oidc.http_timeout, &oidc.ca_certificates);
                     let provider = Provider {
                         key: idp.key.clone(),
                         name: idp.name.clone(),
@@ -114,6 +116,7 @@ impl Registry {
                             attempts: 0,
                             last_error: None,
                         }),
+                        http,
                         last_key_refetch: std::sync::atomic::AtomicI64::new(0),
                     };
                     Some((idp.key.clone(), Arc::new(provider)))
@@ -243,7 +246,7 @@ impl Registry {
     pub async fn discover(&self, provider: &Provider) -> Result<Discovered, String> {
         let started = Instant::now();
         let issuer = IssuerUrl::new(provider.config.issuer.clone()).map_err(|e| e.to_string())?;
-        let result = Metadata::discover_async(issuer, &self.http).await;
+        let result = Metadata::discover_async(issuer, &provider.http).await;
         self.metrics
             .observe_idp_call(&provider.key, "discovery", started.elapsed());
         let metadata = match result {
@@ -256,9 +259,6 @@ impl Registry {
                 return Err(super::error_chain(&e));
             }
         };
-        let offline_access = metadata
-            .scopes_supported()
-            .is_some_and(|scopes| scopes.iter().any(|s| s.as_str() == "offline_access"));
         let basic = metadata
             .token_endpoint_auth_methods_supported()
             .is_none_or(|methods| {
@@ -284,7 +284,6 @@ impl Registry {
         Ok(Discovered {
             client,
             metadata,
-            offline_access,
             jwks,
         })
     }
@@ -356,13 +355,24 @@ fn backoff(attempts: u32) -> Duration {
 /// The HTTP client for IdP calls: every call has a timeout, and redirects are not followed
 /// (a redirected token request could leak the client secret to another host).
 pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+    http_client_trusting(timeout, &[])
+}
+
+/// [`http_client`] that also trusts these roots (DER), for an IdP behind a private CA.
+pub fn http_client_trusting(timeout: Duration, roots: &[Vec<u8>]) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("sso-sidecar/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default()
+        .user_agent(concat!("sso-sidecar/", env!("CARGO_PKG_VERSION")));
+    // Checked when the config was read; one that fails here is left out, not trusted.
+    for root in roots
+        .iter()
+        .filter_map(|der| reqwest::Certificate::from_der(der).ok())
+    {
+        builder = builder.add_root_certificate(root);
+    }
+    builder.build().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -21,8 +21,9 @@ use super::registry::{Discovered, Provider, Registry};
 /// What a token is being verified as.
 #[derive(Debug, Clone, Copy)]
 pub enum TokenUse<'a> {
-    /// At the callback, for the sign-in that sent `nonce`.
-    Id { nonce: &'a str },
+    /// At the callback, for the sign-in that sent `nonce`; `None` for the ID token of a
+    /// refresh, which carries no nonce of ours (OpenID Connect Core §12.2).
+    Id { nonce: Option<&'a str> },
     /// `Authorization: Bearer` on an `api` route or at `/oauth2/introspect`.
     Access,
     /// Back-channel logout (the logout-specific claims are checked by the caller).
@@ -63,6 +64,8 @@ pub enum Invalid {
     Revoked,
     #[error("the token is not active")]
     NotActive,
+    #[error("the token names no key and the identity provider has several that fit")]
+    AmbiguousKey,
 }
 
 impl Invalid {
@@ -84,6 +87,7 @@ impl Invalid {
             Invalid::NotAnAccessToken => "not_an_access_token",
             Invalid::Revoked => "revoked",
             Invalid::NotActive => "not_active",
+            Invalid::AmbiguousKey => "ambiguous_key",
         }
     }
 }
@@ -260,8 +264,10 @@ fn check_token_type(
     Ok(())
 }
 
-/// The signature with the IdP's key named by `kid` (or its only key when the token names
-/// none). Claims are checked by [`check_times`] and the callers, the same way for all.
+/// The signature with the IdP's key named by `kid`, or, when the token names none, the one
+/// key that fits its `alg` (OpenID Connect Core §10.1: a JWKS may also hold encryption keys
+/// and keys of other types). Claims are checked by [`check_times`] and the callers, the
+/// same way for all.
 fn check_signature(
     discovered: &Discovered,
     token: &str,
@@ -270,8 +276,15 @@ fn check_signature(
 ) -> Result<Map<String, Value>, VerifyError> {
     let jwk = match kid {
         Some(kid) => discovered.jwks.find(kid),
-        None if discovered.jwks.keys.len() == 1 => discovered.jwks.keys.first(),
-        None => None,
+        None => {
+            let mut fitting = discovered.jwks.keys.iter().filter(|k| signs_with(k, alg));
+            match (fitting.next(), fitting.next()) {
+                (Some(only), None) => Some(only),
+                // Which one signed is a guess; a guess is not a verification.
+                (Some(_), Some(_)) => return Err(Invalid::AmbiguousKey.into()),
+                (None, _) => None,
+            }
+        }
     }
     .ok_or(VerifyError::UnknownKey)?;
     let key = DecodingKey::from_jwk(jwk).map_err(|_| Invalid::Algorithm)?;
@@ -290,6 +303,40 @@ fn check_signature(
             }
             .into()
         })
+}
+
+/// Whether `jwk` can verify a signature made with `alg`: a signing key (`use` absent or
+/// `sig`) of the algorithm's key type and curve, whose own `alg`, when given, is this one.
+fn signs_with(jwk: &jsonwebtoken::jwk::Jwk, alg: Algorithm) -> bool {
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, PublicKeyUse};
+    let for_signing = matches!(
+        jwk.common.public_key_use,
+        None | Some(PublicKeyUse::Signature)
+    );
+    let same_alg = jwk
+        .common
+        .key_algorithm
+        .is_none_or(|declared| declared.to_string() == format!("{alg:?}"));
+    let fits_type = match (&jwk.algorithm, alg) {
+        (
+            AlgorithmParameters::RSA(_),
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512,
+        ) => true,
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => {
+            ec.curve == EllipticCurve::P256
+        }
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES384) => {
+            ec.curve == EllipticCurve::P384
+        }
+        (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA) => true,
+        _ => false,
+    };
+    for_signing && same_alg && fits_type
 }
 
 /// `exp` (required but for logout tokens), `nbf` and `iat` against the clock with skew;
@@ -323,10 +370,10 @@ fn check_times(
 /// there are several audiences.
 fn check_id_token(
     claims: &Map<String, Value>,
-    nonce: &str,
+    nonce: Option<&str>,
     client_id: &str,
 ) -> Result<(), Invalid> {
-    if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
+    if nonce.is_some_and(|nonce| claims.get("nonce").and_then(Value::as_str) != Some(nonce)) {
         return Err(Invalid::Nonce);
     }
     if claims
@@ -393,15 +440,23 @@ mod tests {
     #[test]
     fn id_token_rules() {
         let good = map(json!({"sub": "u", "nonce": "n", "aud": "shop"}));
-        assert_eq!(check_id_token(&good, "n", "shop"), Ok(()));
-        assert_eq!(check_id_token(&good, "other", "shop"), Err(Invalid::Nonce));
+        assert_eq!(check_id_token(&good, Some("n"), "shop"), Ok(()));
+        assert_eq!(
+            check_id_token(&good, Some("other"), "shop"),
+            Err(Invalid::Nonce)
+        );
+        assert_eq!(
+            check_id_token(&good, None, "shop"),
+            Ok(()),
+            "a refresh's ID token"
+        );
         let several = map(json!({"sub": "u", "nonce": "n", "aud": ["shop", "x"]}));
         assert_eq!(
-            check_id_token(&several, "n", "shop"),
+            check_id_token(&several, Some("n"), "shop"),
             Err(Invalid::AuthorizedParty)
         );
         let azp = map(json!({"sub": "u", "nonce": "n", "aud": ["shop", "x"], "azp": "shop"}));
-        assert_eq!(check_id_token(&azp, "n", "shop"), Ok(()));
+        assert_eq!(check_id_token(&azp, Some("n"), "shop"), Ok(()));
     }
 
     #[test]

@@ -245,8 +245,26 @@ impl Validator {
                 .claim_path(&format!("{path}.groups_claim"), claim)
                 .unwrap_or_else(|| defaults::oidc::GROUPS_CLAIM.to_owned()),
         };
+        let offline_access = self
+            .choice(
+                &format!("{path}.offline_access"),
+                raw.offline_access.as_deref(),
+                OfflineAccess::Auto,
+            )
+            .unwrap_or(OfflineAccess::Auto);
+        let offline_access = match (offline_access, &issuer) {
+            (OfflineAccess::Auto, Some(issuer)) => OfflineAccess::for_issuer(issuer),
+            (OfflineAccess::Auto, None) => OfflineAccess::Never,
+            (chosen, _) => chosen,
+        };
+        let ca_certificates = match raw.ca_file.as_deref() {
+            None => Vec::new(),
+            Some(file) => self.ca_file(&format!("{path}.ca_file"), file),
+        };
         let client_id = client_id?;
         Some(OidcProvider {
+            offline_access,
+            ca_certificates,
             access_token_type,
             groups_claim,
             introspection: raw.introspection.unwrap_or(false),
@@ -264,6 +282,31 @@ impl Validator {
             algorithms,
             claims,
         })
+    }
+
+    /// The certificates of a PEM bundle; a file that cannot be read or holds none is named.
+    fn ca_file(&mut self, key: &str, file: &str) -> Vec<Vec<u8>> {
+        let text = match std::fs::read(file) {
+            Ok(text) => text,
+            Err(error) => {
+                self.problem(key, format!("cannot read {file}: {error}"));
+                return Vec::new();
+            }
+        };
+        use rustls::pki_types::pem::PemObject;
+        let parsed: Result<Vec<_>, _> =
+            rustls::pki_types::CertificateDer::pem_slice_iter(&text).collect();
+        match parsed {
+            Ok(certs) if !certs.is_empty() => certs.into_iter().map(|c| c.to_vec()).collect(),
+            Ok(_) => {
+                self.problem(key, format!("{file} holds no PEM certificate"));
+                Vec::new()
+            }
+            Err(error) => {
+                self.problem(key, format!("{file} is not a PEM bundle: {error}"));
+                Vec::new()
+            }
+        }
     }
 
     /// An IdP serving several organizations lets its users pick any of them; one without

@@ -337,6 +337,71 @@ fn route_hosts_are_canonical() {
     }
 }
 
+/// Issue 27: refresh tokens are asked for the way each IdP needs; `auto` reads the issuer.
+#[test]
+fn offline_access_per_identity_provider() {
+    let idp = |issuer: &str, extra: &str| {
+        format!("[identity_providers.x]\ntype = \"oidc\"\nname = \"X\"\nissuer = \"{issuer}\"\nclient_id = \"c\"\nclient_secret = \"s\"\n{extra}")
+    };
+    let resolved = |issuer: &str, extra: &str| {
+        let config = load(&idp(issuer, extra)).unwrap();
+        config.identity_providers["x"]
+            .oidc()
+            .unwrap()
+            .offline_access
+    };
+    let azure = "https://login.microsoftonline.com/tenant/v2.0";
+    assert_eq!(resolved(azure, ""), OfflineAccess::Scope);
+    assert_eq!(
+        resolved("https://shop.eu.auth0.com/", ""),
+        OfflineAccess::Scope
+    );
+    assert_eq!(
+        resolved("https://shop.okta.com/oauth2/default", ""),
+        OfflineAccess::Scope
+    );
+    assert_eq!(
+        resolved("https://kc.shop.test/realms/shop", ""),
+        OfflineAccess::Never
+    );
+    assert_eq!(resolved("https://op.example", ""), OfflineAccess::Never);
+    assert_eq!(
+        resolved("https://evil-okta.com.example", ""),
+        OfflineAccess::Never
+    );
+    assert_eq!(
+        resolved(azure, "offline_access = \"never\""),
+        OfflineAccess::Never
+    );
+    assert_eq!(
+        resolved("https://op.example", "offline_access = \"consent\""),
+        OfflineAccess::Consent
+    );
+    assert_problem(
+        &idp("https://op.example", "offline_access = \"always\""),
+        "identity_providers.x.offline_access",
+        "\"auto\", \"scope\", \"consent\", \"never\"",
+    );
+}
+
+/// Issue 27: `ca_file` is read when the config is; a missing or empty file is named.
+#[test]
+fn ca_file_must_be_a_pem_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    for (file, needle) in [
+        (dir.path().join("missing.pem"), "cannot read"),
+        (empty, "holds no PEM certificate"),
+    ] {
+        assert_problem(
+            &format!("[identity_providers.x]\ntype = \"oidc\"\nname = \"X\"\nissuer = \"https://op.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\nca_file = \"{}\"", file.display()),
+            "identity_providers.x.ca_file",
+            needle,
+        );
+    }
+}
+
 #[test]
 fn route_organization_must_exist() {
     assert_problem(
