@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build demo demo-stop test check ci bench bench-instructions soak fuzz attack clean
+.PHONY: deps build demo demo-stop test check ci conformance bench bench-instructions soak fuzz attack clean
 
 deps:
 	@scripts/install-deps.sh
@@ -29,6 +29,12 @@ check: deps
 	.venv/bin/python helm/test_chart.py --lint
 
 ci: test check
+
+# The relying-party conformance suite (also part of `make test`): prints the table of test
+# id, expected outcome and result that the README shows.
+conformance: deps
+	CONFORMANCE_TABLE=target/conformance.md $(CARGO) test --locked --test conformance -- --nocapture --test-threads 1 relying_party_conformance
+	@cat target/conformance.md
 
 # Not part of `make test`: sso-sidecar vs. the plain upstream and Apache mod_auth_openidc.
 bench:

@@ -14,6 +14,7 @@ need pkg-config pkg-config
 need python3 python3        # the demo shop backend, bench and chart scripts
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 need curl curl
+need openssl openssl        # the conformance suite's test OP makes its keys with it
 need node nodejs            # the OpenID provider for tests and the demo (npm oidc-provider)
 need npm npm
 need redis-server redis-server  # shared state between replicas, in the Redis tests

@@ -12,6 +12,7 @@ mod common;
 #[path = "conformance/op.rs"]
 mod op;
 
+use common::nginx::Nginx;
 use common::*;
 use op::{Op, CLIENT_ID, CLIENT_SECRET, SUBJECT};
 use serde_json::{json, Value};
@@ -156,7 +157,10 @@ fn wait_discovered(sidecar: &Sidecar) {
 /// A sign-in at `org` in a fresh browser: the callback's answer (or the first that was
 /// not a redirect on the way).
 fn sign_in(sidecar: &Sidecar, org: &str) -> (Browser, Page) {
-    let browser = Browser::new();
+    sign_in_with(Browser::new(), sidecar, org)
+}
+
+fn sign_in_with(browser: Browser, sidecar: &Sidecar, org: &str) -> (Browser, Page) {
     let start = browser.get(&sidecar.url(&format!("/oauth2/start?rd=%2F&org={org}")));
     let Some(authorize) = start.location.clone().filter(|_| start.status == 302) else {
         return (browser, start);
@@ -526,4 +530,66 @@ fn relying_party_conformance() {
         "failed: {failed:?}\n{table}\n{}",
         failures.join("\n")
     );
+}
+
+/// Issue 27: an IdP whose HTTPS endpoints are signed by a private CA (Keycloak or ADFS in a
+/// company network), here the test OP behind nginx with a certificate from a CA made in the
+/// test. With `ca_file` every call (discovery, keys, token, userinfo) trusts it and the
+/// sign-in completes; without it, discovery fails and no browser is sent there.
+#[test]
+fn an_idp_behind_a_private_ca_works_with_ca_file() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "company CA (conformance test)");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(path("idp.pem"), server.pem()).unwrap();
+    std::fs::write(path("idp-key.pem"), server_key.serialize_pem()).unwrap();
+
+    let tls_port = free_port();
+    let op = Op::start_at(Some(format!("https://127.0.0.1:{tls_port}")));
+    let _nginx = Nginx::start_servers_on(
+        tls_port,
+        &format!(
+            "server {{ listen 127.0.0.1:{tls_port} ssl; ssl_certificate {}; ssl_certificate_key {};
+               location / {{ proxy_pass http://{}; }} }}",
+            path("idp.pem"),
+            path("idp-key.pem"),
+            op.addr
+        ),
+    );
+    let upstream = Upstream::start();
+    let id = "rp-private-ca";
+    let with_ca = config(&op, &[id], "").replace(
+        "client_secret = \"conformance-rp-secret-0123456789abcdef\"",
+        &format!(
+            "client_secret = \"{CLIENT_SECRET}\"\nca_file = \"{}\"",
+            path("ca.pem")
+        ),
+    );
+    assert!(with_ca.contains("ca_file"));
+    let sidecar = Sidecar::start(&with_ca, &upstream.url());
+    sidecar.wait_idps_ready();
+    // The person's browser trusts the company CA (as managed desktops do).
+    let (browser, page) = sign_in_with(Browser::trusting(&ca.pem()), &sidecar, id);
+    assert!(page.sets_session(), "{page:?}\n{}", sidecar.log());
+    assert_eq!(userinfo_of(&browser, &sidecar)["subject"], SUBJECT);
+
+    // The system's roots alone do not know the company CA.
+    let without = Sidecar::start(&config(&op, &[id], ""), &upstream.url());
+    wait_discovered(&without);
+    let (_, page) = sign_in(&without, id);
+    assert_eq!(page.status, 503, "{page:?}");
 }

@@ -25,8 +25,12 @@ impl Nginx {
 
     /// `servers` is the `server { }` blocks (virtual hosts), with `{port}` for the port.
     pub fn start_servers(servers: &str) -> Self {
+        Self::start_servers_on(free_port(), servers)
+    }
+
+    /// [`Nginx::start_servers`] on a port chosen beforehand (when others need it first).
+    pub fn start_servers_on(port: u16, servers: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let servers = servers.replace("{port}", &port.to_string());
         let root = dir.path().display();
         let conf = format!(
