@@ -538,26 +538,8 @@ fn relying_party_conformance() {
 /// sign-in completes; without it, discovery fails and no browser is sent there.
 #[test]
 fn an_idp_behind_a_private_ca_works_with_ca_file() {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let dir = tempfile::tempdir().unwrap();
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "company CA (conformance test)");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&server_key, &issuer)
-        .unwrap();
-    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
-    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(path("idp.pem"), server.pem()).unwrap();
-    std::fs::write(path("idp-key.pem"), server_key.serialize_pem()).unwrap();
-
+    let pki = common::pki::Pki::new();
+    let (cert, key) = pki.issue("idp", &["127.0.0.1"]);
     let tls_port = free_port();
     let op = Op::start_at(Some(format!("https://127.0.0.1:{tls_port}")));
     let _nginx = Nginx::start_servers_on(
@@ -565,9 +547,7 @@ fn an_idp_behind_a_private_ca_works_with_ca_file() {
         &format!(
             "server {{ listen 127.0.0.1:{tls_port} ssl; ssl_certificate {}; ssl_certificate_key {};
                location / {{ proxy_pass http://{}; }} }}",
-            path("idp.pem"),
-            path("idp-key.pem"),
-            op.addr
+            cert, key, op.addr
         ),
     );
     let upstream = Upstream::start();
@@ -576,14 +556,14 @@ fn an_idp_behind_a_private_ca_works_with_ca_file() {
         "client_secret = \"conformance-rp-secret-0123456789abcdef\"",
         &format!(
             "client_secret = \"{CLIENT_SECRET}\"\nca_file = \"{}\"",
-            path("ca.pem")
+            pki.ca_path()
         ),
     );
     assert!(with_ca.contains("ca_file"));
     let sidecar = Sidecar::start(&with_ca, &upstream.url());
     sidecar.wait_idps_ready();
     // The person's browser trusts the company CA (as managed desktops do).
-    let (browser, page) = sign_in_with(Browser::trusting(&ca.pem()), &sidecar, id);
+    let (browser, page) = sign_in_with(Browser::trusting(&pki.ca_pem), &sidecar, id);
     assert!(page.sets_session(), "{page:?}\n{}", sidecar.log());
     assert_eq!(userinfo_of(&browser, &sidecar)["subject"], SUBJECT);
 

@@ -391,20 +391,41 @@ fn back_office(saved: Saved) -> (SocketAddr, tokio::runtime::Runtime) {
     serve(app)
 }
 
+/// The back office behind a signed-in sidecar (`/backoffice/` required) with its IdP.
+struct BackOffice {
+    ports: Ports,
+    sidecar: Sidecar,
+    _idp: Idp,
+    _backend: tokio::runtime::Runtime,
+}
+
+impl BackOffice {
+    fn start(saved: Saved) -> Self {
+        let ports = Ports::new();
+        let idp = Idp::for_sidecar(ports, json!({}));
+        let (backend, runtime) = back_office(saved);
+        let config = SIGNED_IN_CONFIG
+            .replace("{issuer}", &idp.issuer)
+            .replace("{session_extra}", "")
+            .replace("{protected}", "/backoffice/");
+        let sidecar = Sidecar::start_on(ports, &config, &format!("http://{backend}"), &[]);
+        sidecar.wait_idps_ready();
+        BackOffice {
+            ports,
+            sidecar,
+            _idp: idp,
+            _backend: runtime,
+        }
+    }
+}
+
 /// Issue 19: a back-office user whose session ran out while filling in a form used to
 /// lose it at the sign-in. Now the form is kept and posted again after the sign-in.
 #[test]
 fn a_form_sent_without_a_session_survives_the_sign_in() {
-    let ports = Ports::new();
-    let idp = Idp::for_sidecar(ports, json!({}));
     let saved: Saved = Arc::default();
-    let (backend, _backend_rt) = back_office(saved.clone());
-    let config = SIGNED_IN_CONFIG
-        .replace("{issuer}", &idp.issuer)
-        .replace("{session_extra}", "")
-        .replace("{protected}", "/backoffice/");
-    let sidecar = Sidecar::start_on(ports, &config, &format!("http://{backend}"), &[]);
-    sidecar.wait_idps_ready();
+    let office = BackOffice::start(saved.clone());
+    let sidecar = &office.sidecar;
 
     let description = "Größe: 10 < 20 & \"robust\"\nzweite Zeile";
     let job = json!({
@@ -449,16 +470,9 @@ fn a_form_sent_without_a_session_survives_the_sign_in() {
 /// any other gets the sign-in, then the page by `GET`, and the backend never sees it.
 #[test]
 fn a_form_from_another_site_is_never_replayed_after_the_sign_in() {
-    let ports = Ports::new();
-    let idp = Idp::for_sidecar(ports, json!({}));
     let saved: Saved = Arc::default();
-    let (backend, _backend_rt) = back_office(saved.clone());
-    let config = SIGNED_IN_CONFIG
-        .replace("{issuer}", &idp.issuer)
-        .replace("{session_extra}", "")
-        .replace("{protected}", "/backoffice/");
-    let sidecar = Sidecar::start_on(ports, &config, &format!("http://{backend}"), &[]);
-    sidecar.wait_idps_ready();
+    let office = BackOffice::start(saved.clone());
+    let (ports, sidecar) = (office.ports, &office.sidecar);
     let target = sidecar.url("/backoffice/products/42?tab=text");
     let fields = vec![("description".to_owned(), "pwned".to_owned())];
 
@@ -532,15 +546,8 @@ fn a_form_from_another_site_is_never_replayed_after_the_sign_in() {
 /// sign-in this browser had started before (another tab, same page) finishes without it.
 #[test]
 fn a_kept_form_goes_only_to_the_sign_in_started_for_it() {
-    let ports = Ports::new();
-    let idp = Idp::for_sidecar(ports, json!({}));
-    let (backend, _backend_rt) = back_office(Arc::default());
-    let config = SIGNED_IN_CONFIG
-        .replace("{issuer}", &idp.issuer)
-        .replace("{session_extra}", "")
-        .replace("{protected}", "/backoffice/");
-    let sidecar = Sidecar::start_on(ports, &config, &format!("http://{backend}"), &[]);
-    sidecar.wait_idps_ready();
+    let office = BackOffice::start(Arc::default());
+    let (ports, sidecar) = (office.ports, &office.sidecar);
     let target = sidecar.url("/backoffice/products/42?tab=text");
     let browser = Browser::new();
 

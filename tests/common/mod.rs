@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 mod browser;
 pub mod commercetools;
 pub mod nginx;
+pub mod pki;
 mod provider;
 pub mod redis_servers;
 mod sidecar;
