@@ -17,9 +17,8 @@ pub fn is_cors_preflight(method: &Method, headers: &HeaderMap) -> bool {
 /// The headers of the backend's preflight answer the client does not get: all but
 /// `Access-Control-*` and `Vary`. (The body goes too; `Content-Length` is set to 0.)
 pub fn headers_to_drop(headers: &HeaderMap) -> Vec<HeaderName> {
-    let mut names: Vec<HeaderName> = headers.keys().filter(|name| !kept(name)).cloned().collect();
-    names.dedup();
-    names
+    // `keys` yields each name once, however many values it has.
+    headers.keys().filter(|name| !kept(name)).cloned().collect()
 }
 
 fn kept(name: &HeaderName) -> bool {

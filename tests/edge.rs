@@ -242,6 +242,23 @@ path_prefix = "/"
 auth = "public"
 "#;
 
+/// A sidecar with [`SIGNED_IN_CONFIG`] in front of `upstream`, its IdP discovered.
+fn signed_in_sidecar(
+    ports: Ports,
+    idp: &Idp,
+    session_extra: &str,
+    protected: &str,
+    upstream: SocketAddr,
+) -> Sidecar {
+    let config = SIGNED_IN_CONFIG
+        .replace("{issuer}", &idp.issuer)
+        .replace("{session_extra}", session_extra)
+        .replace("{protected}", protected);
+    let sidecar = Sidecar::start_on(ports, &config, &format!("http://{upstream}"), &[]);
+    sidecar.wait_idps_ready();
+    sidecar
+}
+
 /// A real WebSocket upstream (axum + tungstenite): it first tells who the sidecar said the
 /// user is, then echoes every message, and pushes one of its own after a pause.
 fn websocket_upstream() -> (SocketAddr, tokio::runtime::Runtime) {
@@ -300,12 +317,7 @@ fn websockets_on_required_routes_carry_identity_or_get_401() {
     let ports = Ports::new();
     let idp = Idp::for_sidecar(ports, json!({}));
     let (upstream, _upstream_rt) = websocket_upstream();
-    let config = SIGNED_IN_CONFIG
-        .replace("{issuer}", &idp.issuer)
-        .replace("{session_extra}", "max_age = \"3s\"")
-        .replace("{protected}", "/live/");
-    let sidecar = Sidecar::start_on(ports, &config, &format!("http://{upstream}"), &[]);
-    sidecar.wait_idps_ready();
+    let sidecar = signed_in_sidecar(ports, &idp, "max_age = \"3s\"", "/live/", upstream);
 
     // Without a session: 401, never a redirect (even asking for HTML).
     match open_socket(&sidecar, None) {
@@ -404,12 +416,7 @@ impl BackOffice {
         let ports = Ports::new();
         let idp = Idp::for_sidecar(ports, json!({}));
         let (backend, runtime) = back_office(saved);
-        let config = SIGNED_IN_CONFIG
-            .replace("{issuer}", &idp.issuer)
-            .replace("{session_extra}", "")
-            .replace("{protected}", "/backoffice/");
-        let sidecar = Sidecar::start_on(ports, &config, &format!("http://{backend}"), &[]);
-        sidecar.wait_idps_ready();
+        let sidecar = signed_in_sidecar(ports, &idp, "", "/backoffice/", backend);
         BackOffice {
             ports,
             sidecar,

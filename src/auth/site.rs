@@ -86,13 +86,13 @@ mod tests {
     use super::*;
     use crate::routing::host::{request_host, HostSources};
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         pairs
             .iter()
             .map(|(n, v)| {
                 (
-                    http::HeaderName::from_static(n),
-                    http::HeaderValue::from_static(v),
+                    http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                    http::HeaderValue::from_str(v).unwrap(),
                 )
             })
             .collect()
@@ -145,16 +145,7 @@ mod tests {
             (&[], false),
         ];
         for (pairs, want) in cases {
-            let map: HeaderMap = pairs
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
-                        http::HeaderValue::from_str(v).unwrap(),
-                    )
-                })
-                .collect();
-            assert_eq!(own.sent_form(&map), *want, "{pairs:?}");
+            assert_eq!(own.sent_form(&headers(pairs)), *want, "{pairs:?}");
         }
     }
 
