@@ -10,14 +10,14 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::auth::LoadState;
-use crate::runtime::Runtime;
+use crate::proxy::Served;
 
 pub struct AdminApp {
-    current: Arc<ArcSwap<Runtime>>,
+    current: Arc<ArcSwap<Served>>,
 }
 
 impl AdminApp {
-    pub fn new(current: Arc<ArcSwap<Runtime>>) -> Self {
+    pub fn new(current: Arc<ArcSwap<Served>>) -> Self {
         AdminApp { current }
     }
 
@@ -50,11 +50,14 @@ impl AdminApp {
                 };
                 (status, "application/json", format!("{body}\n"))
             }
-            "/metrics" => (
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                rt.metrics.render(),
-            ),
+            "/metrics" => {
+                take_in_edge_counts(&rt.metrics);
+                (
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    rt.metrics.render(),
+                )
+            }
             _ => (
                 StatusCode::NOT_FOUND,
                 "text/plain; charset=utf-8",
@@ -62,6 +65,22 @@ impl AdminApp {
             ),
         }
     }
+}
+
+/// The refusals and open connections the patched pingora-core counts: it refuses heads
+/// and connections before any phase of ours runs.
+fn take_in_edge_counts(metrics: &crate::metrics::Metrics) {
+    use pingora::protocols::http::v1::head_limits::{self, Refusal};
+    let (over_total, over_per_client) = pingora::connection_limits::refused();
+    let refused: Vec<(&str, u64)> = Refusal::ALL
+        .map(|reason| (reason.as_str(), head_limits::refused(reason)))
+        .into_iter()
+        .chain([
+            ("max_connections", over_total),
+            ("max_connections_per_client", over_per_client),
+        ])
+        .collect();
+    metrics.take_in_edge_counts(&refused, pingora::connection_limits::open() as u64);
 }
 
 #[async_trait]

@@ -16,8 +16,8 @@ use p256::pkcs8::EncodePrivateKey;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::auth::Principal;
 use crate::config::{signing_key, Config};
+use crate::principal::Principal;
 
 /// How long an assertion is valid.
 pub const LIFETIME_SECS: i64 = 60;
@@ -194,7 +194,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use crate::auth::BearerCaller;
+    use crate::principal::BearerCaller;
     use crate::session::{Identity, Session};
     use jsonwebtoken::{DecodingKey, Validation};
 

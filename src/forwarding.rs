@@ -4,11 +4,11 @@
 
 use std::net::IpAddr;
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
-use crate::auth::Principal;
 use crate::config::IdentityHeader;
+use crate::principal::Principal;
 use crate::session::CookieNames;
 
 /// The request's `Cookie` header(s) without the sidecar's cookies: `None` when nothing
@@ -77,26 +77,6 @@ fn has_identity_prefix(name: &str, prefix_lower: &str) -> bool {
             .all(|(n, p)| dash(n) == dash(p))
 }
 
-/// True when the request comes from a browser navigating to a page, which gets a login
-/// page; everything else (XHR, API clients) gets a `401`.
-pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
-    if method != Method::GET && method != Method::HEAD {
-        return false;
-    }
-    // A WebSocket (or other) upgrade cannot follow a redirect to a login page.
-    if headers.contains_key("x-requested-with")
-        || headers.contains_key(http::header::AUTHORIZATION)
-        || headers.contains_key(http::header::UPGRADE)
-    {
-        return false;
-    }
-    headers
-        .get_all(http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|accept| accept.to_ascii_lowercase().contains("text/html"))
-}
-
 /// The values the `X-Forwarded-*` headers get upstream, ready to insert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forwarded {
@@ -117,7 +97,7 @@ pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
 
 /// Builds `X-Forwarded-For/-Proto/-Host`. A client's own values are kept only when it is a
 /// trusted proxy; anyone else could use them to pose as another address or host. `host` is
-/// the request's canonical host ([`crate::routing::host`]).
+/// the request's canonical host ([`crate::host`]).
 pub fn forwarded(
     headers: &HeaderMap,
     peer: IpAddr,
@@ -338,29 +318,6 @@ mod tests {
     }
 
     #[test]
-    fn navigation_detection() {
-        let nav = headers(&[("accept", "text/html,application/xhtml+xml")]);
-        assert!(is_navigation(&Method::GET, &nav));
-        assert!(!is_navigation(&Method::POST, &nav));
-        assert!(!is_navigation(
-            &Method::GET,
-            &headers(&[("accept", "application/json")])
-        ));
-        assert!(!is_navigation(&Method::GET, &headers(&[])));
-        let xhr = headers(&[
-            ("accept", "text/html"),
-            ("x-requested-with", "XMLHttpRequest"),
-        ]);
-        assert!(!is_navigation(&Method::GET, &xhr));
-        let bearer = headers(&[("accept", "text/html"), ("authorization", "Bearer x")]);
-        assert!(!is_navigation(&Method::GET, &bearer));
-        // Issue 19: a WebSocket upgrade asking for HTML was redirected to the login page,
-        // which a socket cannot follow; it gets 401.
-        let upgrade = headers(&[("accept", "text/html"), ("upgrade", "websocket")]);
-        assert!(!is_navigation(&Method::GET, &upgrade));
-    }
-
-    #[test]
     fn untrusted_clients_cannot_spoof_forwarded_headers() {
         let h = headers(&[
             ("host", "shop.example"),
@@ -407,7 +364,7 @@ mod tests {
 
     #[test]
     fn identity_values_keep_utf8_and_drop_control_characters() {
-        let mut caller = crate::auth::BearerCaller::default();
+        let mut caller = crate::principal::BearerCaller::default();
         caller.identity.name = Some("Jürgen\r\nX-SSO-Subject: admin".into());
         caller.identity.subject = "u1".into();
         let principal = Principal::from_bearer(caller);

@@ -11,7 +11,6 @@ use prometheus::{
 };
 
 use crate::routing::RouteKind;
-use pingora::protocols::http::v1::head_limits::{self, Refusal};
 
 /// Why forwarding to the upstream failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -487,23 +486,19 @@ impl Metrics {
         &self.families
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
-        // The counts live in pingora-core (it refuses before any of our code runs).
-        let (over_total, over_per_client) = pingora::connection_limits::refused();
-        let counts = Refusal::ALL
-            .map(|reason| (reason.as_str(), head_limits::refused(reason)))
-            .into_iter()
-            .chain([
-                ("max_connections", over_total),
-                ("max_connections_per_client", over_per_client),
-            ]);
-        for (reason, count) in counts {
+    /// Counts kept by the proxy's server below any code of ours (heads and connections it
+    /// refused, by reason, since start; connections open now), taken in before a scrape.
+    pub fn take_in_edge_counts(&self, refused: &[(&str, u64)], open_connections: u64) {
+        for (reason, count) in refused {
             let counter = self.requests_refused.with_label_values(&[reason]);
             counter.inc_by(count.saturating_sub(counter.get()));
         }
         self.client_connections_open
-            .set(i64::try_from(pingora::connection_limits::open()).unwrap_or(i64::MAX));
+            .set(i64::try_from(open_connections).unwrap_or(i64::MAX));
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

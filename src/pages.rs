@@ -311,6 +311,43 @@ pub fn login_failed(error: &LoginError, retry: (&str, &str), request_id: &str) -
     (status, message(title, &text, Some(retry), request_id))
 }
 
+/// The page that posts a kept form again, at once, to where it was posted.
+pub fn resubmit_form(form: &crate::session::form::KeptForm) -> String {
+    let fields: String = form_urlencoded::parse(&form.body)
+        .map(|(name, value)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape(&name),
+                escape(&value)
+            )
+        })
+        .collect();
+    page(
+        "Sending your form",
+        &format!(
+            "<h1>Sending your form</h1><p>You are signed in again; your form is being sent.</p>\
+<form method=\"post\" action=\"{action}\">{fields}<button type=\"submit\">Send the form</button></form>\
+<script>{RESUBMIT_SCRIPT}</script>",
+            action = escape(&form.path_and_query),
+        ),
+    )
+}
+
+/// The only script of the form page; allowed by its hash in the page's CSP.
+pub const RESUBMIT_SCRIPT: &str = "document.forms[0].submit();";
+
+/// The form page's `Content-Security-Policy`: the sidecar's usual one, plus exactly that
+/// script and form submission to the shop's own origin.
+pub fn resubmit_policy() -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hash =
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(RESUBMIT_SCRIPT));
+    format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,39 +15,78 @@ use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::auth::{self, Gate, Principal};
+use crate::auth::{self, Gate};
 use crate::config::Preflight;
 use crate::forwarding::{self, Forwarded};
+use crate::host::{request_host, CanonicalHost, HostSources};
 use crate::metrics::UpstreamFailure;
 use crate::pages;
 use crate::preflight;
+use crate::principal::Principal;
 use crate::reply::Reply;
 use crate::routing::canonical::{canonical_path, routing_path};
-use crate::routing::host::{request_host, CanonicalHost, HostSources};
 use crate::routing::{Endpoint, Matched, RouteKind};
 use crate::runtime::Runtime;
 use crate::upstream_headers::{HeaderEdits, Outgoing, UpstreamName};
 
 pub struct SidecarProxy {
     /// Swapped whole on a config reload; each request keeps the one it started with.
-    current: Arc<ArcSwap<Runtime>>,
+    current: Arc<ArcSwap<Served>>,
 }
 
 impl SidecarProxy {
-    pub fn new(current: Arc<ArcSwap<Runtime>>) -> Self {
+    pub fn new(current: Arc<ArcSwap<Served>>) -> Self {
         SidecarProxy { current }
+    }
+}
+
+/// A runtime as the proxy serves it, with the parts only pingora's types can hold built
+/// beside it once per config.
+pub struct Served {
+    runtime: Runtime,
+    /// `server.upstream_ca` as pingora's upstream TLS wants it.
+    upstream_ca: Option<Arc<pingora::protocols::tls::CaType>>,
+}
+
+impl Served {
+    pub fn new(runtime: Runtime) -> Self {
+        let upstream_ca = runtime.config.server.upstream_ca.as_ref().map(|certs| {
+            let wrapped: Vec<_> = certs
+                .iter()
+                .map(|der| {
+                    // Validation parsed each one, so this parse (which panics) succeeds.
+                    pingora::utils::tls::WrappedX509::new(
+                        der.clone(),
+                        pingora::utils::tls::parse_x509,
+                    )
+                })
+                .collect();
+            Arc::<pingora::protocols::tls::CaType>::from(wrapped)
+        });
+        Served {
+            runtime,
+            upstream_ca,
+        }
+    }
+}
+
+impl std::ops::Deref for Served {
+    type Target = Runtime;
+
+    fn deref(&self) -> &Runtime {
+        &self.runtime
     }
 }
 
 /// What one request carries from phase to phase.
 pub struct RequestCtx {
     /// The configuration this request runs under, even if a reload happens meanwhile.
-    rt: Arc<Runtime>,
+    rt: Arc<Served>,
     started: Instant,
     /// Visible ASCII (see [`forwarding::request_id`]).
     request_id: http::HeaderValue,
     kind: RouteKind,
-    /// The canonical host ([`crate::routing::host`]); `None` only before it is decided or
+    /// The canonical host ([`crate::host`]); `None` only before it is decided or
     /// when the request was refused for it.
     host: Option<CanonicalHost>,
     /// The upstream's `Host` when it differs from the client's field (another spelling, or

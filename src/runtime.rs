@@ -23,8 +23,6 @@ pub struct Runtime {
     pub own_scheme: &'static str,
     pub auth: AuthService,
     pub metrics: Arc<Metrics>,
-    /// `server.upstream_ca` as pingora's upstream TLS wants it, built once.
-    pub upstream_ca: Option<Arc<pingora::protocols::tls::CaType>>,
 }
 
 impl Runtime {
@@ -42,21 +40,7 @@ impl Runtime {
         let upstream_headers =
             UpstreamHeaders::new(&config, AssertionSigner::new(&config).map(Arc::new));
         let registry = Arc::new(Registry::new(&config, metrics.clone()));
-        let upstream_ca = config.server.upstream_ca.as_ref().map(|certs| {
-            let wrapped: Vec<_> = certs
-                .iter()
-                .map(|der| {
-                    // Validation parsed each one, so this parse (which panics) succeeds.
-                    pingora::utils::tls::WrappedX509::new(
-                        der.clone(),
-                        pingora::utils::tls::parse_x509,
-                    )
-                })
-                .collect();
-            Arc::<pingora::protocols::tls::CaType>::from(wrapped)
-        });
         Runtime {
-            upstream_ca,
             router: Router::new(config.routes.clone(), &config.oidc.path_prefix),
             upstream: UpstreamTarget::new(config.server.upstream.clone()),
             client_idle_secs: config.server.client_idle_timeout.as_secs().max(1),

@@ -14,7 +14,7 @@ use crate::admin::AdminApp;
 use crate::auth::{Lasting, Revocations};
 use crate::config::{self, Config};
 use crate::metrics::Metrics;
-use crate::proxy::SidecarProxy;
+use crate::proxy::{Served, SidecarProxy};
 use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::tls::CertificateResolver;
@@ -44,20 +44,21 @@ pub fn build(config: Config) -> Server {
         revocations: Arc::new(Revocations::new(config.session.max_age)),
         store: Arc::new(Store::new(config.store.redis.as_ref(), metrics.clone())),
         refreshes: Arc::default(),
-        tls: tls.clone(),
         metrics,
     });
     let proxy_listen = config.server.listen.to_string();
     let admin_listen = config.admin.listen.to_string();
     apply_head_limits(&config);
-    let current = Arc::new(ArcSwap::from_pointee(Runtime::new(config, &lasting)));
+    let current = Arc::new(ArcSwap::from_pointee(Served::new(Runtime::new(
+        config, &lasting,
+    ))));
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         SidecarProxy::new(current.clone()),
         "sso-sidecar proxy",
     );
-    proxy.add_listener(client_listener(&proxy_listen, tls));
+    proxy.add_listener(client_listener(&proxy_listen, tls.clone()));
     // Only clients count towards limits.max_connections(_per_client); probes and scrapes
     // on the admin listener do not.
     proxy.connection_limits = true;
@@ -67,6 +68,7 @@ pub fn build(config: Config) -> Server {
         Control {
             current: current.clone(),
             lasting,
+            tls: tls.clone(),
         },
     );
     let mut admin = Service::new("sso-sidecar admin".to_owned(), AdminApp::new(current));
@@ -82,8 +84,10 @@ pub fn build(config: Config) -> Server {
 /// Runs on pingora's runtime, so start-up never waits for an IdP: IdP discovery, and
 /// config reloads on SIGHUP.
 struct Control {
-    current: Arc<ArcSwap<Runtime>>,
+    current: Arc<ArcSwap<Served>>,
     lasting: Arc<Lasting>,
+    /// The TLS listener's certificate, swapped by a reload (`server.tls`).
+    tls: Option<Arc<CertificateResolver>>,
 }
 
 #[async_trait::async_trait]
@@ -142,7 +146,7 @@ fn apply_head_limits(config: &Config) {
 /// Keeps `sso_sidecar_client_secret_expires_in_seconds` current and, once a day, logs a
 /// warning for each client secret within `oidc.secret_expiry_warning` of expiring (or past
 /// it): rotating one is easy to forget until sign-ins fail.
-async fn watch_secret_expiry(current: Arc<ArcSwap<Runtime>>, mut shutdown: ShutdownWatch) {
+async fn watch_secret_expiry(current: Arc<ArcSwap<Served>>, mut shutdown: ShutdownWatch) {
     const TICK: std::time::Duration = std::time::Duration::from_secs(60);
     const WARN_EVERY: i64 = 24 * 3600;
     let mut last_warned: Option<i64> = None;
@@ -219,7 +223,7 @@ impl Control {
         if store_settings(&config) != store_settings(&old.config) {
             tracing::warn!("[store] changed: it takes effect at the next restart");
         }
-        match (&self.lasting.tls, &config.server.tls) {
+        match (&self.tls, &config.server.tls) {
             (Some(resolver), Some(certificate)) => {
                 // New handshakes get the new certificate; open connections keep theirs.
                 resolver.replace(certificate);
@@ -231,7 +235,7 @@ impl Control {
             _ => tracing::warn!("server.tls turned on or off: it takes effect at the next restart"),
         }
         apply_head_limits(&config);
-        let fresh = Arc::new(Runtime::new(config, &self.lasting));
+        let fresh = Arc::new(Served::new(Runtime::new(config, &self.lasting)));
         fresh.auth.registry.spawn_discovery();
         let previous = self.current.swap(fresh);
         previous.auth.registry.retire();

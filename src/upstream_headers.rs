@@ -12,9 +12,9 @@ use http::header::{InvalidHeaderValue, COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::assertion::AssertionSigner;
-use crate::auth::Principal;
 use crate::config::{Config, IdentityHeader};
 use crate::forwarding::{self, Forwarded};
+use crate::principal::Principal;
 use crate::session::CookieNames;
 
 /// Reading and editing the headers of the request that goes upstream.
@@ -271,7 +271,7 @@ auth = "public"
             ("authorization", "Bearer client"),
         ]);
         let fwd = forwarded(&req, "203.0.113.5", &["10.0.0.0/8"]);
-        let principal = Principal::from_bearer(crate::auth::BearerCaller {
+        let principal = Principal::from_bearer(crate::principal::BearerCaller {
             identity: Identity {
                 subject: "u1".into(),
                 ..Default::default()

@@ -3,7 +3,7 @@
 //! match could read differently.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sso_sidecar::routing::host::{request_host, HostSources};
+use sso_sidecar::host::{request_host, HostSources};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks where the host comes from; the rest is split at the first NUL

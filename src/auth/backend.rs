@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::single_flight::{Lasting, RefreshResults, SharedRefresh};
+use super::lasting::Lasting;
+use super::single_flight::{RefreshResults, SharedRefresh};
 use super::tokens::Freshness;
 use crate::backend::commercetools::{CommercetoolsApi, DesiredCustomer, SyncError};
 use crate::backend::icm;

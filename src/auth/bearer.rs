@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use super::principal::{BearerCaller, Principal};
 use super::revocations::Revocations;
 use super::{rules, Gate, Request};
 use crate::config::{Config, Organization};
@@ -12,6 +11,7 @@ use crate::oidc::flow::identity_from_claims;
 use crate::oidc::registry::Provider;
 use crate::oidc::verify::{Invalid, VerifyError};
 use crate::oidc::Registry;
+use crate::principal::{BearerCaller, Principal};
 use crate::reply::Reply;
 use crate::routing::Matched;
 use crate::session::claims;
@@ -147,7 +147,7 @@ impl BearerTokens {
                 self.metrics.session_rejected("bearer_unavailable");
                 tracing::warn!(
                     idp = idp.as_str(),
-                    error = crate::oidc::error_chain(error),
+                    error = crate::error_chain::error_chain(error),
                     "bearer token cannot be checked now"
                 );
                 Reply::temporarily_unavailable(RETRY_AFTER_SECS)

@@ -14,12 +14,13 @@ use super::membership::{kept, Membership};
 use super::session_store::SessionStore;
 use super::site::OwnSite;
 use super::tokens::{Freshness, Refresh, TokenKeeper};
-use super::{rules, Gate, Principal, Request};
+use super::{rules, Gate, Request};
+use crate::caller::is_navigation;
 use crate::config::Config;
-use crate::forwarding::is_navigation;
+use crate::jwt::jwt_part;
 use crate::metrics::Metrics;
-use crate::oidc::flow::jwt_part;
 use crate::pages;
+use crate::principal::Principal;
 use crate::reply::Reply;
 use crate::routing::{Matched, RouteKind};
 use crate::session::{Rejection, Session};
@@ -392,7 +393,6 @@ auth = "public"
             revocations: Arc::new(Revocations::new(config.session.max_age)),
             store: Arc::new(Store::new(None, metrics.clone())),
             refreshes: Arc::default(),
-            tls: None,
             metrics: metrics.clone(),
         };
         let registry = Arc::new(Registry::new(&config, metrics.clone()));

@@ -249,11 +249,8 @@ impl Login {
                     .filter(|f| Some(f.id) == kept_for_this && f.path_and_query == return_to)
                 {
                     cookies.extend(self.sessions.cookies.clear_form(req.headers));
-                    return Reply::html(200, form.resubmit_page())
-                        .with_header(
-                            "content-security-policy",
-                            crate::session::form::resubmit_policy(),
-                        )
+                    return Reply::html(200, pages::resubmit_form(&form))
+                        .with_header("content-security-policy", pages::resubmit_policy())
                         .with_cookies(cookies);
                 }
                 Reply::redirect(return_to).with_cookies(cookies)

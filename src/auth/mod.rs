@@ -13,12 +13,12 @@ mod backend;
 mod bearer;
 pub mod gate;
 mod introspect;
+mod lasting;
 mod limits;
 mod links;
 mod login;
 mod logout;
 mod membership;
-mod principal;
 pub mod return_path;
 mod revocations;
 mod rules;
@@ -37,15 +37,15 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::oidc::Registry;
 use crate::pages;
+use crate::principal::Principal;
 use crate::reply::Reply;
 use crate::routing::Endpoint;
+pub use lasting::Lasting;
 pub use revocations::{LoadState, Revocation, Revocations};
-pub(crate) use shared::digest;
 pub use shared::follow as follow_shared_revocations;
-pub use single_flight::{Lasting, RefreshResults};
+pub use single_flight::RefreshResults;
 use tokens::TokenKeeper;
 
-pub use principal::{BearerCaller, Principal};
 pub use return_path::safe_return_path;
 pub use tokens::{Freshness, Refresh};
 
@@ -62,7 +62,7 @@ pub struct Request<'a> {
     /// The client's address (behind trusted proxies: the address they report).
     pub client_ip: Option<std::net::IpAddr>,
     /// The request's canonical host (`None` only where no request came in, as in tests).
-    pub host: Option<&'a crate::routing::host::CanonicalHost>,
+    pub host: Option<&'a crate::host::CanonicalHost>,
 }
 
 /// What happens to a request on a protected route.

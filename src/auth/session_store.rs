@@ -9,8 +9,8 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use super::revocations::Revocations;
-use super::shared::digest;
 use crate::config::Config;
+use crate::digest::digest;
 use crate::session::{Rejection, Session, SessionCookies, SessionReference};
 use crate::store::Store;
 

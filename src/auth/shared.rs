@@ -10,10 +10,6 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use sha2::{Digest, Sha256};
-
 use super::revocations::{LoadState, Revocation, Revocations};
 use crate::store::{Store, Unavailable};
 
@@ -23,11 +19,6 @@ const KEPT: &str = "revocations";
 const LOAD_ATTEMPTS: u32 = 5;
 /// How often revocations that Redis missed are written again.
 const UNSHARED_RETRY: Duration = Duration::from_secs(1);
-
-/// A short, fixed-size key part for a value that may be long or secret.
-pub(crate) fn digest(value: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_ref()))
-}
 
 /// Keeps `revocation` in Redis until `expires` (Unix seconds) and tells the running
 /// replicas. Failures are counted by the store.

@@ -17,11 +17,8 @@ use moka::future::Cache;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::metrics::Metrics;
 use crate::session::{BackendTokens, Sealer, Tokens};
 use crate::store::Store;
-
-use super::revocations::Revocations;
 
 /// How long a refresh result is handed to requests still carrying the old cookie: a
 /// browser's parallel requests, and IdPs that revoke a rotated refresh token on reuse.
@@ -50,17 +47,6 @@ fn recent_results<V: Clone + Send + Sync + 'static>() -> Cache<[u8; 32], V> {
         .max_capacity(100_000)
         .time_to_live(REUSE_WINDOW)
         .build()
-}
-
-/// What outlives a config reload: a signed-out session must stay signed out, the Redis
-/// connection is kept, refreshes in flight keep their results, metrics keep counting.
-pub struct Lasting {
-    pub metrics: Arc<Metrics>,
-    pub revocations: Arc<Revocations>,
-    pub store: Arc<Store>,
-    pub refreshes: Arc<RefreshResults>,
-    /// The TLS listener's certificate, swapped by a reload (`server.tls`).
-    pub tls: Option<Arc<crate::tls::CertificateResolver>>,
 }
 
 /// The cross-replica part: a lock and a sealed result per token set in the store.

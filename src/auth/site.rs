@@ -9,7 +9,7 @@
 use http::HeaderMap;
 use url::Url;
 
-use crate::routing::host::CanonicalHost;
+use crate::host::CanonicalHost;
 
 /// The sidecar's own origin: `server.public_url` where set, else the request's own host.
 #[derive(Clone, Copy)]
@@ -84,7 +84,7 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::host::{request_host, HostSources};
+    use crate::host::{request_host, HostSources};
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         pairs

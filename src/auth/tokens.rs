@@ -7,7 +7,8 @@ use std::time::Duration;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
-use super::single_flight::{Lasting, RefreshResults, SharedRefresh};
+use super::lasting::Lasting;
+use super::single_flight::{RefreshResults, SharedRefresh};
 use crate::metrics::Metrics;
 use crate::oidc::{self, RefreshError, Registry};
 use crate::session::{Sealer, Session, Tokens};

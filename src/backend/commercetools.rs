@@ -418,7 +418,7 @@ impl CommercetoolsApi {
         let response = request
             .send()
             .await
-            .map_err(|e| ApiError::Unreachable(crate::oidc::error_chain(&e)))?;
+            .map_err(|e| ApiError::Unreachable(crate::error_chain::error_chain(&e)))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
@@ -436,7 +436,7 @@ impl CommercetoolsApi {
             .json()
             .await
             .map(Some)
-            .map_err(|e| ApiError::Unreachable(crate::oidc::error_chain(&e)))
+            .map_err(|e| ApiError::Unreachable(crate::error_chain::error_chain(&e)))
     }
 
     /// A client-credentials token, renewed before it runs out (or at once with `renew`).
@@ -478,7 +478,7 @@ impl CommercetoolsApi {
             Err(e) => {
                 self.metrics
                     .count_backend_call("commercetools_token", "error");
-                return Err(ApiError::Unreachable(crate::oidc::error_chain(&e)));
+                return Err(ApiError::Unreachable(crate::error_chain::error_chain(&e)));
             }
         };
         #[derive(Deserialize)]
@@ -489,7 +489,7 @@ impl CommercetoolsApi {
         let token: Token = response.json().await.map_err(|e| {
             self.metrics
                 .count_backend_call("commercetools_token", "error");
-            ApiError::Unreachable(crate::oidc::error_chain(&e))
+            ApiError::Unreachable(crate::error_chain::error_chain(&e))
         })?;
         self.metrics.count_backend_call("commercetools_token", "ok");
         let lifetime = Duration::from_secs(token.expires_in.unwrap_or(3600).min(172_800));

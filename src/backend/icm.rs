@@ -49,7 +49,7 @@ pub async fn provision(
             "the shop answered {}",
             response.status()
         ))),
-        Err(e) => Err(ProvisionError::Failed(crate::oidc::error_chain(&e))),
+        Err(e) => Err(ProvisionError::Failed(crate::error_chain::error_chain(&e))),
     }
 }
 

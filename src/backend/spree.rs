@@ -95,7 +95,7 @@ impl SpreeClient {
             .json(&json!({"refresh_token": refresh_token}))
             .send()
             .await
-            .map_err(|e| SpreeError::Unreachable(crate::oidc::error_chain(&e)))?;
+            .map_err(|e| SpreeError::Unreachable(crate::error_chain::error_chain(&e)))?;
         if response.status().is_success() {
             Ok(())
         } else {
@@ -116,7 +116,7 @@ impl SpreeClient {
             .json(&body)
             .send()
             .await
-            .map_err(|e| SpreeError::Unreachable(crate::oidc::error_chain(&e)))?;
+            .map_err(|e| SpreeError::Unreachable(crate::error_chain::error_chain(&e)))?;
         let status = response.status();
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             let after = response
@@ -138,7 +138,7 @@ impl SpreeClient {
             .json()
             .await
             .map_err(|e| SpreeError::Unreachable(format!("unreadable answer: {e}")))?;
-        let expires_at = crate::oidc::flow::jwt_part(&answer.token, 1)
+        let expires_at = crate::jwt::jwt_part(&answer.token, 1)
             .and_then(|claims| claims.get("exp").and_then(|v| v.as_i64()));
         Ok(BackendTokens {
             token: answer.token,

@@ -3,8 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{
     AccessToken, AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
@@ -209,16 +207,6 @@ pub fn identity_from_claims(claims: &Map<String, Value>, mapping: &ClaimMapping)
         email_verified: matches!(claims.get("email_verified"), Some(Value::Bool(true)))
             || claims.get("email_verified").and_then(Value::as_str) == Some("true"),
         subject,
-    }
-}
-
-/// The decoded JSON of part `index` (0 header, 1 payload) of a compact JWT.
-pub fn jwt_part(jwt: &str, index: usize) -> Option<serde_json::Map<String, Value>> {
-    let part = jwt.split('.').nth(index)?;
-    let bytes = URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
-        Value::Object(map) => Some(map),
-        _ => None,
     }
 }
 

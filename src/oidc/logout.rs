@@ -77,7 +77,7 @@ pub async fn revoke_refresh_token(
     match response {
         Ok(r) if r.status().is_success() => Ok(true),
         Ok(r) => Err(format!("revocation answered {}", r.status())),
-        Err(e) => Err(super::error_chain(&e)),
+        Err(e) => Err(crate::error_chain::error_chain(&e)),
     }
 }
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::flow::jwt_part;
 use super::registry::{Discovered, Provider, Registry};
 use super::verify::{verify_jwt, Checks, TokenUse, VerifyError};
+use crate::jwt::jwt_part;
 use crate::session::Tokens;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -98,7 +98,7 @@ pub async fn refresh(
             if timed_out {
                 RefreshError::Timeout
             } else {
-                RefreshError::Unreachable(super::error_chain(&e))
+                RefreshError::Unreachable(crate::error_chain::error_chain(&e))
             }
         }
         RequestTokenError::Parse(e, _) => RefreshError::IdpError(format!("unreadable answer: {e}")),

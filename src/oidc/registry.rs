@@ -256,7 +256,7 @@ impl Registry {
             }
             Err(e) => {
                 self.metrics.count_discovery(&provider.key, "error");
-                return Err(super::error_chain(&e));
+                return Err(crate::error_chain::error_chain(&e));
             }
         };
         let basic = metadata

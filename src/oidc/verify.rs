@@ -15,8 +15,8 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use super::flow::jwt_part;
 use super::registry::{Discovered, Provider, Registry};
+use crate::jwt::jwt_part;
 
 /// What a token is being verified as.
 #[derive(Debug, Clone, Copy)]

@@ -1,9 +1,8 @@
 //! Which rule applies to a request: the sidecar's own endpoints, or the first `[[routes]]`
 //! entry whose host and path prefix match. Routing is always on the canonical path
-//! ([`canonical`]) and host ([`host`]), the ones the upstream will serve.
+//! ([`canonical`]) and host ([`crate::host`]), the ones the upstream will serve.
 
 pub mod canonical;
-pub mod host;
 
 use crate::config::{AuthMode, ClaimRule, Route};
 
@@ -86,7 +85,7 @@ impl Router {
         }
     }
 
-    /// Routes a request by its canonical host name ([`host::CanonicalHost::name`]) and
+    /// Routes a request by its canonical host name ([`crate::host::CanonicalHost::name`]) and
     /// path; paths without a matching route are treated as `required`, so a gap in the
     /// table never exposes a page.
     pub fn route(&self, host: &str, path: &str) -> Matched<'_> {

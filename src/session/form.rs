@@ -26,44 +26,6 @@ impl KeptForm {
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         postcard::from_bytes(&super::model::inflate(bytes)?).ok()
     }
-
-    /// The page that posts the form again, at once, to where it was posted.
-    pub fn resubmit_page(&self) -> String {
-        use crate::pages::escape;
-        let fields: String = form_urlencoded::parse(&self.body)
-            .map(|(name, value)| {
-                format!(
-                    "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                    escape(&name),
-                    escape(&value)
-                )
-            })
-            .collect();
-        crate::pages::page(
-            "Sending your form",
-            &format!(
-                "<h1>Sending your form</h1><p>You are signed in again; your form is being sent.</p>\
-<form method=\"post\" action=\"{action}\">{fields}<button type=\"submit\">Send the form</button></form>\
-<script>{RESUBMIT_SCRIPT}</script>",
-                action = escape(&self.path_and_query),
-            ),
-        )
-    }
-}
-
-/// The only script of the page; allowed by its hash in the page's CSP.
-pub const RESUBMIT_SCRIPT: &str = "document.forms[0].submit();";
-
-/// The page's `Content-Security-Policy`: the sidecar's usual one, plus exactly that script
-/// and form submission to the shop's own origin.
-pub fn resubmit_policy() -> String {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    let hash =
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(RESUBMIT_SCRIPT));
-    format!(
-        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    )
 }
 
 #[cfg(test)]
@@ -83,7 +45,7 @@ mod tests {
             KeptForm::from_bytes(&form.to_bytes().unwrap()).unwrap(),
             form
         );
-        let page = form.resubmit_page();
+        let page = crate::pages::resubmit_form(&form);
         assert!(
             page.contains("name=\"description\" value=\"&lt;script&gt;alert(1)&lt;/script&gt;\""),
             "{page}"
@@ -93,6 +55,6 @@ mod tests {
             page.contains("action=\"/INTERSHOP/web/WFS/x?a=1&amp;b=&quot;2\""),
             "{page}"
         );
-        assert!(resubmit_policy().contains("script-src 'sha256-"));
+        assert!(crate::pages::resubmit_policy().contains("script-src 'sha256-"));
     }
 }

@@ -19,7 +19,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
-use super::topology::Topology;
+use crate::redis_topology::Topology;
 
 pub(super) enum Connector {
     Single {

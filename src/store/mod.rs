@@ -6,7 +6,6 @@
 //! every call is `Unavailable` at once, which is the same local behaviour.
 
 mod connection;
-mod topology;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -17,8 +16,8 @@ use redis::AsyncCommands;
 
 use crate::config::RedisConfig;
 use crate::metrics::Metrics;
+pub use crate::redis_topology::Topology;
 use connection::{Connection, Connector};
-pub use topology::Topology;
 
 /// One field of a Redis hash and its value.
 pub type HashEntry = (Vec<u8>, Vec<u8>);

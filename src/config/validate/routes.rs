@@ -75,7 +75,7 @@ impl Validator {
             // A route with a bad host is left out: host-less, it would match every host.
             let host = match route
                 .host
-                .map(|h| crate::routing::host::canonical_name(&h).map_err(|e| (h, e)))
+                .map(|h| crate::host::canonical_name(&h).map_err(|e| (h, e)))
             {
                 None => None,
                 Some(Ok(name)) => Some(name),

@@ -47,16 +47,15 @@ impl Validator {
                     "e.g. \"env:SSO_REDIS_URL\" holding redis://host:6379/0",
                 );
                 let cluster = raw.cluster.unwrap_or(false);
-                let url =
-                    url.filter(
-                        |url| match crate::store::Topology::parse(url.expose(), cluster) {
-                            Ok(_) => true,
-                            Err(problem) => {
-                                self.problem("store.url", problem);
-                                false
-                            }
-                        },
-                    );
+                let url = url.filter(|url| {
+                    match crate::redis_topology::Topology::parse(url.expose(), cluster) {
+                        Ok(_) => true,
+                        Err(problem) => {
+                            self.problem("store.url", problem);
+                            false
+                        }
+                    }
+                });
                 StoreConfig {
                     redis: url.map(|url| RedisConfig {
                         url,

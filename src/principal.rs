@@ -73,7 +73,7 @@ impl Principal {
         match &self.0 {
             Who::Session(session) => (session.id.clone(), session.tokens.access_expires_at),
             Who::Bearer(caller) => (
-                format!("bearer:{}", crate::auth::digest(&caller.token)),
+                format!("bearer:{}", crate::digest::digest(&caller.token)),
                 Some(caller.expires_at),
             ),
         }
