@@ -255,6 +255,7 @@ impl ProxyHttp for SidecarProxy {
         if let Some(sent) = ctx.upstream_sent.take() {
             ctx.rt
                 .metrics
+                .traffic
                 .record_upstream_latency(ctx.kind, sent.elapsed());
         }
         Ok(())
@@ -328,7 +329,7 @@ impl ProxyHttp for SidecarProxy {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        ctx.rt.metrics.record_request(ctx.kind, status);
+        ctx.rt.metrics.traffic.record_request(ctx.kind, status);
         let req = session.req_header();
         let elapsed_ms = ctx.started.elapsed().as_secs_f64() * 1000.0;
         // Formatted only when the line is written (access logs off cost nothing here).
@@ -433,7 +434,7 @@ fn decide_host(req: &RequestHeader, ctx: &mut RequestCtx) -> std::result::Result
             Ok(())
         }
         Err(problem) => {
-            ctx.rt.metrics.request_refused(problem.reason());
+            ctx.rt.metrics.traffic.request_refused(problem.reason());
             tracing::debug!(%problem, "host refused");
             Err(Reply::html(400, pages::bad_address(ctx.request_id())))
         }
@@ -558,7 +559,7 @@ fn failure_status(e: &Error, ctx: &mut RequestCtx) -> u16 {
             false => UpstreamFailure::Other,
         };
         let failure = ctx.failure.take().unwrap_or(cause);
-        ctx.rt.metrics.record_upstream_failure(failure);
+        ctx.rt.metrics.traffic.record_upstream_failure(failure);
     }
     status
 }

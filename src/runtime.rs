@@ -31,10 +31,7 @@ impl Runtime {
         let metrics = &lasting.metrics;
         for (key, idp) in &config.identity_providers {
             if let Some(expire_at) = idp.oidc().and_then(|o| o.client_secret_expire_at) {
-                metrics
-                    .client_secret_expiry
-                    .with_label_values(&[key])
-                    .set(expire_at.timestamp());
+                (metrics.idps).set_client_secret_expiry(key, expire_at.timestamp());
             }
         }
         let upstream_headers =

@@ -37,7 +37,9 @@ pub fn build(config: Config) -> Server {
 
     let metrics = Arc::new(Metrics::new());
     let tls = config.server.tls.as_ref().map(|certificate| {
-        metrics.set_tls_certificate_expiry(certificate.expires_at);
+        metrics
+            .process
+            .set_tls_certificate_expiry(certificate.expires_at);
         Arc::new(CertificateResolver::new(certificate))
     });
     let lasting = Arc::new(Lasting {
@@ -130,14 +132,14 @@ fn apply_head_limits(config: &Config) {
     let exempt: pingora::connection_limits::Exempt =
         Arc::new(move |ip| crate::forwarding::is_trusted(ip, &trusted));
     pingora::connection_limits::set(
-        config.max_connections,
-        config.max_connections_per_client,
+        config.limits.max_connections,
+        config.limits.max_connections_per_client,
         Some(exempt),
     );
     pingora::protocols::http::v1::head_limits::set(
         pingora::protocols::http::v1::head_limits::HeadLimits {
-            max_bytes: config.max_header_bytes,
-            max_headers: config.max_headers,
+            max_bytes: config.limits.max_header_bytes,
+            max_headers: config.limits.max_headers,
             timeout: Some(config.server.header_timeout),
         },
     );
@@ -162,10 +164,7 @@ async fn watch_secret_expiry(current: Arc<ArcSwap<Served>>, mut shutdown: Shutdo
                 continue;
             };
             let left = expire_at - now;
-            rt.metrics
-                .client_secret_expires_in
-                .with_label_values(&[key])
-                .set(left.num_seconds());
+            (rt.metrics.idps).set_client_secret_expires_in(key, left.num_seconds());
             if warn && left < window {
                 warned = true;
                 tracing::warn!(
@@ -198,11 +197,7 @@ impl Control {
                 for line in error.lines() {
                     tracing::error!("config reload refused: {line}");
                 }
-                self.lasting
-                    .metrics
-                    .config_reloads
-                    .with_label_values(&["error"])
-                    .inc();
+                self.lasting.metrics.process.count_reload("error");
                 return;
             }
         };
@@ -229,6 +224,7 @@ impl Control {
                 resolver.replace(certificate);
                 self.lasting
                     .metrics
+                    .process
                     .set_tls_certificate_expiry(certificate.expires_at);
             }
             (None, None) => {}
@@ -242,11 +238,7 @@ impl Control {
         for warning in &self.current.load().config.warnings {
             tracing::warn!("{}: {warning}", source.display());
         }
-        self.lasting
-            .metrics
-            .config_reloads
-            .with_label_values(&["ok"])
-            .inc();
+        self.lasting.metrics.process.count_reload("ok");
         tracing::info!(config = %source.display(), "config reloaded");
     }
 }

@@ -118,7 +118,9 @@ impl Backend {
         match result {
             Ok(fresh) => {
                 if ran {
-                    self.metrics.count_backend_call("spree_refresh", "ok");
+                    self.metrics
+                        .backends
+                        .count_backend_call("spree_refresh", "ok");
                 }
                 Freshness::Refreshed(fresh)
             }
@@ -126,17 +128,23 @@ impl Backend {
                 tracing::warn!(session = session.id.as_str(), %error, "Spree token refresh failed");
                 match &*error {
                     SpreeError::Refused(_) => {
-                        self.metrics.count_backend_call("spree_refresh", "refused");
-                        Freshness::Ended("backend_refused")
+                        self.metrics
+                            .backends
+                            .count_backend_call("spree_refresh", "refused");
+                        Freshness::Ended(crate::metrics::Ended::BackendRefused)
                     }
                     // Keep going with the current token while it lasts.
                     SpreeError::Unreachable(_) | SpreeError::RateLimited(_) if now < expires_at => {
-                        self.metrics.count_backend_call("spree_refresh", "error");
+                        self.metrics
+                            .backends
+                            .count_backend_call("spree_refresh", "error");
                         Freshness::Current
                     }
                     SpreeError::Unreachable(_) | SpreeError::RateLimited(_) => {
-                        self.metrics.count_backend_call("spree_refresh", "error");
-                        Freshness::Ended("backend_refused")
+                        self.metrics
+                            .backends
+                            .count_backend_call("spree_refresh", "error");
+                        Freshness::Ended(crate::metrics::Ended::BackendRefused)
                     }
                 }
             }
@@ -232,24 +240,31 @@ impl Backend {
         .await
         {
             Ok(true) => {
-                self.metrics.count_backend_call("icm_provisioning", "ok");
+                self.metrics
+                    .backends
+                    .count_backend_call("icm_provisioning", "ok");
                 Ok(())
             }
             Ok(false) => Ok(()),
             Err(icm::ProvisionError::UnknownUser) if !policy.create => {
                 self.metrics
+                    .backends
                     .count_backend_call("icm_provisioning", "unknown_user");
                 Err(LoginError::UnknownToShop)
             }
             // Without CREATE the user already exists in ICM; a missed update is not worth
             // refusing the login over.
             Err(error) if !policy.create => {
-                self.metrics.count_backend_call("icm_provisioning", "error");
+                self.metrics
+                    .backends
+                    .count_backend_call("icm_provisioning", "error");
                 tracing::warn!(organization = org.key.as_str(), %error, "ICM provisioning failed; login goes on");
                 Ok(())
             }
             Err(error) => {
-                self.metrics.count_backend_call("icm_provisioning", "error");
+                self.metrics
+                    .backends
+                    .count_backend_call("icm_provisioning", "error");
                 Err(LoginError::Backend(format!(
                     "your shop account could not be set up ({error})"
                 )))
@@ -275,17 +290,22 @@ impl Backend {
         })?;
         match spree.exchange(&token, client).await {
             Ok(tokens) => {
-                self.metrics.count_backend_call("spree_exchange", "ok");
+                self.metrics
+                    .backends
+                    .count_backend_call("spree_exchange", "ok");
                 session.backend = Some(tokens);
                 Ok(())
             }
             Err(SpreeError::RateLimited(seconds)) => {
                 self.metrics
+                    .backends
                     .count_backend_call("spree_exchange", "rate_limited");
                 Err(LoginError::BackendBusy(seconds))
             }
             Err(error) => {
-                self.metrics.count_backend_call("spree_exchange", "error");
+                self.metrics
+                    .backends
+                    .count_backend_call("spree_exchange", "error");
                 Err(LoginError::Backend(format!(
                     "the shop did not accept your sign-in ({error})"
                 )))
@@ -328,9 +348,9 @@ async fn revoke_at_spree(
     metrics: &Metrics,
 ) {
     match spree.logout(tokens, client).await {
-        Ok(()) => metrics.count_backend_call("spree_logout", "ok"),
+        Ok(()) => metrics.backends.count_backend_call("spree_logout", "ok"),
         Err(error) => {
-            metrics.count_backend_call("spree_logout", "error");
+            metrics.backends.count_backend_call("spree_logout", "error");
             tracing::warn!(%error, "revoking Spree's refresh token failed");
         }
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::revocations::Revocations;
 use super::{rules, Gate, Request};
 use crate::config::{Config, Organization};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Rejected};
 use crate::oidc::access::{AccessTokens, VerifiedToken};
 use crate::oidc::flow::identity_from_claims;
 use crate::oidc::registry::Provider;
@@ -68,7 +68,9 @@ impl BearerTokens {
             Err(error) => return Gate::Deny(self.refused(&error)),
         };
         let Some((idp, organization)) = self.attribute(&verified, pinned_org) else {
-            self.metrics.session_rejected("other_organization");
+            self.metrics
+                .sessions
+                .session_rejected(Rejected::OtherOrganization);
             let reason = "the token's identity provider does not serve this organization";
             return Gate::Deny(Reply::unauthorized_with(
                 Some("invalid_token"),
@@ -78,7 +80,7 @@ impl BearerTokens {
         if !rules::satisfied(route.allow, |path| {
             claims::values_at(&verified.claims, path)
         }) {
-            self.metrics.request_denied(route.label);
+            self.metrics.traffic.request_denied(route.label);
             return Gate::Deny(
                 Reply::json(403, &serde_json::json!({"error": "insufficient_scope"})).with_header(
                     "www-authenticate",
@@ -144,7 +146,9 @@ impl BearerTokens {
     pub fn refused(&self, error: &VerifyError) -> Reply {
         match error {
             VerifyError::Unavailable { idp, .. } => {
-                self.metrics.session_rejected("bearer_unavailable");
+                self.metrics
+                    .sessions
+                    .session_rejected(Rejected::BearerUnavailable);
                 tracing::warn!(
                     idp = idp.as_str(),
                     error = crate::error_chain::error_chain(error),
@@ -153,7 +157,9 @@ impl BearerTokens {
                 Reply::temporarily_unavailable(RETRY_AFTER_SECS)
             }
             VerifyError::Invalid(_) | VerifyError::UnknownKey => {
-                self.metrics.session_rejected("bearer_invalid");
+                self.metrics
+                    .sessions
+                    .session_rejected(Rejected::BearerInvalid);
                 Reply::unauthorized_with(Some("invalid_token"), Some(&error.to_string()))
             }
         }

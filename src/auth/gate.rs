@@ -1,39 +1,72 @@
 //! The gate in front of `required`, `optional` and `api` routes: who is asking (a session
 //! or a bearer token), whether their tokens are still good (refreshed when about to run
-//! out), and whether the route admits them.
+//! out), and whether the route admits them. Whatever it refuses is answered by
+//! [`refusal::answer`].
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use http::{HeaderMap, Method};
-use serde_json::json;
+use url::Url;
 
 use super::backend::Backend;
 use super::bearer::{bearer_token, BearerTokens};
 use super::links::SignInLinks;
 use super::membership::{kept, Membership};
+use super::refusal::{self, Refusal, Refused};
 use super::session_store::SessionStore;
 use super::site::OwnSite;
-use super::tokens::{Freshness, Refresh, TokenKeeper};
-use super::{rules, Gate, Request};
-use crate::caller::is_navigation;
+use super::tokens::{Freshness, Refresh};
+use super::{rules, Gate, Parts, Request};
+use crate::caller::Caller;
 use crate::config::Config;
 use crate::jwt::jwt_part;
-use crate::metrics::Metrics;
+use crate::metrics::{Ended, Metrics, Rejected};
 use crate::pages;
 use crate::principal::Principal;
 use crate::reply::Reply;
 use crate::routing::{Matched, RouteKind};
 use crate::session::{Rejection, Session};
 
-pub struct Gatekeeper<R = TokenKeeper> {
-    pub config: Arc<Config>,
-    pub sessions: Arc<SessionStore>,
-    pub bearer: Arc<BearerTokens>,
-    pub tokens: R,
-    pub backend: Arc<Backend>,
-    pub membership: Arc<Membership>,
-    pub links: SignInLinks,
-    pub metrics: Arc<Metrics>,
+/// The settings the gate uses, taken from the config once.
+struct GateSettings {
+    /// `oidc.remote`: false once a reload turned remote sign-ins off.
+    remote_sign_ins: bool,
+    /// The IdPs that sign in remotely (OpenID Connect), as opposed to `local` ones.
+    remote_idps: HashSet<String>,
+    /// `server.public_url`: the origin a kept form must come from.
+    public_url: Option<Url>,
+    /// `headers.forward_access_token`.
+    forward_access_token: bool,
+    /// `session.preserve_post_max`: the largest form kept across a sign-in (0: none).
+    preserve_post_max: usize,
+}
+
+impl GateSettings {
+    fn new(config: &Config) -> Self {
+        let remote_idps = config.identity_providers.iter();
+        GateSettings {
+            remote_sign_ins: config.oidc.remote,
+            remote_idps: remote_idps
+                .filter(|(_, idp)| idp.oidc().is_some())
+                .map(|(key, _)| key.clone())
+                .collect(),
+            public_url: config.server.public_url.clone(),
+            forward_access_token: config.headers.forward_access_token,
+            preserve_post_max: config.session.preserve_post_max,
+        }
+    }
+}
+
+pub struct Gatekeeper<R> {
+    settings: GateSettings,
+    sessions: Arc<SessionStore>,
+    bearer: Arc<BearerTokens>,
+    tokens: R,
+    backend: Arc<Backend>,
+    membership: Arc<Membership>,
+    links: SignInLinks,
+    metrics: Arc<Metrics>,
 }
 
 /// Where a request came in: the route's mode and the organization it pins.
@@ -44,6 +77,20 @@ struct Place<'a> {
 }
 
 impl<R: Refresh> Gatekeeper<R> {
+    /// The gate of the auth service, and of the tests, which bring their own refresh.
+    pub(super) fn new(config: &Config, parts: &Parts, tokens: R) -> Self {
+        Gatekeeper {
+            settings: GateSettings::new(config),
+            sessions: parts.sessions.clone(),
+            bearer: parts.bearer.clone(),
+            tokens,
+            backend: parts.backend.clone(),
+            membership: parts.membership.clone(),
+            links: parts.links.clone(),
+            metrics: parts.metrics.clone(),
+        }
+    }
+
     /// Decides whether a request on a protected route may go upstream, refreshing the
     /// tokens first when they are about to run out.
     pub async fn gate(&self, route: &Matched<'_>, req: &Request<'_>, now: i64) -> Gate {
@@ -59,27 +106,38 @@ impl<R: Refresh> Gatekeeper<R> {
         }
         let mut session = match self.sessions.load(req.headers, now).await {
             Ok(session) if self.sessions.is_revoked(&session) => {
-                self.metrics.session_rejected("revoked");
+                self.metrics.sessions.session_rejected(Rejected::Revoked);
                 return self.session_ended(at, &session, req);
             }
             Ok(session) => session,
             Err(rejection) => return self.without_session(at, rejection, req),
         };
-        if let Err(refused) = self.admits(at, &session, req) {
-            return refused;
+        if let Err(refusal) = self.admits(at, &session) {
+            return self.refuse(refusal, at, req);
         }
         // Most requests need no refresh; those that do carry its (large) state in a box.
         let refresh =
             self.tokens.may_refresh(&session, now) || self.backend.may_refresh(&session, now);
         let refreshed = match refresh {
-            true => match Box::pin(self.keep_fresh(at, &mut session, req, now)).await {
+            true => match Box::pin(self.keep_fresh(&mut session, req, now)).await {
                 Ok(refreshed) => refreshed,
-                Err(ended) => return ended,
+                Err(refusal) => return self.refuse(refusal, at, req),
             },
             false => false,
         };
         if !rules::satisfied(route.allow, |path| kept(&session, path)) {
-            return Gate::Deny(self.forbidden(route, req, &session));
+            self.metrics.traffic.request_denied(route.label);
+            let identity = &session.identity;
+            let who = (identity.email.as_deref())
+                .or(identity.preferred_username.as_deref())
+                .unwrap_or(&identity.subject);
+            return self.refuse(
+                Refusal::Forbidden {
+                    who: who.to_owned(),
+                },
+                at,
+                req,
+            );
         }
         let set_cookies = if refreshed {
             Arc::make_mut(&mut session).last_seen = now;
@@ -92,75 +150,76 @@ impl<R: Refresh> Gatekeeper<R> {
         self.forward(session, set_cookies)
     }
 
-    /// No usable session: a visitor on `optional` routes, a kept form, or sign in again.
+    /// The one way out for whatever the gate refuses.
+    fn refuse(&self, refusal: Refusal, at: Place<'_>, req: &Request<'_>) -> Gate {
+        let refused = Refused {
+            kind: at.kind,
+            pinned_org: at.pinned_org,
+            caller: Caller::of(req.method, req.headers),
+            path_and_query: req.path_and_query,
+            request_id: req.request_id,
+        };
+        refusal::answer(refusal, &refused, &self.links, || {
+            self.sessions.clear(req.headers)
+        })
+    }
+
+    /// No usable session: a form worth keeping across the sign-in, or a refusal.
     fn without_session(&self, at: Place<'_>, rejection: Rejection, req: &Request<'_>) -> Gate {
         if rejection != Rejection::Missing {
-            self.metrics.session_rejected(rejection.as_str());
-        }
-        if at.kind == RouteKind::Optional {
-            // A stale cookie goes; a store outage is no reason to forget one.
-            let cleared = match rejection {
-                Rejection::Missing | Rejection::Unavailable => Vec::new(),
-                _ => self.sessions.clear(req.headers),
-            };
-            return Gate::Anonymous {
-                set_cookies: cleared,
-            };
+            self.metrics
+                .sessions
+                .session_rejected(Rejected::Cookie(rejection));
         }
         if at.kind == RouteKind::Required && self.may_keep_form(req) {
-            let login = self.links.sign_in(req.path_and_query, at.pinned_org);
             let own = OwnSite {
-                public_url: self.config.server.public_url.as_ref(),
+                public_url: self.settings.public_url.as_ref(),
                 host: req.host,
             };
-            if own.sent_form(req.headers) {
-                let posted_to = req.path_and_query.to_owned();
-                return Gate::KeepForm { login, posted_to };
+            if !own.sent_form(req.headers) {
+                self.metrics
+                    .sessions
+                    .form_dropped(crate::metrics::FormDropped::CrossSite);
+                return self.refuse(Refusal::CrossSiteForm, at, req);
             }
-            // Another site's form is never replayed with the user's identity: the sign-in
-            // goes on, and the browser lands on the page by `GET`.
-            self.metrics.form_dropped("cross_site");
-            return Gate::Deny(Reply::see_other(&login));
+            let login = self.links.sign_in(req.path_and_query, at.pinned_org);
+            let posted_to = req.path_and_query.to_owned();
+            return Gate::KeepForm { login, posted_to };
         }
-        let error = (rejection != Rejection::Missing).then_some("invalid_token");
-        Gate::Deny(self.sign_in_again(at, req, error, Vec::new()))
+        self.refuse(Refusal::NotSignedIn(rejection), at, req)
     }
 
     /// A session that is good in itself may still not belong here: remote sign-ins turned
     /// off by a reload, or signed in for another organization than the route's.
-    fn admits(&self, at: Place<'_>, session: &Session, req: &Request<'_>) -> Result<(), Gate> {
-        let remote_session = (self.config.identity_providers)
-            .get(&session.identity_provider)
-            .is_some_and(|idp| idp.oidc().is_some());
-        if !self.config.oidc.remote && remote_session {
+    fn admits(&self, at: Place<'_>, session: &Session) -> Result<(), Refusal> {
+        let remote_session = self
+            .settings
+            .remote_idps
+            .contains(&session.identity_provider);
+        if !self.settings.remote_sign_ins && remote_session {
             // Reloaded with `oidc.remote = "unsupported"`: remote sign-ins are over.
-            self.metrics.session_ended("remote_unsupported");
-            return Err(self.session_over(at, req));
+            self.metrics
+                .sessions
+                .session_ended(Ended::RemoteUnsupported);
+            return Err(Refusal::SessionOver);
         }
         if at.pinned_org.is_none_or(|org| org == session.organization) {
             return Ok(());
         }
-        self.metrics.session_rejected("other_organization");
-        if at.kind == RouteKind::Optional {
-            // Signed in, but for another organization: this part of the site sees a
-            // visitor, and the session stays for where it belongs.
-            return Err(Gate::Anonymous {
-                set_cookies: Vec::new(),
-            });
-        }
-        let error = Some("invalid_token");
-        Err(Gate::Deny(self.sign_in_again(at, req, error, Vec::new())))
+        self.metrics
+            .sessions
+            .session_rejected(Rejected::OtherOrganization);
+        Err(Refusal::OtherOrganization)
     }
 
     /// Refreshes the IdP's and the backend's tokens where they are about to run out;
     /// `Ok(true)` when the session changed and must be saved.
     async fn keep_fresh(
         &self,
-        at: Place<'_>,
         shared: &mut Arc<Session>,
         req: &Request<'_>,
         now: i64,
-    ) -> Result<bool, Gate> {
+    ) -> Result<bool, Refusal> {
         let mut changed = false;
         match self.tokens.ensure_fresh(shared, now).await {
             Freshness::Current => {}
@@ -173,15 +232,19 @@ impl<R: Refresh> Gatekeeper<R> {
                 changed = true;
                 // New claims: membership is checked again (a user who left ends here).
                 if new_id_token && !self.still_member(session) {
-                    self.metrics.session_ended("not_a_member");
-                    return Err(self.session_ended(at, session, req));
+                    self.metrics.sessions.session_ended(Ended::NotAMember);
+                    return Err(self.ended(session, req));
                 }
             }
             Freshness::Ended(reason) => {
-                self.metrics.session_ended(reason);
-                return Err(self.session_ended(at, shared, req));
+                self.metrics.sessions.session_ended(reason);
+                return Err(self.ended(shared, req));
             }
-            Freshness::Unreachable => return Err(self.idp_unreachable(at, shared, req)),
+            Freshness::Unreachable => {
+                self.metrics.sessions.session_ended(Ended::IdpUnreachable);
+                let organization = shared.organization.clone();
+                return Err(Refusal::IdpUnreachable { organization });
+            }
         }
         match self.backend.keep_fresh(shared, now, req.client_ip).await {
             Freshness::Current => {}
@@ -192,12 +255,12 @@ impl<R: Refresh> Gatekeeper<R> {
             // The backend refused: its session is already over. (A backend that cannot be
             // reached is not asked again while its token lasts, and ends it after.)
             Freshness::Ended(reason) => {
-                self.metrics.session_ended(reason);
-                return Err(self.session_over(at, req));
+                self.metrics.sessions.session_ended(reason);
+                return Err(Refusal::SessionOver);
             }
             Freshness::Unreachable => {
-                self.metrics.session_ended("backend_refused");
-                return Err(self.session_over(at, req));
+                self.metrics.sessions.session_ended(Ended::BackendRefused);
+                return Err(Refusal::SessionOver);
             }
         }
         Ok(changed)
@@ -212,30 +275,12 @@ impl<R: Refresh> Gatekeeper<R> {
         self.membership.is_member(session)
     }
 
-    /// The access token ran out and the IdP cannot renew it: the session is over, and a
-    /// browser is told why.
-    fn idp_unreachable(&self, at: Place<'_>, session: &Session, req: &Request<'_>) -> Gate {
-        self.metrics.session_ended("idp_unreachable");
-        let cleared = self.sessions.clear(req.headers);
-        if at.kind == RouteKind::Optional {
-            return Gate::Anonymous {
-                set_cookies: cleared,
-            };
-        }
-        if at.kind == RouteKind::Required && is_navigation(req.method, req.headers) {
-            let retry = (self.links).sign_in(req.path_and_query, Some(&session.organization));
-            let html = pages::idp_unreachable(&retry, req.request_id);
-            return Gate::Deny(Reply::html(503, html).with_cookies(cleared));
-        }
-        Gate::Deny(Reply::unauthorized(Some("invalid_token")).with_cookies(cleared))
-    }
-
     /// Forwards a signed-in user: the shop's own token goes upstream where the backend
     /// exchanged the IdP's (Spree), else the access token where configured.
     fn forward(&self, session: Arc<Session>, set_cookies: Vec<String>) -> Gate {
         let authorization = match &session.backend {
             Some(backend) => Some(format!("Bearer {}", backend.token)),
-            None if self.config.headers.forward_access_token => {
+            None if self.settings.forward_access_token => {
                 Some(format!("Bearer {}", session.tokens.access_token))
             }
             None => None,
@@ -247,60 +292,21 @@ impl<R: Refresh> Gatekeeper<R> {
         }
     }
 
-    /// `403`: signed in, but the route's `allow` rules do not admit this user. Browsers get
-    /// a page that offers signing in as someone else; nobody gets a redirect, which would
-    /// only bring them back here.
-    fn forbidden(&self, route: &Matched<'_>, req: &Request<'_>, session: &Session) -> Reply {
-        self.metrics.request_denied(route.label);
-        if !is_navigation(req.method, req.headers) {
-            return Reply::json(403, &json!({"error": "forbidden"}));
-        }
-        let identity = &session.identity;
-        let who = (identity.email.as_deref())
-            .or(identity.preferred_username.as_deref())
-            .unwrap_or(&identity.subject);
-        let page = pages::forbidden(who, self.links.logout(), req.request_id);
-        Reply::html(403, page)
-    }
-
     /// The session ended without a logout here (revoked, refused by the IdP, no longer a
     /// member): the backend's own session ends with it.
-    fn session_ended(&self, at: Place<'_>, session: &Session, req: &Request<'_>) -> Gate {
+    fn ended(&self, session: &Session, req: &Request<'_>) -> Refusal {
         self.backend.end_session(session, req.client_ip);
-        self.session_over(at, req)
+        Refusal::SessionOver
     }
 
-    /// The session is over (see [`Self::session_ended`]; or refused by the backend, or
-    /// remote sign-ins turned off): its cookies go, and the client is asked to sign in
-    /// again.
-    fn session_over(&self, at: Place<'_>, req: &Request<'_>) -> Gate {
-        let cleared = self.sessions.clear(req.headers);
-        if at.kind == RouteKind::Optional {
-            return Gate::Anonymous {
-                set_cookies: cleared,
-            };
-        }
-        Gate::Deny(self.sign_in_again(at, req, Some("invalid_token"), cleared))
-    }
-
-    /// Not (or no longer) signed in: browsers go to the login page, programs get `401`.
-    fn sign_in_again(
-        &self,
-        at: Place<'_>,
-        req: &Request<'_>,
-        error: Option<&str>,
-        set_cookies: Vec<String>,
-    ) -> Reply {
-        if at.kind == RouteKind::Required && is_navigation(req.method, req.headers) {
-            let login = self.links.sign_in(req.path_and_query, at.pinned_org);
-            return Reply::redirect(&login).with_cookies(set_cookies);
-        }
-        Reply::unauthorized(error).with_cookies(set_cookies)
+    fn session_ended(&self, at: Place<'_>, session: &Session, req: &Request<'_>) -> Gate {
+        let refusal = self.ended(session, req);
+        self.refuse(refusal, at, req)
     }
 
     /// A form `POST` small enough to keep across a sign-in (`session.preserve_post_max`).
     fn may_keep_form(&self, req: &Request<'_>) -> bool {
-        let max = self.config.session.preserve_post_max;
+        let max = self.settings.preserve_post_max;
         let header = |name| req.headers.get(name).and_then(|v| v.to_str().ok());
         let is_form = header(http::header::CONTENT_TYPE).is_some_and(|t| {
             let media_type = t.split(';').next().unwrap_or_default().trim();
@@ -328,7 +334,7 @@ impl<R: Refresh> Gatekeeper<R> {
             body,
             created_at: now,
         };
-        match self.sessions.cookies.keep_form(headers, &form) {
+        match self.sessions.keep_form(headers, &form) {
             Some(cookies) => Reply::see_other(login).with_cookies(cookies),
             None => Reply::html(401, pages::form_too_large(login, request_id)),
         }
@@ -395,30 +401,9 @@ auth = "public"
             refreshes: Arc::default(),
             metrics: metrics.clone(),
         };
-        let registry = Arc::new(Registry::new(&config, metrics.clone()));
-        Gatekeeper {
-            sessions: Arc::new(SessionStore::new(
-                &config,
-                &lasting.store,
-                lasting.revocations.clone(),
-            )),
-            bearer: Arc::new(BearerTokens::new(
-                config.clone(),
-                registry.clone(),
-                lasting.revocations.clone(),
-                metrics.clone(),
-            )),
-            tokens: ScriptedRefresh(Mutex::new(refresh)),
-            backend: Arc::new(Backend::new(
-                config.clone(),
-                reqwest::Client::new(),
-                &lasting,
-            )),
-            membership: Arc::new(Membership::new(config.clone(), registry)),
-            links: SignInLinks::new(&config.oidc.path_prefix),
-            metrics,
-            config,
-        }
+        let registry = Arc::new(Registry::new(&config, metrics));
+        let parts = Parts::new(&config, &registry, &lasting);
+        Gatekeeper::new(&config, &parts, ScriptedRefresh(Mutex::new(refresh)))
     }
 
     fn session(organization: &str) -> Session {
@@ -445,11 +430,14 @@ auth = "public"
     }
 
     /// A browser's navigation carrying `session`'s cookie, as the gate's store sealed it.
-    fn navigation(gate: &Gatekeeper<ScriptedRefresh>, session: Option<&Session>) -> HeaderMap {
+    async fn navigation(
+        gate: &Gatekeeper<ScriptedRefresh>,
+        session: Option<&Session>,
+    ) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert("accept", HeaderValue::from_static("text/html"));
         if let Some(session) = session {
-            let (set_cookies, _) = gate.sessions.cookies.store(&HeaderMap::new(), session, NOW);
+            let (set_cookies, _) = gate.sessions.save(&HeaderMap::new(), session, NOW).await;
             let pairs: Vec<&str> = set_cookies
                 .iter()
                 .map(|c| c.split(';').next().unwrap())
@@ -502,7 +490,7 @@ auth = "public"
     #[tokio::test]
     async fn a_signed_in_user_is_forwarded_as_a_principal() {
         let gate = gatekeeper(None);
-        let headers = navigation(&gate, Some(&session("Ops")));
+        let headers = navigation(&gate, Some(&session("Ops"))).await;
         let Gate::Forward {
             principal,
             authorization,
@@ -520,7 +508,7 @@ auth = "public"
     #[tokio::test]
     async fn without_a_session_browsers_sign_in_and_come_back() {
         let gate = gatekeeper(None);
-        let headers = navigation(&gate, None);
+        let headers = navigation(&gate, None).await;
         let reply = denied(pass(&gate, &route(RouteKind::Required, Some("Ops")), &headers).await);
         assert_eq!(reply.status, 302);
         assert_eq!(
@@ -534,7 +522,7 @@ auth = "public"
     #[tokio::test]
     async fn another_organizations_session_does_not_pass_a_pinned_route() {
         let gate = gatekeeper(None);
-        let headers = navigation(&gate, Some(&session("Sales")));
+        let headers = navigation(&gate, Some(&session("Sales"))).await;
         let reply = denied(pass(&gate, &route(RouteKind::Required, Some("Ops")), &headers).await);
         assert_eq!(reply.status, 302);
         // On an optional route the user is a visitor there, and keeps the session.
@@ -545,7 +533,7 @@ auth = "public"
     #[tokio::test]
     async fn a_revoked_session_is_over_and_its_cookie_cleared() {
         let gate = gatekeeper(None);
-        let headers = navigation(&gate, Some(&session("Ops")));
+        let headers = navigation(&gate, Some(&session("Ops"))).await;
         gate.sessions.revocations.revoke_session("s1");
         let reply = denied(pass(&gate, &route(RouteKind::Required, None), &headers).await);
         assert_eq!(reply.status, 302);
@@ -564,7 +552,7 @@ auth = "public"
             ..Default::default()
         };
         let gate = gatekeeper(Some(Freshness::Refreshed(Arc::new(tokens))));
-        let headers = navigation(&gate, Some(&session("Ops")));
+        let headers = navigation(&gate, Some(&session("Ops"))).await;
         let Gate::Forward {
             principal,
             set_cookies,
@@ -588,7 +576,7 @@ auth = "public"
             ..Default::default()
         };
         let gate = gatekeeper(Some(Freshness::Refreshed(Arc::new(tokens))));
-        let headers = navigation(&gate, Some(&session("Ops")));
+        let headers = navigation(&gate, Some(&session("Ops"))).await;
         let reply = denied(pass(&gate, &route(RouteKind::Required, None), &headers).await);
         assert_eq!(reply.status, 302);
         assert!(!header(&reply, "set-cookie").is_empty());
@@ -596,13 +584,13 @@ auth = "public"
 
     #[tokio::test]
     async fn an_ended_refresh_asks_to_sign_in_and_an_unreachable_idp_says_so() {
-        let gate = gatekeeper(Some(Freshness::Ended("invalid_grant")));
-        let headers = navigation(&gate, Some(&session("Ops")));
+        let gate = gatekeeper(Some(Freshness::Ended(Ended::InvalidGrant)));
+        let headers = navigation(&gate, Some(&session("Ops"))).await;
         let reply = denied(pass(&gate, &route(RouteKind::Required, None), &headers).await);
         assert_eq!(reply.status, 302);
 
         let gate = gatekeeper(Some(Freshness::Unreachable));
-        let headers = navigation(&gate, Some(&session("Ops")));
+        let headers = navigation(&gate, Some(&session("Ops"))).await;
         let reply = denied(pass(&gate, &route(RouteKind::Required, None), &headers).await);
         assert_eq!(reply.status, 503);
         let page = String::from_utf8_lossy(&reply.body);
@@ -612,7 +600,7 @@ auth = "public"
         );
 
         let gate = gatekeeper(Some(Freshness::Unreachable));
-        let mut api_call = navigation(&gate, Some(&session("Ops")));
+        let mut api_call = navigation(&gate, Some(&session("Ops"))).await;
         api_call.remove("accept");
         let reply = denied(pass(&gate, &route(RouteKind::Api, None), &api_call).await);
         assert_eq!(reply.status, 401);
@@ -621,7 +609,7 @@ auth = "public"
     #[tokio::test]
     async fn allow_rules_refuse_with_403_not_a_redirect() {
         let gate = gatekeeper(None);
-        let headers = navigation(&gate, Some(&session("Ops")));
+        let headers = navigation(&gate, Some(&session("Ops"))).await;
         let admins = [crate::config::ClaimRule {
             claim: "groups".into(),
             test: crate::config::ClaimTest::AnyOf(vec!["admins".into()]),

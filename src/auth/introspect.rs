@@ -60,7 +60,7 @@ impl Introspection {
             Err(_) => {
                 let cached = self.backend.introspections.get(&key).await;
                 let (answer, kind) = late_answer(cached, now);
-                self.metrics.count_late_introspection(kind);
+                self.metrics.backends.count_late_introspection(kind);
                 Reply::json(200, &answer)
             }
         }
@@ -87,7 +87,7 @@ impl Introspection {
         };
         let (scopes, dropped) = scopes(ct, &verified, customer.as_ref());
         for _ in 0..dropped {
-            self.metrics.scope_dropped();
+            self.metrics.backends.scope_dropped();
         }
         Ok(active_answer(&scopes, &verified))
     }

@@ -13,7 +13,7 @@ use super::membership::Membership;
 use super::session_store::SessionStore;
 use super::{callback_params, safe_return_path, urlencode, Params, Request};
 use crate::config::{Config, IdentityProviderKind, Organization};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Rejected};
 use crate::oidc::{self, LoginError, LoginTarget, Registry, TokenChecks};
 use crate::pages;
 use crate::reply::Reply;
@@ -85,7 +85,6 @@ impl Login {
             None => {
                 let prefill = self
                     .sessions
-                    .cookies
                     .remembered_organization(req.headers)
                     .and_then(|key| self.config.organizations.get(key))
                     .map(|org| org.external_name.as_str())
@@ -113,7 +112,7 @@ impl Login {
             }
             None => return self.idp_list(org, &return_to, None),
         };
-        let remember = self.sessions.cookies.remember_organization(&org.key);
+        let remember = self.sessions.remember_organization(&org.key);
         match self
             .config
             .identity_providers
@@ -172,6 +171,7 @@ impl Login {
             .and_then(|p| p.discovered().map(|d| (p, d)));
         let Some((provider, discovered)) = discovered else {
             self.metrics
+                .sessions
                 .login_failed(&org.key, idp_key, "idp_unavailable");
             let retry = self.links.sign_in(return_to, Some(&org.key));
             let html = pages::idp_unavailable(&retry, req.request_id);
@@ -188,26 +188,27 @@ impl Login {
         );
         let mut login = start.pending;
         // A form kept for this page (by this browser, moments ago) is tied to this sign-in.
-        login.kept_form = (self.sessions.cookies)
+        login.kept_form = self
+            .sessions
             .kept_form(req.headers, now)
             .filter(|form| form.path_and_query == return_to)
             .map(|form| form.id);
-        let mut pending = self.sessions.cookies.pending(req.headers);
+        let mut pending = self.sessions.pending(req.headers);
         pending.push(login, now);
-        self.metrics.login_started(&org.key, idp_key);
+        self.metrics.sessions.login_started(&org.key, idp_key);
         Reply::redirect(start.authorize_url.as_str())
-            .with_cookies([self.sessions.cookies.store_pending(&pending)])
+            .with_cookies([self.sessions.store_pending(&pending)])
     }
 
     pub async fn callback(&self, req: &Request<'_>, now: i64) -> Reply {
         let params = callback_params(req.query.unwrap_or(""));
-        let mut pending = self.sessions.cookies.pending(req.headers);
+        let mut pending = self.sessions.pending(req.headers);
         let had_pending = !pending.entries.is_empty();
         let login = params
             .state
             .as_deref()
             .and_then(|state| pending.take(state, now));
-        let state_cookie = self.sessions.cookies.store_pending(&pending);
+        let state_cookie = self.sessions.store_pending(&pending);
         let (org, idp) = login.as_ref().map_or(("unknown", "unknown"), |l| {
             (l.organization.as_str(), l.identity_provider.as_str())
         });
@@ -232,7 +233,7 @@ impl Login {
             Ok(session) => {
                 let (mut cookies, size) = self.sessions.save(req.headers, &session, now).await;
                 cookies.push(state_cookie);
-                self.metrics.login_completed(org, idp, size);
+                self.metrics.sessions.login_completed(org, idp, size);
                 tracing::info!(
                     organization = org,
                     idp,
@@ -244,11 +245,10 @@ impl Login {
                 let kept_for_this = login.as_ref().and_then(|l| l.kept_form);
                 if let Some(form) = self
                     .sessions
-                    .cookies
                     .kept_form(req.headers, now)
                     .filter(|f| Some(f.id) == kept_for_this && f.path_and_query == return_to)
                 {
-                    cookies.extend(self.sessions.cookies.clear_form(req.headers));
+                    cookies.extend(self.sessions.clear_form(req.headers));
                     return Reply::html(200, pages::resubmit_form(&form))
                         .with_header("content-security-policy", pages::resubmit_policy())
                         .with_cookies(cookies);
@@ -256,7 +256,7 @@ impl Login {
                 Reply::redirect(return_to).with_cookies(cookies)
             }
             Err(error) => {
-                self.metrics.login_failed(org, idp, error.reason());
+                self.metrics.sessions.login_failed(org, idp, error.reason());
                 tracing::warn!(organization = org, idp, reason = error.reason(), %error, "login failed");
                 let retry = match (&login, &error) {
                     // The same organization would only refuse the same account again.
@@ -385,11 +385,13 @@ impl Login {
             Ok(session) => session,
             Err(Rejection::Missing) => return Reply::unauthorized(None),
             Err(rejection) => {
-                self.metrics.session_rejected(rejection.as_str());
+                self.metrics
+                    .sessions
+                    .session_rejected(Rejected::Cookie(rejection));
                 // A store outage is no reason to forget the session.
                 let cleared = match rejection {
                     Rejection::Unavailable => Vec::new(),
-                    _ => self.sessions.cookies.clear(req.headers),
+                    _ => self.sessions.clear(req.headers),
                 };
                 return Reply::unauthorized(Some("invalid_token")).with_cookies(cleared);
             }

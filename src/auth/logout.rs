@@ -59,10 +59,12 @@ impl Logout {
         .await;
         self.sessions.forget(&session).await;
         self.backend.logout(&session, req.client_ip).await;
-        self.metrics.session_ended("logout");
+        self.metrics
+            .sessions
+            .session_ended(crate::metrics::Ended::Logout);
         let org = self.config.organizations.get(&session.organization);
         let policy = org.map_or(LogoutPolicy::Local, |o| o.logout_policy);
-        self.metrics.count_logout(policy.as_str());
+        self.metrics.sessions.count_logout(policy.as_str());
         tracing::info!(
             session = session.id.as_str(),
             organization = session.organization.as_str(),
@@ -163,7 +165,9 @@ impl Logout {
     pub async fn backchannel_logout(&self, req: &Request<'_>, now: i64) -> Reply {
         let params = Params::parse_bytes(req.body);
         let Some(token) = params.get("logout_token") else {
-            self.metrics.count_backchannel("rejected", "missing_token");
+            self.metrics
+                .sessions
+                .count_backchannel("rejected", "missing_token");
             return backchannel_error("missing logout_token");
         };
         let order =
@@ -172,7 +176,9 @@ impl Logout {
             {
                 Ok(order) => order,
                 Err(error) => {
-                    self.metrics.count_backchannel("rejected", error.reason);
+                    self.metrics
+                        .sessions
+                        .count_backchannel("rejected", error.reason);
                     tracing::warn!(%error, "back-channel logout token refused");
                     return backchannel_error(&error.to_string());
                 }
@@ -182,7 +188,9 @@ impl Logout {
             .first_use_of_logout_token(&format!("{first_idp}\u{0}{}", order.jti))
             .await
         {
-            self.metrics.count_backchannel("rejected", "replay");
+            self.metrics
+                .sessions
+                .count_backchannel("rejected", "replay");
             return backchannel_error("logout token already used");
         }
         // Entries sharing the issuer and client each have sessions of their own.
@@ -204,7 +212,7 @@ impl Logout {
                 self.revoke(revocation, now).await;
             }
         }
-        self.metrics.count_backchannel("accepted", "ok");
+        self.metrics.sessions.count_backchannel("accepted", "ok");
         tracing::info!(
             idps = ?order.idps,
             sid = order.sid.as_deref(),

@@ -19,6 +19,7 @@ mod links;
 mod login;
 mod logout;
 mod membership;
+mod refusal;
 pub mod return_path;
 mod revocations;
 mod rules;
@@ -85,7 +86,7 @@ pub enum Gate {
 }
 
 pub struct AuthService {
-    gatekeeper: gate::Gatekeeper,
+    gatekeeper: gate::Gatekeeper<TokenKeeper>,
     login: login::Login,
     logout: logout::Logout,
     introspection: introspect::Introspection,
@@ -97,6 +98,46 @@ pub struct AuthService {
     pub registry: Arc<Registry>,
 }
 
+/// The parts the endpoints and the gate share, built once per config.
+struct Parts {
+    sessions: Arc<session_store::SessionStore>,
+    membership: Arc<membership::Membership>,
+    backend: Arc<backend::Backend>,
+    bearer: Arc<bearer::BearerTokens>,
+    links: links::SignInLinks,
+    metrics: Arc<Metrics>,
+}
+
+impl Parts {
+    fn new(config: &Arc<Config>, registry: &Arc<Registry>, lasting: &Lasting) -> Self {
+        let revocations = lasting.revocations.clone();
+        Parts {
+            sessions: Arc::new(session_store::SessionStore::new(
+                config,
+                &lasting.store,
+                revocations.clone(),
+            )),
+            membership: Arc::new(membership::Membership::new(
+                config.clone(),
+                registry.clone(),
+            )),
+            backend: Arc::new(backend::Backend::new(
+                config.clone(),
+                registry.http.clone(),
+                lasting,
+            )),
+            bearer: Arc::new(bearer::BearerTokens::new(
+                config.clone(),
+                registry.clone(),
+                revocations,
+                lasting.metrics.clone(),
+            )),
+            links: links::SignInLinks::new(&config.oidc.path_prefix),
+            metrics: lasting.metrics.clone(),
+        }
+    }
+}
+
 impl AuthService {
     pub fn new(
         config: &Config,
@@ -105,66 +146,38 @@ impl AuthService {
         assertion: Option<Arc<AssertionSigner>>,
     ) -> Self {
         let config = Arc::new(config.clone());
+        let parts = Parts::new(&config, &registry, lasting);
+        let tokens = TokenKeeper::new(registry.clone(), lasting, &config);
         let metrics = lasting.metrics.clone();
         let revocations = lasting.revocations.clone();
-        let sessions = Arc::new(session_store::SessionStore::new(
-            &config,
-            &lasting.store,
-            revocations.clone(),
-        ));
-        let membership = Arc::new(membership::Membership::new(
-            config.clone(),
-            registry.clone(),
-        ));
-        let backend = Arc::new(backend::Backend::new(
-            config.clone(),
-            registry.http.clone(),
-            lasting,
-        ));
-        let bearer = Arc::new(bearer::BearerTokens::new(
-            config.clone(),
-            registry.clone(),
-            revocations.clone(),
-            metrics.clone(),
-        ));
-        let links = links::SignInLinks::new(&config.oidc.path_prefix);
         AuthService {
-            gatekeeper: gate::Gatekeeper {
-                config: config.clone(),
-                sessions: sessions.clone(),
-                bearer: bearer.clone(),
-                tokens: TokenKeeper::new(registry.clone(), lasting, &config),
-                backend: backend.clone(),
-                membership: membership.clone(),
-                links: links.clone(),
-                metrics: metrics.clone(),
-            },
+            gatekeeper: gate::Gatekeeper::new(&config, &parts, tokens),
             login: login::Login::new(
                 config.clone(),
                 registry.clone(),
-                sessions.clone(),
-                membership,
-                backend.clone(),
-                links.clone(),
+                parts.sessions.clone(),
+                parts.membership.clone(),
+                parts.backend.clone(),
+                parts.links.clone(),
                 metrics.clone(),
             ),
             logout: logout::Logout {
                 config: config.clone(),
                 registry: registry.clone(),
-                sessions,
+                sessions: parts.sessions.clone(),
                 revocations: revocations.clone(),
                 store: lasting.store.clone(),
-                backend: backend.clone(),
-                links,
+                backend: parts.backend.clone(),
+                links: parts.links.clone(),
                 metrics: metrics.clone(),
             },
             introspection: introspect::Introspection {
                 config: config.clone(),
-                bearer,
-                backend,
+                bearer: parts.bearer.clone(),
+                backend: parts.backend.clone(),
                 metrics: metrics.clone(),
             },
-            login_limit: limits::LoginRateLimit::new(config.login_requests_per_minute),
+            login_limit: limits::LoginRateLimit::new(config.limits.login_requests_per_minute),
             assertion,
             revocations,
             metrics,
@@ -181,7 +194,9 @@ impl AuthService {
     pub async fn endpoint(&self, endpoint: Endpoint, req: &Request<'_>, now: i64) -> Reply {
         if endpoint.signs_in() {
             if let Err(wait) = self.login_limit.check(req.client_ip, now) {
-                self.metrics.session_rejected("rate_limited");
+                self.metrics
+                    .sessions
+                    .session_rejected(crate::metrics::Rejected::RateLimited);
                 let html = pages::too_many_sign_ins(req.request_id);
                 return Reply::html(429, html).with_header("retry-after", wait.to_string());
             }
@@ -204,7 +219,7 @@ impl AuthService {
     }
 
     /// The gate in front of protected routes.
-    pub fn gatekeeper(&self) -> &gate::Gatekeeper {
+    pub fn gatekeeper(&self) -> &gate::Gatekeeper<TokenKeeper> {
         &self.gatekeeper
     }
 }

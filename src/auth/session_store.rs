@@ -11,12 +11,14 @@ use http::HeaderMap;
 use super::revocations::Revocations;
 use crate::config::Config;
 use crate::digest::digest;
-use crate::session::{Rejection, Session, SessionCookies, SessionReference};
+use crate::session::form::KeptForm;
+use crate::session::{PendingLogins, Rejection, Session, SessionCookies, SessionReference};
 use crate::store::Store;
 
 pub struct SessionStore {
-    /// The browser's side: session, sign-in and form cookies.
-    pub cookies: SessionCookies,
+    /// The browser's side: session, sign-in and form cookies. Reached only through the
+    /// methods below, so there is one way to set or clear each.
+    cookies: SessionCookies,
     pub(super) revocations: Arc<Revocations>,
     /// Set with `store.server_side_sessions`: Redis keeps the sessions.
     server_side: Option<Arc<Store>>,
@@ -136,6 +138,39 @@ impl SessionStore {
     /// `Set-Cookie`s that remove the session cookie(s) the request carries.
     pub fn clear(&self, headers: &HeaderMap) -> Vec<String> {
         self.cookies.clear(headers)
+    }
+
+    /// The sign-ins this browser has started and not finished.
+    pub fn pending(&self, headers: &HeaderMap) -> PendingLogins {
+        self.cookies.pending(headers)
+    }
+
+    /// The `Set-Cookie` keeping `pending` (clearing it when none is left).
+    pub fn store_pending(&self, pending: &PendingLogins) -> String {
+        self.cookies.store_pending(pending)
+    }
+
+    /// `Set-Cookie`s keeping a form for after the sign-in; `None` when it is too large.
+    pub fn keep_form(&self, headers: &HeaderMap, form: &KeptForm) -> Option<Vec<String>> {
+        self.cookies.keep_form(headers, form)
+    }
+
+    /// The form this browser kept, if it has not expired.
+    pub fn kept_form(&self, headers: &HeaderMap, now: i64) -> Option<KeptForm> {
+        self.cookies.kept_form(headers, now)
+    }
+
+    pub fn clear_form(&self, headers: &HeaderMap) -> Vec<String> {
+        self.cookies.clear_form(headers)
+    }
+
+    /// The `Set-Cookie` remembering the organization last chosen on this browser.
+    pub fn remember_organization(&self, org_key: &str) -> String {
+        self.cookies.remember_organization(org_key)
+    }
+
+    pub fn remembered_organization<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
+        self.cookies.remembered_organization(headers)
     }
 }
 

@@ -25,7 +25,7 @@ pub enum Freshness<T = Tokens> {
     /// Refreshed; the session needs the new tokens.
     Refreshed(Arc<T>),
     /// The session is over, for this reason (`expired`, `invalid_grant`, ...).
-    Ended(&'static str),
+    Ended(crate::metrics::Ended),
     /// The token ran out and the IdP cannot be reached to refresh it.
     Unreachable,
 }
@@ -107,7 +107,7 @@ impl TokenKeeper {
             return if still_valid {
                 Freshness::Current
             } else {
-                Freshness::Ended("expired")
+                Freshness::Ended(crate::metrics::Ended::Expired)
             };
         };
         let key = cache_key(
@@ -122,18 +122,22 @@ impl TokenKeeper {
         let (result, ran) = self.shared.once(&self.results.tokens, key, refresh).await;
         if !ran {
             self.metrics
+                .idps
                 .count_refresh_coalesced(&session.identity_provider);
         }
         match result {
             Ok(tokens) => {
                 if ran {
-                    self.metrics.count_refresh(&session.identity_provider, "ok");
+                    self.metrics
+                        .idps
+                        .count_refresh(&session.identity_provider, "ok");
                 }
                 Freshness::Refreshed(tokens)
             }
             Err(error) => {
                 if ran {
                     self.metrics
+                        .idps
                         .count_refresh(&session.identity_provider, error.outcome());
                     tracing::warn!(idp = session.identity_provider.as_str(), session = session.id.as_str(), %error, "token refresh failed");
                 }

@@ -390,7 +390,7 @@ impl CommercetoolsApi {
             Err(ApiError::Refused(_)) => "refused",
             Err(ApiError::Unreachable(_)) => "error",
         };
-        self.metrics.count_backend_call(call, outcome);
+        self.metrics.backends.count_backend_call(call, outcome);
         result
     }
 
@@ -469,6 +469,7 @@ impl CommercetoolsApi {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
                 self.metrics
+                    .backends
                     .count_backend_call("commercetools_token", "refused");
                 return Err(ApiError::Refused(format!(
                     "token: status {}",
@@ -477,6 +478,7 @@ impl CommercetoolsApi {
             }
             Err(e) => {
                 self.metrics
+                    .backends
                     .count_backend_call("commercetools_token", "error");
                 return Err(ApiError::Unreachable(crate::error_chain::error_chain(&e)));
             }
@@ -488,10 +490,13 @@ impl CommercetoolsApi {
         }
         let token: Token = response.json().await.map_err(|e| {
             self.metrics
+                .backends
                 .count_backend_call("commercetools_token", "error");
             ApiError::Unreachable(crate::error_chain::error_chain(&e))
         })?;
-        self.metrics.count_backend_call("commercetools_token", "ok");
+        self.metrics
+            .backends
+            .count_backend_call("commercetools_token", "ok");
         let lifetime = Duration::from_secs(token.expires_in.unwrap_or(3600).min(172_800));
         let renew_at =
             Instant::now() + lifetime.saturating_sub(TOKEN_RENEW_BEFORE.min(lifetime / 2));

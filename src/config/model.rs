@@ -14,6 +14,21 @@ use super::choice::choice;
 pub use super::choice::Choice;
 use super::secret::Secret;
 
+/// `[limits]`, validated.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Requests per client IP and minute to `/oauth2/start` and `/oauth2/callback`;
+    /// 0 turns the limit off.
+    pub login_requests_per_minute: u32,
+    /// Request heads over this many bytes or header lines get `431`.
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    /// Client connections at once, and from one address (trusted proxies count only
+    /// towards the total); more are closed at accept.
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file the config was read from, for messages.
@@ -25,16 +40,7 @@ pub struct Config {
     pub headers: HeaderConfig,
     pub log: LogConfig,
     pub backend: BackendConfig,
-    /// Requests per client IP and minute to `/oauth2/start` and `/oauth2/callback`;
-    /// 0 turns the limit off.
-    pub login_requests_per_minute: u32,
-    /// Request heads over this many bytes or header lines get `431`.
-    pub max_header_bytes: usize,
-    pub max_headers: usize,
-    /// Client connections at once, and from one address (trusted proxies count only
-    /// towards the total); more are closed at accept.
-    pub max_connections: usize,
-    pub max_connections_per_client: usize,
+    pub limits: Limits,
     /// Where state shared between replicas lives.
     pub store: StoreConfig,
     /// `/oauth2/introspect` for commercetools external OAuth; `None` disables it.

@@ -22,6 +22,7 @@ const IMPLICIT_LOCAL_IDP: &str = "local";
 // The checks of each section; this file holds the entry point and the shared helpers.
 mod backends;
 mod identity_providers;
+mod limits;
 mod organizations;
 mod routes;
 mod server;
@@ -211,42 +212,7 @@ impl Validator {
         let log = self.log(raw.log.unwrap_or_default());
         let commercetools = raw.commercetools.and_then(|ct| self.commercetools(ct));
         let backend = self.backend(raw.backend.unwrap_or_default());
-        let limits = raw.limits.unwrap_or_default();
-        let max_header_bytes = self.bounded(
-            "limits.max_header_bytes",
-            limits.max_header_bytes,
-            defaults::limits::MAX_HEADER_BYTES,
-            (4 * 1024, 1024 * 1024),
-        );
-        let max_headers = self.bounded(
-            "limits.max_headers",
-            limits.max_headers,
-            defaults::limits::MAX_HEADERS,
-            (16, 256),
-        );
-        let max_connections = self.bounded(
-            "limits.max_connections",
-            limits.max_connections,
-            defaults::limits::MAX_CONNECTIONS,
-            (1, 10_000_000),
-        );
-        let max_connections_per_client = self.bounded(
-            "limits.max_connections_per_client",
-            limits.max_connections_per_client,
-            defaults::limits::MAX_CONNECTIONS_PER_CLIENT,
-            (1, 10_000_000),
-        );
-        let login_requests_per_minute = match limits.login_requests_per_minute {
-            None => defaults::limits::LOGIN_REQUESTS_PER_MINUTE,
-            Some(n) if (0..=1_000_000).contains(&n) => n as u32,
-            Some(_) => {
-                self.problem(
-                    "limits.login_requests_per_minute",
-                    "must be between 0 (off) and 1000000",
-                );
-                defaults::limits::LOGIN_REQUESTS_PER_MINUTE
-            }
-        };
+        let limits = self.limits(raw.limits.unwrap_or_default());
         let store = self.store(raw.store.unwrap_or_default());
         let raw_idps = raw.identity_providers.unwrap_or_default();
         // IdPs with problems of their own are left out of the config but still count as
@@ -306,11 +272,7 @@ impl Validator {
             log,
             commercetools,
             backend,
-            login_requests_per_minute,
-            max_header_bytes,
-            max_headers,
-            max_connections,
-            max_connections_per_client,
+            limits,
             store,
             identity_providers,
             organizations,

@@ -226,9 +226,11 @@ impl AccessTokens {
             .form(&[("token", token), ("token_type_hint", "access_token")])
             .send()
             .await;
-        self.registry
-            .metrics()
-            .observe_idp_call(&provider.key, "introspection", started.elapsed());
+        self.registry.metrics().idps.observe_idp_call(
+            &provider.key,
+            "introspection",
+            started.elapsed(),
+        );
         let response = response.map_err(|e| failed(Box::new(e)))?;
         if !response.status().is_success() {
             return Err(failed(format!("answered {}", response.status()).into()));

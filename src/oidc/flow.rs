@@ -115,6 +115,7 @@ pub async fn finish(
     let response = exchange.request_async(&provider.http).await;
     registry
         .metrics()
+        .idps
         .observe_idp_call(&provider.key, "token", started.elapsed());
     let response = response.map_err(LoginError::from_token_error)?;
 
@@ -230,6 +231,7 @@ async fn complete_from_userinfo(
         request.request_async(&provider.http).await;
     registry
         .metrics()
+        .idps
         .observe_idp_call(&provider.key, "userinfo", started.elapsed());
     let subject = claims
         .get("sub")

@@ -73,6 +73,7 @@ pub async fn revoke_refresh_token(
         .await;
     registry
         .metrics()
+        .idps
         .observe_idp_call(&provider.key, "revocation", started.elapsed());
     match response {
         Ok(r) if r.status().is_success() => Ok(true),

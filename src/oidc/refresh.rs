@@ -43,10 +43,10 @@ impl RefreshError {
     }
 
     /// Why the session ended, for `sso_sidecar_sessions_ended_total`, when it did.
-    pub fn ended_reason(&self) -> &'static str {
+    pub fn ended_reason(&self) -> crate::metrics::Ended {
         match self {
-            RefreshError::BadIdToken(_) => "bad_id_token",
-            _ => "invalid_grant",
+            RefreshError::BadIdToken(_) => crate::metrics::Ended::BadIdToken,
+            _ => crate::metrics::Ended::InvalidGrant,
         }
     }
 
@@ -80,6 +80,7 @@ pub async fn refresh(
     let result = request.request_async(&provider.http).await;
     registry
         .metrics()
+        .idps
         .observe_idp_call(&provider.key, "refresh", started.elapsed());
     let response = result.map_err(|error| match error {
         RequestTokenError::ServerResponse(response) => {

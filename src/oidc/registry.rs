@@ -248,14 +248,15 @@ impl Registry {
         let issuer = IssuerUrl::new(provider.config.issuer.clone()).map_err(|e| e.to_string())?;
         let result = Metadata::discover_async(issuer, &provider.http).await;
         self.metrics
+            .idps
             .observe_idp_call(&provider.key, "discovery", started.elapsed());
         let metadata = match result {
             Ok(metadata) => {
-                self.metrics.count_discovery(&provider.key, "ok");
+                self.metrics.idps.count_discovery(&provider.key, "ok");
                 metadata
             }
             Err(e) => {
-                self.metrics.count_discovery(&provider.key, "error");
+                self.metrics.idps.count_discovery(&provider.key, "error");
                 return Err(crate::error_chain::error_chain(&e));
             }
         };
@@ -311,7 +312,7 @@ impl Registry {
         {
             return None;
         }
-        self.metrics.count_key_refetch(&provider.key);
+        self.metrics.idps.count_key_refetch(&provider.key);
         match self.discover(provider).await {
             Ok(discovered) => {
                 let discovered = Arc::new(discovered);

@@ -288,7 +288,7 @@ impl Store {
     }
 
     fn failed(&self, op: &'static str, reason: &str) {
-        self.metrics.count_store_error(op);
+        self.metrics.backends.count_store_error(op);
         let Some(redis) = &self.redis else { return };
         let now = chrono::Utc::now().timestamp();
         let last = redis.last_warned.load(Ordering::Relaxed);
