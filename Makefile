@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build demo demo-stop test check ci conformance bench bench-instructions soak fuzz attack clean
+.PHONY: deps build demo demo-stop test check ci docs conformance bench bench-instructions soak fuzz attack clean
 
 deps:
 	@scripts/install-deps.sh
@@ -27,11 +27,20 @@ check: deps
 	.venv/bin/hadolint Dockerfile
 	.venv/bin/yamllint --strict helm/
 	.venv/bin/python helm/test_chart.py --lint
+	scripts/vendor-diff.sh --check
+	$(MAKE) --no-print-directory docs
+
+# The book (docs/) with mdBook into target/book; fails on a broken relative link or a key
+# reference that does not match the config parser.
+docs: deps
+	@DOCS=1 scripts/install-deps.sh
+	.tools/bin/mdbook build docs
+	$(CARGO) test --locked --test docs
 
 ci: test check
 
 # The relying-party conformance suite (also part of `make test`): prints the table of test
-# id, expected outcome and result that the README shows.
+# id, expected outcome and result that docs/src/development/testing.md shows.
 conformance: deps
 	CONFORMANCE_TABLE=target/conformance.md $(CARGO) test --locked --test conformance -- --nocapture --test-threads 1 relying_party_conformance
 	@cat target/conformance.md

@@ -8,7 +8,7 @@ proxy and the pingora floor (examples/pingora_floor.rs). Signs in to both throug
 provider's pages, then runs wrk with the same settings against each target, checks every
 status code wrk saw and reports the CPU time each target's processes spent per request.
 Last, RSS per 1,000 idle keep-alive connections. Writes bench/results/latest.csv and latest.svg, updates
-the table in README.md, and stops everything it started. Standard library only.
+the table in docs/src/development/benchmarks.md, and stops everything it started. Standard library only.
 
 Environment: BENCH_DURATION (default 10s), BENCH_WARMUP (2s), BENCH_THREADS (2),
 BENCH_CONNECTIONS (50), BENCH_ROUNDS (3: rounds of the runs the ratios compare),
@@ -639,10 +639,10 @@ def report(runs, sidecar_cookie_bytes, apache_cookie_bytes, memory, idle):
               f"{memory['rss_after_kib'] / 1024:.1f} MiB after. {idle['connections']} idle keep-alive connections "
               f"(one request each): RSS {idle['rss_before_kib'] / 1024:.1f} → {idle['rss_after_kib'] / 1024:.1f} MiB, "
               f"{idle['mib_per_1000']:.1f} MiB per 1,000 ({idle['mib_per_1000'] * 1024 / 1000:.1f} KiB each).",
-              "", "![benchmark](bench/results/latest.svg)"]
+              "", "![benchmark](../../../bench/results/latest.svg)"]
     table = "\n".join(lines)
     print(table)
-    readme = os.path.join(ROOT, "README.md")
+    readme = os.path.join(ROOT, "docs", "src", "development", "benchmarks.md")
     text = open(readme).read()
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
     if start in text and end in text:

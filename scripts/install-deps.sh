@@ -52,6 +52,13 @@ if [ ! -f .venv/.installed ] || [ scripts/requirements.txt -nt .venv/.installed 
   touch .venv/.installed
 fi
 
+# mdBook for `make docs`, pinned, into .tools/ (not on Debian's package list).
+MDBOOK_VERSION=0.4.52
+if [ "${DOCS:-0}" = 1 ] && ! .tools/bin/mdbook --version 2>/dev/null | grep -q "v$MDBOOK_VERSION"; then
+  cargo install --locked --quiet mdbook --version "$MDBOOK_VERSION" \
+    --no-default-features --features search --root .tools
+fi
+
 # Node packages, pinned by idp/package-lock.json; reinstalled only when the lock changes.
 if [ ! -f idp/node_modules/.package-lock.json ] || [ idp/package-lock.json -nt idp/node_modules/.package-lock.json ]; then
   (cd idp && npm ci --no-audit --no-fund --loglevel=error)

@@ -6,6 +6,7 @@ mod duration;
 mod error;
 mod model;
 mod raw;
+pub use raw::every_key;
 mod secret;
 pub mod signing_key;
 mod validate;

@@ -277,3 +277,37 @@ pub fn known_keys(path: &[String]) -> &'static [&'static str] {
         _ => &[],
     }
 }
+
+/// Every key the config file may hold, as the reference names them: tables of named
+/// entries as `<key>` (`identity_providers.<key>.issuer`), arrays of tables as `[]`
+/// (`routes[].allow[].claim`). Read from the same model as [`known_keys`], so the key
+/// reference is checked against what the parser accepts.
+pub fn every_key() -> Vec<String> {
+    fn walk(path: &mut Vec<String>, shown: &str, out: &mut Vec<String>) {
+        for key in known_keys(path) {
+            let item = match (path.len(), *key) {
+                (0, "identity_providers" | "organizations") => Some(("_", ".<key>")),
+                (0, "routes") | (2, "members" | "allow") => Some(("0", "[]")),
+                _ => None,
+            };
+            let name = match shown.is_empty() {
+                true => (*key).to_owned(),
+                false => format!("{shown}.{key}"),
+            };
+            path.push((*key).to_owned());
+            match item {
+                Some((placeholder, suffix)) => {
+                    path.push(placeholder.to_owned());
+                    walk(path, &format!("{name}{suffix}"), out);
+                    path.pop();
+                }
+                None if !known_keys(path).is_empty() => walk(path, &name, out),
+                None => out.push(name),
+            }
+            path.pop();
+        }
+    }
+    let mut keys = Vec::new();
+    walk(&mut Vec::new(), "", &mut keys);
+    keys
+}
