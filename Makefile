@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build demo demo-stop test check ci docs conformance bench bench-instructions soak fuzz attack clean
+.PHONY: deps build demo demo-stop test fuzz-smoke check ci docs conformance bench bench-instructions soak fuzz attack clean
 
 deps:
 	@scripts/install-deps.sh
@@ -17,10 +17,13 @@ demo-stop:
 	@scripts/demo-stop.sh
 
 # One debug build shared by the unit and integration tests, run by cargo-nextest (several
-# tests at once, see .config/nextest.toml); then a short run of every fuzz target.
+# tests at once, see .config/nextest.toml).
 test: deps
 	$(CARGO) nextest run --locked --all-targets
-	FUZZ_SECONDS=$${FUZZ_SECONDS:-5} FUZZ_PROFILE=dev scripts/fuzz.sh
+
+# A short run of every fuzz target (CI runs it after the tests; `make fuzz` is the long one).
+fuzz-smoke: deps
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-10} FUZZ_PROFILE=dev scripts/fuzz.sh
 
 check: deps
 	$(CARGO) fmt --check
@@ -38,7 +41,7 @@ docs: deps
 	.tools/bin/mdbook build docs
 	$(CARGO) test --locked --test docs
 
-ci: test check
+ci: test fuzz-smoke check
 
 # The relying-party conformance suite (also part of `make test`): prints the table of test
 # id, expected outcome and result that docs/src/development/testing.md shows.

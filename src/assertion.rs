@@ -61,6 +61,13 @@ struct Claims<'a> {
     external_id: &'a str,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     groups: &'a [String],
+    /// How the user signed in (step-up), as the IdP said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acr: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    amr: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<i64>,
     iat: i64,
     exp: i64,
     jti: String,
@@ -129,6 +136,7 @@ impl AssertionSigner {
 
     fn sign(&self, user: &Principal, now: i64) -> Option<String> {
         let identity = user.identity();
+        let strength = user.strength();
         let claims = Claims {
             iss: &self.issuer,
             aud: &self.audience,
@@ -141,6 +149,9 @@ impl AssertionSigner {
             identity_provider: user.identity_provider(),
             external_id: &identity.external_id,
             groups: user.groups(),
+            acr: strength.acr,
+            amr: strength.amr,
+            auth_time: strength.auth_time,
             iat: now,
             exp: now.saturating_add(LIFETIME_SECS),
             jti: uuid::Uuid::new_v4().simple().to_string(),

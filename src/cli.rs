@@ -28,7 +28,14 @@ pub enum Command {
     /// Serve: proxy on server.listen, /healthz /readyz /metrics on admin.listen.
     Run(ConfigArg),
     /// Validate the config and print a summary; exit 0 when valid, 2 when not.
-    Check(ConfigArg),
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Also fetch each identity provider's discovery document and warn about what it
+        /// does not offer (step-up `acr_values`); unreachable IdPs are warnings too.
+        #[arg(long)]
+        discover: bool,
+    },
     /// Print a new random 256-bit session key (base64) for session.keys.
     Keygen,
     /// Read ICM SSO .properties and print the equivalent TOML.
@@ -81,9 +88,14 @@ pub fn main(cli: Cli) -> i32 {
             println!("{}", generate_key());
             0
         }
-        Command::Check(arg) => match arg.load() {
+        Command::Check { config, discover } => match config.load() {
             Ok(config) => {
                 print!("{}", summary(&config));
+                if discover {
+                    for warning in discovery_warnings(&config) {
+                        eprintln!("warning: {}: {warning}", config.source.display());
+                    }
+                }
                 0
             }
             Err(code) => code,
@@ -95,6 +107,34 @@ pub fn main(cli: Cli) -> i32 {
             Err(code) => code,
         },
     }
+}
+
+/// `check --discover`: what the IdPs' discovery documents say against the config.
+fn discovery_warnings(config: &Config) -> Vec<String> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return vec![format!("cannot start the discovery: {error}")],
+    };
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let registry = crate::oidc::Registry::new(config, metrics);
+    runtime.block_on(async {
+        let mut warnings = Vec::new();
+        for provider in registry.providers() {
+            match registry.discover(provider).await {
+                Ok(discovered) => {
+                    warnings.extend(registry.acr_warnings(&provider.key, &discovered))
+                }
+                Err(error) => warnings.push(format!(
+                    "identity_providers.{}: discovery failed: {error}",
+                    provider.key
+                )),
+            }
+        }
+        warnings
+    })
 }
 
 fn run(config: Config) -> i32 {

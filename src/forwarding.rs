@@ -175,6 +175,7 @@ pub fn identity_value(
 ) -> Option<HeaderValue> {
     let identity = principal.identity();
     let joined;
+    let number;
     let text: &str = match header {
         IdentityHeader::EmailVerified => match identity.email {
             Some(_) if identity.email_verified => "true",
@@ -192,6 +193,22 @@ pub fn identity_value(
                 all.push_str(group);
             }
             joined = all;
+            &joined
+        }
+        IdentityHeader::Acr => principal.strength().acr?,
+        IdentityHeader::AuthTime => {
+            number = principal.strength().auth_time?.to_string();
+            &number
+        }
+        IdentityHeader::Amr => {
+            // Method names are short tokens (RFC 8176); a comma would split them.
+            let methods = principal.strength().amr;
+            joined = methods
+                .iter()
+                .filter(|m| !m.contains(','))
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(",");
             &joined
         }
         IdentityHeader::Subject => &identity.subject,

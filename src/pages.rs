@@ -306,6 +306,11 @@ pub fn login_failed(error: &LoginError, retry: (&str, &str), request_id: &str) -
         LoginError::NotAMember { .. } => (403, "You are not a member of this organization"),
         LoginError::UnknownToShop => (403, "Your account is not known to the shop"),
         LoginError::Misconfigured(_) => (500, "Sign-in is not set up correctly"),
+        LoginError::StepUpNotGiven => (
+            403,
+            "The identity provider did not give the stronger sign-in",
+        ),
+        LoginError::StepUpOtherUser => (403, "Someone else signed in"),
     };
     let text = sentence(&error.to_string());
     (status, message(title, &text, Some(retry), request_id))

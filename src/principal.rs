@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::session::strength::{OwnedStrength, Strength};
 use crate::session::{Identity, Session};
 
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct BearerCaller {
     pub token: String,
     /// Its `exp`.
     pub expires_at: i64,
+    /// How its user signed in (`acr`, `amr`, `auth_time`), where the token says.
+    pub strength: OwnedStrength,
 }
 
 impl Principal {
@@ -37,6 +40,11 @@ impl Principal {
 
     pub fn from_bearer(caller: BearerCaller) -> Self {
         Principal(Who::Bearer(Box::new(caller)))
+    }
+
+    /// A signed-in user of a browser session (not a bearer token's caller).
+    pub fn is_session(&self) -> bool {
+        matches!(self.0, Who::Session(_))
     }
 
     pub fn identity(&self) -> &Identity {
@@ -50,6 +58,14 @@ impl Principal {
         match &self.0 {
             Who::Session(session) => Some(session.organization.as_str()).filter(|o| !o.is_empty()),
             Who::Bearer(caller) => caller.organization.as_deref(),
+        }
+    }
+
+    /// How the user signed in: from the session's ID token, or the bearer token's claims.
+    pub fn strength(&self) -> Strength<'_> {
+        match &self.0 {
+            Who::Session(session) => Strength::kept(&session.claims),
+            Who::Bearer(caller) => caller.strength.view(),
         }
     }
 

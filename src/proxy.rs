@@ -15,6 +15,8 @@ use pingora::prelude::{HttpPeer, ProxyHttp, Session};
 use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use crate::auth::gate::BackendAsk;
+use crate::auth::step_up::Challenge;
 use crate::auth::{self, Gate};
 use crate::config::Preflight;
 use crate::forwarding::{self, Forwarded};
@@ -111,6 +113,10 @@ pub struct RequestCtx {
     /// A CORS preflight let through unauthenticated: only the answer's CORS headers and
     /// status go back ([`crate::preflight`]).
     preflight: bool,
+    /// A signed-in browser's page or form whose backend may ask for a step-up (RFC 9470).
+    backend_ask: Option<BackendAsk>,
+    /// The upstream's answer was replaced by one of ours (a step-up): its body goes.
+    answer_replaced: bool,
 }
 
 impl RequestCtx {
@@ -164,6 +170,8 @@ impl ProxyHttp for SidecarProxy {
             set_cookies: Vec::new(),
             now: 0,
             preflight: false,
+            backend_ask: None,
+            answer_replaced: false,
         }
     }
 
@@ -261,12 +269,28 @@ impl ProxyHttp for SidecarProxy {
         Ok(())
     }
 
-    async fn response_filter(
+    async fn request_body_filter(
         &self,
         _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(ask), Some(chunk)) = (&mut ctx.backend_ask, body) {
+            ask.copy(chunk);
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if upstream_response.status == http::StatusCode::UNAUTHORIZED && ctx.backend_ask.is_some() {
+            step_up_for_backend(session, upstream_response, ctx)?;
+        }
         if ctx.preflight {
             for name in preflight::headers_to_drop(&upstream_response.headers) {
                 upstream_response.remove_header(&name);
@@ -287,7 +311,7 @@ impl ProxyHttp for SidecarProxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
-        if ctx.preflight {
+        if ctx.preflight || ctx.answer_replaced {
             *body = None;
         }
         Ok(None)
@@ -512,6 +536,7 @@ async fn gate(
             authorization,
             set_cookies,
         } => {
+            ctx.backend_ask = gatekeeper.backend_may_ask(matched, &principal, &request);
             (ctx.principal, ctx.authorization) = (Some(principal), authorization);
             ctx.set_cookies = set_cookies;
             return Ok(Admission::Forward);
@@ -562,6 +587,44 @@ fn failure_status(e: &Error, ctx: &mut RequestCtx) -> u16 {
         ctx.rt.metrics.traffic.record_upstream_failure(failure);
     }
     status
+}
+
+/// The backend answered a signed-in browser's page or form with RFC 9470's challenge:
+/// its answer is replaced by the way to a stronger sign-in, which comes back to the page
+/// (the form posted again). The backend's own cookies stay on the answer.
+fn step_up_for_backend(
+    session: &Session,
+    upstream_response: &mut ResponseHeader,
+    ctx: &mut RequestCtx,
+) -> Result<()> {
+    let challenges = upstream_response.headers.get_all(header::WWW_AUTHENTICATE);
+    let challenge =
+        Challenge::from_www_authenticate(challenges.iter().filter_map(|v| v.to_str().ok()));
+    let (Some(challenge), Some(principal), Some(ask)) =
+        (challenge, ctx.principal.as_deref(), ctx.backend_ask.take())
+    else {
+        return Ok(());
+    };
+    let rt = Arc::clone(&ctx.rt);
+    let request = auth_request(session.req_header(), ctx, &[]);
+    let gatekeeper = rt.auth.gatekeeper();
+    let reply = gatekeeper.backend_step_up(principal, challenge, ask, &request, ctx.now);
+    let kept_cookies: Vec<http::HeaderValue> = (upstream_response.headers)
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    let mut answer = ResponseHeader::build(reply.status, Some(reply.headers.len() + 4))?;
+    for (name, value) in reply.headers {
+        answer.append_header(name, value)?;
+    }
+    for cookie in kept_cookies {
+        answer.append_header(header::SET_COOKIE, cookie)?;
+    }
+    answer.insert_header(header::CONTENT_LENGTH, 0)?;
+    *upstream_response = answer;
+    ctx.answer_replaced = true;
+    Ok(())
 }
 
 /// The parts of the request the sign-in logic looks at.

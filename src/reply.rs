@@ -110,6 +110,20 @@ impl Reply {
         }
     }
 
+    /// `401` with RFC 9470's `insufficient_user_authentication` challenge: `challenge`
+    /// is the whole `WWW-Authenticate` value.
+    pub fn insufficient_user_authentication(challenge: String) -> Self {
+        Reply {
+            status: 401,
+            headers: vec![
+                ("www-authenticate", challenge),
+                ("content-type", "application/json".to_owned()),
+                ("cache-control", "no-store".to_owned()),
+            ],
+            body: Bytes::from_static(b"{\"error\":\"insufficient_user_authentication\"}\n"),
+        }
+    }
+
     /// `503` with `Retry-After`: the answer depends on something that is down for now.
     pub fn temporarily_unavailable(retry_after_secs: u32) -> Self {
         Reply {

@@ -2,19 +2,21 @@
 
 use std::sync::Arc;
 
+use super::refusal::Refusal;
 use super::revocations::Revocations;
+use super::step_up::Challenge;
 use super::{rules, Gate, Request};
 use crate::config::{Config, Organization};
-use crate::metrics::{Metrics, Rejected};
+use crate::metrics::{Metrics, Rejected, StepUpBy};
 use crate::oidc::access::{AccessTokens, VerifiedToken};
 use crate::oidc::flow::identity_from_claims;
 use crate::oidc::registry::Provider;
 use crate::oidc::verify::{Invalid, VerifyError};
 use crate::oidc::Registry;
 use crate::principal::{BearerCaller, Principal};
-use crate::reply::Reply;
 use crate::routing::Matched;
 use crate::session::claims;
+use crate::session::strength::OwnedStrength;
 
 /// The bearer token of a request, if it carries one.
 pub fn bearer_token<'h>(req: &Request<'h>) -> Option<&'h str> {
@@ -61,32 +63,39 @@ impl BearerTokens {
     }
 
     /// Checks a bearer token and turns it into the identity forwarded upstream.
-    pub async fn gate(&self, token: &str, route: &Matched<'_>, now: i64) -> Gate {
+    pub async fn gate(&self, token: &str, route: &Matched<'_>, now: i64) -> Result<Gate, Refusal> {
         let pinned_org = route.organization;
         let verified = match self.verify(token, pinned_org, now).await {
             Ok(verified) => verified,
-            Err(error) => return Gate::Deny(self.refused(&error)),
+            Err(error) => return Err(self.refusal(&error)),
         };
         let Some((idp, organization)) = self.attribute(&verified, pinned_org) else {
             self.metrics
                 .sessions
                 .session_rejected(Rejected::OtherOrganization);
-            let reason = "the token's identity provider does not serve this organization";
-            return Gate::Deny(Reply::unauthorized_with(
-                Some("invalid_token"),
-                Some(reason),
-            ));
+            let description = "the token's identity provider does not serve this organization";
+            return Err(Refusal::TokenInvalid {
+                description: description.to_owned(),
+            });
         };
         if !rules::satisfied(route.allow, |path| {
             claims::values_at(&verified.claims, path)
         }) {
             self.metrics.traffic.request_denied(route.label);
-            return Gate::Deny(
-                Reply::json(403, &serde_json::json!({"error": "insufficient_scope"})).with_header(
-                    "www-authenticate",
-                    "Bearer realm=\"sso-sidecar\", error=\"insufficient_scope\"",
-                ),
-            );
+            return Err(Refusal::InsufficientScope);
+        }
+        let strength = OwnedStrength::from_claims(&verified.claims);
+        if let Some(rule) = route.step_up {
+            // The token's user signed in too weakly or too long ago (RFC 9470).
+            let challenge = Challenge::of_route(rule);
+            if !challenge.met_by(strength.view(), now, self.config.oidc.max_clock_skew) {
+                self.metrics.sessions.step_up_asked(StepUpBy::Route);
+                return Err(Refusal::StepUp {
+                    challenge,
+                    organization: organization.unwrap_or_default(),
+                    identity_provider: idp.to_owned(),
+                });
+            }
         }
         let provider = self.registry.get(idp);
         let mapping = provider
@@ -106,15 +115,16 @@ impl BearerTokens {
             groups,
             token: token.to_owned(),
             expires_at: verified.expires_at,
+            strength,
         });
         // Otherwise the caller's own `Authorization` goes upstream as it came.
         let authorization =
             (self.config.headers.forward_access_token).then(|| format!("Bearer {token}"));
-        Gate::Forward {
+        Ok(Gate::Forward {
             principal: Box::new(principal),
             authorization,
             set_cookies: Vec::new(),
-        }
+        })
     }
 
     /// A bearer token verified (see [`crate::oidc::access`]) and not ended by a
@@ -143,7 +153,7 @@ impl BearerTokens {
 
     /// `401` for a token that is not good; `503` when the IdP could not be asked, so
     /// clients retry instead of dropping a token that may be fine.
-    pub fn refused(&self, error: &VerifyError) -> Reply {
+    pub fn refusal(&self, error: &VerifyError) -> Refusal {
         match error {
             VerifyError::Unavailable { idp, .. } => {
                 self.metrics
@@ -154,13 +164,15 @@ impl BearerTokens {
                     error = crate::error_chain::error_chain(error),
                     "bearer token cannot be checked now"
                 );
-                Reply::temporarily_unavailable(RETRY_AFTER_SECS)
+                Refusal::TokenUncheckable
             }
             VerifyError::Invalid(_) | VerifyError::UnknownKey => {
                 self.metrics
                     .sessions
                     .session_rejected(Rejected::BearerInvalid);
-                Reply::unauthorized_with(Some("invalid_token"), Some(&error.to_string()))
+                Refusal::TokenInvalid {
+                    description: error.to_string(),
+                }
             }
         }
     }
@@ -206,9 +218,6 @@ impl BearerTokens {
         }
     }
 }
-
-/// How long a client should wait when an IdP could not be asked.
-const RETRY_AFTER_SECS: u32 = 5;
 
 /// When the token was issued; tokens without `iat` count as issued long ago, so a
 /// back-channel logout of their user ends them too.

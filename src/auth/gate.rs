@@ -16,16 +16,18 @@ use super::membership::{kept, Membership};
 use super::refusal::{self, Refusal, Refused};
 use super::session_store::SessionStore;
 use super::site::OwnSite;
+use super::step_up::Challenge;
 use super::tokens::{Freshness, Refresh};
 use super::{rules, Gate, Parts, Request};
 use crate::caller::Caller;
 use crate::config::Config;
 use crate::jwt::jwt_part;
-use crate::metrics::{Ended, Metrics, Rejected};
+use crate::metrics::{Ended, Metrics, Rejected, StepUpBy};
 use crate::pages;
 use crate::principal::Principal;
 use crate::reply::Reply;
 use crate::routing::{Matched, RouteKind};
+use crate::session::strength::Strength;
 use crate::session::{Rejection, Session};
 
 /// The settings the gate uses, taken from the config once.
@@ -40,6 +42,8 @@ struct GateSettings {
     forward_access_token: bool,
     /// `session.preserve_post_max`: the largest form kept across a sign-in (0: none).
     preserve_post_max: usize,
+    /// `oidc.max_clock_skew`, allowed on `auth_time` against a route's `max_age`.
+    max_clock_skew: std::time::Duration,
 }
 
 impl GateSettings {
@@ -54,6 +58,40 @@ impl GateSettings {
             public_url: config.server.public_url.clone(),
             forward_access_token: config.headers.forward_access_token,
             preserve_post_max: config.session.preserve_post_max,
+            max_clock_skew: config.oidc.max_clock_skew,
+        }
+    }
+}
+
+/// A forwarded request whose backend may ask for a step-up ([`Gatekeeper::backend_may_ask`]).
+#[derive(Debug)]
+pub enum BackendAsk {
+    /// A browser's page: it is loaded again after the sign-in.
+    Page,
+    /// A form from this site: its body as it went upstream, kept across the sign-in while
+    /// it stays within `max` bytes (`complete`).
+    Form {
+        body: Vec<u8>,
+        max: usize,
+        complete: bool,
+    },
+}
+
+impl BackendAsk {
+    /// Copies a piece of a form's body on its way upstream.
+    pub fn copy(&mut self, chunk: &[u8]) {
+        if let BackendAsk::Form {
+            body,
+            max,
+            complete,
+        } = self
+        {
+            if *complete && body.len() + chunk.len() <= *max {
+                body.extend_from_slice(chunk);
+            } else {
+                *complete = false;
+                *body = Vec::new();
+            }
         }
     }
 }
@@ -101,7 +139,10 @@ impl<R: Refresh> Gatekeeper<R> {
         if at.kind == RouteKind::Api {
             if let Some(token) = bearer_token(req) {
                 // Boxed: the session path does not carry a bearer check's state.
-                return Box::pin(self.bearer.gate(token, route, now)).await;
+                return match Box::pin(self.bearer.gate(token, route, now)).await {
+                    Ok(gate) => gate,
+                    Err(refusal) => self.refuse(refusal, at, req),
+                };
             }
         }
         let mut session = match self.sessions.load(req.headers, now).await {
@@ -139,6 +180,13 @@ impl<R: Refresh> Gatekeeper<R> {
                 req,
             );
         }
+        if let Some(rule) = route.step_up {
+            let challenge = Challenge::of_route(rule);
+            let strength = Strength::kept(&session.claims);
+            if !challenge.met_by(strength, now, self.settings.max_clock_skew) {
+                return self.step_up(challenge, &session, at, req);
+            }
+        }
         let set_cookies = if refreshed {
             Arc::make_mut(&mut session).last_seen = now;
             Box::pin(self.sessions.save(req.headers, &session, now))
@@ -164,6 +212,104 @@ impl<R: Refresh> Gatekeeper<R> {
         })
     }
 
+    /// Signed in, but not as strongly or as recently as the route asks: a browser signs in
+    /// again at the session's IdP (a form posted from this site is kept for after it);
+    /// programs learn what is missing.
+    fn step_up(
+        &self,
+        challenge: Challenge,
+        session: &Session,
+        at: Place<'_>,
+        req: &Request<'_>,
+    ) -> Gate {
+        self.metrics.sessions.step_up_asked(StepUpBy::Route);
+        let form = at.kind == RouteKind::Required && self.may_keep_form(req);
+        if form && self.own_site(req).sent_form(req.headers) {
+            let login = self.links.step_up(
+                req.path_and_query,
+                &session.organization,
+                &session.identity_provider,
+                &challenge,
+            );
+            let posted_to = req.path_and_query.to_owned();
+            return Gate::KeepForm { login, posted_to };
+        }
+        let refusal = Refusal::StepUp {
+            challenge,
+            organization: session.organization.clone(),
+            identity_provider: session.identity_provider.clone(),
+        };
+        self.refuse(refusal, at, req)
+    }
+
+    /// Whether a backend's step-up challenge (RFC 9470) to this forwarded request will be
+    /// answered by signing in again: for a signed-in browser's page, or a form from this
+    /// site small enough to keep (its body is then copied on its way upstream). Programs
+    /// get the backend's challenge as it is.
+    pub fn backend_may_ask(
+        &self,
+        route: &Matched<'_>,
+        principal: &Principal,
+        req: &Request<'_>,
+    ) -> Option<BackendAsk> {
+        if route.kind != RouteKind::Required || !principal.is_session() {
+            return None;
+        }
+        if Caller::of(req.method, req.headers) == Caller::Navigation {
+            return Some(BackendAsk::Page);
+        }
+        let form = self.may_keep_form(req) && self.own_site(req).sent_form(req.headers);
+        form.then(|| BackendAsk::Form {
+            body: Vec::new(),
+            max: self.settings.preserve_post_max,
+            complete: true,
+        })
+    }
+
+    /// The backend asked for `challenge`: the browser signs in again at the session's IdP
+    /// and comes back to the page (a kept form is posted again).
+    pub fn backend_step_up(
+        &self,
+        principal: &Principal,
+        challenge: Challenge,
+        ask: BackendAsk,
+        req: &Request<'_>,
+        now: i64,
+    ) -> Reply {
+        self.metrics.sessions.step_up_asked(StepUpBy::Backend);
+        let login = self.links.step_up(
+            req.path_and_query,
+            principal.organization().unwrap_or_default(),
+            principal.identity_provider(),
+            &challenge,
+        );
+        match ask {
+            BackendAsk::Page => Reply::redirect(&login),
+            BackendAsk::Form {
+                body,
+                complete: true,
+                ..
+            } => {
+                let form = (req.path_and_query.to_owned(), body);
+                let reply = self.keep_form(req.headers, form, &login, req.request_id, now);
+                match reply.status {
+                    303 => reply,
+                    // Too large for its cookie: the user lands on the page by `GET`.
+                    _ => Reply::see_other(&login),
+                }
+            }
+            BackendAsk::Form { .. } => Reply::see_other(&login),
+        }
+    }
+
+    /// Where a form must come from to be kept.
+    fn own_site<'r>(&'r self, req: &Request<'r>) -> OwnSite<'r> {
+        OwnSite {
+            public_url: self.settings.public_url.as_ref(),
+            host: req.host,
+        }
+    }
+
     /// No usable session: a form worth keeping across the sign-in, or a refusal.
     fn without_session(&self, at: Place<'_>, rejection: Rejection, req: &Request<'_>) -> Gate {
         if rejection != Rejection::Missing {
@@ -172,11 +318,7 @@ impl<R: Refresh> Gatekeeper<R> {
                 .session_rejected(Rejected::Cookie(rejection));
         }
         if at.kind == RouteKind::Required && self.may_keep_form(req) {
-            let own = OwnSite {
-                public_url: self.settings.public_url.as_ref(),
-                host: req.host,
-            };
-            if !own.sent_form(req.headers) {
+            if !self.own_site(req).sent_form(req.headers) {
                 self.metrics
                     .sessions
                     .form_dropped(crate::metrics::FormDropped::CrossSite);
@@ -454,6 +596,7 @@ auth = "public"
             allow: &[],
             label: "/",
             preflight: Preflight::Forward,
+            step_up: None,
         }
     }
 

@@ -77,7 +77,7 @@ impl Introspection {
             Ok(verified) => verified,
             // commercetools should retry, not log the customer out.
             Err(error) if matches!(*error, VerifyError::Unavailable { .. }) => {
-                return Err(self.bearer.refused(&error))
+                return Err(super::refusal::token_answer(&self.bearer.refusal(&error)))
             }
             Err(_) => return Ok(json!({"active": false})),
         };

@@ -26,6 +26,22 @@ impl SignInLinks {
         &self.logout_path
     }
 
+    /// Sign in again at the session's IdP, stronger or more recently (step-up), and come
+    /// back to `return_to`.
+    pub fn step_up(
+        &self,
+        return_to: &str,
+        org: &str,
+        idp: &str,
+        challenge: &super::step_up::Challenge,
+    ) -> String {
+        let mut login = self.sign_in(return_to, Some(org));
+        login.push_str("&idp=");
+        login.push_str(&urlencode(idp));
+        login.push_str(&challenge.query());
+        login
+    }
+
     /// Sign in and come back to `return_to`, for `org` when it is known.
     pub fn sign_in(&self, return_to: &str, org: Option<&str>) -> String {
         let mut login = format!("{}?rd={}", self.start_path, urlencode(return_to));

@@ -13,10 +13,11 @@ use super::membership::Membership;
 use super::session_store::SessionStore;
 use super::{callback_params, safe_return_path, urlencode, Params, Request};
 use crate::config::{Config, IdentityProviderKind, Organization};
-use crate::metrics::{Metrics, Rejected};
+use crate::metrics::{Metrics, Rejected, StepUpOutcome};
 use crate::oidc::{self, LoginError, LoginTarget, Registry, TokenChecks};
 use crate::pages;
 use crate::reply::Reply;
+use crate::session::strength::{Challenge, Strength};
 use crate::session::{Rejection, Session};
 
 pub struct Login {
@@ -67,6 +68,8 @@ impl Login {
 
     pub fn start(&self, req: &Request<'_>, now: i64) -> Reply {
         let params = Params::parse(req.query);
+        // A step-up: the same sign-in, asked to be stronger or more recent.
+        let step_up = Challenge::from_params(params.get("acr_values"), params.get("max_age"));
         let return_to = safe_return_path(params.get("rd"), &self.config.oidc.path_prefix);
         let org = match params.get("org").filter(|o| !o.trim().is_empty()) {
             Some(name) => match self.organization(name) {
@@ -120,7 +123,7 @@ impl Login {
             .map(|idp| &idp.kind)
         {
             Some(IdentityProviderKind::Oidc(_)) => self
-                .redirect_to_idp(req, org, &chosen, &return_to, now)
+                .redirect_to_idp(req, org, &chosen, (&return_to, step_up), now)
                 .with_cookies([remember]),
             // `local` and the implicit ICM `local`: the backend's own login, session untouched.
             Some(IdentityProviderKind::Local) | None => {
@@ -162,7 +165,7 @@ impl Login {
         req: &Request<'_>,
         org: &Organization,
         idp_key: &str,
-        return_to: &str,
+        (return_to, step_up): (&str, Option<Challenge>),
         now: i64,
     ) -> Reply {
         let discovered = self
@@ -183,6 +186,7 @@ impl Login {
             LoginTarget {
                 organization: &org.key,
                 return_to,
+                step_up,
             },
             now,
         );
@@ -222,10 +226,7 @@ impl Login {
                 params.error_description.as_deref(),
             )),
             (Some(login), None) => match self.check_response_issuer(login, params.iss.as_deref()) {
-                Ok(()) => {
-                    self.finish(login, params.code.as_deref(), req.client_ip, now)
-                        .await
-                }
+                Ok(()) => self.finish(login, params.code.as_deref(), req, now).await,
                 Err(error) => Err(error),
             },
         };
@@ -315,9 +316,10 @@ impl Login {
         &self,
         login: &crate::session::PendingLogin,
         code: Option<&str>,
-        client: Option<std::net::IpAddr>,
+        req: &Request<'_>,
         now: i64,
     ) -> Result<Session, LoginError> {
+        let client = req.client_ip;
         let code = code
             .filter(|c| !c.is_empty())
             .ok_or(LoginError::MissingCode)?;
@@ -369,6 +371,9 @@ impl Login {
                 email: session.identity.email.clone(),
             });
         }
+        if let Some(asked) = &login.step_up {
+            self.stepped_up(asked, &session, req.headers, now).await?;
+        }
         self.backend
             .handshake(
                 &mut session,
@@ -378,6 +383,40 @@ impl Login {
             )
             .await?;
         Ok(session)
+    }
+
+    /// A step-up sign-in must be what was asked (`acr`, `auth_time`, checked on the ID
+    /// token's claims as the IdP gave them, at the IdP's answer) and of the person signed
+    /// in here, if anyone is: it replaces their weaker session.
+    async fn stepped_up(
+        &self,
+        asked: &Challenge,
+        session: &Session,
+        headers: &http::HeaderMap,
+        now: i64,
+    ) -> Result<(), LoginError> {
+        let answered = chrono::Utc::now().timestamp().max(now);
+        let skew = self.config.oidc.max_clock_skew;
+        if !asked.met_by(Strength::kept(&session.claims), answered, skew) {
+            self.metrics
+                .sessions
+                .step_up_finished(StepUpOutcome::NotGiven);
+            return Err(LoginError::StepUpNotGiven);
+        }
+        if let Ok(current) = self.sessions.load_live(headers, now).await {
+            let same = current.identity.subject == session.identity.subject
+                && current.identity_provider == session.identity_provider;
+            if !same {
+                self.metrics
+                    .sessions
+                    .step_up_finished(StepUpOutcome::OtherUser);
+                return Err(LoginError::StepUpOtherUser);
+            }
+            // The weaker session's copy in the store goes; its cookie is replaced.
+            self.sessions.forget(&current).await;
+        }
+        self.metrics.sessions.step_up_finished(StepUpOutcome::Given);
+        Ok(())
     }
 
     pub async fn userinfo(&self, req: &Request<'_>, now: i64) -> Reply {

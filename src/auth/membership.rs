@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::rules;
 use crate::config::Config;
 use crate::oidc::Registry;
+use crate::session::strength::STRENGTH_CLAIMS;
 use crate::session::{claims, Session};
 
 pub struct Membership {
@@ -39,7 +40,9 @@ impl Membership {
         if let Some(provider) = self.registry.get(&session.identity_provider) {
             session.groups = claims::groups(claims, &provider.config.groups_claim, max);
         }
-        let fresh = claims::keep(claims, self.rule_claims.iter().map(String::as_str), max);
+        // Step-up rules read how the user signed in; only the ID token says that.
+        let paths = self.rule_claims.iter().map(String::as_str);
+        let fresh = claims::keep(claims, paths.chain(STRENGTH_CLAIMS), max);
         // A refreshed ID token may lack what userinfo gave at login: keep those values.
         session.claims.extend(fresh);
     }

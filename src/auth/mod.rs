@@ -27,6 +27,7 @@ mod session_store;
 mod shared;
 mod single_flight;
 mod site;
+pub mod step_up;
 mod tokens;
 
 use std::sync::Arc;

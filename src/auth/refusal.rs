@@ -6,6 +6,7 @@
 use serde_json::json;
 
 use super::links::SignInLinks;
+use super::step_up::Challenge;
 use super::Gate;
 use crate::caller::Caller;
 use crate::pages;
@@ -31,6 +32,19 @@ pub enum Refusal {
     CrossSiteForm,
     /// Signed in, and the route's `allow` rules do not admit `who`.
     Forbidden { who: String },
+    /// Signed in, but not strongly or recently enough for the route (or the backend):
+    /// sign in again at the session's IdP as `challenge` asks.
+    StepUp {
+        challenge: Challenge,
+        organization: String,
+        identity_provider: String,
+    },
+    /// A bearer token that is not good here (RFC 6750 `invalid_token`), and why.
+    TokenInvalid { description: String },
+    /// A bearer token whose IdP cannot be asked now: the client should retry.
+    TokenUncheckable,
+    /// A bearer token whose user the route's `allow` rules do not admit.
+    InsufficientScope,
 }
 
 impl Refusal {
@@ -44,9 +58,13 @@ impl Refusal {
                 kind == RouteKind::Optional
                     && !matches!(rejection, Rejection::Missing | Rejection::Unavailable)
             }
-            Refusal::OtherOrganization | Refusal::CrossSiteForm | Refusal::Forbidden { .. } => {
-                false
-            }
+            Refusal::OtherOrganization
+            | Refusal::CrossSiteForm
+            | Refusal::Forbidden { .. }
+            | Refusal::StepUp { .. }
+            | Refusal::TokenInvalid { .. }
+            | Refusal::TokenUncheckable
+            | Refusal::InsufficientScope => false,
         }
     }
 
@@ -84,6 +102,11 @@ pub fn answer(
     };
     let sign_in = |org: Option<&str>| links.sign_in(at.path_and_query, org);
     let reply = match (&refusal, at.kind, at.caller) {
+        // Bearer tokens: programs on `api` routes, whatever they ask for.
+        (
+            Refusal::TokenInvalid { .. } | Refusal::TokenUncheckable | Refusal::InsufficientScope,
+            ..,
+        ) => token_answer(&refusal),
         // Nobody gets a redirect for a `403`: it would only bring them back here.
         (Refusal::Forbidden { who }, _, Caller::Navigation) => {
             Reply::html(403, pages::forbidden(who, links.logout(), at.request_id))
@@ -91,6 +114,25 @@ pub fn answer(
         (Refusal::Forbidden { .. }, _, Caller::Program) => {
             Reply::json(403, &json!({"error": "forbidden"}))
         }
+        // Programs learn what is missing (RFC 9470) and cannot follow a sign-in.
+        (Refusal::StepUp { challenge, .. }, _, Caller::Program)
+        | (Refusal::StepUp { challenge, .. }, RouteKind::Api, _) => {
+            Reply::insufficient_user_authentication(challenge.www_authenticate())
+        }
+        (
+            Refusal::StepUp {
+                challenge,
+                organization,
+                identity_provider,
+            },
+            _,
+            Caller::Navigation,
+        ) => Reply::redirect(&links.step_up(
+            at.path_and_query,
+            organization,
+            identity_provider,
+            challenge,
+        )),
         // A visitor may see an `optional` page: forwarded without identity.
         (_, RouteKind::Optional, _) => {
             return Gate::Anonymous {
@@ -108,6 +150,25 @@ pub fn answer(
     };
     Gate::Deny(reply.with_cookies(cookies))
 }
+
+/// The answer to a refused bearer token (also at `/oauth2/introspect`).
+pub fn token_answer(refusal: &Refusal) -> Reply {
+    match refusal {
+        Refusal::TokenInvalid { description } => {
+            Reply::unauthorized_with(Some("invalid_token"), Some(description))
+        }
+        Refusal::TokenUncheckable => Reply::temporarily_unavailable(RETRY_AFTER_SECS),
+        Refusal::InsufficientScope => Reply::json(403, &json!({"error": "insufficient_scope"}))
+            .with_header(
+                "www-authenticate",
+                "Bearer realm=\"sso-sidecar\", error=\"insufficient_scope\"",
+            ),
+        _ => Reply::unauthorized(refusal.bearer_error()),
+    }
+}
+
+/// How long a client should wait when an IdP could not be asked.
+const RETRY_AFTER_SECS: u32 = 5;
 
 #[cfg(test)]
 mod tests {
@@ -190,6 +251,21 @@ mod tests {
         let forbidden = || Refusal::Forbidden { who: "ann".into() };
         assert_eq!(answered(forbidden(), Required, Navigation), (403, vec![]));
         assert_eq!(answered(forbidden(), Optional, Program), (403, vec![]));
+        let step_up = || Refusal::StepUp {
+            challenge: Challenge {
+                acr_values: vec!["urn:mfa".into()],
+                max_age: None,
+            },
+            organization: "Ops".into(),
+            identity_provider: "kc".into(),
+        };
+        let to_idp = "location: /oauth2/start?rd=%2Faccount&org=Ops&idp=kc&acr_values=urn%3Amfa";
+        assert_eq!(
+            answered(step_up(), Required, Navigation),
+            (302, vec![to_idp.into()])
+        );
+        assert_eq!(answered(step_up(), Required, Program), (401, vec![]));
+        assert_eq!(answered(step_up(), Api, Navigation), (401, vec![]));
         let (status, headers) = answered(Refusal::CrossSiteForm, Required, Program);
         assert_eq!(status, 303);
         assert_eq!(headers, ["location: /oauth2/start?rd=%2Faccount&org=Ops"]);

@@ -14,6 +14,61 @@ use super::choice::choice;
 pub use super::choice::Choice;
 use super::secret::Secret;
 
+impl Config {
+    /// The `acr` values each step-up route asks of the IdPs that sign people in for it
+    /// (those of its pinned organization, or of any organization).
+    pub fn acr_values_wanted(&self) -> Vec<AcrWanted> {
+        let idps_of = |org: &Organization| org.identity_providers.clone();
+        self.routes
+            .iter()
+            .enumerate()
+            .filter_map(|(route, r)| {
+                let acr_values = r.step_up.as_ref()?.acr_values.clone();
+                let mut idps: Vec<String> = match &r.organization {
+                    Some(key) => self.organizations.get(key).map(idps_of).unwrap_or_default(),
+                    None => self.organizations.values().flat_map(idps_of).collect(),
+                };
+                idps.sort();
+                idps.dedup();
+                (!acr_values.is_empty()).then_some(AcrWanted {
+                    route,
+                    idps,
+                    acr_values,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A route's `acr_values` and the IdPs asked for them ([`Config::acr_values_wanted`]).
+#[derive(Debug, Clone)]
+pub struct AcrWanted {
+    pub route: usize,
+    pub idps: Vec<String>,
+    pub acr_values: Vec<String>,
+}
+
+impl AcrWanted {
+    /// A warning when `idp` is asked for values it does not list in `supported`
+    /// (its discovery's `acr_values_supported`): that step-up can never pass.
+    pub fn unsupported_by(&self, idp: &str, supported: &[String]) -> Option<String> {
+        if !self.idps.iter().any(|k| k == idp) {
+            return None;
+        }
+        let missing: Vec<&str> = (self.acr_values.iter())
+            .filter(|v| !supported.contains(v))
+            .map(String::as_str)
+            .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "routes[{}].acr_values: identity provider {idp} does not list {} in acr_values_supported",
+                self.route,
+                missing.join(", ")
+            )
+        })
+    }
+}
+
 /// `[limits]`, validated.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -219,6 +274,10 @@ pub enum IdentityHeader {
     SelfAdministration,
     Groups,
     EmailVerified,
+    /// How the user signed in: `acr`, `auth_time`, `amr` (step-up).
+    Acr,
+    AuthTime,
+    Amr,
 }
 
 // The names used in `headers.claims`.
@@ -233,6 +292,9 @@ choice!(IdentityHeader {
     SelfAdministration => "self_administration",
     Groups => "groups",
     EmailVerified => "email_verified",
+    Acr => "acr",
+    AuthTime => "auth_time",
+    Amr => "amr",
 });
 
 impl IdentityHeader {
@@ -249,6 +311,9 @@ impl IdentityHeader {
             IdentityHeader::SelfAdministration => "Self-Administration",
             IdentityHeader::Groups => "Groups",
             IdentityHeader::EmailVerified => "Email-Verified",
+            IdentityHeader::Acr => "Acr",
+            IdentityHeader::AuthTime => "Auth-Time",
+            IdentityHeader::Amr => "Amr",
         }
     }
 }
@@ -563,6 +628,18 @@ pub struct Route {
     /// What a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
     /// gets on this route.
     pub preflight: Preflight,
+    /// How strong and how recent the sign-in must be (`acr_values`, `max_age`).
+    pub step_up: Option<StepUp>,
+}
+
+/// `routes[].acr_values` and `routes[].max_age`: a sign-in that is weaker or older is
+/// stepped up at the session's IdP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUp {
+    /// The session's `acr` must be one of these; empty: any.
+    pub acr_values: Vec<String>,
+    /// The session's `auth_time` must be no older than this.
+    pub max_age: Option<Duration>,
 }
 
 /// `routes[].preflight`: browsers send CORS preflights without credentials, so a route

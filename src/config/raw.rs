@@ -233,6 +233,8 @@ pub struct RawRoute {
     pub organization: Option<String>,
     pub allow: Option<Vec<RawRule>>,
     pub preflight: Option<String>,
+    pub acr_values: Option<Vec<String>>,
+    pub max_age: Option<toml::Value>,
 }
 
 /// The keys a table at `path` may hold, for "did you mean" suggestions on unknown keys.

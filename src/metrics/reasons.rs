@@ -85,3 +85,42 @@ impl FormDropped {
         }
     }
 }
+
+/// Who asked for a stronger sign-in (`sso_sidecar_step_ups_total{by}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepUpBy {
+    /// A route's `acr_values` / `max_age`.
+    Route,
+    /// The backend's RFC 9470 challenge.
+    Backend,
+}
+
+impl StepUpBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepUpBy::Route => "route",
+            StepUpBy::Backend => "backend",
+        }
+    }
+}
+
+/// How a step-up sign-in ended (`sso_sidecar_step_up_results_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepUpOutcome {
+    /// The IdP gave the sign-in that was asked for.
+    Given,
+    /// The IdP signed the user in, but not as strongly or recently as asked.
+    NotGiven,
+    /// Someone else signed in than the session's user.
+    OtherUser,
+}
+
+impl StepUpOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepUpOutcome::Given => "given",
+            StepUpOutcome::NotGiven => "not_given",
+            StepUpOutcome::OtherUser => "other_user",
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use prometheus::{Histogram, IntCounterVec};
 
 use super::families::Families;
-use super::reasons::{Ended, FormDropped, Rejected};
+use super::reasons::{Ended, FormDropped, Rejected, StepUpBy, StepUpOutcome};
 
 pub struct Sessions {
     logins_started: IntCounterVec,
@@ -15,6 +15,8 @@ pub struct Sessions {
     logouts: IntCounterVec,
     backchannel: IntCounterVec,
     forms_dropped: IntCounterVec,
+    step_ups: IntCounterVec,
+    step_up_results: IntCounterVec,
 }
 
 impl Sessions {
@@ -65,6 +67,16 @@ impl Sessions {
                 "Form posts that needed a sign-in but were not kept for after it, by reason (cross_site: the browser did not say the form came from this site)",
                 &["reason"],
             ),
+            step_ups: families.counters(
+                "step_ups_total",
+                "Stronger or more recent sign-ins asked for, by who asked (route, backend)",
+                &["by"],
+            ),
+            step_up_results: families.counters(
+                "step_up_results_total",
+                "Step-up sign-ins by outcome (given, not_given, other_user)",
+                &["outcome"],
+            ),
         }
     }
 
@@ -106,6 +118,16 @@ impl Sessions {
     pub fn form_dropped(&self, reason: FormDropped) {
         self.forms_dropped
             .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    pub fn step_up_asked(&self, by: StepUpBy) {
+        self.step_ups.with_label_values(&[by.as_str()]).inc();
+    }
+
+    pub fn step_up_finished(&self, outcome: StepUpOutcome) {
+        self.step_up_results
+            .with_label_values(&[outcome.as_str()])
             .inc();
     }
 }

@@ -69,6 +69,12 @@ pub enum LoginError {
     },
     #[error("the identity provider is not configured for this: {0}")]
     Misconfigured(String),
+    /// A step-up sign-in that came back weaker or older than asked.
+    #[error("this page needs a stronger or more recent sign-in than the identity provider gave; sign in again, with the second factor if you are asked for one")]
+    StepUpNotGiven,
+    /// A step-up sign-in of another person than the one signed in.
+    #[error("you signed in as someone else than the person signed in here; sign out first to change who is signed in")]
+    StepUpOtherUser,
 }
 
 impl LoginError {
@@ -87,6 +93,8 @@ impl LoginError {
             LoginError::BackendBusy(_) => "backend_busy",
             LoginError::NotAMember { .. } => "not_a_member",
             LoginError::UnknownToShop => "unknown_user",
+            LoginError::StepUpNotGiven => "step_up_not_given",
+            LoginError::StepUpOtherUser => "step_up_other_user",
             LoginError::Misconfigured(_) => "misconfigured",
         }
     }

@@ -15,7 +15,7 @@ use openidconnect::{
 use serde::Serialize;
 
 use super::metadata::Metadata;
-use crate::config::{Config, IdentityProvider, OidcProvider};
+use crate::config::{AcrWanted, Config, IdentityProvider, OidcProvider};
 use crate::metrics::Metrics;
 
 /// At most one forced key refetch per IdP in this time, however many tokens name an
@@ -96,6 +96,8 @@ pub struct Registry {
     redirect_uri: Option<RedirectUrl>,
     refresh_every: Duration,
     metrics: Arc<Metrics>,
+    /// What step-up routes ask of each IdP, to warn when its discovery does not offer it.
+    acr_wanted: Vec<AcrWanted>,
 }
 
 impl Registry {
@@ -137,6 +139,7 @@ impl Registry {
             redirect_uri,
             refresh_every: config.oidc.jwk_cache_lifetime,
             metrics,
+            acr_wanted: config.acr_values_wanted(),
         }
     }
 
@@ -214,6 +217,9 @@ impl Registry {
                         last_error: None,
                     }));
                     tracing::info!(idp = provider.key.as_str(), "identity provider discovered");
+                    for warning in self.step_up_warnings(provider) {
+                        tracing::warn!(idp = provider.key.as_str(), "{warning}");
+                    }
                     if !self.sleep_unless_retired(self.refresh_every).await {
                         return;
                     }
@@ -240,6 +246,24 @@ impl Registry {
                 }
             }
         }
+    }
+
+    /// Routes whose step-up `provider` cannot give, by its discovery (none before it).
+    pub fn step_up_warnings(&self, provider: &Provider) -> Vec<String> {
+        match provider.discovered() {
+            Some(discovered) => self.acr_warnings(&provider.key, &discovered),
+            None => Vec::new(),
+        }
+    }
+
+    /// Routes asking `idp` for `acr` values its discovery document does not list.
+    pub fn acr_warnings(&self, idp: &str, discovered: &Discovered) -> Vec<String> {
+        let supported: Vec<String> = (discovered.metadata.acr_values_supported())
+            .map(|values| values.iter().map(|v| v.as_str().to_owned()).collect())
+            .unwrap_or_default();
+        (self.acr_wanted.iter())
+            .filter_map(|wanted| wanted.unsupported_by(idp, &supported))
+            .collect()
     }
 
     /// Fetches metadata and keys now (also used when a token names an unknown key).

@@ -58,6 +58,8 @@ pub struct Matched<'a> {
     /// The route's path prefix, for metrics; empty when no route matched.
     pub label: &'a str,
     pub preflight: crate::config::Preflight,
+    /// How strong and recent the sign-in must be (`routes[].acr_values`, `max_age`).
+    pub step_up: Option<&'a crate::config::StepUp>,
 }
 
 impl Matched<'_> {
@@ -68,6 +70,7 @@ impl Matched<'_> {
             allow: &[],
             label: "",
             preflight: crate::config::Preflight::Forward,
+            step_up: None,
         }
     }
 }
@@ -106,6 +109,7 @@ impl Router {
                 allow: &r.allow,
                 label: &r.path_prefix,
                 preflight: r.preflight,
+                step_up: r.step_up.as_ref(),
             })
             .unwrap_or(Matched::unrouted(RouteKind::Required))
     }
@@ -173,6 +177,7 @@ mod tests {
             organization: org.map(str::to_owned),
             allow: Vec::new(),
             preflight: Default::default(),
+            step_up: None,
         }
     }
 

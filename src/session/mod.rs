@@ -7,6 +7,7 @@ pub mod form;
 pub mod jar;
 mod model;
 mod pending;
+pub mod strength;
 
 use std::sync::Arc;
 use std::time::Duration;

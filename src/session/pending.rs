@@ -21,6 +21,9 @@ pub struct PendingLogin {
     /// The id of the form kept for this sign-in ([`super::form::KeptForm::id`]): the
     /// callback posts that form again and no other.
     pub kept_form: Option<u64>,
+    /// A step-up: what the new sign-in must be ([`super::strength::Challenge`]); the
+    /// callback refuses one that is weaker or older.
+    pub step_up: Option<super::strength::Challenge>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +80,7 @@ mod tests {
             return_to: "/".into(),
             created_at: at,
             kept_form: None,
+            step_up: None,
         }
     }
 

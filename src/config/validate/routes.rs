@@ -53,9 +53,19 @@ impl Validator {
                     Preflight::Forward,
                 )
                 .unwrap_or_default();
+            let step_up = self.step_up(&path, route.acr_values, route.max_age);
             let (Some(path_prefix), Some(auth)) = (path_prefix, auth) else {
                 continue;
             };
+            if step_up.is_some() && !auth.needs_sign_in() {
+                self.problem(
+                    format!("{path}.acr_values"),
+                    format!(
+                        "acr_values and max_age need auth = \"required\" or \"api\": a {} route never asks anyone to sign in",
+                        auth.as_str()
+                    ),
+                );
+            }
             if path_prefix.starts_with(own_prefix) {
                 self.warnings.push(format!(
                     "{path}.path_prefix: {path_prefix} lies under the sidecar's own {own_prefix}/ endpoints, which answer first"
@@ -91,6 +101,7 @@ impl Validator {
                 organization: route.organization,
                 allow,
                 preflight,
+                step_up,
             };
             if let Some((j, earlier)) = routes.iter().find(|(_, earlier)| shadows(earlier, &new)) {
                 let what = if earlier.host == new.host && earlier.path_prefix == new.path_prefix {
@@ -111,5 +122,40 @@ impl Validator {
             routes.push((i, new));
         }
         routes.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// `acr_values` and `max_age` of a route. The values go into `WWW-Authenticate` and
+    /// the IdP's query as they are, so they are tokens: visible ASCII without quotes,
+    /// backslashes or spaces.
+    fn step_up(
+        &mut self,
+        path: &str,
+        acr_values: Option<Vec<String>>,
+        max_age: Option<toml::Value>,
+    ) -> Option<StepUp> {
+        let key = format!("{path}.acr_values");
+        let acr_values = acr_values.unwrap_or_default();
+        for value in &acr_values {
+            let token = !value.is_empty()
+                && value.len() <= 256
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+            if !token {
+                self.problem(
+                    &key,
+                    format!("{value:?} is not an acr value (visible ASCII, no spaces, quotes or backslashes)"),
+                );
+            }
+        }
+        let max_age =
+            max_age.map(|v| self.duration(&format!("{path}.max_age"), Some(v), Duration::ZERO));
+        if acr_values.is_empty() && max_age.is_none() {
+            return None;
+        }
+        Some(StepUp {
+            acr_values,
+            max_age,
+        })
     }
 }
