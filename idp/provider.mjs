@@ -18,6 +18,12 @@
 //   keys            a JWKS {"keys": [...]} of private keys; a fresh RS256 key otherwise
 //   jwtAccessTokens an audience (e.g. "api://shop"): access tokens become RS256 JWTs for it
 //                   (resource indicators), carrying `oid` and `groups` like Azure AD's
+//   acrValues       e.g. ["urn:shop:pwd", "urn:shop:mfa"]: published as acr_values_supported;
+//                   the login form gets a one-time code field, and the sign-in's `acr` is the
+//                   last value when a code was entered (amr ["pwd", "otp"]), else the first
+//                   (amr ["pwd"]). The claims parameter (an essential `acr`) makes the login
+//                   form come back until the sign-in is strong enough.
+//   claimsParameter false: the claims parameter is not supported (acr_values only a wish)
 //
 // Test helpers: GET /_test/stats counts grants by type; POST /_test/rotate-keys adds a new
 // signing key in front of the old ones; POST /_test/forge?mode=M makes the token endpoint
@@ -114,10 +120,11 @@ function buildProvider(issuer) {
       ...c,
     })),
     jwks: { keys },
-    claims: scopeClaims,
+    claims: { ...scopeClaims, amr: null },
     conformIdTokenClaims: settings.idTokenClaims === 'minimal',
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     pkce: { required: () => true },
+    ...(settings.acrValues ? { acrValues: settings.acrValues } : {}),
     extraTokenClaims: async (ctx, token) => {
       if (!settings.jwtAccessTokens || !token.accountId) return undefined;
       const claims = claimsFor(token.accountId);
@@ -137,6 +144,7 @@ function buildProvider(issuer) {
         }),
       },
       devInteractions: { enabled: true },
+      claimsParameter: { enabled: Boolean(settings.acrValues) && settings.claimsParameter !== false },
       rpInitiatedLogout: { enabled: true },
       backchannelLogout: { enabled: true },
       revocation: { enabled: true },
@@ -183,6 +191,7 @@ function buildProvider(issuer) {
       return fetch(url, rest);
     },
   });
+  if (settings.acrValues) provider.use(stepUpInteractions(provider));
   provider.use(async (ctx, next) => {
     const target = Object.keys(GARBLE_PATHS).find((k) => GARBLE_PATHS[k] === ctx.path && garble[k]);
     if (target && garble[target] === 'slow') await new Promise((r) => { setTimeout(r, 5000); });
@@ -221,6 +230,40 @@ function buildProvider(issuer) {
   });
   provider.on('server_error', (ctx, err) => { console.error('idp server_error', err); });
   return provider;
+}
+
+// The login of devInteractions with a second factor: the form gets a one-time code field,
+// and a login with a code signs in with the strongest acr value.
+function stepUpInteractions(provider) {
+  return async (ctx, next) => {
+    const interaction = /^\/interaction\/[^/]+$/.test(ctx.path);
+    if (interaction && ctx.method === 'POST') {
+      let raw = '';
+      for await (const chunk of ctx.req) raw += chunk;
+      const form = Object.fromEntries(new URLSearchParams(raw));
+      if (form.prompt === 'login') {
+        const strong = Boolean(form.otp);
+        const values = settings.acrValues;
+        const login = {
+          accountId: form.login,
+          acr: strong ? values[values.length - 1] : values[0],
+          amr: strong ? ['pwd', 'otp'] : ['pwd'],
+        };
+        await provider.interactionFinished(ctx.req, ctx.res, { login }, { mergeWithLastSubmission: false });
+        ctx.respond = false;
+        return;
+      }
+      // Anything else (consent) goes on to devInteractions with the body read here.
+      ctx.req.body = form;
+    }
+    await next();
+    if (interaction && ctx.method === 'GET' && typeof ctx.body === 'string' && ctx.body.includes('name="password"')) {
+      ctx.body = ctx.body.replace(
+        '<button type="submit"',
+        '<input type="text" name="otp" placeholder="one-time code (second factor)" autocomplete="off">\n  <button type="submit"',
+      );
+    }
+  };
 }
 
 const server = createServer();

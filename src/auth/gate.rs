@@ -762,4 +762,39 @@ auth = "public"
         let reply = denied(pass(&gate, &admin_route, &headers).await);
         assert_eq!(reply.status, 403);
     }
+
+    #[tokio::test]
+    async fn a_route_that_asks_for_more_sends_browsers_to_step_up_and_programs_get_401() {
+        let gate = gatekeeper(None);
+        let rule = crate::config::StepUp {
+            acr_values: vec!["urn:mfa".into()],
+            max_age: None,
+        };
+        let mut checkout = route(RouteKind::Required, None);
+        checkout.step_up = Some(&rule);
+        let weak = session("Ops");
+        let reply = denied(pass(&gate, &checkout, &navigation(&gate, Some(&weak)).await).await);
+        assert_eq!(reply.status, 302);
+        assert_eq!(
+            header(&reply, "location"),
+            ["/oauth2/start?rd=%2Faccount%3Ftab%3Dorders&org=Ops&idp=kc&acr_values=urn%3Amfa"]
+        );
+        let mut api_call = navigation(&gate, Some(&weak)).await;
+        api_call.remove("accept");
+        let reply = denied(pass(&gate, &checkout, &api_call).await);
+        assert_eq!(reply.status, 401);
+        let challenge = header(&reply, "www-authenticate");
+        assert!(
+            challenge[0].contains("acr_values=\"urn:mfa\""),
+            "{challenge:?}"
+        );
+
+        let mut strong = session("Ops");
+        strong.claims.insert("acr".into(), vec!["urn:mfa".into()]);
+        let headers = navigation(&gate, Some(&strong)).await;
+        assert!(matches!(
+            pass(&gate, &checkout, &headers).await,
+            Gate::Forward { .. }
+        ));
+    }
 }

@@ -30,6 +30,8 @@ pub struct Login {
     pub metrics: Arc<Metrics>,
     /// Lower-cased organization key and external name → organization key.
     org_names: HashMap<String, String>,
+    /// Some route has a step-up rule: sign-ins ask how the user signed in.
+    ask_strength: bool,
 }
 
 impl Login {
@@ -48,6 +50,7 @@ impl Login {
             org_names.insert(org.external_name.to_lowercase(), key.clone());
             org_names.insert(key.to_lowercase(), key.clone());
         }
+        let ask_strength = config.routes.iter().any(|r| r.step_up.is_some());
         Login {
             config,
             registry,
@@ -57,6 +60,7 @@ impl Login {
             links,
             metrics,
             org_names,
+            ask_strength,
         }
     }
 
@@ -187,6 +191,7 @@ impl Login {
                 organization: &org.key,
                 return_to,
                 step_up,
+                ask_strength: self.ask_strength,
             },
             now,
         );

@@ -26,6 +26,9 @@ pub struct LoginTarget<'a> {
     pub return_to: &'a str,
     /// A step-up: sign in as strongly and recently as this asks.
     pub step_up: Option<Challenge>,
+    /// Ask for `acr`, `amr` and `auth_time` in the ID token (where the IdP takes the
+    /// claims parameter): step-up rules need to know how the user signed in.
+    pub ask_strength: bool,
 }
 
 /// The redirect to the IdP and what the callback will need to finish the login.
@@ -67,21 +70,22 @@ pub fn begin(
     for scope in &provider.config.additional_scopes {
         request = request.add_scope(Scope::new(scope.clone()));
     }
-    let claims_request;
+    let claims_request = strength_claims(discovered, &target);
+    if let Some(claims) = &claims_request {
+        request = request.add_extra_param("claims", claims);
+    }
     if let Some(step_up) = &target.step_up {
-        for acr in &step_up.acr_values {
-            request = request.add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
+        // With the claims parameter the `acr` values are a demand already; `acr_values`
+        // beside it would only weaken that at IdPs that let it replace the claims
+        // request's `acr` (oidc-provider does).
+        if claims_request.is_none() {
+            for acr in &step_up.acr_values {
+                let class = AuthenticationContextClass::new(acr.clone());
+                request = request.add_auth_context_value(class);
+            }
         }
         if let Some(max_age) = step_up.max_age {
             request = request.set_max_age(Duration::from_secs(max_age));
-        }
-        // `acr_values` is only a wish (Core §3.1.2.1); an essential `acr` claim is a
-        // demand, for IdPs that take the claims parameter (Core §5.5.1.1).
-        let claims_supported = discovered.metadata.claims_parameter_supported() == Some(true);
-        if claims_supported && !step_up.acr_values.is_empty() {
-            let acr = serde_json::json!({"essential": true, "values": step_up.acr_values});
-            claims_request = serde_json::json!({"id_token": {"acr": acr}}).to_string();
-            request = request.add_extra_param("claims", &claims_request);
         }
     }
     let (authorize_url, state, nonce) = request.url();
@@ -99,6 +103,24 @@ pub fn begin(
             step_up: target.step_up,
         },
     }
+}
+
+/// The claims parameter (Core §5.5) asking the ID token for how the user signed in, for
+/// IdPs that take it: `acr`, `amr` and `auth_time` as wishes, and in a step-up the `acr`
+/// values as a demand (`acr_values` alone is only a wish, Core §3.1.2.1).
+fn strength_claims(discovered: &Discovered, target: &LoginTarget<'_>) -> Option<String> {
+    let supported = discovered.metadata.claims_parameter_supported() == Some(true);
+    if !supported || !(target.ask_strength || target.step_up.is_some()) {
+        return None;
+    }
+    let acr = match &target.step_up {
+        Some(step_up) if !step_up.acr_values.is_empty() => {
+            serde_json::json!({"essential": true, "values": step_up.acr_values})
+        }
+        _ => Value::Null,
+    };
+    let id_token = serde_json::json!({"acr": acr, "amr": null, "auth_time": null});
+    Some(serde_json::json!({ "id_token": id_token }).to_string())
 }
 
 /// How strictly ID tokens are checked.

@@ -124,7 +124,19 @@ impl Browser {
 
     /// At the IdP: fills and submits its forms (login with `user`, then any consent) until
     /// the IdP sends the browser back to `until_origin`. Returns that redirect's target.
-    pub fn sign_in_at_idp(&self, mut page: Page, user: &str, until_origin: &str) -> String {
+    pub fn sign_in_at_idp(&self, page: Page, user: &str, until_origin: &str) -> String {
+        self.sign_in_at_idp_with(page, user, None, until_origin)
+    }
+
+    /// Like [`Browser::sign_in_at_idp`], entering `code` as the second factor where the
+    /// IdP's login form asks for one (`idp/provider.mjs` with `acrValues`).
+    pub fn sign_in_at_idp_with(
+        &self,
+        mut page: Page,
+        user: &str,
+        code: Option<&str>,
+        until_origin: &str,
+    ) -> String {
         for _ in 0..20 {
             if let Some(location) = page
                 .location
@@ -144,8 +156,11 @@ impl Browser {
             if page.body.contains("name=\"login\"") {
                 fields.push(("login".into(), user.into()));
                 fields.push(("password".into(), "any-password".into()));
+                if let Some(code) = code.filter(|_| page.body.contains("name=\"otp\"")) {
+                    fields.push(("otp".into(), code.into()));
+                }
             }
-            if page.body.contains("name=\"logout\"") {
+            if page.body.contains("name=\"logout\"") && !fields.iter().any(|(k, _)| k == "logout") {
                 fields.push(("logout".into(), "yes".into()));
             }
             page = self.post_form(&absolute(&page.url, &action), &fields);

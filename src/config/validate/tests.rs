@@ -867,3 +867,28 @@ preflight = 7
     let secure = problems.iter().find(|p| p.key == "session.secure").unwrap();
     assert!(secure.message.contains("line 10"), "{secure:?}");
 }
+
+#[test]
+fn step_up_rules_are_tokens_on_routes_that_sign_in() {
+    let ok = load("[[routes]]\npath_prefix = \"/checkout\"\nacr_values = [\"urn:shop:mfa\"]\nmax_age = \"10m\"")
+        .unwrap();
+    let step_up = ok.routes[0].step_up.as_ref().unwrap();
+    assert_eq!(step_up.acr_values, ["urn:shop:mfa"]);
+    assert_eq!(step_up.max_age, Some(Duration::from_secs(600)));
+    assert_problem(
+        "[[routes]]\npath_prefix = \"/\"\nauth = \"public\"\nmax_age = \"1m\"",
+        "routes[0].acr_values",
+        "never asks anyone to sign in",
+    );
+    // The values go into a quoted header parameter and a query as they are.
+    assert_problem(
+        "[[routes]]\npath_prefix = \"/\"\nacr_values = [\"gold \\\"x\\\"\"]",
+        "routes[0].acr_values",
+        "is not an acr value",
+    );
+    assert_problem(
+        "[[routes]]\npath_prefix = \"/\"\nmax_age = \"soon\"",
+        "routes[0].max_age",
+        "",
+    );
+}
