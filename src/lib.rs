@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod digest;
 pub mod error_chain;
+pub mod forward_auth;
 pub mod forwarding;
 pub mod health;
 pub mod host;

@@ -19,6 +19,7 @@ use crate::auth::gate::BackendAsk;
 use crate::auth::step_up::Challenge;
 use crate::auth::{self, Gate};
 use crate::config::Preflight;
+use crate::forward_auth::{self, NotDecided};
 use crate::forwarding::{self, Forwarded};
 use crate::host::{request_host, CanonicalHost, HostSources};
 use crate::metrics::UpstreamFailure;
@@ -147,6 +148,8 @@ enum Admission {
     Forward,
     /// Answered by the sidecar.
     Answer(Reply),
+    /// A forward-auth answer: the reply and the headers it hands the ingress.
+    ForwardAuth(Reply, http::HeaderMap),
 }
 
 #[async_trait]
@@ -192,6 +195,10 @@ impl ProxyHttp for SidecarProxy {
             Admission::Forward => Ok(false),
             Admission::Answer(reply) => {
                 respond_reply(session, ctx, reply).await?;
+                Ok(true)
+            }
+            Admission::ForwardAuth(reply, extra) => {
+                respond_with(session, ctx, reply, extra).await?;
                 Ok(true)
             }
         }
@@ -411,6 +418,8 @@ async fn admit(session: &mut Session, ctx: &mut RequestCtx, rt: &Runtime) -> Res
     }
     let path = ctx.path(req);
     let matched = rt.router.route(ctx.host_name(), path);
+    let asks_forward_auth = matched.kind == RouteKind::Sidecar
+        && rt.router.endpoint(&routing_path(path)) == Some(Endpoint::Auth);
     ctx.kind = matched.kind;
     if matched.kind == RouteKind::Public {
         return Ok(Admission::Forward);
@@ -421,6 +430,9 @@ async fn admit(session: &mut Session, ctx: &mut RequestCtx, rt: &Runtime) -> Res
         return Ok(pass_preflight(matched.preflight));
     }
     ctx.now = chrono::Utc::now().timestamp();
+    if asks_forward_auth {
+        return Box::pin(forward_auth(session, ctx, rt)).await;
+    }
     if matched.kind == RouteKind::Sidecar {
         // Boxed: the sign-in endpoints' state is large and proxied requests never need it.
         return Box::pin(own_endpoint(session, ctx, rt))
@@ -519,6 +531,87 @@ async fn own_endpoint(session: &mut Session, ctx: &RequestCtx, rt: &Runtime) -> 
         .auth
         .endpoint(endpoint, &auth_request(req, ctx, &body), ctx.now)
         .await)
+}
+
+/// `/oauth2/auth`: an ingress asks whether a request may go to the backend, and with which
+/// identity ([`crate::forward_auth`]). The request it asks about goes through the same
+/// canonical host and path, routes and gate as a proxied one.
+async fn forward_auth(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    rt: &Runtime,
+) -> Result<Admission> {
+    let req = session.req_header();
+    let trusted = ctx.forwarded.as_ref().is_some_and(|f| f.peer_trusted);
+    let Some(own_host) = ctx.host.clone() else {
+        return Ok(Admission::Answer(Reply::html(
+            400,
+            pages::bad_address(ctx.request_id()),
+        )));
+    };
+    let original =
+        match forward_auth::original_request(&req.headers, trusted, &own_host, rt.own_scheme) {
+            Ok(original) => original,
+            Err(problem) => {
+                let (status, reason) = match problem {
+                    NotDecided::Disagree => (403, "forward_auth_disagree"),
+                    NotDecided::Malformed => (400, "forward_auth_malformed"),
+                };
+                rt.metrics.traffic.request_refused(reason);
+                return Ok(Admission::Answer(Reply::json(
+                    status,
+                    &serde_json::json!({"error": reason}),
+                )));
+            }
+        };
+    let (path, query) = match original.target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (original.target.as_str(), None),
+    };
+    let Ok(canonical) = canonical_path(path) else {
+        return Ok(Admission::Answer(Reply::html(
+            400,
+            pages::bad_address(ctx.request_id()),
+        )));
+    };
+    let target = match query {
+        Some(query) => format!("{canonical}?{query}"),
+        None => canonical.clone().into_owned(),
+    };
+    let matched = rt.router.route(original.host.name(), &canonical);
+    ctx.kind = matched.kind;
+    let allowed = || Reply::json(200, &serde_json::json!({}));
+    match matched.kind {
+        // The sidecar's own endpoints answer for themselves, and public pages for anyone.
+        RouteKind::Public | RouteKind::Sidecar => return Ok(Admission::Answer(allowed())),
+        _ if preflight::is_cors_preflight(&original.method, &req.headers) => {
+            return Ok(match pass_preflight(matched.preflight) {
+                Admission::Forward => Admission::Answer(allowed()),
+                refused => refused,
+            });
+        }
+        _ => {}
+    }
+    let url = original.url();
+    let mode = forward_auth::Mode::from_query(req.uri.query());
+    let request = auth::Request {
+        method: &original.method,
+        path_and_query: &target,
+        query,
+        headers: &req.headers,
+        request_id: ctx.request_id(),
+        body: &[],
+        client_ip: ctx.client_ip(),
+        host: Some(&original.host),
+        forward_auth: Some(auth::ForwardAuth {
+            redirect: mode.redirect,
+            url: &url,
+        }),
+    };
+    let decided = rt.auth.gatekeeper().gate(&matched, &request, ctx.now).await;
+    let prefix = &rt.config.headers.prefix;
+    let (reply, extra) = forward_auth::answer(decided, &rt.upstream_headers, prefix, ctx.now);
+    Ok(Admission::ForwardAuth(reply, extra))
 }
 
 /// A protected route: the gate decides who is asking, or answers instead.
@@ -649,6 +742,7 @@ fn auth_request<'a>(
         body,
         client_ip: ctx.client_ip(),
         host: ctx.host.as_ref(),
+        forward_auth: None,
     }
 }
 
@@ -714,9 +808,23 @@ async fn read_small_body(session: &mut Session) -> Result<Option<Vec<u8>>> {
 
 /// Sends a complete response of the sidecar's own.
 async fn respond_reply(session: &mut Session, ctx: &RequestCtx, reply: Reply) -> Result<()> {
-    let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
+    respond_with(session, ctx, reply, http::HeaderMap::new()).await
+}
+
+/// [`respond_reply`] with headers beyond the reply's own (a forward-auth answer's).
+async fn respond_with(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    reply: Reply,
+    extra: http::HeaderMap,
+) -> Result<()> {
+    let mut resp =
+        ResponseHeader::build(reply.status, Some(reply.headers.len() + extra.len() + 2))?;
     for (name, value) in reply.headers {
         resp.append_header(name, value)?;
+    }
+    for (name, value) in &extra {
+        resp.append_header(name.clone(), value.clone())?;
     }
     resp.insert_header(header::CONTENT_LENGTH, reply.body.len())?;
     resp.insert_header("x-request-id", ctx.request_id.clone())?;

@@ -193,6 +193,14 @@ impl UpstreamHeaders {
         }
     }
 
+    /// The identity headers (and assertion) the upstream would get for `principal`, for a
+    /// forward-auth answer that hands them to the ingress.
+    pub fn identity_headers(&self, principal: &Principal, now: i64) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        self.identify(&mut headers, principal, now);
+        headers
+    }
+
     /// The principal's identity headers and, where configured, its signed assertion.
     fn identify(&self, req: &mut impl HeaderEdits, principal: &Principal, now: i64) {
         let policy = principal

@@ -206,6 +206,7 @@ impl<R: Refresh> Gatekeeper<R> {
             caller: Caller::of(req.method, req.headers),
             path_and_query: req.path_and_query,
             request_id: req.request_id,
+            forward_auth: req.forward_auth,
         };
         refusal::answer(refusal, &refused, &self.links, || {
             self.sessions.clear(req.headers)
@@ -446,8 +447,12 @@ impl<R: Refresh> Gatekeeper<R> {
         self.refuse(refusal, at, req)
     }
 
-    /// A form `POST` small enough to keep across a sign-in (`session.preserve_post_max`).
+    /// A form `POST` small enough to keep across a sign-in (`session.preserve_post_max`);
+    /// never for a forward-auth question, whose body stays at the ingress.
     fn may_keep_form(&self, req: &Request<'_>) -> bool {
+        if req.forward_auth.is_some() {
+            return false;
+        }
         let max = self.settings.preserve_post_max;
         let header = |name| req.headers.get(name).and_then(|v| v.to_str().ok());
         let is_form = header(http::header::CONTENT_TYPE).is_some_and(|t| {
@@ -614,6 +619,7 @@ auth = "public"
             body: &[],
             client_ip: None,
             host: None,
+            forward_auth: None,
         };
         gate.gate(route, &req, NOW).await
     }

@@ -11,7 +11,7 @@ use super::backend::Backend;
 use super::links::SignInLinks;
 use super::membership::Membership;
 use super::session_store::SessionStore;
-use super::{callback_params, safe_return_path, urlencode, Params, Request};
+use super::{callback_params, safe_return_target, urlencode, Params, Request};
 use crate::config::{Config, IdentityProviderKind, Organization};
 use crate::metrics::{Metrics, Rejected, StepUpOutcome};
 use crate::oidc::{self, LoginError, LoginTarget, Registry, TokenChecks};
@@ -32,6 +32,9 @@ pub struct Login {
     org_names: HashMap<String, String>,
     /// Some route has a step-up rule: sign-ins ask how the user signed in.
     ask_strength: bool,
+    /// The hosts a sign-in may return to by URL (forward-auth under one cookie domain):
+    /// those routes name, and `server.public_url`'s.
+    return_hosts: Vec<String>,
 }
 
 impl Login {
@@ -51,6 +54,15 @@ impl Login {
             org_names.insert(key.to_lowercase(), key.clone());
         }
         let ask_strength = config.routes.iter().any(|r| r.step_up.is_some());
+        let public_host = (config.server.public_url.as_ref())
+            .and_then(|url| url.host_str())
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase());
+        let mut return_hosts: Vec<String> = (config.routes.iter())
+            .filter_map(|r| r.host.clone())
+            .chain(public_host)
+            .collect();
+        return_hosts.sort();
+        return_hosts.dedup();
         Login {
             config,
             registry,
@@ -61,6 +73,7 @@ impl Login {
             metrics,
             org_names,
             ask_strength,
+            return_hosts,
         }
     }
 
@@ -74,7 +87,8 @@ impl Login {
         let params = Params::parse(req.query);
         // A step-up: the same sign-in, asked to be stronger or more recent.
         let step_up = Challenge::from_params(params.get("acr_values"), params.get("max_age"));
-        let return_to = safe_return_path(params.get("rd"), &self.config.oidc.path_prefix);
+        let own_prefix = &self.config.oidc.path_prefix;
+        let return_to = safe_return_target(params.get("rd"), own_prefix, &self.return_hosts);
         let org = match params.get("org").filter(|o| !o.trim().is_empty()) {
             Some(name) => match self.organization(name) {
                 Some(org) => org,

@@ -48,7 +48,7 @@ pub use shared::follow as follow_shared_revocations;
 pub use single_flight::RefreshResults;
 use tokens::TokenKeeper;
 
-pub use return_path::safe_return_path;
+pub use return_path::{safe_return_path, safe_return_target};
 pub use tokens::{Freshness, Refresh};
 
 /// The parts of a request the sign-in logic looks at.
@@ -65,6 +65,19 @@ pub struct Request<'a> {
     pub client_ip: Option<std::net::IpAddr>,
     /// The request's canonical host (`None` only where no request came in, as in tests).
     pub host: Option<&'a crate::host::CanonicalHost>,
+    /// Set when an ingress asks about this request (`/oauth2/auth`): how it wants
+    /// sign-ins answered, and the whole URL to come back to.
+    pub forward_auth: Option<ForwardAuth<'a>>,
+}
+
+/// A forward-auth question ([`crate::forward_auth`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardAuth<'a> {
+    /// Browsers get the redirect to sign in (Traefik, Caddy pass it on); otherwise `401`
+    /// (nginx shows its own sign-in page then).
+    pub redirect: bool,
+    /// The original request's whole URL.
+    pub url: &'a str,
 }
 
 /// What happens to a request on a protected route.

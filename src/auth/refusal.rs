@@ -86,6 +86,9 @@ pub struct Refused<'a> {
     /// Where to come back to after signing in.
     pub path_and_query: &'a str,
     pub request_id: &'a str,
+    /// An ingress asks (`/oauth2/auth`): sign-ins are `401` unless it wants redirects,
+    /// and the way back is the original request's whole URL.
+    pub forward_auth: Option<super::ForwardAuth<'a>>,
 }
 
 /// The answer to `refusal`; `clear` gives the `Set-Cookie`s that end the request's
@@ -100,7 +103,8 @@ pub fn answer(
         true => clear(),
         false => Vec::new(),
     };
-    let sign_in = |org: Option<&str>| links.sign_in(at.path_and_query, org);
+    let return_to = at.forward_auth.map_or(at.path_and_query, |asked| asked.url);
+    let sign_in = |org: Option<&str>| links.sign_in(return_to, org);
     let reply = match (&refusal, at.kind, at.caller) {
         // Bearer tokens: programs on `api` routes, whatever they ask for.
         (
@@ -127,12 +131,7 @@ pub fn answer(
             },
             _,
             Caller::Navigation,
-        ) => Reply::redirect(&links.step_up(
-            at.path_and_query,
-            organization,
-            identity_provider,
-            challenge,
-        )),
+        ) => Reply::redirect(&links.step_up(return_to, organization, identity_provider, challenge)),
         // A visitor may see an `optional` page: forwarded without identity.
         (_, RouteKind::Optional, _) => {
             return Gate::Anonymous {
@@ -147,6 +146,17 @@ pub fn answer(
         }
         (_, RouteKind::Required, Caller::Navigation) => Reply::redirect(&sign_in(at.pinned_org)),
         _ => Reply::unauthorized(refusal.bearer_error()),
+    };
+    // nginx's `auth_request` knows 2xx, 401 and 403 only: a sign-in is its `401`, and
+    // its own `error_page` sends the browser on.
+    let reply = match at.forward_auth {
+        Some(asked) if !asked.redirect && (300..400).contains(&reply.status) => match &refusal {
+            Refusal::StepUp { challenge, .. } => {
+                Reply::insufficient_user_authentication(challenge.www_authenticate())
+            }
+            _ => Reply::unauthorized(refusal.bearer_error()),
+        },
+        _ => reply,
     };
     Gate::Deny(reply.with_cookies(cookies))
 }
@@ -185,6 +195,7 @@ mod tests {
             caller,
             path_and_query: "/account",
             request_id: "r1",
+            forward_auth: None,
         };
         let links = SignInLinks::new("/oauth2");
         match answer(refusal, &at, &links, || vec![CLEARED.to_owned()]) {

@@ -1,4 +1,5 @@
-//! The `rd` return path: only a path on this site, never another origin.
+//! The `rd` return path: a path on this site, or (forward-auth, several hosts under one
+//! cookie domain) a URL on a host a route names; never another origin.
 
 use url::Url;
 
@@ -11,6 +12,42 @@ const BASE: &str = "http://sidecar.invalid/";
 pub fn safe_return_path(rd: Option<&str>, own_prefix: &str) -> String {
     rd.and_then(|rd| check(rd, own_prefix))
         .unwrap_or_else(|| "/".to_owned())
+}
+
+/// Like [`safe_return_path`], and also an absolute `http(s)` URL whose host is one of
+/// `hosts` (canonical: lower-case, no trailing dot), without user info.
+pub fn safe_return_target(rd: Option<&str>, own_prefix: &str, hosts: &[String]) -> String {
+    match rd.and_then(|rd| on_named_host(rd, own_prefix, hosts)) {
+        Some(url) => url,
+        None => safe_return_path(rd, own_prefix),
+    }
+}
+
+fn on_named_host(rd: &str, own_prefix: &str, hosts: &[String]) -> Option<String> {
+    if hosts.is_empty()
+        || rd
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return None;
+    }
+    let url = Url::parse(rd).ok()?;
+    let host = url.host_str()?.trim_end_matches('.').to_ascii_lowercase();
+    let allowed = matches!(url.scheme(), "http" | "https")
+        && url.username().is_empty()
+        && url.password().is_none()
+        && hosts.contains(&host);
+    if !allowed {
+        return None;
+    }
+    // The path is held to the same rules as a bare return path.
+    let mut path_and_query = url.path().to_owned();
+    if let Some(query) = url.query() {
+        path_and_query.push('?');
+        path_and_query.push_str(query);
+    }
+    check(&path_and_query, own_prefix)?;
+    Some(url.to_string())
 }
 
 fn check(rd: &str, own_prefix: &str) -> Option<String> {
@@ -128,6 +165,37 @@ mod tests {
         ] {
             assert_eq!(safe(rd), "/", "{rd:?}");
         }
+    }
+
+    #[test]
+    fn urls_only_on_hosts_a_route_names() {
+        let hosts = [
+            "shop.example".to_owned(),
+            "backoffice.shop.example".to_owned(),
+        ];
+        let target = |rd: &str| safe_return_target(Some(rd), "/oauth2", &hosts);
+        assert_eq!(
+            target("https://backoffice.shop.example/orders?x=1"),
+            "https://backoffice.shop.example/orders?x=1"
+        );
+        assert_eq!(target("https://SHOP.example./a"), "https://shop.example./a");
+        assert_eq!(target("/local"), "/local");
+        for rd in [
+            "https://evil.example/",
+            "https://shop.example.evil.example/",
+            "https://user@shop.example/",
+            "javascript://shop.example/%0aalert(1)",
+            "ftp://shop.example/",
+            "https://shop.example/oauth2/start",
+            "https://shop.example\\@evil.example/",
+            "https://shop.example/\tx",
+        ] {
+            assert_eq!(target(rd), "/", "{rd:?}");
+        }
+        assert_eq!(
+            safe_return_target(Some("https://shop.example/"), "/oauth2", &[]),
+            "/"
+        );
     }
 
     #[test]

@@ -140,6 +140,8 @@ pub enum Endpoint {
     BackchannelLogout,
     Introspect,
     Jwks,
+    /// Forward-auth: an ingress asks about a request ([`crate::forward_auth`]).
+    Auth,
     /// Under the prefix, but no endpoint of ours: `404`.
     Unknown,
 }
@@ -155,6 +157,7 @@ impl Endpoint {
             "/backchannel-logout" => Endpoint::BackchannelLogout,
             "/introspect" => Endpoint::Introspect,
             "/jwks" => Endpoint::Jwks,
+            "/auth" => Endpoint::Auth,
             _ => Endpoint::Unknown,
         }
     }
