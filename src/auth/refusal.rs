@@ -149,17 +149,31 @@ pub fn answer(
     };
     // nginx's `auth_request` knows 2xx, 401 and 403 only: a sign-in is its `401`, and
     // its own `error_page` sends the browser on.
+    // The sign-in link goes along (`X-SSO-Sign-In`) for nginx's `error_page` to send the
+    // browser to: nginx cannot URL-encode the way back itself.
     let reply = match at.forward_auth {
-        Some(asked) if !asked.redirect && (300..400).contains(&reply.status) => match &refusal {
-            Refusal::StepUp { challenge, .. } => {
-                Reply::insufficient_user_authentication(challenge.www_authenticate())
+        Some(asked) if !asked.redirect && (300..400).contains(&reply.status) => {
+            let sign_in = (reply.headers.iter())
+                .find(|(name, _)| *name == "location")
+                .map(|(_, location)| location.clone());
+            let answer = match &refusal {
+                Refusal::StepUp { challenge, .. } => {
+                    Reply::insufficient_user_authentication(challenge.www_authenticate())
+                }
+                _ => Reply::unauthorized(refusal.bearer_error()),
+            };
+            match sign_in {
+                Some(link) => answer.with_header(SIGN_IN_HEADER, link),
+                None => answer,
             }
-            _ => Reply::unauthorized(refusal.bearer_error()),
-        },
+        }
         _ => reply,
     };
     Gate::Deny(reply.with_cookies(cookies))
 }
+
+/// Where a forward-auth `401` says the browser signs in.
+pub const SIGN_IN_HEADER: &str = "x-sso-sign-in";
 
 /// The answer to a refused bearer token (also at `/oauth2/introspect`).
 pub fn token_answer(refusal: &Refusal) -> Reply {
