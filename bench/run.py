@@ -123,6 +123,30 @@ http {{ access_log off; keepalive_requests 1000000;
     return proc
 
 
+def start_nginx_forward_auth(tmp, port, sidecar_port, upstream_port):
+    """nginx in front of the same upstream asking the sidecar about each request with
+    `auth_request`: the shipped examples/forward-auth/nginx.conf, 2 workers."""
+    root = os.path.join(tmp, "nginx-forward-auth")
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(ROOT, "examples/forward-auth/nginx.conf")) as f:
+        server = (f.read().replace("SHOP_LISTEN", f"127.0.0.1:{port}")
+                  .replace("SIDECAR", "sidecar").replace("UPSTREAM", "shop"))
+    conf = os.path.join(root, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 2; daemon off; pid {root}/nginx.pid; error_log {root}/error.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 1000000;
+  upstream sidecar {{ server 127.0.0.1:{sidecar_port}; keepalive 64; }}
+  upstream shop {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
+  proxy_http_version 1.1;
+  {server.replace("proxy_pass http://sidecar;", 'proxy_pass http://sidecar; proxy_set_header Connection "";')}
+}}
+""")
+    proc = start("nginx_forward_auth", ["nginx", "-c", conf, "-p", root], tmp)
+    wait_http(f"http://127.0.0.1:{port}/public/page")
+    return proc
+
+
 def write_sidecar_config(tmp, port, admin_port, upstream_port, issuer, org, oidc="", tail=""):
     """The sidecar's config: one IdP `azure` (client `sidecar`), one organization, `tail`
     right after the IdP table (more IdP keys, more tables, routes), then `/` required."""
@@ -133,6 +157,8 @@ def write_sidecar_config(tmp, port, admin_port, upstream_port, issuer, org, oidc
 listen = "127.0.0.1:{port}"
 upstream = "http://127.0.0.1:{upstream_port}"
 public_url = "http://127.0.0.1:{port}"
+# nginx with auth_request on loopback asks /oauth2/auth (the forward-auth run).
+trusted_proxies = ["127.0.0.1/32"]
 {f"threads = {int(threads)}" if threads else ""}
 [admin]
 listen = "127.0.0.1:{admin_port}"
@@ -311,6 +337,7 @@ def main():
 def run(tmp):
     nginx_port, sidecar_port, admin_port, apache_port = (free_port() for _ in range(4))
     proxy_port, floor_port, logs_port, logs_admin_port = (free_port() for _ in range(4))
+    forward_auth_port = free_port()
 
     # The provider: Azure-shaped tokens (JWT access tokens with oid and groups).
     groups = [f"shop-group-{i:02d}" for i in range(20)]
@@ -365,6 +392,7 @@ auth = "api"
     floor = start("pingora_floor", [os.path.join(ROOT, "target/release/examples/pingora_floor"),
                                     f"127.0.0.1:{floor_port}", f"127.0.0.1:{nginx_port}", threads], tmp)
     wait_http(f"http://127.0.0.1:{floor_port}/")
+    start_nginx_forward_auth(tmp, forward_auth_port, sidecar_port, nginx_port)
 
     # Apache with mod_auth_openidc, client-side cookie sessions, same provider and upstream.
     apache_conf = os.path.join(tmp, "apache.conf")
@@ -442,6 +470,9 @@ OIDCCookieSameSite On
         "sidecar_public": (f"{sc}/public/page", [("Cookie", sidecar_cookie)], sidecar.pid),
         "sidecar_authenticated": (f"{sc}/account/page", [("Cookie", sidecar_cookie)], sidecar.pid),
         "sidecar_authenticated_json_logs": (f"{lg}/account/page", [("Cookie", sidecar_cookie)], sidecar_logged.pid),
+        # The sidecar's CPU per auth_request subrequest (nginx's own is not counted).
+        "sidecar_forward_auth_nginx": (f"http://127.0.0.1:{forward_auth_port}/account/page",
+                                       [("Cookie", sidecar_cookie)], sidecar.pid),
         "mod_auth_openidc_authenticated": (f"{ap}/account/page", [("Cookie", apache_cookie)], apache.pid),
     }
     rounds = {name: [] for name in compared}
@@ -456,6 +487,7 @@ OIDCCookieSameSite On
         median["sidecar_public"],
         median["sidecar_authenticated"],
         median["sidecar_authenticated_json_logs"],
+        median["sidecar_forward_auth_nginx"],
         wrk("sidecar_no_cookie", f"{sc}/account/page", 302, tmp, sidecar.pid, headers=[("Accept", "text/html")]),
         wrk("sidecar_api_bearer_jwt", f"{sc}/api/orders", 200, tmp, sidecar.pid,
             headers=[("Authorization", f"Bearer {api_token}")]),
