@@ -92,14 +92,32 @@ pub fn idp_unreachable(retry: &str, request_id: &str) -> String {
     )
 }
 
-/// `503` at sign-in when the IdP's discovery has not succeeded.
-pub fn idp_unavailable(retry: &str, request_id: &str) -> String {
-    message(
-        "The identity provider is not available",
-        "Your organization's identity provider cannot be reached at the moment. Please try again in a minute.",
-        Some((retry, "Try again")),
-        request_id,
-    )
+/// `503` for a sign-in at an IdP that is down: its name, the other ways in (name, link),
+/// and a link to try it again.
+pub fn idp_down(idp: &str, others: &[(String, String)], retry: &str, request_id: &str) -> String {
+    let mut body = format!(
+        "<h1>{title}</h1><p>{idp} cannot be reached at the moment, so you were not sent there.</p>",
+        title = escape("The sign-in service is not available"),
+        idp = escape(idp),
+    );
+    if !others.is_empty() {
+        body.push_str("<p>You can sign in another way:</p><ul>");
+        for (name, link) in others {
+            body.push_str(&format!(
+                "<li><a href=\"{}\">{}</a></li>",
+                escape(link),
+                escape(name)
+            ));
+        }
+        body.push_str("</ul>");
+    }
+    body.push_str(&format!(
+        "<p><a href=\"{}\">Try {} again</a></p><p class=\"id\">Request id: {}</p>",
+        escape(retry),
+        escape(idp),
+        escape(request_id)
+    ));
+    page("The sign-in service is not available", &body)
 }
 
 /// `401` for a form posted after the session ended that is too large to keep.

@@ -854,7 +854,11 @@ fn a_failing_idp_does_not_block_the_others() {
     let browser = Browser::new();
     let page = browser.get(&format!("{}?org=inTRONICS", sidecar.url("/oauth2/start")));
     assert_eq!(page.status, 503);
-    assert!(page.body.contains("The identity provider is not available"));
+    assert!(
+        page.body.contains("The sign-in service is not available"),
+        "{}",
+        page.body
+    );
     let to_idp = browser.get(&format!("{}?org=inSPIRED", sidecar.url("/oauth2/start")));
     assert_eq!(to_idp.status, 302);
 }

@@ -20,6 +20,9 @@ use crate::reply::Reply;
 use crate::session::strength::{Challenge, Strength};
 use crate::session::{Rejection, Session};
 
+/// What a browser is told to wait before trying an IdP that is down again.
+const IDP_DOWN_RETRY_SECS: u32 = 30;
+
 pub struct Login {
     pub config: Arc<Config>,
     pub registry: Arc<Registry>,
@@ -83,7 +86,7 @@ impl Login {
         self.config.organizations.get(key)
     }
 
-    pub fn start(&self, req: &Request<'_>, now: i64) -> Reply {
+    pub async fn start(&self, req: &Request<'_>, now: i64) -> Reply {
         let params = Params::parse(req.query);
         // A step-up: the same sign-in, asked to be stronger or more recent.
         let step_up = Challenge::from_params(params.get("acr_values"), params.get("max_age"));
@@ -142,6 +145,7 @@ impl Login {
         {
             Some(IdentityProviderKind::Oidc(_)) => self
                 .redirect_to_idp(req, org, &chosen, (&return_to, step_up), now)
+                .await
                 .with_cookies([remember]),
             // `local` and the implicit ICM `local`: the backend's own login, session untouched.
             Some(IdentityProviderKind::Local) | None => {
@@ -178,7 +182,7 @@ impl Login {
         )
     }
 
-    fn redirect_to_idp(
+    async fn redirect_to_idp(
         &self,
         req: &Request<'_>,
         org: &Organization,
@@ -190,13 +194,17 @@ impl Login {
             .registry
             .get(idp_key)
             .and_then(|p| p.discovered().map(|d| (p, d)));
-        let Some((provider, discovered)) = discovered else {
+        let answers = match discovered {
+            Some((provider, _)) => self.registry.answers(provider, now).await,
+            None => false,
+        };
+        let Some((provider, discovered)) = discovered.filter(|_| answers) else {
+            // Never send a browser to an IdP known to be down: say so, and offer the
+            // organization's other ways in.
             self.metrics
                 .sessions
                 .login_failed(&org.key, idp_key, "idp_unavailable");
-            let retry = self.links.sign_in(return_to, Some(&org.key));
-            let html = pages::idp_unavailable(&retry, req.request_id);
-            return Reply::html(503, html);
+            return self.idp_down(req, org, idp_key, return_to);
         };
         let start = oidc::begin(
             provider,
@@ -221,6 +229,44 @@ impl Login {
         self.metrics.sessions.login_started(&org.key, idp_key);
         Reply::redirect(start.authorize_url.as_str())
             .with_cookies([self.sessions.store_pending(&pending)])
+    }
+
+    /// `503` for a sign-in at an IdP that is down: its name, the organization's other
+    /// sign-in options that answer (`local` included), `Retry-After`, the request id.
+    fn idp_down(
+        &self,
+        req: &Request<'_>,
+        org: &Organization,
+        idp_key: &str,
+        return_to: &str,
+    ) -> Reply {
+        let name = |key: &str| {
+            (self.config.identity_providers.get(key))
+                .map_or_else(|| key.to_owned(), |idp| idp.name.clone())
+        };
+        let others: Vec<(String, String)> = (org.identity_providers.iter())
+            .filter(|key| *key != idp_key)
+            .filter(|key| {
+                self.registry
+                    .get(key)
+                    .is_none_or(|p| p.health.is_up() && p.discovered().is_some())
+            })
+            .map(|key| {
+                let link = format!(
+                    "{}&idp={}",
+                    self.links.sign_in(return_to, Some(&org.key)),
+                    urlencode(key)
+                );
+                (name(key), link)
+            })
+            .collect();
+        let retry = format!(
+            "{}&idp={}",
+            self.links.sign_in(return_to, Some(&org.key)),
+            urlencode(idp_key)
+        );
+        let html = pages::idp_down(&name(idp_key), &others, &retry, req.request_id);
+        Reply::html(503, html).with_header("retry-after", IDP_DOWN_RETRY_SECS.to_string())
     }
 
     pub async fn callback(&self, req: &Request<'_>, now: i64) -> Reply {
@@ -365,7 +411,14 @@ impl Login {
             checks,
             &wanted,
         )
-        .await?;
+        .await;
+        // What this says about the IdP: down when it could not be reached.
+        match &result {
+            Err(LoginError::Unreachable(_)) => self.registry.idp_failed(provider),
+            Err(_) => {}
+            Ok(_) => self.registry.idp_answered(provider),
+        }
+        let result = result?;
         let mut session = Session {
             id: uuid::Uuid::new_v4().simple().to_string(),
             organization: login.organization.clone(),

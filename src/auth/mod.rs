@@ -216,7 +216,7 @@ impl AuthService {
             }
         }
         match (endpoint, req.method) {
-            (Endpoint::Start, &Method::GET | &Method::HEAD) => self.login.start(req, now),
+            (Endpoint::Start, &Method::GET | &Method::HEAD) => self.login.start(req, now).await,
             (Endpoint::Callback, &Method::GET) => self.login.callback(req, now).await,
             (Endpoint::Userinfo, &Method::GET) => self.login.userinfo(req, now).await,
             (Endpoint::Logout, &Method::GET | &Method::POST) => self.logout.logout(req, now).await,

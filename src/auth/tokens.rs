@@ -127,6 +127,9 @@ impl TokenKeeper {
         }
         match result {
             Ok(tokens) => {
+                if let Some(provider) = self.registry.get(&session.identity_provider) {
+                    self.registry.idp_answered(provider);
+                }
                 if ran {
                     self.metrics
                         .idps
@@ -142,6 +145,9 @@ impl TokenKeeper {
                     tracing::warn!(idp = session.identity_provider.as_str(), session = session.id.as_str(), %error, "token refresh failed");
                 }
                 if error.is_transient() {
+                    if let Some(provider) = self.registry.get(&session.identity_provider) {
+                        self.registry.idp_failed(provider);
+                    }
                     self.failing.insert(key, ()).await;
                     self.transient(still_valid)
                 } else {

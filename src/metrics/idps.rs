@@ -15,6 +15,7 @@ pub struct Idps {
     refresh_coalesced: IntCounterVec,
     pub(super) client_secret_expiry: IntGaugeVec,
     pub(super) client_secret_expires_in: IntGaugeVec,
+    up: IntGaugeVec,
 }
 
 impl Idps {
@@ -56,6 +57,11 @@ impl Idps {
                 "Seconds until each IdP's client secret expires (negative: expired), updated every minute",
                 &["idp"],
             ),
+            up: families.gauges(
+                "idp_up",
+                "Whether each IdP answers, from the sidecar's calls to it (1) or not (0); sign-ins are not sent to one that does not",
+                &["idp"],
+            ),
         }
     }
 
@@ -89,5 +95,9 @@ impl Idps {
         self.client_secret_expires_in
             .with_label_values(&[idp])
             .set(seconds);
+    }
+
+    pub fn set_up(&self, idp: &str, up: bool) {
+        self.up.with_label_values(&[idp]).set(i64::from(up));
     }
 }

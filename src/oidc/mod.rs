@@ -4,6 +4,7 @@
 pub mod access;
 mod error;
 pub mod flow;
+pub mod health;
 pub mod logout;
 pub mod metadata;
 pub mod refresh;

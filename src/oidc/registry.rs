@@ -14,6 +14,7 @@ use openidconnect::{
 };
 use serde::Serialize;
 
+use super::health::{PROBE_EVERY, PROBE_TIMEOUT};
 use super::metadata::Metadata;
 use crate::config::{AcrWanted, Config, IdentityProvider, OidcProvider};
 use crate::metrics::Metrics;
@@ -61,6 +62,8 @@ pub struct Provider {
     pub http: reqwest::Client,
     /// Unix seconds of the last forced key refetch.
     last_key_refetch: std::sync::atomic::AtomicI64,
+    /// Whether it answers ([`super::health`]).
+    pub health: super::health::Health,
 }
 
 impl Provider {
@@ -84,6 +87,8 @@ impl Provider {
 #[derive(Debug, Serialize)]
 pub struct ProviderReport {
     pub state: &'static str,
+    /// Whether it answers now (a sign-in is not sent to it when not).
+    pub up: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -120,6 +125,7 @@ impl Registry {
                         }),
                         http,
                         last_key_refetch: std::sync::atomic::AtomicI64::new(0),
+                        health: Default::default(),
                     };
                     Some((idp.key.clone(), Arc::new(provider)))
                 })
@@ -168,6 +174,7 @@ impl Registry {
                     key.clone(),
                     ProviderReport {
                         state,
+                        up: p.health.is_up() && p.discovered().is_some(),
                         error: p.last_error(),
                     },
                 )
@@ -190,16 +197,58 @@ impl Registry {
         self.retired.send_replace(true);
     }
 
-    /// Sleeps, unless the registry is retired first; false when it was.
-    async fn sleep_unless_retired(&self, duration: Duration) -> bool {
+    /// Sleeps, unless the registry is retired first (false) or a call found `provider` down
+    /// (its discovery probes it at once); while it is down, at most [`PROBE_EVERY`].
+    async fn sleep_unless_retired(&self, provider: &Provider, duration: Duration) -> bool {
         let mut retired = self.retired.subscribe();
         if *retired.borrow() {
             return false;
         }
+        let duration = match provider.health.is_up() {
+            true => duration,
+            false => duration.min(PROBE_EVERY),
+        };
         tokio::select! {
             _ = tokio::time::sleep(duration) => true,
+            _ = provider.health.wake.notified() => true,
             _ = retired.changed() => false,
         }
+    }
+
+    /// A sign-in's check: down is down; in doubt (nothing heard for a while), a short
+    /// probe of the discovery document decides.
+    pub async fn answers(&self, provider: &Provider, now: i64) -> bool {
+        if !provider.health.in_doubt(now) {
+            return provider.health.is_up();
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            provider.config.issuer.trim_end_matches('/')
+        );
+        let probe = provider.http.get(url).timeout(PROBE_TIMEOUT).send().await;
+        match probe {
+            Ok(answer) if !answer.status().is_server_error() => {
+                provider.health.answered(now);
+                self.metrics.idps.set_up(&provider.key, true);
+                true
+            }
+            _ => {
+                self.idp_failed(provider);
+                false
+            }
+        }
+    }
+
+    /// A call to `provider` could not reach it: it is down until it answers again.
+    pub fn idp_failed(&self, provider: &Provider) {
+        provider.health.failed();
+        self.metrics.idps.set_up(&provider.key, false);
+    }
+
+    /// `provider` answered.
+    pub fn idp_answered(&self, provider: &Provider) {
+        provider.health.answered(chrono::Utc::now().timestamp());
+        self.metrics.idps.set_up(&provider.key, true);
     }
 
     async fn keep_discovered(&self, provider: &Provider) {
@@ -217,16 +266,21 @@ impl Registry {
                         last_error: None,
                     }));
                     tracing::info!(idp = provider.key.as_str(), "identity provider discovered");
+                    self.idp_answered(provider);
                     for warning in self.step_up_warnings(provider) {
                         tracing::warn!(idp = provider.key.as_str(), "{warning}");
                     }
-                    if !self.sleep_unless_retired(self.refresh_every).await {
+                    if !self
+                        .sleep_unless_retired(provider, self.refresh_every)
+                        .await
+                    {
                         return;
                     }
                 }
                 Err(error) => {
                     attempts += 1;
                     tracing::warn!(idp = provider.key.as_str(), attempts, %error, "identity provider discovery failed");
+                    self.idp_failed(provider);
                     let next = match &**provider.status.load() {
                         // Keep using the last good metadata; only note the failure.
                         Status::Ready { discovered, at, .. } => Status::Ready {
@@ -240,7 +294,7 @@ impl Registry {
                         },
                     };
                     provider.status.store(Arc::new(next));
-                    if !self.sleep_unless_retired(backoff(attempts)).await {
+                    if !self.sleep_unless_retired(provider, backoff(attempts)).await {
                         return;
                     }
                 }
