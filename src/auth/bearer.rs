@@ -1,12 +1,13 @@
 //! `api` routes: `Authorization: Bearer` access tokens from the configured IdPs.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::refusal::Refusal;
 use super::revocations::Revocations;
 use super::step_up::Challenge;
 use super::{rules, Gate, Request};
-use crate::config::{Config, Organization};
+use crate::config::Config;
 use crate::metrics::{Metrics, Rejected, StepUpBy};
 use crate::oidc::access::{AccessTokens, VerifiedToken};
 use crate::oidc::flow::identity_from_claims;
@@ -35,16 +36,48 @@ pub fn bearer_token<'h>(req: &Request<'h>) -> Option<&'h str> {
 /// Access tokens of the configured IdPs: verified, attributed to an organization, checked
 /// against back-channel logouts.
 pub struct BearerTokens {
-    config: Arc<Config>,
+    settings: BearerSettings,
     registry: Arc<Registry>,
     access: AccessTokens,
     revocations: Arc<Revocations>,
     metrics: Arc<Metrics>,
 }
 
+/// What the bearer check uses of the config, taken once.
+struct BearerSettings {
+    /// Each organization's IdPs, by organization key: who a token may speak for.
+    organizations: BTreeMap<String, Vec<String>>,
+    /// `oidc.max_clock_skew`, allowed on a step-up rule's `auth_time`.
+    max_clock_skew: std::time::Duration,
+    /// `headers.max_groups`.
+    max_groups: usize,
+    /// `headers.forward_access_token`.
+    forward_access_token: bool,
+}
+
+impl BearerSettings {
+    fn new(config: &Config) -> Self {
+        let organizations = config.organizations.iter();
+        BearerSettings {
+            organizations: organizations
+                .map(|(key, org)| (key.clone(), org.identity_providers.clone()))
+                .collect(),
+            max_clock_skew: config.oidc.max_clock_skew,
+            max_groups: config.headers.max_groups,
+            forward_access_token: config.headers.forward_access_token,
+        }
+    }
+
+    fn serves(&self, org: &str, idp: &str) -> bool {
+        self.organizations
+            .get(org)
+            .is_some_and(|idps| idps.iter().any(|k| k == idp))
+    }
+}
+
 impl BearerTokens {
     pub fn new(
-        config: Arc<Config>,
+        config: &Config,
         registry: Arc<Registry>,
         revocations: Arc<Revocations>,
         metrics: Arc<Metrics>,
@@ -55,7 +88,7 @@ impl BearerTokens {
                 config.oidc.max_clock_skew,
                 config.oidc.accept_unsigned_tokens,
             ),
-            config,
+            settings: BearerSettings::new(config),
             registry,
             revocations,
             metrics,
@@ -88,7 +121,7 @@ impl BearerTokens {
         if let Some(rule) = route.step_up {
             // The token's user signed in too weakly or too long ago (RFC 9470).
             let challenge = Challenge::of_route(rule);
-            if !challenge.met_by(strength.view(), now, self.config.oidc.max_clock_skew) {
+            if !challenge.met_by(strength.view(), now, self.settings.max_clock_skew) {
                 self.metrics.sessions.step_up_asked(StepUpBy::Route);
                 return Err(Refusal::StepUp {
                     challenge,
@@ -105,7 +138,7 @@ impl BearerTokens {
             claims::groups(
                 &verified.claims,
                 &provider.config.groups_claim,
-                self.config.headers.max_groups,
+                self.settings.max_groups,
             )
         });
         let principal = Principal::from_bearer(BearerCaller {
@@ -118,8 +151,7 @@ impl BearerTokens {
             strength,
         });
         // Otherwise the caller's own `Authorization` goes upstream as it came.
-        let authorization =
-            (self.config.headers.forward_access_token).then(|| format!("Bearer {token}"));
+        let authorization = (self.settings.forward_access_token).then(|| format!("Bearer {token}"));
         Ok(Gate::Forward {
             principal: Box::new(principal),
             authorization,
@@ -180,11 +212,10 @@ impl BearerTokens {
     /// The IdPs an opaque token may be introspected at: those with `introspection = true`
     /// that serve the route's organization, or all of them on an unpinned route.
     fn introspection_candidates(&self, pinned_org: Option<&str>) -> Vec<Arc<Provider>> {
-        let pinned = pinned_org.and_then(|key| self.config.organizations.get(key));
         self.registry
             .providers()
             .filter(|p| p.config.introspection)
-            .filter(|p| pinned.is_none_or(|org| org.identity_providers.contains(&p.key)))
+            .filter(|p| pinned_org.is_none_or(|org| self.settings.serves(org, &p.key)))
             .cloned()
             .collect()
     }
@@ -197,22 +228,21 @@ impl BearerTokens {
         verified: &'v VerifiedToken,
         pinned_org: Option<&str>,
     ) -> Option<(&'v str, Option<String>)> {
-        let serves =
-            |org: &Organization, idp: &str| org.identity_providers.iter().any(|k| k == idp);
+        let settings = &self.settings;
         if let Some(key) = pinned_org {
-            let org = self.config.organizations.get(key)?;
-            let idp = verified.idps.iter().find(|idp| serves(org, idp))?;
-            return Some((idp, Some(org.key.clone())));
+            settings.organizations.get(key)?;
+            let idp = verified.idps.iter().find(|idp| settings.serves(key, idp))?;
+            return Some((idp, Some(key.to_owned())));
         }
-        let mut serving = self
-            .config
-            .organizations
-            .values()
-            .filter(|org| verified.idps.iter().any(|idp| serves(org, idp)));
+        let mut serving = (settings.organizations.keys())
+            .filter(|org| verified.idps.iter().any(|idp| settings.serves(org, idp)));
         match (serving.next(), serving.next()) {
             (Some(only), None) => {
-                let idp = verified.idps.iter().find(|idp| serves(only, idp))?;
-                Some((idp, Some(only.key.clone())))
+                let idp = verified
+                    .idps
+                    .iter()
+                    .find(|idp| settings.serves(only, idp))?;
+                Some((idp, Some(only.clone())))
             }
             _ => Some((verified.idp(), None)),
         }

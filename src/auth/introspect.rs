@@ -16,14 +16,15 @@ use super::backend::Backend;
 use super::bearer::BearerTokens;
 use super::{Params, Request};
 use crate::backend::commercetools::{CommercetoolsApi, CustomerRef};
-use crate::config::{CommercetoolsConfig, Config};
+use crate::config::CommercetoolsConfig;
 use crate::metrics::Metrics;
 use crate::oidc::access::VerifiedToken;
 use crate::oidc::verify::VerifyError;
 use crate::reply::Reply;
 
 pub struct Introspection {
-    pub config: Arc<Config>,
+    /// `[commercetools]`: the introspection's credentials and scopes; `None`: off.
+    pub commercetools: Option<CommercetoolsConfig>,
     pub bearer: Arc<BearerTokens>,
     pub backend: Arc<Backend>,
     pub metrics: Arc<Metrics>,
@@ -31,7 +32,7 @@ pub struct Introspection {
 
 impl Introspection {
     pub async fn introspect(&self, req: &Request<'_>, now: i64) -> Reply {
-        let Some(ct) = &self.config.commercetools else {
+        let Some(ct) = &self.commercetools else {
             return Reply::json(404, &json!({"error": "introspection is not configured"}));
         };
         if !authorized(req, ct) {

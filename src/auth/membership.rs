@@ -1,28 +1,36 @@
 //! Who belongs where: the claims a session keeps for `members` and `allow` rules, and
 //! whether its user may be in its organization.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use super::rules;
-use crate::config::Config;
+use crate::config::{ClaimRule, Config};
 use crate::oidc::Registry;
 use crate::session::strength::STRENGTH_CLAIMS;
 use crate::session::{claims, Session};
 
 pub struct Membership {
-    config: Arc<Config>,
+    /// Each organization's `members` rules (empty: everyone).
+    members: BTreeMap<String, Vec<ClaimRule>>,
+    /// `headers.max_groups`: at most this many values of a claim are kept.
+    max_groups: usize,
     registry: Arc<Registry>,
     /// Claim paths that `members` and `allow` rules name: a session keeps these.
     rule_claims: Vec<String>,
 }
 
 impl Membership {
-    pub fn new(config: Arc<Config>, registry: Arc<Registry>) -> Self {
+    pub fn new(config: &Config, registry: Arc<Registry>) -> Self {
+        let members = config.organizations.iter();
         Membership {
-            rule_claims: rule_claims(&config),
-            config,
+            members: members
+                .map(|(key, org)| (key.clone(), org.members.clone()))
+                .collect(),
+            max_groups: config.headers.max_groups,
+            rule_claims: rule_claims(config),
             registry,
         }
     }
@@ -36,7 +44,7 @@ impl Membership {
 
     /// Stores in the session what rules and `X-SSO-Groups` need of `claims`.
     pub fn keep_claims(&self, session: &mut Session, claims: &Map<String, Value>) {
-        let max = self.config.headers.max_groups;
+        let max = self.max_groups;
         if let Some(provider) = self.registry.get(&session.identity_provider) {
             session.groups = claims::groups(claims, &provider.config.groups_claim, max);
         }
@@ -49,10 +57,8 @@ impl Membership {
 
     /// Whether the session's user may be in its organization (`members`).
     pub fn is_member(&self, session: &Session) -> bool {
-        self.config
-            .organizations
-            .get(&session.organization)
-            .is_some_and(|org| rules::satisfied(&org.members, |path| kept(session, path)))
+        (self.members.get(&session.organization))
+            .is_some_and(|members| rules::satisfied(members, |path| kept(session, path)))
     }
 }
 

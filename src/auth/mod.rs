@@ -131,17 +131,14 @@ impl Parts {
                 &lasting.store,
                 revocations.clone(),
             )),
-            membership: Arc::new(membership::Membership::new(
-                config.clone(),
-                registry.clone(),
-            )),
+            membership: Arc::new(membership::Membership::new(config, registry.clone())),
             backend: Arc::new(backend::Backend::new(
                 config.clone(),
                 registry.http.clone(),
                 lasting,
             )),
             bearer: Arc::new(bearer::BearerTokens::new(
-                config.clone(),
+                config,
                 registry.clone(),
                 revocations,
                 lasting.metrics.clone(),
@@ -186,7 +183,7 @@ impl AuthService {
                 metrics: metrics.clone(),
             },
             introspection: introspect::Introspection {
-                config: config.clone(),
+                commercetools: config.commercetools.clone(),
                 bearer: parts.bearer.clone(),
                 backend: parts.backend.clone(),
                 metrics: metrics.clone(),
