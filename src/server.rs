@@ -48,8 +48,11 @@ pub fn build(config: Config) -> Server {
         refreshes: Arc::default(),
         metrics,
     });
-    let proxy_listen = config.server.listen.to_string();
-    let admin_listen = config.admin.listen.to_string();
+    // `:0` takes a free port, bound here so that it is known (and logged) before pingora
+    // starts serving on it.
+    let proxy_listen = prebind(&server, config.server.listen);
+    let admin_listen = prebind(&server, config.admin.listen);
+    tracing::info!(proxy = %proxy_listen, admin = %admin_listen, "listening");
     apply_head_limits(&config);
     let current = Arc::new(ArcSwap::from_pointee(Served::new(Runtime::new(
         config, &lasting,
@@ -81,6 +84,27 @@ pub fn build(config: Config) -> Server {
     server.add_service(proxy);
     server.add_service(admin);
     server
+}
+
+/// The address a listener serves on: `addr` itself, or for port 0 a socket bound now on a
+/// free port, handed to pingora's listener table under its real address.
+fn prebind(server: &Server, addr: std::net::SocketAddr) -> String {
+    use std::os::unix::io::IntoRawFd;
+    if addr.port() != 0 {
+        return addr.to_string();
+    }
+    let bound = std::net::TcpListener::bind(addr).and_then(|listener| {
+        listener.set_nonblocking(true)?;
+        Ok((listener.local_addr()?, listener))
+    });
+    match bound {
+        Ok((local, listener)) => {
+            server.add_listen_fd(local.to_string(), listener.into_raw_fd());
+            local.to_string()
+        }
+        // pingora reports the bind error as it would have.
+        Err(_) => addr.to_string(),
+    }
 }
 
 /// Runs on pingora's runtime, so start-up never waits for an IdP: IdP discovery, and

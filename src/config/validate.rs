@@ -197,7 +197,8 @@ impl Validator {
     fn config(&mut self, raw: RawConfig, file: &Path) -> Config {
         let server = self.server(raw.server.unwrap_or_default());
         let admin = self.admin(raw.admin.unwrap_or_default());
-        if admin.listen == server.listen {
+        // Port 0 takes a free port each: two of them never clash.
+        if admin.listen == server.listen && server.listen.port() != 0 {
             self.problem("admin.listen", "must differ from server.listen");
         }
         let oidc = self.oidc(raw.oidc.unwrap_or_default());

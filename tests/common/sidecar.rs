@@ -69,8 +69,13 @@ impl Sidecar {
         Self::start_with_env(config, upstream, &[])
     }
 
+    /// Where nothing must know its ports beforehand (no `{public_url}`, no IdP), the sidecar
+    /// takes free ports itself (port 0) and the test reads them from its start-up line.
     pub fn start_with_env(config: &str, upstream: &str, env: &[(&str, &str)]) -> Self {
-        Self::start_on(Ports::new(), config, upstream, env)
+        if config.contains("{public_url}") {
+            return Self::start_on(Ports::new(), config, upstream, env);
+        }
+        Self::start_on(Ports { proxy: 0, admin: 0 }, config, upstream, env)
     }
 
     /// Starts on chosen ports; `{public_url}` in the config becomes the proxy's origin.
@@ -101,6 +106,10 @@ impl Sidecar {
             command.env(k, v);
         }
         let child = command.spawn().unwrap();
+        let (port, admin_port) = match (port, admin_port) {
+            (0, 0) => bound_ports(&log_path),
+            chosen => chosen,
+        };
         let mut sidecar = Sidecar {
             port,
             admin_port,
@@ -276,4 +285,28 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (i32, String,
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The ports a sidecar started on port 0 bound, from its `listening` line.
+fn bound_ports(log_path: &Path) -> (u16, u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = std::fs::read_to_string(log_path).unwrap_or_default();
+        let line = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["message"] == "listening");
+        if let Some(line) = line {
+            let port = |field: &str| -> u16 {
+                let addr = line[field].as_str().unwrap();
+                addr.rsplit(':').next().unwrap().parse().unwrap()
+            };
+            return (port("proxy"), port("admin"));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sidecar never said where it listens:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

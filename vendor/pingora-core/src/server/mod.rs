@@ -605,6 +605,13 @@ impl Server {
         self.bootstrap.lock().bootstrap();
     }
 
+    /// sso-sidecar: a listening socket bound beforehand (to learn the port of `:0`), used
+    /// by the service that listens on `addr` instead of binding again.
+    #[cfg(unix)]
+    pub fn add_listen_fd(&self, addr: String, fd: std::os::unix::io::RawFd) {
+        self.listen_fds().lock().add(addr, fd);
+    }
+
     /// Create a service that will run to prepare the service to start
     ///
     /// The created service will handle the zero-downtime upgrade from an older version of the server
