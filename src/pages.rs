@@ -275,24 +275,56 @@ pub fn forbidden(who: &str, logout_path: &str, request_id: &str) -> String {
     )
 }
 
-/// After a logout that does not go on to the IdP.
-pub fn signed_out(start_path: &str) -> String {
+/// Who is signed in, as the sign-out pages name them.
+pub struct SignedIn {
+    pub name: String,
+    pub email: Option<String>,
+    /// The organization's external name.
+    pub organization: String,
+}
+
+/// After a logout that does not go on to the IdP. `idp_still_signed_in`: the IdP whose own
+/// session lives on (`LOCAL`), so signing in again may not ask for a password.
+pub fn signed_out(start_path: &str, idp_still_signed_in: Option<&str>, shop: &str) -> String {
+    let idp_note = match idp_still_signed_in {
+        Some(idp) => format!(
+            "<p id=\"idp-session\">You are still signed in at <strong>{idp}</strong>, so signing in again may not ask for your password. To end that too, sign out at {idp}, or close the browser.</p>",
+            idp = escape(idp)
+        ),
+        None => String::new(),
+    };
     page(
         "Signed out",
         &format!(
-            "<h1>You are signed out</h1><p>You have been signed out of the shop.</p><p><a href=\"{}\">Sign in again</a></p>",
-            escape(start_path)
+            "<h1>You are signed out</h1><p>You have been signed out of the shop.</p>{idp_note}<p><a href=\"{start}\">Sign in again</a> · <a href=\"{shop}\">Back to the shop</a></p>",
+            start = escape(start_path),
+            shop = escape(shop),
         ),
     )
 }
 
-/// `/oauth2/logout` reached from another site: ask before signing out.
-pub fn confirm_logout(logout_path: &str) -> String {
+/// `/oauth2/logout` reached from another site: ask before signing out, saying who is
+/// signed in where, with a way to stay.
+pub fn confirm_logout(logout_path: &str, who: Option<&SignedIn>, stay: &str) -> String {
+    let who = match who {
+        Some(who) => {
+            let email = (who.email.as_deref())
+                .map(|e| format!(" ({})", escape(e)))
+                .unwrap_or_default();
+            format!(
+                "<p id=\"who\">You are signed in as <strong>{name}</strong>{email} for <strong>{org}</strong>.</p>",
+                name = escape(&who.name),
+                org = escape(&who.organization),
+            )
+        }
+        None => String::new(),
+    };
     page(
         "Sign out",
         &format!(
-            "<h1>Sign out?</h1><form method=\"post\" action=\"{}\"><button type=\"submit\" id=\"logout\">Sign out</button></form>",
-            escape(logout_path)
+            "<h1>Sign out?</h1>{who}<form method=\"post\" action=\"{logout}\"><button type=\"submit\" id=\"logout\">Sign out</button></form><p><a href=\"{stay}\" id=\"stay\">Stay signed in</a></p>",
+            logout = escape(logout_path),
+            stay = escape(stay),
         ),
     )
 }

@@ -267,8 +267,17 @@ fn idp_outage_keeps_sessions_until_their_tokens_expire() {
         1.0
     );
 
-    // The provider comes back (with new signing keys): signing in works again.
+    // The provider comes back (with new signing keys): once the sidecar has seen it answer
+    // (its probe, every 2 s while down), signing in works again.
     s.idp.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.sidecar.metric("sso_sidecar_idp_up{idp=\"kc\"}") != 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the IdP never came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let browser = Browser::new();
     s.sign_in(&browser, "inSPIRED", "carol");
     assert_eq!(s.upstream.last().header("x-sso-subject"), Some("carol"));
@@ -341,7 +350,14 @@ fn local_logout_keeps_the_idp_session() {
             .any(|c| c.starts_with("_sso_session=;") && c.contains("Max-Age=0")),
         "{cleared:?}"
     );
-    assert!(response.text().unwrap().contains("You are signed out"));
+    let text = response.text().unwrap();
+    assert!(text.contains("You are signed out"));
+    // LOCAL: the page says the IdP's session lives on, and leads back to the shop.
+    assert!(
+        text.contains("You are still signed in at <strong>"),
+        "{text}"
+    );
+    assert!(text.contains("Back to the shop"), "{text}");
     assert_eq!(browser.get(&s.sidecar.url("/account/")).status, 302);
     assert!(
         s.idp_session_alive(&browser),
@@ -427,7 +443,16 @@ fn logout_by_get_from_another_site_only_asks() {
         .send()
         .unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.text().unwrap().contains("Sign out?"));
+    let text = page.text().unwrap();
+    assert!(text.contains("Sign out?"));
+    // It says who is signed in, for which organization, and offers to stay.
+    assert!(
+        text.contains(
+            "You are signed in as <strong>Ivy Tester</strong> (ivy@example.com) for <strong>"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("Stay signed in"), "{text}");
     assert_eq!(
         browser.get(&s.sidecar.url("/account/")).status,
         200,

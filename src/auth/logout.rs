@@ -43,12 +43,17 @@ const LOGOUT_TOKENS: &str = "logout-token:";
 impl Logout {
     pub async fn logout(&self, req: &Request<'_>, now: i64) -> Reply {
         if !self.same_origin(req) {
-            // A link from elsewhere must not sign people out; ask them instead.
-            return Reply::html(200, pages::confirm_logout(self.links.logout()));
+            // A link from elsewhere must not sign people out; ask them instead, saying who
+            // is signed in, and let them stay.
+            let session = self.sessions.load_live(req.headers, now).await.ok();
+            let who = session.as_deref().map(|s| self.signed_in(s));
+            let page = pages::confirm_logout(self.links.logout(), who.as_ref(), "/");
+            return Reply::html(200, page);
         }
         let cleared = self.sessions.clear(req.headers);
         let Ok(session) = self.sessions.load_live(req.headers, now).await else {
-            return Reply::html(200, pages::signed_out(self.links.start())).with_cookies(cleared);
+            let page = pages::signed_out(self.links.start(), None, "/");
+            return Reply::html(200, page).with_cookies(cleared);
         };
         self.revoke(
             Revocation::Session {
@@ -72,7 +77,7 @@ impl Logout {
             "logout"
         );
         let reply = match policy {
-            LogoutPolicy::Local => self.local_logout_reply(org),
+            LogoutPolicy::Local => self.local_logout_reply(org, &session),
             LogoutPolicy::External | LogoutPolicy::Federated => {
                 self.idp_logout_reply(&session, org, policy).await
             }
@@ -80,10 +85,33 @@ impl Logout {
         reply.with_cookies(cleared)
     }
 
-    fn local_logout_reply(&self, org: Option<&Organization>) -> Reply {
+    /// `LOCAL`: the shop's session ends, the IdP's lives on, and the page says so (signing
+    /// in again may not ask for a password).
+    fn local_logout_reply(&self, org: Option<&Organization>, session: &Session) -> Reply {
+        let idp = (self
+            .config
+            .identity_providers
+            .get(&session.identity_provider))
+        .filter(|idp| idp.oidc().is_some())
+        .map(|idp| idp.name.as_str());
         match org.and_then(|o| o.post_logout_url.as_deref()) {
             Some(url) => Reply::redirect(url),
-            None => Reply::html(200, pages::signed_out(self.links.start())),
+            None => Reply::html(200, pages::signed_out(self.links.start(), idp, "/")),
+        }
+    }
+
+    /// Who a session speaks for, as the sign-out page names them.
+    fn signed_in(&self, session: &Session) -> pages::SignedIn {
+        let identity = &session.identity;
+        let name = (identity.name.clone())
+            .or_else(|| identity.preferred_username.clone())
+            .unwrap_or_else(|| identity.subject.clone());
+        let organization = (self.config.organizations.get(&session.organization))
+            .map_or_else(|| session.organization.clone(), |o| o.external_name.clone());
+        pages::SignedIn {
+            name,
+            email: identity.email.clone(),
+            organization,
         }
     }
 
@@ -96,14 +124,14 @@ impl Logout {
         policy: LogoutPolicy,
     ) -> Reply {
         let Some(provider) = self.registry.get(&session.identity_provider) else {
-            return self.local_logout_reply(org);
+            return self.local_logout_reply(org, session);
         };
         let Some(discovered) = provider.discovered() else {
             tracing::warn!(
                 idp = provider.key.as_str(),
                 "IdP unavailable: signed out here only"
             );
-            return self.local_logout_reply(org);
+            return self.local_logout_reply(org, session);
         };
         let federated = policy == LogoutPolicy::Federated;
         if federated {
@@ -136,7 +164,7 @@ impl Logout {
                     idp = provider.key.as_str(),
                     "IdP has no end_session_endpoint: signed out here only"
                 );
-                self.local_logout_reply(org)
+                self.local_logout_reply(org, session)
             }
         }
     }
