@@ -691,3 +691,44 @@ fn a_reload_to_remote_unsupported_ends_oidc_sessions() {
         1.0
     );
 }
+
+/// Issue 35: a shop customer opening the back office (another organization, the same IdP)
+/// is asked before their session is replaced; staying keeps it, switching signs in anew.
+#[test]
+fn signing_in_for_another_organization_asks_first() {
+    let s = setup(3600, "3m", json!({}));
+    let browser = Browser::new();
+    s.sign_in(&browser, "inSPIRED", "ivy");
+    let start = |extra: &str| {
+        format!(
+            "{}?org=Operations&rd=%2Faccount%2F{extra}",
+            s.sidecar.url("/oauth2/start")
+        )
+    };
+    let asked = browser.get(&start(""));
+    assert_eq!(asked.status, 200, "{asked:?}");
+    assert!(
+        asked
+            .body
+            .contains("You are signed in as <strong>Ivy Tester</strong> for <strong>inSPIRED"),
+        "{}",
+        asked.body
+    );
+    assert!(asked.body.contains("id=\"stay\""));
+    // Staying: nothing changed.
+    assert_eq!(browser.get(&s.sidecar.url("/account/")).status, 200);
+    assert_eq!(
+        s.upstream.last().header("x-sso-organization"),
+        Some("inSPIRED")
+    );
+    // Switching: the sign-in for Operations goes on, and replaces the session.
+    let to_idp = browser.get(&start("&switch=yes"));
+    assert_eq!(to_idp.status, 302, "{to_idp:?}");
+    let callback = browser.sign_in_at_idp(to_idp, "ivy", &s.sidecar.url("/"));
+    assert_eq!(browser.get(&callback).status, 302);
+    assert_eq!(browser.get(&s.sidecar.url("/account/")).status, 200);
+    assert_eq!(
+        s.upstream.last().header("x-sso-organization"),
+        Some("Operations")
+    );
+}

@@ -143,10 +143,20 @@ impl Login {
             .get(&chosen)
             .map(|idp| &idp.kind)
         {
-            Some(IdentityProviderKind::Oidc(_)) => self
-                .redirect_to_idp(req, org, &chosen, (&return_to, step_up), now)
-                .await
-                .with_cookies([remember]),
+            Some(IdentityProviderKind::Oidc(_)) => {
+                // Signed in for another organization: ask before that session is replaced.
+                let switching = params.get("switch") == Some("yes");
+                if let (false, Ok(current)) =
+                    (switching, self.sessions.load_live(req.headers, now).await)
+                {
+                    if current.organization != org.key {
+                        return self.ask_to_switch(&current, org, &chosen, &return_to);
+                    }
+                }
+                self.redirect_to_idp(req, org, &chosen, (&return_to, step_up), now)
+                    .await
+                    .with_cookies([remember])
+            }
             // `local` and the implicit ICM `local`: the backend's own login, session untouched.
             Some(IdentityProviderKind::Local) | None => {
                 // `{rd}`: the backend's login can send the user on to where they were going.
@@ -229,6 +239,30 @@ impl Login {
         self.metrics.sessions.login_started(&org.key, idp_key);
         Reply::redirect(start.authorize_url.as_str())
             .with_cookies([self.sessions.store_pending(&pending)])
+    }
+
+    /// A sign-in for `org` while signed in for another organization: one session at a time
+    /// (one cookie, one organization in the identity headers), so the person chooses.
+    fn ask_to_switch(
+        &self,
+        current: &Session,
+        org: &Organization,
+        idp_key: &str,
+        return_to: &str,
+    ) -> Reply {
+        let current_org = (self.config.organizations.get(&current.organization))
+            .map_or(current.organization.as_str(), |o| o.external_name.as_str());
+        let identity = &current.identity;
+        let who = (identity.name.as_deref())
+            .or(identity.email.as_deref())
+            .unwrap_or(&identity.subject);
+        let switch = format!(
+            "{}&idp={}&switch=yes",
+            self.links.sign_in(return_to, Some(&org.key)),
+            urlencode(idp_key)
+        );
+        let page = pages::switch_organization(who, current_org, &org.external_name, &switch, "/");
+        Reply::html(200, page)
     }
 
     /// `503` for a sign-in at an IdP that is down: its name, the organization's other
