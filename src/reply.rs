@@ -99,6 +99,11 @@ impl Reply {
                 .collect();
             challenge.push_str(&format!(", error_description=\"{clean}\""));
         }
+        Reply::challenge(challenge, b"{\"error\":\"unauthorized\"}\n")
+    }
+
+    /// `401` with `challenge` as `WWW-Authenticate` and a JSON body.
+    fn challenge(challenge: String, body: &'static [u8]) -> Self {
         Reply {
             status: 401,
             headers: vec![
@@ -106,22 +111,17 @@ impl Reply {
                 ("content-type", "application/json".to_owned()),
                 ("cache-control", "no-store".to_owned()),
             ],
-            body: Bytes::from_static(b"{\"error\":\"unauthorized\"}\n"),
+            body: Bytes::from_static(body),
         }
     }
 
     /// `401` with RFC 9470's `insufficient_user_authentication` challenge: `challenge`
     /// is the whole `WWW-Authenticate` value.
     pub fn insufficient_user_authentication(challenge: String) -> Self {
-        Reply {
-            status: 401,
-            headers: vec![
-                ("www-authenticate", challenge),
-                ("content-type", "application/json".to_owned()),
-                ("cache-control", "no-store".to_owned()),
-            ],
-            body: Bytes::from_static(b"{\"error\":\"insufficient_user_authentication\"}\n"),
-        }
+        Reply::challenge(
+            challenge,
+            b"{\"error\":\"insufficient_user_authentication\"}\n",
+        )
     }
 
     /// `503` with `Retry-After`: the answer depends on something that is down for now.

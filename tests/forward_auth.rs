@@ -107,6 +107,17 @@ impl Site {
         format!("127.0.0.1:{}", self.sidecar.port)
     }
 
+    /// A public page gets no identity, not even one the client sent.
+    fn assert_public_pages_get_no_identity(&self) {
+        let public = client()
+            .get(self.url("/public/page"))
+            .header("X-SSO-Subject", "admin")
+            .send()
+            .unwrap();
+        assert_eq!(public.status(), 200);
+        assert_eq!(self.upstream.last().header("x-sso-subject"), None);
+    }
+
     /// Signs in through the ingress: the page, the sign-in, the IdP, back on the page.
     fn sign_in(&self, browser: &Browser, path: &str) -> Page {
         let page = browser.follow(browser.get(&self.url(path)));
@@ -170,13 +181,7 @@ fn nginx_auth_request_signs_in_and_forwards_identity() {
     let seen = site.upstream.last();
     assert_eq!(seen.header("x-sso-email"), Some("ann@example.com"));
     assert_eq!(seen.header("x-sso-groups"), None);
-    let public = client()
-        .get(site.url("/public/page"))
-        .header("X-SSO-Subject", "admin")
-        .send()
-        .unwrap();
-    assert_eq!(public.status(), 200);
-    assert_eq!(site.upstream.last().header("x-sso-subject"), None);
+    site.assert_public_pages_get_no_identity();
 
     // The rules refuse with 403; an API client without a token gets 401, no redirect.
     assert_eq!(browser.get(&site.url("/admin/")).status, 403);
@@ -396,13 +401,7 @@ fn caddy_forward_auth_signs_in_forwards_identity_and_refreshed_cookies() {
         site.upstream.last().header("x-sso-email"),
         Some("ann@example.com")
     );
-    let public = client()
-        .get(site.url("/public/page"))
-        .header("X-SSO-Subject", "admin")
-        .send()
-        .unwrap();
-    assert_eq!(public.status(), 200);
-    assert_eq!(site.upstream.last().header("x-sso-subject"), None);
+    site.assert_public_pages_get_no_identity();
     assert_eq!(browser.get(&site.url("/admin/")).status, 403);
 }
 

@@ -224,6 +224,20 @@ impl Shop {
     }
 }
 
+/// A `401` with RFC 9470's challenge for the second factor.
+fn assert_asks_for_mfa(answer: &reqwest::blocking::Response) {
+    assert_eq!(answer.status(), 401);
+    let challenge = answer.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with("Bearer error=\"insufficient_user_authentication\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("acr_values=\"urn:shop:mfa\""),
+        "{challenge}"
+    );
+}
+
 /// The claims of the sidecar's signed assertion (not verified here; other tests do).
 fn assertion_claims(token: &str) -> serde_json::Value {
     let payload = token.split('.').nth(1).unwrap();
@@ -356,16 +370,7 @@ fn programs_and_bearer_tokens_get_the_rfc_9470_challenge() {
         .header("X-Requested-With", "XMLHttpRequest")
         .send()
         .unwrap();
-    assert_eq!(answer.status(), 401);
-    let challenge = answer.headers()["www-authenticate"].to_str().unwrap();
-    assert!(
-        challenge.starts_with("Bearer error=\"insufficient_user_authentication\""),
-        "{challenge}"
-    );
-    assert!(
-        challenge.contains("acr_values=\"urn:shop:mfa\""),
-        "{challenge}"
-    );
+    assert_asks_for_mfa(&answer);
 
     // Bearer tokens are held to the route's rule through their own claims.
     let token = |acr: &str| {
@@ -380,16 +385,7 @@ fn programs_and_bearer_tokens_get_the_rfc_9470_challenge() {
         .bearer_auth(token(PWD))
         .send()
         .unwrap();
-    assert_eq!(weak.status(), 401);
-    let challenge = weak.headers()["www-authenticate"].to_str().unwrap();
-    assert!(
-        challenge.contains("insufficient_user_authentication"),
-        "{challenge}"
-    );
-    assert!(
-        challenge.contains("acr_values=\"urn:shop:mfa\""),
-        "{challenge}"
-    );
+    assert_asks_for_mfa(&weak);
     let strong = client()
         .get(shop.url("/api/orders"))
         .bearer_auth(token(MFA))
