@@ -369,6 +369,15 @@ fn local_logout_keeps_the_idp_session() {
             .metric("sso_sidecar_logouts_total{policy=\"LOCAL\"}"),
         1.0
     );
+    // The session's own tokens are revoked at the IdP all the same (RFC 7009), in the
+    // background: refresh token and access token.
+    for token in ["access_token", "refresh_token"] {
+        let revoked = format!(
+            "sso_sidecar_token_revocations_total{{idp=\"kc\",outcome=\"ok\",token=\"{token}\"}}"
+        );
+        assert_eq!(s.sidecar.metric_reaching(&revoked, 1.0), 1.0, "{token}");
+    }
+    assert_eq!(s.idp.stats()["revocations"], 2);
 }
 
 #[test]
@@ -403,13 +412,20 @@ fn external_logout_ends_the_idp_session() {
     );
     assert_eq!(s.idp.stats()["logouts"], 1);
     assert!(!s.idp_session_alive(&browser), "the IdP session is gone");
-    // A copy of the old cookie is dead too.
-    let replay = client()
-        .get(s.sidecar.url("/account/"))
-        .header("Cookie", format!("_sso_session={stolen}"))
-        .send()
-        .unwrap();
-    assert_eq!(replay.status(), 401);
+    // A copy of the old cookie is dead too, and sending it again and again does not make
+    // the sidecar revoke its tokens at the IdP again.
+    let revoked =
+        "sso_sidecar_token_revocations_total{idp=\"kc\",outcome=\"ok\",token=\"refresh_token\"}";
+    assert_eq!(s.sidecar.metric_reaching(revoked, 1.0), 1.0);
+    for _ in 0..3 {
+        let replay = client()
+            .get(s.sidecar.url("/account/"))
+            .header("Cookie", format!("_sso_session={stolen}"))
+            .send()
+            .unwrap();
+        assert_eq!(replay.status(), 401);
+    }
+    assert_eq!(s.idp.stats()["revocations"], 2);
 }
 
 #[test]

@@ -104,6 +104,7 @@ pub struct Gatekeeper<R> {
     backend: Arc<Backend>,
     membership: Arc<Membership>,
     links: SignInLinks,
+    idp_revocation: Arc<super::idp_revocation::IdpRevocation>,
     metrics: Arc<Metrics>,
 }
 
@@ -125,6 +126,7 @@ impl<R: Refresh> Gatekeeper<R> {
             backend: parts.backend.clone(),
             membership: parts.membership.clone(),
             links: parts.links.clone(),
+            idp_revocation: parts.idp_revocation.clone(),
             metrics: parts.metrics.clone(),
         }
     }
@@ -436,9 +438,10 @@ impl<R: Refresh> Gatekeeper<R> {
     }
 
     /// The session ended without a logout here (revoked, refused by the IdP, no longer a
-    /// member): the backend's own session ends with it.
+    /// member): the backend's own session ends with it, and its tokens at the IdP.
     fn ended(&self, session: &Session, req: &Request<'_>) -> Refusal {
         self.backend.end_session(session, req.client_ip);
+        self.idp_revocation.revoke(session);
         Refusal::SessionOver
     }
 

@@ -34,6 +34,8 @@ pub struct Logout {
     pub backend: Arc<Backend>,
     pub links: SignInLinks,
     pub metrics: Arc<Metrics>,
+    /// Revokes the ended session's tokens at the IdP.
+    pub idp_revocation: Arc<super::idp_revocation::IdpRevocation>,
 }
 
 /// Logout tokens are remembered at least this long against replays.
@@ -64,6 +66,11 @@ impl Logout {
         .await;
         self.sessions.forget(&session).await;
         self.backend.logout(&session, req.client_ip).await;
+        // FEDERATED revokes the refresh token itself, before the IdP's logout.
+        let org = self.config.organizations.get(&session.organization);
+        if org.is_none_or(|o| o.logout_policy != LogoutPolicy::Federated) {
+            self.idp_revocation.revoke(&session);
+        }
         self.metrics
             .sessions
             .session_ended(crate::metrics::Ended::Logout);

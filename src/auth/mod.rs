@@ -12,6 +12,7 @@
 mod backend;
 mod bearer;
 pub mod gate;
+mod idp_revocation;
 mod introspect;
 mod lasting;
 mod limits;
@@ -119,6 +120,8 @@ struct Parts {
     backend: Arc<backend::Backend>,
     bearer: Arc<bearer::BearerTokens>,
     links: links::SignInLinks,
+    /// Tokens of sessions that end go at the IdP too.
+    idp_revocation: Arc<idp_revocation::IdpRevocation>,
     metrics: Arc<Metrics>,
 }
 
@@ -144,6 +147,10 @@ impl Parts {
                 lasting.metrics.clone(),
             )),
             links: links::SignInLinks::new(&config.oidc.path_prefix),
+            idp_revocation: Arc::new(idp_revocation::IdpRevocation::new(
+                registry.clone(),
+                lasting.metrics.clone(),
+            )),
             metrics: lasting.metrics.clone(),
         }
     }
@@ -180,6 +187,7 @@ impl AuthService {
                 store: lasting.store.clone(),
                 backend: parts.backend.clone(),
                 links: parts.links.clone(),
+                idp_revocation: parts.idp_revocation.clone(),
                 metrics: metrics.clone(),
             },
             introspection: introspect::Introspection {

@@ -16,6 +16,7 @@ pub struct Idps {
     pub(super) client_secret_expiry: IntGaugeVec,
     pub(super) client_secret_expires_in: IntGaugeVec,
     up: IntGaugeVec,
+    revocations: IntCounterVec,
 }
 
 impl Idps {
@@ -56,6 +57,11 @@ impl Idps {
                 "client_secret_expires_in_seconds",
                 "Seconds until each IdP's client secret expires (negative: expired), updated every minute",
                 &["idp"],
+            ),
+            revocations: families.counters(
+                "token_revocations_total",
+                "Tokens of ended sessions revoked at the IdP (RFC 7009), by token and outcome (ok, error, unsupported)",
+                &["idp", "token", "outcome"],
             ),
             up: families.gauges(
                 "idp_up",
@@ -99,5 +105,11 @@ impl Idps {
 
     pub fn set_up(&self, idp: &str, up: bool) {
         self.up.with_label_values(&[idp]).set(i64::from(up));
+    }
+
+    pub fn count_revocation(&self, idp: &str, token: &str, outcome: &str) {
+        self.revocations
+            .with_label_values(&[idp, token, outcome])
+            .inc();
     }
 }

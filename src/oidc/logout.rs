@@ -52,6 +52,18 @@ pub async fn revoke_refresh_token(
     discovered: &Discovered,
     token: &str,
 ) -> Result<bool, String> {
+    revoke_token(registry, provider, discovered, token, "refresh_token").await
+}
+
+/// Revokes `token` (`hint`: `refresh_token` or `access_token`) at the IdP's revocation
+/// endpoint (RFC 7009). `Ok(false)` when the IdP has none.
+pub async fn revoke_token(
+    registry: &Registry,
+    provider: &Provider,
+    discovered: &Discovered,
+    token: &str,
+    hint: &str,
+) -> Result<bool, String> {
     let Some(endpoint) = discovered
         .metadata
         .additional_metadata()
@@ -68,7 +80,7 @@ pub async fn revoke_refresh_token(
             &provider.config.client_id,
             Some(provider.config.client_secret.expose()),
         )
-        .form(&[("token", token), ("token_type_hint", "refresh_token")])
+        .form(&[("token", token), ("token_type_hint", hint)])
         .send()
         .await;
     registry
