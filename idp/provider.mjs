@@ -35,6 +35,7 @@
 // `typ`, none by default): mode "valid" (the
 // provider's key), "wrong_key" (a foreign key under the same kid), "unknown_kid",
 // "hs256_public" (HMAC keyed with the public key: the classic algorithm confusion), "none".
+// GET /_test/sid?session=<_session cookie>&client=shop gives the sid of a browser session.
 // POST /_test/user with JSON {login, claims} replaces a user's configured claims (the next
 // token or refresh carries them: a user who changed departments).
 // POST /_test/logout-token with JSON {sub, sid, aud, nonce, wrongKey, noEvent, iat} returns a
@@ -273,6 +274,17 @@ server.listen(settings.port || 0, '127.0.0.1', () => {
   let provider = buildProvider(issuer);
   let callback = provider.callback();
   server.on('request', (req, res) => {
+    if (req.url.startsWith('/_test/sid')) {
+      // The sid the provider gave `client` in the browser session of cookie `session`
+      // (for front-channel logout, which the provider does not send itself).
+      const params = new URL(req.url, issuer).searchParams;
+      provider.Session.find(params.get('session')).then((session) => {
+        const sid = session?.authorizations?.[params.get('client') || 'shop']?.sid ?? null;
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ sid }));
+      });
+      return;
+    }
     if (req.url === '/_test/stats') {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(stats));

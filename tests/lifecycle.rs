@@ -748,3 +748,59 @@ fn signing_in_for_another_organization_asks_first() {
         Some("Operations")
     );
 }
+
+/// Issue 31: OpenID Connect Front-Channel Logout 1.0. The real provider does not send it
+/// (oidc-provider dropped the draft), so the test does what the specification has the
+/// IdP's logout page do: frame `/oauth2/frontchannel-logout?iss=…&sid=…`.
+#[test]
+fn frontchannel_logout_ends_the_idp_session_here() {
+    let s = setup(3600, "3m", json!({}));
+    let browser = Browser::new();
+    s.sign_in(&browser, "inSPIRED", "iris");
+    let sid = s.idp.sid_of(&browser);
+    let url = |iss: &str, sid: &str| {
+        s.sidecar.url(&format!(
+            "/oauth2/frontchannel-logout?iss={}&sid={}",
+            url::form_urlencoded::byte_serialize(iss.as_bytes()).collect::<String>(),
+            sid
+        ))
+    };
+    // Another issuer, or no sid: nothing ends.
+    assert_eq!(
+        client()
+            .get(url("https://evil.example", &sid))
+            .send()
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        client()
+            .get(url(&s.idp.issuer, ""))
+            .send()
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(browser.get(&s.sidecar.url("/account/")).status, 200);
+
+    let framed = client().get(url(&s.idp.issuer, &sid)).send().unwrap();
+    assert_eq!(framed.status(), 200);
+    let csp = framed.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    let idp_origin = s.idp.issuer.trim_end_matches('/');
+    assert!(
+        csp.contains(&format!("frame-ancestors {idp_origin}")),
+        "{csp}"
+    );
+    assert!(framed.headers().get("x-frame-options").is_none());
+    assert_eq!(framed.headers()["cache-control"], "no-store");
+    // The session of that IdP session is over.
+    assert_eq!(browser.get(&s.sidecar.url("/account/")).status, 302);
+    assert_eq!(
+        s.sidecar
+            .metric("sso_sidecar_frontchannel_logouts_total{outcome=\"accepted\"}"),
+        1.0
+    );
+}

@@ -197,6 +197,43 @@ impl Logout {
         own.sent_logout(req.headers, *req.method == Method::POST)
     }
 
+    /// OpenID Connect Front-Channel Logout 1.0: the IdP's logout page frames
+    /// `/oauth2/frontchannel-logout?iss=…&sid=…` in the browser. The sessions of that IdP
+    /// session end here and at every replica (as a back-channel logout by `sid` would); the
+    /// answer is a page only the IdP's origin may frame. Without `sid` nothing is ended:
+    /// the frame carries no cookie a `SameSite` session would send, so only `sid` says
+    /// whose session it is.
+    pub async fn frontchannel_logout(&self, req: &Request<'_>, now: i64) -> Reply {
+        let params = Params::parse(req.query);
+        let (Some(iss), Some(sid)) = (params.get("iss"), params.get("sid")) else {
+            self.metrics.sessions.count_frontchannel("rejected");
+            return frontchannel_page(400, None);
+        };
+        let idps: Vec<String> = (self.registry.all_by_issuer(iss))
+            .map(|p| p.key.clone())
+            .collect();
+        if idps.is_empty() || sid.is_empty() || sid.len() > 256 {
+            self.metrics.sessions.count_frontchannel("rejected");
+            return frontchannel_page(400, None);
+        }
+        for idp in &idps {
+            let revocation = Revocation::IdpSession {
+                idp: idp.clone(),
+                sid: sid.to_owned(),
+                at: now,
+            };
+            self.revoke(revocation, now).await;
+        }
+        self.metrics.sessions.count_frontchannel("accepted");
+        tracing::info!(idps = ?idps, "front-channel logout");
+        frontchannel_page(
+            200,
+            url::Url::parse(iss)
+                .ok()
+                .map(|u| u.origin().ascii_serialization()),
+        )
+    }
+
     pub async fn backchannel_logout(&self, req: &Request<'_>, now: i64) -> Reply {
         let params = Params::parse_bytes(req.body);
         let Some(token) = params.get("logout_token") else {
@@ -287,4 +324,17 @@ fn backchannel_error(description: &str) -> Reply {
         400,
         &json!({"error": "invalid_request", "error_description": description}),
     )
+}
+
+/// The front-channel logout's answer: never cached, framed by the IdP's origin only.
+fn frontchannel_page(status: u16, idp_origin: Option<String>) -> Reply {
+    let ancestors = idp_origin.unwrap_or_else(|| "'none'".to_owned());
+    let html = pages::page("Signed out", "<p>Signed out of the shop.</p>");
+    let mut reply = Reply::html(status, html).with_header(
+        "content-security-policy",
+        format!("default-src 'none'; frame-ancestors {ancestors}"),
+    );
+    // The IdP must be able to frame it: CSP frame-ancestors says who may.
+    reply.headers.retain(|(name, _)| *name != "x-frame-options");
+    reply
 }

@@ -225,6 +225,9 @@ impl AuthService {
             (Endpoint::Callback, &Method::GET) => self.login.callback(req, now).await,
             (Endpoint::Userinfo, &Method::GET) => self.login.userinfo(req, now).await,
             (Endpoint::Logout, &Method::GET | &Method::POST) => self.logout.logout(req, now).await,
+            (Endpoint::FrontchannelLogout, &Method::GET) => {
+                self.logout.frontchannel_logout(req, now).await
+            }
             (Endpoint::BackchannelLogout, &Method::POST) => {
                 self.logout.backchannel_logout(req, now).await
             }

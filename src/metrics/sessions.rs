@@ -16,6 +16,7 @@ pub struct Sessions {
     backchannel: IntCounterVec,
     forms_dropped: IntCounterVec,
     step_ups: IntCounterVec,
+    frontchannel: IntCounterVec,
     step_up_results: IntCounterVec,
 }
 
@@ -66,6 +67,11 @@ impl Sessions {
                 "kept_forms_dropped_total",
                 "Form posts that needed a sign-in but were not kept for after it, by reason (cross_site: the browser did not say the form came from this site)",
                 &["reason"],
+            ),
+            frontchannel: families.counters(
+                "frontchannel_logouts_total",
+                "Front-channel logout requests by outcome (accepted, rejected)",
+                &["outcome"],
             ),
             step_ups: families.counters(
                 "step_ups_total",
@@ -129,5 +135,9 @@ impl Sessions {
         self.step_up_results
             .with_label_values(&[outcome.as_str()])
             .inc();
+    }
+
+    pub fn count_frontchannel(&self, outcome: &str) {
+        self.frontchannel.with_label_values(&[outcome]).inc();
     }
 }

@@ -138,6 +138,8 @@ pub enum Endpoint {
     Userinfo,
     Logout,
     BackchannelLogout,
+    /// OpenID Connect Front-Channel Logout 1.0: the IdP's page frames it.
+    FrontchannelLogout,
     Introspect,
     Jwks,
     /// Forward-auth: an ingress asks about a request ([`crate::forward_auth`]).
@@ -155,6 +157,7 @@ impl Endpoint {
             "/userinfo" => Endpoint::Userinfo,
             "/logout" => Endpoint::Logout,
             "/backchannel-logout" => Endpoint::BackchannelLogout,
+            "/frontchannel-logout" => Endpoint::FrontchannelLogout,
             "/introspect" => Endpoint::Introspect,
             "/jwks" => Endpoint::Jwks,
             "/auth" => Endpoint::Auth,

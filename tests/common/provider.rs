@@ -87,6 +87,19 @@ impl Idp {
             .unwrap()
     }
 
+    /// The `sid` this provider gave client `shop` in `browser`'s session with it.
+    pub fn sid_of(&self, browser: &Browser) -> String {
+        let session = browser
+            .cookie(&self.url("/"), "_session")
+            .expect("signed in at the IdP");
+        let answer: serde_json::Value =
+            reqwest::blocking::get(self.url(&format!("/_test/sid?session={session}")))
+                .unwrap()
+                .json()
+                .unwrap();
+        answer["sid"].as_str().expect("a sid for shop").to_owned()
+    }
+
     /// Replaces the claims the provider gives `login` from now on (tokens and refreshes).
     pub fn set_user(&self, login: &str, claims: serde_json::Value) {
         let status = reqwest::blocking::Client::new()
