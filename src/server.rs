@@ -16,6 +16,7 @@ use crate::config::{self, Config};
 use crate::metrics::Metrics;
 use crate::proxy::{Served, SidecarProxy};
 use crate::runtime::Runtime;
+use crate::store::file::FileStore;
 use crate::store::Store;
 use crate::tls::CertificateResolver;
 
@@ -42,12 +43,30 @@ pub fn build(config: Config) -> Server {
             .set_tls_certificate_expiry(certificate.expires_at);
         Arc::new(CertificateResolver::new(certificate))
     });
+    let file = config
+        .store
+        .path
+        .as_deref()
+        .map(|path| match FileStore::open(path) {
+            Ok(file) => Arc::new(file),
+            Err(error) => {
+                // As for any config problem: name the key, exit 2.
+                tracing::error!("store.path: {}: {error}", path.display());
+                std::process::exit(2);
+            }
+        });
     let lasting = Arc::new(Lasting {
         revocations: Arc::new(Revocations::new(config.session.max_age)),
         store: Arc::new(Store::new(config.store.redis.as_ref(), metrics.clone())),
         refreshes: Arc::default(),
+        file,
         metrics,
     });
+    match lasting.load_kept_revocations(chrono::Utc::now().timestamp()) {
+        Ok(0) => {}
+        Ok(kept) => tracing::info!(kept, "revocations kept across the restart applied"),
+        Err(error) => tracing::error!(%error, "store.path: the kept revocations cannot be read"),
+    }
     // `:0` takes a free port, bound here so that it is known (and logged) before pingora
     // starts serving on it.
     let proxy_listen = prebind(&server, config.server.listen);

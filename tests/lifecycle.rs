@@ -804,3 +804,62 @@ fn frontchannel_logout_ends_the_idp_session_here() {
         1.0
     );
 }
+
+/// Issue 33: without Redis, a logout used to live in memory only, and after a restart a
+/// copy of the signed-out cookie worked again until it expired. With `store.path` the
+/// revocation is kept in a file (redb) before the logout is answered.
+#[test]
+fn a_restart_forgets_no_revocation_with_store_path() {
+    let state = tempfile::tempdir().unwrap();
+    let kept = format!(
+        "[store]\npath = \"{}\"\n",
+        state.path().join("state.redb").display()
+    );
+    // Without it (the control): the restart forgets the logout.
+    for (store, replay_after_restart) in [("", 200), (kept.as_str(), 302)] {
+        let ports = Ports::new();
+        let upstream = Upstream::start();
+        let idp = Idp::for_sidecar(ports, json!({}));
+        let config = format!(
+            "{}\n{store}",
+            CONFIG
+                .replace("{kc_issuer}", &idp.issuer)
+                .replace("{min_left}", "3m")
+        );
+        let sidecar = Sidecar::start_on(ports, &config, &upstream.url(), &[]);
+        sidecar.wait_idps_ready();
+        let browser = Browser::new();
+        let to_idp = browser.get(&sidecar.url("/oauth2/start?org=Intershop&rd=%2Faccount%2F"));
+        let callback = browser.sign_in_at_idp(to_idp, "kim", &sidecar.url("/"));
+        browser.get(&callback);
+        let copy = browser.cookie(&sidecar.url("/"), "_sso_session").unwrap();
+        let replay = || {
+            client()
+                .get(sidecar_url(ports, "/account/"))
+                .header("Cookie", format!("_sso_session={copy}"))
+                .header("Accept", "text/html")
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        };
+        assert_eq!(replay(), 200);
+        let logout = browser.post_form(&sidecar.url("/oauth2/logout"), &[]);
+        assert_eq!(logout.status, 200, "{logout:?}");
+        assert_eq!(replay(), 302, "signed out");
+
+        drop(sidecar);
+        let restarted = Sidecar::start_on(ports, &config, &upstream.url(), &[]);
+        restarted.wait_idps_ready();
+        assert_eq!(replay(), replay_after_restart, "store: {store:?}");
+        if !store.is_empty() {
+            assert!(restarted
+                .log()
+                .contains("revocations kept across the restart applied"));
+        }
+    }
+}
+
+fn sidecar_url(ports: Ports, path: &str) -> String {
+    format!("{}{path}", ports.origin())
+}

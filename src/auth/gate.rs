@@ -549,6 +549,7 @@ auth = "public"
             revocations: Arc::new(Revocations::new(config.session.max_age)),
             store: Arc::new(Store::new(None, metrics.clone())),
             refreshes: Arc::default(),
+            file: None,
             metrics: metrics.clone(),
         };
         let registry = Arc::new(Registry::new(&config, metrics));

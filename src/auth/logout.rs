@@ -8,6 +8,7 @@ use http::Method;
 use serde_json::json;
 
 use super::backend::Backend;
+use super::lasting::{LOGOUT_TOKEN_PREFIX, REVOCATION_PREFIX};
 use super::links::SignInLinks;
 use super::revocations::{Revocation, Revocations};
 use super::session_store::SessionStore;
@@ -36,6 +37,8 @@ pub struct Logout {
     pub metrics: Arc<Metrics>,
     /// Revokes the ended session's tokens at the IdP.
     pub idp_revocation: Arc<super::idp_revocation::IdpRevocation>,
+    /// Without Redis, keeps revocations across restarts (`store.path`).
+    pub file: Option<Arc<crate::store::file::FileStore>>,
 }
 
 /// Logout tokens are remembered at least this long against replays.
@@ -297,10 +300,20 @@ impl Logout {
     /// Applies a revocation here and shares it with the other replicas.
     async fn revoke(&self, revocation: Revocation, now: i64) {
         self.revocations.apply(&revocation);
+        let expires = now.saturating_add(crate::config::whole_secs(self.config.session.max_age));
+        if let Some(file) = &self.file {
+            // Kept before the answer goes: a restart must not forget it.
+            let json = serde_json::to_string(&revocation).unwrap_or_default();
+            let (file, key) = (file.clone(), format!("{REVOCATION_PREFIX}{json}"));
+            let kept =
+                tokio::task::spawn_blocking(move || file.put(&key, json.as_bytes(), expires)).await;
+            if let Ok(Err(error)) | Err(error) = kept.map_err(|e| e.to_string()) {
+                tracing::error!(%error, "store.path: a revocation could not be kept");
+            }
+        }
         if !self.store.is_shared() {
             return;
         }
-        let expires = now.saturating_add(crate::config::whole_secs(self.config.session.max_age));
         if share(&self.store, &revocation, expires).await.is_err() {
             // It holds here already; the follower writes it again until Redis takes it.
             self.revocations.share_later(revocation, expires);
@@ -310,6 +323,15 @@ impl Logout {
     /// False when this logout token was used before, here or at another replica.
     async fn first_use_of_logout_token(&self, id: &str) -> bool {
         let here = self.revocations.first_use_of(id);
+        if let (Some(file), true) = (&self.file, here) {
+            let ttl = self.config.session.max_age.max(LOGOUT_TOKEN_MEMORY);
+            let expires = chrono::Utc::now().timestamp() + crate::config::whole_secs(ttl);
+            let (file, key) = (file.clone(), format!("{LOGOUT_TOKEN_PREFIX}{id}"));
+            let kept = tokio::task::spawn_blocking(move || file.put(&key, b"1", expires)).await;
+            if !matches!(kept, Ok(Ok(()))) {
+                tracing::error!("store.path: a used logout token could not be kept");
+            }
+        }
         let key = self.store.key(&format!("{LOGOUT_TOKENS}{}", digest(id)));
         let ttl = self.config.session.max_age.max(LOGOUT_TOKEN_MEMORY);
         match self.store.set_new(&key, b"1", ttl).await {

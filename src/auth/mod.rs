@@ -185,6 +185,7 @@ impl AuthService {
                 sessions: parts.sessions.clone(),
                 revocations: revocations.clone(),
                 store: lasting.store.clone(),
+                file: lasting.file.clone(),
                 backend: parts.backend.clone(),
                 links: parts.links.clone(),
                 idp_revocation: parts.idp_revocation.clone(),

@@ -189,6 +189,8 @@ pub struct SessionConfig {
 #[derive(Debug, Clone, Default)]
 pub struct StoreConfig {
     pub redis: Option<RedisConfig>,
+    /// `store.path`: without Redis, the file that keeps revocations across restarts.
+    pub path: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -153,6 +153,7 @@ pub struct RawStore {
     pub timeout: Option<toml::Value>,
     pub load_timeout: Option<toml::Value>,
     pub server_side_sessions: Option<bool>,
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

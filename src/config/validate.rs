@@ -215,6 +215,12 @@ impl Validator {
         let backend = self.backend(raw.backend.unwrap_or_default());
         let limits = self.limits(raw.limits.unwrap_or_default());
         let store = self.store(raw.store.unwrap_or_default());
+        if store.redis.is_none() && store.path.is_none() && oidc.remote {
+            // Sessions come from OpenID Connect sign-ins; their logouts live in memory.
+            self.warnings.push(
+                "store.path is not set: without Redis, revocations (logouts) live in memory, and a restart forgets them; set store.path to a file on a volume".to_owned(),
+            );
+        }
         let raw_idps = raw.identity_providers.unwrap_or_default();
         // IdPs with problems of their own are left out of the config but still count as
         // defined, so an organization naming one gets no second, misleading error.

@@ -6,6 +6,7 @@
 //! every call is `Unavailable` at once, which is the same local behaviour.
 
 mod connection;
+pub mod file;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

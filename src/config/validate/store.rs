@@ -38,9 +38,15 @@ impl Validator {
                         self.problem(key, "needs store.kind = \"redis\"");
                     }
                 }
-                StoreConfig::default()
+                StoreConfig {
+                    redis: None,
+                    path: self.store_path(raw.path),
+                }
             }
             Some(StoreKind::Redis) => {
+                if raw.path.is_some() {
+                    self.problem("store.path", "only with store.kind = \"memory\": Redis keeps what must outlive a restart");
+                }
                 let url = self.required_secret(
                     "store.url",
                     raw.url.as_deref(),
@@ -66,9 +72,28 @@ impl Validator {
                         load_timeout,
                         server_side_sessions: raw.server_side_sessions.unwrap_or(false),
                     }),
+                    path: None,
                 }
             }
             None => StoreConfig::default(),
         }
+    }
+
+    /// `store.path`: its directory must exist; the file is made at start.
+    fn store_path(&mut self, path: Option<String>) -> Option<std::path::PathBuf> {
+        let path = path?;
+        let path = std::path::PathBuf::from(path);
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            self.problem(
+                "store.path",
+                format!("{}: no such directory", dir.display()),
+            );
+            return None;
+        }
+        Some(path)
     }
 }
