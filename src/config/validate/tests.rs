@@ -910,7 +910,7 @@ fn store_path_needs_an_existing_directory_and_no_redis() {
         "only with store.kind",
     );
     // With remote sign-ins and no Redis, check says a restart would forget logouts.
-    let remote = load(&format!("{KC}")).unwrap();
+    let remote = load(KC).unwrap();
     assert!(
         remote
             .warnings
