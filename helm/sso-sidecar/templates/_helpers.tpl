@@ -79,6 +79,11 @@ url = "env:SSO_REDIS_URL"
 key_prefix = {{ .Values.redis.keyPrefix | quote }}
 timeout = {{ .Values.redis.timeout | quote }}
 server_side_sessions = {{ .Values.redis.serverSideSessions }}
+{{- else }}
+
+[store]
+# Without Redis, revocations (logouts) are kept in this file across restarts.
+path = "/var/lib/sso-sidecar/state.redb"
 {{- end }}
 
 {{ .Values.config }}
