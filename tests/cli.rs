@@ -329,3 +329,25 @@ fn check_reports_store_problems() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(!out.contains(":pw@"), "{out}");
 }
+
+/// A `store.path` that cannot be opened stops the start, naming the key (exit 2), instead
+/// of running without the revocations it was meant to keep.
+#[test]
+fn run_stops_when_store_path_cannot_be_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sidecar.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nupstream = \"http://127.0.0.1:9\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[session]\nkeys = [\"{SESSION_KEY}\"]\n[store]\npath = \"{}\"\n",
+            dir.path().join("no/such/dir/state.redb").display()
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run_cli(&["run", "-c", config.to_str().unwrap()], &[], dir.path());
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("store.path"),
+        "{stdout}{stderr}"
+    );
+}

@@ -894,16 +894,12 @@ fn step_up_rules_are_tokens_on_routes_that_sign_in() {
 }
 
 #[test]
-fn store_path_needs_an_existing_directory_and_no_redis() {
+fn store_path_is_a_file_and_only_without_redis() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("state.redb");
     let ok = load(&format!("[store]\npath = \"{}\"", file.display())).unwrap();
     assert_eq!(ok.store.path.as_deref(), Some(file.as_path()));
-    assert_problem(
-        "[store]\npath = \"/no/such/dir/state.redb\"",
-        "store.path",
-        "no such directory",
-    );
+    assert_problem("[store]\npath = \"\"", "store.path", "is empty");
     assert_problem(
         "[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\npath = \"state.redb\"",
         "store.path",
