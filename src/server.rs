@@ -50,8 +50,9 @@ pub fn build(config: Config) -> Server {
         .map(|path| match FileStore::open(path) {
             Ok(file) => Arc::new(file),
             Err(error) => {
-                // As for any config problem: name the key, exit 2.
-                tracing::error!("store.path: {}: {error}", path.display());
+                // As for any config problem: name the key, exit 2. Straight to stderr:
+                // the log is written by a background thread that exiting would cut short.
+                eprintln!("error: store.path: {}: {error}", path.display());
                 std::process::exit(2);
             }
         });
