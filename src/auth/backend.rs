@@ -14,7 +14,7 @@ use crate::backend::commercetools::{CommercetoolsApi, DesiredCustomer, SyncError
 use crate::backend::icm;
 use crate::backend::spree::{SpreeClient, SpreeError};
 use crate::config::{BackendProfile, ClaimMapping, Config};
-use crate::metrics::Metrics;
+use crate::metrics::{BackendCall, CallOutcome, Metrics};
 use crate::oidc::LoginError;
 use crate::session::{BackendTokens, Sealer, Session};
 
@@ -120,7 +120,7 @@ impl Backend {
                 if ran {
                     self.metrics
                         .backends
-                        .count_backend_call("spree_refresh", "ok");
+                        .count_backend_call(BackendCall::SpreeRefresh, CallOutcome::Ok);
                 }
                 Freshness::Refreshed(fresh)
             }
@@ -130,20 +130,20 @@ impl Backend {
                     SpreeError::Refused(_) => {
                         self.metrics
                             .backends
-                            .count_backend_call("spree_refresh", "refused");
+                            .count_backend_call(BackendCall::SpreeRefresh, CallOutcome::Refused);
                         Freshness::Ended(crate::metrics::Ended::BackendRefused)
                     }
                     // Keep going with the current token while it lasts.
                     SpreeError::Unreachable(_) | SpreeError::RateLimited(_) if now < expires_at => {
                         self.metrics
                             .backends
-                            .count_backend_call("spree_refresh", "error");
+                            .count_backend_call(BackendCall::SpreeRefresh, CallOutcome::Error);
                         Freshness::Current
                     }
                     SpreeError::Unreachable(_) | SpreeError::RateLimited(_) => {
                         self.metrics
                             .backends
-                            .count_backend_call("spree_refresh", "error");
+                            .count_backend_call(BackendCall::SpreeRefresh, CallOutcome::Error);
                         Freshness::Ended(crate::metrics::Ended::BackendRefused)
                     }
                 }
@@ -242,14 +242,14 @@ impl Backend {
             Ok(true) => {
                 self.metrics
                     .backends
-                    .count_backend_call("icm_provisioning", "ok");
+                    .count_backend_call(BackendCall::IcmProvisioning, CallOutcome::Ok);
                 Ok(())
             }
             Ok(false) => Ok(()),
             Err(icm::ProvisionError::UnknownUser) if !policy.create => {
                 self.metrics
                     .backends
-                    .count_backend_call("icm_provisioning", "unknown_user");
+                    .count_backend_call(BackendCall::IcmProvisioning, CallOutcome::UnknownUser);
                 Err(LoginError::UnknownToShop)
             }
             // Without CREATE the user already exists in ICM; a missed update is not worth
@@ -257,14 +257,14 @@ impl Backend {
             Err(error) if !policy.create => {
                 self.metrics
                     .backends
-                    .count_backend_call("icm_provisioning", "error");
+                    .count_backend_call(BackendCall::IcmProvisioning, CallOutcome::Error);
                 tracing::warn!(organization = org.key.as_str(), %error, "ICM provisioning failed; login goes on");
                 Ok(())
             }
             Err(error) => {
                 self.metrics
                     .backends
-                    .count_backend_call("icm_provisioning", "error");
+                    .count_backend_call(BackendCall::IcmProvisioning, CallOutcome::Error);
                 Err(LoginError::Backend(format!(
                     "your shop account could not be set up ({error})"
                 )))
@@ -292,20 +292,20 @@ impl Backend {
             Ok(tokens) => {
                 self.metrics
                     .backends
-                    .count_backend_call("spree_exchange", "ok");
+                    .count_backend_call(BackendCall::SpreeExchange, CallOutcome::Ok);
                 session.backend = Some(tokens);
                 Ok(())
             }
             Err(SpreeError::RateLimited(seconds)) => {
                 self.metrics
                     .backends
-                    .count_backend_call("spree_exchange", "rate_limited");
+                    .count_backend_call(BackendCall::SpreeExchange, CallOutcome::RateLimited);
                 Err(LoginError::BackendBusy(seconds))
             }
             Err(error) => {
                 self.metrics
                     .backends
-                    .count_backend_call("spree_exchange", "error");
+                    .count_backend_call(BackendCall::SpreeExchange, CallOutcome::Error);
                 Err(LoginError::Backend(format!(
                     "the shop did not accept your sign-in ({error})"
                 )))
@@ -348,9 +348,13 @@ async fn revoke_at_spree(
     metrics: &Metrics,
 ) {
     match spree.logout(tokens, client).await {
-        Ok(()) => metrics.backends.count_backend_call("spree_logout", "ok"),
+        Ok(()) => metrics
+            .backends
+            .count_backend_call(BackendCall::SpreeLogout, CallOutcome::Ok),
         Err(error) => {
-            metrics.backends.count_backend_call("spree_logout", "error");
+            metrics
+                .backends
+                .count_backend_call(BackendCall::SpreeLogout, CallOutcome::Error);
             tracing::warn!(%error, "revoking Spree's refresh token failed");
         }
     }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::{CommercetoolsApiConfig, SelfAdministration};
-use crate::metrics::Metrics;
+use crate::metrics::{BackendCall, CallOutcome, Metrics};
 
 /// A customer as the sidecar needs it: commercetools' id and the key of its group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,7 +199,7 @@ impl CommercetoolsApi {
         }
         let answer = self
             .call(
-                "commercetools_customer_create",
+                BackendCall::CommercetoolsCustomerCreate,
                 reqwest::Method::POST,
                 "customers",
                 Some(&draft),
@@ -235,7 +235,7 @@ impl CommercetoolsApi {
             let path = format!("customers/{}", current.id);
             match self
                 .call(
-                    "commercetools_customer_update",
+                    BackendCall::CommercetoolsCustomerUpdate,
                     reqwest::Method::POST,
                     &path,
                     Some(&body),
@@ -311,7 +311,7 @@ impl CommercetoolsApi {
         let path = format!("customers/key={}", encode(key));
         match self
             .call(
-                "commercetools_customer_get",
+                BackendCall::CommercetoolsCustomerGet,
                 reqwest::Method::GET,
                 &path,
                 None,
@@ -354,7 +354,12 @@ impl CommercetoolsApi {
     /// The customer group at `path` as (id, key), remembered both ways.
     async fn group(&self, path: &str) -> Result<Option<(String, String)>, ApiError> {
         let Some(group) = self
-            .call("commercetools_group_get", reqwest::Method::GET, path, None)
+            .call(
+                BackendCall::CommercetoolsGroupGet,
+                reqwest::Method::GET,
+                path,
+                None,
+            )
             .await?
         else {
             return Ok(None);
@@ -371,7 +376,7 @@ impl CommercetoolsApi {
     /// One API call: `None` for `404`. A `401` renews the token and tries once more.
     async fn call(
         &self,
-        call: &'static str,
+        call: BackendCall,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
@@ -384,11 +389,11 @@ impl CommercetoolsApi {
             other => other,
         };
         let outcome = match &result {
-            Ok(Some(_)) => "ok",
-            Ok(None) => "not_found",
-            Err(ApiError::Conflict) => "conflict",
-            Err(ApiError::Refused(_)) => "refused",
-            Err(ApiError::Unreachable(_)) => "error",
+            Ok(Some(_)) => CallOutcome::Ok,
+            Ok(None) => CallOutcome::NotFound,
+            Err(ApiError::Conflict) => CallOutcome::Conflict,
+            Err(ApiError::Refused(_)) => CallOutcome::Refused,
+            Err(ApiError::Unreachable(_)) => CallOutcome::Error,
         };
         self.metrics.backends.count_backend_call(call, outcome);
         result
@@ -470,7 +475,7 @@ impl CommercetoolsApi {
             Ok(r) => {
                 self.metrics
                     .backends
-                    .count_backend_call("commercetools_token", "refused");
+                    .count_backend_call(BackendCall::CommercetoolsToken, CallOutcome::Refused);
                 return Err(ApiError::Refused(format!(
                     "token: status {}",
                     r.status().as_u16()
@@ -479,7 +484,7 @@ impl CommercetoolsApi {
             Err(e) => {
                 self.metrics
                     .backends
-                    .count_backend_call("commercetools_token", "error");
+                    .count_backend_call(BackendCall::CommercetoolsToken, CallOutcome::Error);
                 return Err(ApiError::Unreachable(crate::error_chain::error_chain(&e)));
             }
         };
@@ -491,12 +496,12 @@ impl CommercetoolsApi {
         let token: Token = response.json().await.map_err(|e| {
             self.metrics
                 .backends
-                .count_backend_call("commercetools_token", "error");
+                .count_backend_call(BackendCall::CommercetoolsToken, CallOutcome::Error);
             ApiError::Unreachable(crate::error_chain::error_chain(&e))
         })?;
         self.metrics
             .backends
-            .count_backend_call("commercetools_token", "ok");
+            .count_backend_call(BackendCall::CommercetoolsToken, CallOutcome::Ok);
         let lifetime = Duration::from_secs(token.expires_in.unwrap_or(3600).min(172_800));
         let renew_at =
             Instant::now() + lifetime.saturating_sub(TOKEN_RENEW_BEFORE.min(lifetime / 2));

@@ -4,6 +4,7 @@
 use prometheus::{IntCounter, IntCounterVec};
 
 use super::families::Families;
+use super::reasons::{BackendCall, CallOutcome};
 
 pub struct Backends {
     calls: IntCounterVec,
@@ -37,8 +38,10 @@ impl Backends {
         }
     }
 
-    pub fn count_backend_call(&self, call: &str, outcome: &str) {
-        self.calls.with_label_values(&[call, outcome]).inc();
+    pub fn count_backend_call(&self, call: BackendCall, outcome: CallOutcome) {
+        (self.calls)
+            .with_label_values(&[call.as_str(), outcome.as_str()])
+            .inc();
     }
 
     pub fn count_late_introspection(&self, answer: &str) {

@@ -17,7 +17,9 @@ pub use backends::Backends;
 use families::Families;
 pub use idps::Idps;
 pub use process::Process;
-pub use reasons::{Ended, FormDropped, Rejected, StepUpBy, StepUpOutcome};
+pub use reasons::{
+    BackendCall, CallOutcome, Ended, FormDropped, Rejected, StepUpBy, StepUpOutcome,
+};
 pub use sessions::Sessions;
 pub use traffic::{Traffic, UpstreamFailure};
 

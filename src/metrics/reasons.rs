@@ -124,3 +124,62 @@ impl StepUpOutcome {
         }
     }
 }
+
+/// A call to the commerce backend's own endpoints (`sso_sidecar_backend_calls_total{call}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendCall {
+    SpreeExchange,
+    SpreeRefresh,
+    SpreeLogout,
+    IcmProvisioning,
+    CommercetoolsToken,
+    CommercetoolsCustomerGet,
+    CommercetoolsCustomerCreate,
+    CommercetoolsCustomerUpdate,
+    CommercetoolsGroupGet,
+}
+
+impl BackendCall {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendCall::SpreeExchange => "spree_exchange",
+            BackendCall::SpreeRefresh => "spree_refresh",
+            BackendCall::SpreeLogout => "spree_logout",
+            BackendCall::IcmProvisioning => "icm_provisioning",
+            BackendCall::CommercetoolsToken => "commercetools_token",
+            BackendCall::CommercetoolsCustomerGet => "commercetools_customer_get",
+            BackendCall::CommercetoolsCustomerCreate => "commercetools_customer_create",
+            BackendCall::CommercetoolsCustomerUpdate => "commercetools_customer_update",
+            BackendCall::CommercetoolsGroupGet => "commercetools_group_get",
+        }
+    }
+}
+
+/// How a call to the backend went (`sso_sidecar_backend_calls_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    Ok,
+    NotFound,
+    Conflict,
+    /// The backend answered no (a 4xx).
+    Refused,
+    /// It could not be reached, timed out, or answered with a server error.
+    Error,
+    RateLimited,
+    /// ICM knows no such user and may not create one.
+    UnknownUser,
+}
+
+impl CallOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Ok => "ok",
+            CallOutcome::NotFound => "not_found",
+            CallOutcome::Conflict => "conflict",
+            CallOutcome::Refused => "refused",
+            CallOutcome::Error => "error",
+            CallOutcome::RateLimited => "rate_limited",
+            CallOutcome::UnknownUser => "unknown_user",
+        }
+    }
+}
