@@ -275,6 +275,8 @@ struct SpreeContract {
     logins_per_address: Arc<Mutex<Option<u32>>>,
     /// Refreshes answer `429` while set.
     refresh_throttled: Arc<std::sync::atomic::AtomicBool>,
+    /// Guest carts by order token → the customer they belong to (`None`: still a guest's).
+    carts: Arc<Mutex<HashMap<String, Option<String>>>>,
 }
 
 const SPREE_SECRET: &[u8] = b"spree-secret-key-base";
@@ -441,6 +443,44 @@ async fn spree_logout(State(spree): State<SpreeContract>, Json(body): Json<Value
     StatusCode::NO_CONTENT
 }
 
+/// The Store API's `PATCH /cart/associate`, as Spree documents it: the customer's JWT,
+/// the publishable key, and the guest cart's order token in `X-Spree-Order-Token`. A cart
+/// that is unknown, or already a customer's, is not taken over (`404`/`422`).
+async fn spree_associate(State(spree): State<SpreeContract>, headers: HeaderMap) -> StatusCode {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let customer = spree_customer(header("authorization"));
+    let (Some(customer), "pk_test") = (customer, header("x-spree-api-key")) else {
+        return StatusCode::UNAUTHORIZED;
+    };
+    let mut carts = spree.carts.lock().unwrap();
+    match carts.get_mut(header("x-spree-order-token")) {
+        None => StatusCode::NOT_FOUND,
+        Some(owner @ None) => {
+            *owner = Some(customer);
+            spree.bump("associate");
+            StatusCode::OK
+        }
+        Some(Some(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+/// The customer a Spree JWT (`Bearer …`) speaks for, if it is valid.
+fn spree_customer(authorization: &str) -> Option<String> {
+    let token = authorization.strip_prefix("Bearer ")?;
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_issuer(&["spree"]);
+    validation.set_audience(&["store_api"]);
+    let data =
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_secret(SPREE_SECRET), &validation)
+            .ok()?;
+    data.claims["sub"].as_str().map(str::to_owned)
+}
+
 async fn spree_account(headers: HeaderMap) -> (StatusCode, Json<Value>) {
     let token = headers
         .get("authorization")
@@ -499,12 +539,17 @@ fn start_spree(idp: &Idp, jwt_ttl: i64) -> RunningSpree {
         forwarded_for: Arc::default(),
         logins_per_address: Arc::default(),
         refresh_throttled: Arc::default(),
+        carts: Arc::default(),
     };
     let app = axum::Router::new()
         .route("/api/v3/store/auth/login", post(spree_login))
         .route("/api/v3/store/auth/refresh", post(spree_refresh))
         .route("/api/v3/store/auth/logout", post(spree_logout))
         .route("/api/v3/store/account", get(spree_account))
+        .route(
+            "/api/v3/store/cart/associate",
+            axum::routing::patch(spree_associate),
+        )
         .with_state(contract.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -737,4 +782,44 @@ fn a_session_ended_by_backchannel_logout_revokes_the_spree_refresh_token() {
         1,
         "revoked once, not per request"
     );
+}
+
+/// Issue 32: a guest fills a basket, then signs in at checkout. The storefront keeps the
+/// guest cart's order token in a cookie; right after the exchange the sidecar associates
+/// that cart with the customer (Store API `PATCH /cart/associate`), so the basket is theirs
+/// on the first page after the sign-in. A cart Spree will not hand over does not stop
+/// the sign-in.
+#[test]
+fn the_guest_cart_becomes_the_customers_at_sign_in() {
+    let backend = "profile = \"spree\"\nspree = { provider = \"external_idp\", publishable_key = \"pk_test\", guest_cart_cookie = \"spree_cart_token\" }";
+    let (_idp, spree, sidecar) = spree_shop(3600, backend);
+    let carts = spree.contract.carts.clone();
+    carts.lock().unwrap().insert("guest-cart-1".into(), None);
+    carts
+        .lock()
+        .unwrap()
+        .insert("someone-elses".into(), Some("mallory".into()));
+
+    let browser = Browser::new();
+    browser.set_cookie(&sidecar.url("/"), "spree_cart_token=guest-cart-1; Path=/");
+    assert_eq!(sign_in(&sidecar, &browser, "Creating", "gina").status, 302);
+    assert_eq!(
+        carts.lock().unwrap()["guest-cart-1"].as_deref(),
+        Some("gina")
+    );
+    let ok = "sso_sidecar_backend_calls_total{call=\"spree_cart_associate\",outcome=\"ok\"}";
+    assert_eq!(sidecar.metric(ok), 1.0);
+
+    // Another customer's cart stays theirs, and the sign-in goes on.
+    let other = Browser::new();
+    other.set_cookie(&sidecar.url("/"), "spree_cart_token=someone-elses; Path=/");
+    assert_eq!(sign_in(&sidecar, &other, "Creating", "hal").status, 302);
+    assert_eq!(
+        carts.lock().unwrap()["someone-elses"].as_deref(),
+        Some("mallory")
+    );
+    let refused =
+        "sso_sidecar_backend_calls_total{call=\"spree_cart_associate\",outcome=\"refused\"}";
+    assert_eq!(sidecar.metric(refused), 1.0);
+    assert_eq!(spree.contract.count("associate"), 1);
 }

@@ -158,12 +158,15 @@ impl Backend {
         session: &mut Session,
         claims: &Map<String, Value>,
         mapping: &ClaimMapping,
-        client: Option<std::net::IpAddr>,
+        (client, headers): (Option<std::net::IpAddr>, &http::HeaderMap),
     ) -> Result<(), LoginError> {
         match self.config.backend.profile {
             BackendProfile::Generic => {}
             BackendProfile::Icm => self.provision(session, claims, mapping).await?,
-            BackendProfile::Spree => self.exchange_with_spree(session, client).await?,
+            BackendProfile::Spree => {
+                self.exchange_with_spree(session, client).await?;
+                self.take_guest_cart(session, headers, client).await;
+            }
         }
         self.sync_commercetools_customer(session, claims, mapping)
             .await
@@ -270,6 +273,37 @@ impl Backend {
                 )))
             }
         }
+    }
+
+    /// The guest's basket survives the sign-in: the cart whose order token the storefront
+    /// keeps in `backend.spree.guest_cart_cookie` is associated with the customer, right
+    /// after the exchange. A failure is logged and counted; the sign-in goes on.
+    async fn take_guest_cart(
+        &self,
+        session: &Session,
+        headers: &http::HeaderMap,
+        client: Option<std::net::IpAddr>,
+    ) {
+        let (Some(spree), Some(tokens)) = (&self.spree, &session.backend) else {
+            return;
+        };
+        let Some(cookie) = spree.config().guest_cart_cookie.as_deref() else {
+            return;
+        };
+        let Some(order_token) = crate::session::jar::cookie(headers, cookie) else {
+            return;
+        };
+        let outcome = match spree.associate_cart(tokens, order_token, client).await {
+            Ok(()) => CallOutcome::Ok,
+            Err(error) => {
+                tracing::warn!(session = session.id.as_str(), %error, "the guest cart could not be taken over");
+                match error {
+                    SpreeError::Refused(_) => CallOutcome::Refused,
+                    _ => CallOutcome::Error,
+                }
+            }
+        };
+        (self.metrics.backends).count_backend_call(BackendCall::SpreeCartAssociate, outcome);
     }
 
     async fn exchange_with_spree(

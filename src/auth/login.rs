@@ -485,7 +485,7 @@ impl Login {
                 &mut session,
                 &result.claims,
                 &provider.config.claims,
-                client,
+                (client, req.headers),
             )
             .await?;
         Ok(session)

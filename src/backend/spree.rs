@@ -103,6 +103,34 @@ impl SpreeClient {
         }
     }
 
+    /// Associates the guest cart with `order_token` with the customer of `tokens` (the Store
+    /// API's `PATCH /cart/associate`, the guest's order token in `X-Spree-Order-Token`):
+    /// Spree checks that the token is a guest cart's; it never takes over another
+    /// customer's.
+    pub async fn associate_cart(
+        &self,
+        tokens: &BackendTokens,
+        order_token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<(), SpreeError> {
+        let url = self.url(&self.config.associate_path)?;
+        let mut request = self
+            .with_headers(self.http.patch(url), client)
+            .bearer_auth(&tokens.token)
+            .header("X-Spree-Order-Token", order_token);
+        request = request.header(reqwest::header::CONTENT_LENGTH, 0);
+        let response = request
+            .send()
+            .await
+            .map_err(|e| SpreeError::Unreachable(crate::error_chain::error_chain(&e)))?;
+        let status = response.status();
+        match status {
+            s if s.is_success() => Ok(()),
+            s if s.is_client_error() => Err(SpreeError::Refused(s.to_string())),
+            s => Err(SpreeError::Unreachable(format!("answered {s}"))),
+        }
+    }
+
     async fn call(
         &self,
         path: &str,
@@ -154,7 +182,15 @@ impl SpreeClient {
     }
 
     fn request(&self, url: Url, client: Option<IpAddr>) -> reqwest::RequestBuilder {
-        let mut request = self.http.post(url);
+        self.with_headers(self.http.post(url), client)
+    }
+
+    /// The shopper's address and the publishable key, on every Store API call.
+    fn with_headers(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        client: Option<IpAddr>,
+    ) -> reqwest::RequestBuilder {
         if let Some(client) = client {
             request = request.header("X-Forwarded-For", client.to_string());
         }

@@ -489,6 +489,11 @@ pub struct SpreeConfig {
     pub logout_path: String,
     /// Which IdP token proves the identity at the exchange: `id_token` or `access_token`.
     pub exchange_access_token: bool,
+    /// The storefront's cookie with the guest cart's order token: at a sign-in, that cart
+    /// is associated with the signed-in customer.
+    pub guest_cart_cookie: Option<String>,
+    /// The Store API's cart association (`PATCH`).
+    pub associate_path: String,
 }
 
 #[derive(Debug, Clone, Default)]

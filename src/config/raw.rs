@@ -171,6 +171,8 @@ pub struct RawSpree {
     pub refresh_path: Option<String>,
     pub logout_path: Option<String>,
     pub exchange_token: Option<String>,
+    pub guest_cart_cookie: Option<String>,
+    pub associate_path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

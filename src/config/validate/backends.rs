@@ -101,6 +101,25 @@ impl Validator {
                 raw.logout_path,
                 "/api/v3/store/auth/logout",
             ),
+            associate_path: path(
+                self,
+                "associate_path",
+                raw.associate_path,
+                "/api/v3/store/cart/associate",
+            ),
+            guest_cart_cookie: raw.guest_cart_cookie.filter(|name| {
+                let token = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+                if !token {
+                    self.problem(
+                        "backend.spree.guest_cart_cookie",
+                        format!("{name:?} is not a cookie name"),
+                    );
+                }
+                token
+            }),
             exchange_access_token,
         }
     }
