@@ -823,3 +823,47 @@ fn the_guest_cart_becomes_the_customers_at_sign_in() {
     assert_eq!(sidecar.metric(refused), 1.0);
     assert_eq!(spree.contract.count("associate"), 1);
 }
+
+/// Issue 32: ICM's own session and basket cookies pass the sign-in unchanged (never
+/// cleared, never replaced), and provisioning is told the anonymous session (ICM's `sid`)
+/// so ICM merges the guest's basket as its own login would. The provisioning endpoint is
+/// the recording upstream, standing in for ICM's (a documented REST call of our own
+/// design, as ICM has no standard one).
+#[test]
+fn icm_cookies_pass_the_sign_in_and_provisioning_names_the_anonymous_session() {
+    let ports = Ports::new();
+    let upstream = Upstream::start();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let backend = format!(
+        "profile = \"icm\"\nicm = {{ provisioning_url = \"{}/provision\" }}",
+        upstream.url()
+    );
+    let sidecar = sidecar(ports, &idp, &upstream.url(), &backend);
+    let browser = Browser::new();
+    browser.set_cookie(&sidecar.url("/"), "sid=anon-42; Path=/");
+    browser.set_cookie(&sidecar.url("/"), "basket=b-7; Path=/");
+
+    let back = sign_in(&sidecar, &browser, "Creating", "ivy");
+    assert_eq!(back.status, 302, "{back:?}");
+    assert!(
+        back.set_cookies
+            .iter()
+            .all(|c| !c.starts_with("sid=") && !c.starts_with("basket=")),
+        "the sidecar leaves ICM's cookies alone: {:?}",
+        back.set_cookies
+    );
+    let calls = provisioning_calls(&upstream);
+    assert_eq!(calls[0].1["anonymous_session"], "anon-42");
+
+    browser.get(&sidecar.url("/account/"));
+    let cookies = upstream
+        .last()
+        .header("cookie")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cookies.contains("sid=anon-42") && cookies.contains("basket=b-7"),
+        "{cookies}"
+    );
+    assert!(!cookies.contains("_sso_session"), "{cookies}");
+}

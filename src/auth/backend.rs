@@ -162,7 +162,7 @@ impl Backend {
     ) -> Result<(), LoginError> {
         match self.config.backend.profile {
             BackendProfile::Generic => {}
-            BackendProfile::Icm => self.provision(session, claims, mapping).await?,
+            BackendProfile::Icm => self.provision(session, claims, mapping, headers).await?,
             BackendProfile::Spree => {
                 self.exchange_with_spree(session, client).await?;
                 self.take_guest_cart(session, headers, client).await;
@@ -227,7 +227,10 @@ impl Backend {
         session: &Session,
         claims: &Map<String, Value>,
         mapping: &ClaimMapping,
+        headers: &http::HeaderMap,
     ) -> Result<(), LoginError> {
+        let icm = &self.config.backend.icm;
+        let anonymous = crate::session::jar::cookie(headers, &icm.session_cookie);
         let Some(org) = self.config.organizations.get(&session.organization) else {
             return Ok(());
         };
@@ -238,7 +241,7 @@ impl Backend {
             policy,
             session,
             claims,
-            mapping,
+            (mapping, anonymous),
         )
         .await
         {

@@ -25,7 +25,7 @@ pub async fn provision(
     policy: SelfAdministration,
     session: &Session,
     claims: &Map<String, Value>,
-    mapping: &ClaimMapping,
+    (mapping, anonymous_session): (&ClaimMapping, Option<&str>),
 ) -> Result<bool, ProvisionError> {
     let Some(url) = &config.provisioning_url else {
         return Ok(false);
@@ -33,9 +33,13 @@ pub async fn provision(
     if !policy.create && !policy.update {
         return Ok(false);
     }
-    let request = http
-        .post(url.clone())
-        .json(&profile(policy, session, claims, mapping));
+    let mut profile = profile(policy, session, claims, mapping);
+    if let Some(anonymous) = anonymous_session {
+        // ICM's session before the sign-in, with the guest's basket: ICM merges it into
+        // the customer's, as its own login does.
+        profile["anonymous_session"] = Value::from(anonymous);
+    }
+    let request = http.post(url.clone()).json(&profile);
     let request = match &config.provisioning_secret {
         Some(secret) => request.bearer_auth(secret.expose()),
         None => request,

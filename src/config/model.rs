@@ -502,6 +502,9 @@ pub struct IcmConfig {
     pub provisioning_url: Option<Url>,
     /// Sent as `Authorization: Bearer` so the backend knows the call is the sidecar's.
     pub provisioning_secret: Option<Secret>,
+    /// ICM's own session cookie: its value (the anonymous session, with its basket) goes
+    /// to provisioning, so ICM merges the basket as its own login would.
+    pub session_cookie: String,
 }
 
 #[derive(Debug, Clone)]

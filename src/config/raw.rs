@@ -179,6 +179,7 @@ pub struct RawSpree {
 pub struct RawIcm {
     pub provisioning_url: Option<String>,
     pub provisioning_secret: Option<String>,
+    pub session_cookie: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

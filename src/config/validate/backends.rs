@@ -48,6 +48,7 @@ impl Validator {
             icm: IcmConfig {
                 provisioning_url,
                 provisioning_secret,
+                session_cookie: icm_raw.session_cookie.unwrap_or_else(|| "sid".to_owned()),
             },
         }
     }
