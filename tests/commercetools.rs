@@ -57,6 +57,7 @@ project_key = "shop"
 customer_id_claim = "oid"
 sync_customers = true
 introspection_deadline = "400ms"
+anonymous_id_cookie = "ct_anonymous_id"
 [commercetools.customer_groups]
 shop-b2b = "b2b"
 [commercetools.group_scopes]
@@ -116,7 +117,15 @@ fn shop() -> Shop {
 impl Shop {
     /// Signs `user` in for `org`; the access token the IdP issued, or the failed page.
     fn sign_in(&self, org: &str, user: &str) -> Result<String, Page> {
+        self.sign_in_with(org, user, None)
+    }
+
+    /// [`Shop::sign_in`] from a browser with the storefront's cookies.
+    fn sign_in_with(&self, org: &str, user: &str, cookie: Option<&str>) -> Result<String, Page> {
         let browser = Browser::new();
+        if let Some(cookie) = cookie {
+            browser.set_cookie(&self.sidecar.url("/"), cookie);
+        }
         let to_idp = browser.get(&format!(
             "{}?org={org}&rd=%2Faccount%2F",
             self.sidecar.url("/oauth2/start")
@@ -294,4 +303,60 @@ fn a_hanging_api_leaves_introspection_answering_within_the_deadline() {
     assert!(scopes(&answer)
         .iter()
         .all(|s| !s.starts_with("customer_id:")));
+}
+
+/// Issue 32: a guest's basket survives the sign-in. The storefront keeps commercetools'
+/// `anonymousId` in a cookie; after the customer sync the sidecar merges the guest's cart
+/// into the customer's (Merge Cart, for ExternalAuth customers), before the first page.
+/// The anonymous id is only a claim: a cart of another customer is never taken over.
+#[test]
+fn the_guests_cart_becomes_the_customers_at_sign_in() {
+    let shop = shop();
+    let guest_cart = shop.ct.post(
+        "carts",
+        json!({"currency": "EUR", "anonymousId": "guest-1"}),
+    );
+    // A guest cart that its owner took along when signing in: it keeps its anonymous id.
+    let carol = shop.ct.post(
+        "customers",
+        json!({"email": "carol@example.com", "key": "carol", "authenticationMode": "ExternalAuth"}),
+    );
+    let carol_id = carol["customer"]["id"]
+        .as_str()
+        .or(carol["id"].as_str())
+        .unwrap()
+        .to_owned();
+    let others = shop.ct.post(
+        "carts",
+        json!({"currency": "EUR", "anonymousId": "guest-2"}),
+    );
+    let others = shop.ct.post(
+        &format!("carts/{}", others["id"].as_str().unwrap()),
+        json!({"version": others["version"], "actions": [{"action": "setCustomerId", "customerId": carol_id}]}),
+    );
+
+    let token = shop
+        .sign_in_with("Shoppers", "alice", Some("ct_anonymous_id=guest-1; Path=/"))
+        .unwrap();
+    let alice = shop.ct.customer(&shop.oid(&token)).unwrap();
+    let cart = shop
+        .ct
+        .get(&format!("carts/{}", guest_cart["id"].as_str().unwrap()))
+        .unwrap();
+    assert_eq!(cart["customerId"], alice["id"], "{cart}");
+    let merged =
+        "sso_sidecar_backend_calls_total{call=\"commercetools_cart_merge\",outcome=\"ok\"}";
+    assert_eq!(shop.sidecar.metric(merged), 1.0);
+
+    // Someone else's cart: commercetools refuses, the sign-in goes on, the cart stays theirs.
+    shop.sign_in_with("Shoppers", "bob", Some("ct_anonymous_id=guest-2; Path=/"))
+        .unwrap();
+    let cart = shop
+        .ct
+        .get(&format!("carts/{}", others["id"].as_str().unwrap()))
+        .unwrap();
+    assert_eq!(cart["customerId"].as_str(), Some(carol_id.as_str()));
+    let refused =
+        "sso_sidecar_backend_calls_total{call=\"commercetools_cart_merge\",outcome=\"refused\"}";
+    assert_eq!(shop.sidecar.metric(refused), 1.0);
 }

@@ -168,7 +168,7 @@ impl Backend {
                 self.take_guest_cart(session, headers, client).await;
             }
         }
-        self.sync_commercetools_customer(session, claims, mapping)
+        self.sync_commercetools_customer(session, claims, mapping, headers)
             .await
     }
 
@@ -180,6 +180,7 @@ impl Backend {
         session: &Session,
         claims: &Map<String, Value>,
         mapping: &ClaimMapping,
+        headers: &http::HeaderMap,
     ) -> Result<(), LoginError> {
         let (Some(ct), Some(api)) = (&self.config.commercetools, &self.commercetools) else {
             return Ok(());
@@ -211,7 +212,21 @@ impl Backend {
             group: customer_group(claims, &ct.customer_group_claim, &ct.customer_groups),
         };
         match api.sync(&desired, policy).await {
-            Ok(_) => Ok(()),
+            Ok(customer) => {
+                // The guest's basket survives the sign-in: before the browser's first page.
+                let anonymous = (ct.anonymous_id_cookie.as_deref())
+                    .and_then(|name| crate::session::jar::cookie(headers, name));
+                if let (Some(customer), Some(anonymous)) = (customer, anonymous) {
+                    let mode = &ct.anonymous_cart_sign_in_mode;
+                    if let Err(error) = api
+                        .merge_anonymous_cart(&customer.id, anonymous, mode)
+                        .await
+                    {
+                        tracing::warn!(session = session.id.as_str(), %error, "the guest's cart could not be merged");
+                    }
+                }
+                Ok(())
+            }
             Err(SyncError::Unknown) => Err(LoginError::UnknownToShop),
             Err(error @ SyncError::NotCreated(_)) => {
                 tracing::warn!(organization = session.organization.as_str(), %error, "commercetools customer sync failed; sign-in refused");

@@ -373,6 +373,29 @@ impl CommercetoolsApi {
         Ok(Some((id, key)))
     }
 
+    /// Merge Cart: the anonymous cart of `anonymous_id` goes to `customer_id`, as `mode`
+    /// says. commercetools takes only an anonymous cart, never another customer's.
+    pub async fn merge_anonymous_cart(
+        &self,
+        customer_id: &str,
+        anonymous_id: &str,
+        mode: &str,
+    ) -> Result<(), ApiError> {
+        let body = json!({"anonymousId": anonymous_id, "mergeMode": mode});
+        let path = format!("carts/customer-id={}/merge", encode(customer_id));
+        let merged = self
+            .call(
+                BackendCall::CommercetoolsCartMerge,
+                reqwest::Method::POST,
+                &path,
+                Some(&body),
+            )
+            .await?;
+        merged
+            .map(|_| ())
+            .ok_or_else(|| ApiError::Refused("404".into()))
+    }
+
     /// One API call: `None` for `404`. A `401` renews the token and tries once more.
     async fn call(
         &self,

@@ -533,6 +533,11 @@ pub struct CommercetoolsConfig {
     pub group_scopes: BTreeMap<String, Vec<String>>,
     /// `/oauth2/introspect` answers within this (commercetools waits 500 ms).
     pub introspection_deadline: Duration,
+    /// The storefront's cookie with commercetools' `anonymousId`: at a sign-in the guest's
+    /// cart is merged into the customer's (Merge Cart).
+    pub anonymous_id_cookie: Option<String>,
+    /// How: `MergeWithExistingCustomerCart` or `UseAsNewActiveCustomerCart`.
+    pub anonymous_cart_sign_in_mode: String,
 }
 
 #[derive(Debug, Clone)]

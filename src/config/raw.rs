@@ -198,6 +198,8 @@ pub struct RawCommercetools {
     pub customer_groups: Option<BTreeMap<String, String>>,
     pub group_scopes: Option<BTreeMap<String, Vec<String>>>,
     pub introspection_deadline: Option<toml::Value>,
+    pub anonymous_id_cookie: Option<String>,
+    pub anonymous_cart_sign_in_mode: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

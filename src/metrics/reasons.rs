@@ -138,6 +138,7 @@ pub enum BackendCall {
     CommercetoolsCustomerCreate,
     CommercetoolsCustomerUpdate,
     CommercetoolsGroupGet,
+    CommercetoolsCartMerge,
 }
 
 impl BackendCall {
@@ -153,6 +154,7 @@ impl BackendCall {
             BackendCall::CommercetoolsCustomerCreate => "commercetools_customer_create",
             BackendCall::CommercetoolsCustomerUpdate => "commercetools_customer_update",
             BackendCall::CommercetoolsGroupGet => "commercetools_group_get",
+            BackendCall::CommercetoolsCartMerge => "commercetools_cart_merge",
         }
     }
 }

@@ -60,6 +60,18 @@ impl CommercetoolsEmulation {
         (response.status() != 404).then(|| response.json().unwrap())
     }
 
+    /// POST `/shop/{path}` as an admin would; the created resource.
+    pub fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let response = reqwest::blocking::Client::new()
+            .post(format!("{}/shop/{path}", self.url))
+            .bearer_auth(self.token())
+            .json(&body)
+            .send()
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        response.json().unwrap()
+    }
+
     pub fn customer(&self, key: &str) -> Option<serde_json::Value> {
         self.get(&format!("customers/key={key}"))
     }

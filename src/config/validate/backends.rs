@@ -193,6 +193,21 @@ impl Validator {
                 introspection_deadline.as_millis()
             ));
         }
+        let mode = raw.anonymous_cart_sign_in_mode.as_deref();
+        let anonymous_cart_sign_in_mode = match mode {
+            None | Some("MergeWithExistingCustomerCart") => "MergeWithExistingCustomerCart",
+            Some("UseAsNewActiveCustomerCart") => "UseAsNewActiveCustomerCart",
+            Some(other) => {
+                self.problem(
+                    "commercetools.anonymous_cart_sign_in_mode",
+                    format!(
+                        "{other:?}: MergeWithExistingCustomerCart or UseAsNewActiveCustomerCart"
+                    ),
+                );
+                "MergeWithExistingCustomerCart"
+            }
+        }
+        .to_owned();
         Some(CommercetoolsConfig {
             client_id: client_id?,
             client_secret: client_secret?,
@@ -213,6 +228,8 @@ impl Validator {
             customer_groups: raw.customer_groups.unwrap_or_default(),
             group_scopes,
             introspection_deadline,
+            anonymous_id_cookie: raw.anonymous_id_cookie.filter(|c| !c.is_empty()),
+            anonymous_cart_sign_in_mode,
         })
     }
 
