@@ -286,6 +286,8 @@ mod tests {
             )]
             .into(),
             introspection_deadline: std::time::Duration::from_millis(400),
+            anonymous_id_cookie: None,
+            anonymous_cart_sign_in_mode: "MergeWithExistingCustomerCart".into(),
         }
     }
 
