@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-600}
-targets=${FUZZ_TARGETS:-"session_cookie state_cookie callback_query return_path config import_icm canonical_path canonical_host"}
+targets=${FUZZ_TARGETS:-"session_cookie state_cookie callback_query return_path config import_icm canonical_path canonical_host step_up_challenge"}
 profile_flag=()
 if [ "${FUZZ_PROFILE:-release}" = dev ]; then
   profile_flag=(--dev)
@@ -48,6 +48,8 @@ mkdir -p fuzz/corpus/canonical_host
 printf 'C\000admin.shop.test.' >fuzz/corpus/canonical_host/seed-absolute
 seed canonical_host ipv6 'A[0:0::FFFF:10.0.0.1]:8443'
 seed canonical_path tricks '/INTERSHOP/static/%2e%2e/web/WFS;x=1/SLDSystem/..;a//%7E'
+seed step_up_challenge backend 'Basic realm="x", Bearer error="insufficient_user_authentication", acr_values="urn:mfa gold", max_age=300
+urn:mfa gold&600'
 
 cargo fuzz build --sanitizer none "${profile_flag[@]}"
 
