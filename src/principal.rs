@@ -83,6 +83,24 @@ impl Principal {
         }
     }
 
+    /// What tells one session's token set from another: its id and the end of its access
+    /// token (the signature of a JWT, the random part of an opaque token), which a refresh
+    /// changes; `None` for a bearer token's caller.
+    pub fn session_key(&self) -> Option<(&str, &str)> {
+        match &self.0 {
+            Who::Session(session) => {
+                let token = session.tokens.access_token.as_str();
+                let tail = token
+                    .char_indices()
+                    .rev()
+                    .nth(31)
+                    .map_or(token, |(at, _)| &token[at..]);
+                Some((&session.id, tail))
+            }
+            Who::Bearer(_) => None,
+        }
+    }
+
     /// A key that differs between principals and between their credentials' lifetimes
     /// (a refresh gives a session a new expiry), safe to keep beyond the request.
     pub fn reuse_key(&self) -> (String, Option<i64>) {

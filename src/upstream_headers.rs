@@ -90,7 +90,22 @@ pub struct UpstreamHeaders {
     assertion: Option<(UpstreamName, Arc<AssertionSigner>)>,
     sidecar_cookies: CookieNames,
     names: FixedNames,
+    /// The identity header values of recently seen sessions, built once per session and
+    /// token set instead of on every request.
+    recent: moka::sync::Cache<u64, Arc<SessionIdentity>>,
 }
+
+/// One session's identity header values, by index into `identity`.
+struct SessionIdentity {
+    /// Compared on every hit: a hash that two sessions share never lends one session's
+    /// identity to the other.
+    session_id: String,
+    token_tail: String,
+    values: Vec<(usize, HeaderValue)>,
+}
+
+/// Sessions whose identity values are kept; a miss only costs building them.
+const RECENT_SESSIONS: u64 = 100_000;
 
 /// The other headers the sidecar sets.
 struct FixedNames {
@@ -139,6 +154,10 @@ impl UpstreamHeaders {
                 authorization: UpstreamName::fixed("Authorization"),
                 cookie: UpstreamName::fixed("Cookie"),
             },
+            recent: moka::sync::Cache::builder()
+                .max_capacity(RECENT_SESSIONS)
+                .time_to_idle(std::time::Duration::from_secs(600))
+                .build(),
         }
     }
 
@@ -201,16 +220,58 @@ impl UpstreamHeaders {
         headers
     }
 
-    /// The principal's identity headers and, where configured, its signed assertion.
-    fn identify(&self, req: &mut impl HeaderEdits, principal: &Principal, now: i64) {
+    /// A session's identity values: kept from an earlier request with the same tokens, or
+    /// built now and kept.
+    fn session_identity(
+        &self,
+        principal: &Principal,
+        id: &str,
+        token_tail: &str,
+    ) -> Arc<SessionIdentity> {
+        let key = {
+            use std::hash::BuildHasher;
+            foldhash::fast::FixedState::with_seed(0x5550_4944).hash_one((id, token_tail))
+        };
+        if let Some(kept) = self.recent.get(&key) {
+            if kept.session_id == id && kept.token_tail == token_tail {
+                return kept;
+            }
+        }
+        let built = Arc::new(SessionIdentity {
+            session_id: id.to_owned(),
+            token_tail: token_tail.to_owned(),
+            values: self.identity_values(principal),
+        });
+        self.recent.insert(key, built.clone());
+        built
+    }
+
+    /// The principal's identity header values, built now.
+    fn identity_values(&self, principal: &Principal) -> Vec<(usize, HeaderValue)> {
         let policy = principal
             .organization()
             .and_then(|org| self.self_administration.get(org))
             .copied()
             .unwrap_or("NONE");
-        for (header, name) in &self.identity {
-            if let Some(value) = forwarding::identity_value(*header, principal, policy) {
-                req.set(name, value);
+        (self.identity.iter().enumerate())
+            .filter_map(|(index, (header, _))| {
+                forwarding::identity_value(*header, principal, policy).map(|v| (index, v))
+            })
+            .collect()
+    }
+
+    /// The principal's identity headers and, where configured, its signed assertion.
+    fn identify(&self, req: &mut impl HeaderEdits, principal: &Principal, now: i64) {
+        match principal.session_key() {
+            Some((id, token_tail)) => {
+                for (index, value) in &self.session_identity(principal, id, token_tail).values {
+                    req.set(&self.identity[*index].1, value.clone());
+                }
+            }
+            None => {
+                for (index, value) in self.identity_values(principal) {
+                    req.set(&self.identity[index].1, value);
+                }
             }
         }
         if let Some((name, signer)) = &self.assertion {
@@ -329,5 +390,42 @@ auth = "public"
         assert!(!req.contains_key("cookie"));
         assert!(!req.contains_key("x-sso-subject"));
         assert_eq!(req["authorization"], "Bearer client");
+    }
+
+    #[test]
+    fn a_sessions_identity_is_built_once_per_token_set_and_never_lent() {
+        use crate::session::{Session, Tokens};
+        let headers = UpstreamHeaders::new(&config(), None);
+        let session = |id: &str, email: &str, token: &str| {
+            Principal::from_session(Arc::new(Session {
+                id: id.into(),
+                organization: "Ops".into(),
+                identity: Identity {
+                    subject: email.into(),
+                    email: Some(email.into()),
+                    external_id: email.into(),
+                    ..Default::default()
+                },
+                tokens: Tokens {
+                    access_token: token.into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }))
+        };
+        let email = |principal: &Principal| {
+            let mut out = HeaderMap::new();
+            headers.identify(&mut out, principal, 0);
+            out["x-sso-email"].to_str().unwrap().to_owned()
+        };
+        let ann = session("s1", "ann@ops.example", "token-of-ann-1");
+        assert_eq!(email(&ann), "ann@ops.example");
+        assert_eq!(email(&ann), "ann@ops.example", "kept");
+        // A refresh (new access token) of the same session is built again.
+        let refreshed = session("s1", "ann.new@ops.example", "token-of-ann-2");
+        assert_eq!(email(&refreshed), "ann.new@ops.example");
+        // Another session never gets ann's, whatever its key hashes to.
+        let bob = session("s2", "bob@ops.example", "token-of-bob-1");
+        assert_eq!(email(&bob), "bob@ops.example");
     }
 }
