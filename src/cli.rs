@@ -72,8 +72,8 @@ impl ConfigArg {
             .unwrap_or_else(|| PathBuf::from("conf/sidecar.toml"))
     }
 
-    fn load(&self) -> Result<Config, i32> {
-        config::load(&self.path()).map_err(|e| {
+    fn load(&self) -> Result<(Config, crate::pages::Pages), i32> {
+        crate::runtime::load(&self.path()).map_err(|e| {
             for line in e.lines() {
                 eprintln!("{line}");
             }
@@ -89,7 +89,7 @@ pub fn main(cli: Cli) -> i32 {
             0
         }
         Command::Check { config, discover } => match config.load() {
-            Ok(config) => {
+            Ok((config, _)) => {
                 print!("{}", summary(&config));
                 if discover {
                     for warning in discovery_warnings(&config) {
@@ -103,7 +103,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::ImportIcm { file, keep_secrets } => import_icm(&file, keep_secrets),
         Command::Health { url, timeout } => crate::health::probe(&url, timeout),
         Command::Run(arg) => match arg.load() {
-            Ok(config) => run(config),
+            Ok((config, pages)) => run(config, pages),
             Err(code) => code,
         },
     }
@@ -137,7 +137,7 @@ fn discovery_warnings(config: &Config) -> Vec<String> {
     })
 }
 
-fn run(config: Config) -> i32 {
+fn run(config: Config, pages: crate::pages::Pages) -> i32 {
     crate::logging::init(&config.log);
     for warning in &config.warnings {
         tracing::warn!("{}: {warning}", config.source.display());
@@ -150,7 +150,7 @@ fn run(config: Config) -> i32 {
         "sso-sidecar {} starting",
         env!("CARGO_PKG_VERSION")
     );
-    crate::server::build(config).run_forever()
+    crate::server::build(config, pages).run_forever()
 }
 
 fn import_icm(file: &std::path::Path, keep_secrets: bool) -> i32 {

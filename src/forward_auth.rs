@@ -280,6 +280,7 @@ fn allowed() -> Reply {
         status: 200,
         headers: vec![("cache-control", "no-store".to_owned())],
         body: bytes::Bytes::new(),
+        page: None,
     }
 }
 

@@ -348,7 +348,7 @@ impl ProxyHttp for SidecarProxy {
         let status = failure_status(e, ctx);
         if status > 0 && session.response_written().is_none() {
             let page = pages::upstream_failure(status, ctx.request_id());
-            if let Err(write_error) = respond_reply(session, ctx, Reply::html(status, page)).await {
+            if let Err(write_error) = respond_reply(session, ctx, Reply::page(status, page)).await {
                 tracing::debug!(error = %write_error, "could not send the error page");
             }
         }
@@ -472,7 +472,7 @@ fn decide_host(req: &RequestHeader, ctx: &mut RequestCtx) -> std::result::Result
         Err(problem) => {
             ctx.rt.metrics.traffic.request_refused(problem.reason());
             tracing::debug!(%problem, "host refused");
-            Err(Reply::html(400, pages::bad_address(ctx.request_id())))
+            Err(Reply::page(400, pages::bad_address(ctx.request_id())))
         }
     }
 }
@@ -494,7 +494,7 @@ fn canonicalise(req: &RequestHeader, ctx: &mut RequestCtx) -> std::result::Resul
         }
         Err(problem) => {
             tracing::debug!(path = req.uri.path(), %problem, "path refused");
-            Err(Reply::html(400, pages::bad_address(ctx.request_id())))
+            Err(Reply::page(400, pages::bad_address(ctx.request_id())))
         }
     }
 }
@@ -527,6 +527,13 @@ async fn own_endpoint(session: &mut Session, ctx: &RequestCtx, rt: &Runtime) -> 
         .router
         .endpoint(&routing_path(path))
         .unwrap_or(Endpoint::Unknown);
+    if endpoint == Endpoint::Stylesheet {
+        let css = rt.pages.stylesheet(ctx.host.as_ref().map(|h| h.name()));
+        return Ok(match css {
+            Some(css) => Reply::stylesheet(css),
+            None => Reply::page(404, pages::not_ours(ctx.request_id())),
+        });
+    }
     Ok(rt
         .auth
         .endpoint(endpoint, &auth_request(req, ctx, &body), ctx.now)
@@ -544,7 +551,7 @@ async fn forward_auth(
     let req = session.req_header();
     let trusted = ctx.forwarded.as_ref().is_some_and(|f| f.peer_trusted);
     let Some(own_host) = ctx.host.clone() else {
-        return Ok(Admission::Answer(Reply::html(
+        return Ok(Admission::Answer(Reply::page(
             400,
             pages::bad_address(ctx.request_id()),
         )));
@@ -569,7 +576,7 @@ async fn forward_auth(
         None => (original.target.as_str(), None),
     };
     let Ok(canonical) = canonical_path(path) else {
-        return Ok(Admission::Answer(Reply::html(
+        return Ok(Admission::Answer(Reply::page(
             400,
             pages::bad_address(ctx.request_id()),
         )));
@@ -818,6 +825,10 @@ async fn respond_with(
     reply: Reply,
     extra: http::HeaderMap,
 ) -> Result<()> {
+    let accept_language =
+        (session.req_header().headers.get(header::ACCEPT_LANGUAGE)).and_then(|v| v.to_str().ok());
+    let host = ctx.host.as_ref().map(|h| h.name());
+    let reply = reply.render(&ctx.rt.pages, host, accept_language);
     let mut resp =
         ResponseHeader::build(reply.status, Some(reply.headers.len() + extra.len() + 2))?;
     for (name, value) in reply.headers {

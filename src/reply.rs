@@ -3,16 +3,15 @@
 
 use bytes::Bytes;
 
-/// Headers on every page the sidecar renders itself.
-const PAGE_SECURITY_HEADERS: [(&str, &str); 5] = [
+use crate::pages::{Page, Pages};
+
+/// Headers on every page the sidecar renders itself (the `Content-Security-Policy` comes
+/// with the page's look: [`crate::pages::Rendered::policy`]).
+const PAGE_SECURITY_HEADERS: [(&str, &str); 4] = [
     ("cache-control", "no-store"),
     ("x-frame-options", "DENY"),
     ("referrer-policy", "no-referrer"),
     ("x-content-type-options", "nosniff"),
-    (
-        "content-security-policy",
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
-    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -20,10 +19,14 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Bytes,
+    /// A page still to render in the request's language and its host's look; `body` is
+    /// empty until then.
+    pub page: Option<Box<Page>>,
 }
 
 impl Reply {
-    pub fn html(status: u16, html: String) -> Self {
+    /// One of the sidecar's pages, rendered when it is sent ([`Reply::render`]).
+    pub fn page(status: u16, page: Page) -> Self {
         let mut headers = vec![("content-type", "text/html; charset=utf-8".to_owned())];
         headers.extend(
             PAGE_SECURITY_HEADERS
@@ -33,8 +36,33 @@ impl Reply {
         Reply {
             status,
             headers,
-            body: Bytes::from(html),
+            body: Bytes::new(),
+            page: Some(Box::new(page)),
         }
+    }
+
+    /// Renders the page this reply carries, if any, for `host` and `accept_language`;
+    /// a `Content-Security-Policy` the reply set itself stays.
+    pub fn render(
+        mut self,
+        pages: &Pages,
+        host: Option<&str>,
+        accept_language: Option<&str>,
+    ) -> Self {
+        if let Some(page) = self.page.take() {
+            let rendered = pages.render(&page, host, accept_language);
+            self.body = Bytes::from(rendered.body);
+            if !self
+                .headers
+                .iter()
+                .any(|(k, _)| *k == "content-security-policy")
+            {
+                self.headers
+                    .push(("content-security-policy", rendered.policy));
+            }
+            self.headers.push(("content-language", rendered.language));
+        }
+        self
     }
 
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
@@ -45,6 +73,7 @@ impl Reply {
                 ("cache-control", "no-store".to_owned()),
             ],
             body: Bytes::from(format!("{value}\n")),
+            page: None,
         }
     }
 
@@ -57,6 +86,21 @@ impl Reply {
                 ("cache-control", "public, max-age=300".to_owned()),
             ],
             body,
+            page: None,
+        }
+    }
+
+    /// The pages' stylesheet: its address changes with its content, so it may be cached.
+    pub fn stylesheet(css: std::sync::Arc<str>) -> Self {
+        Reply {
+            status: 200,
+            headers: vec![
+                ("content-type", "text/css; charset=utf-8".to_owned()),
+                ("cache-control", "public, max-age=86400".to_owned()),
+                ("x-content-type-options", "nosniff".to_owned()),
+            ],
+            body: Bytes::from(css.as_bytes().to_vec()),
+            page: None,
         }
     }
 
@@ -77,6 +121,7 @@ impl Reply {
                 ("cache-control", "no-store".to_owned()),
             ],
             body: Bytes::new(),
+            page: None,
         }
     }
 
@@ -112,6 +157,7 @@ impl Reply {
                 ("cache-control", "no-store".to_owned()),
             ],
             body: Bytes::from_static(body),
+            page: None,
         }
     }
 
@@ -134,6 +180,7 @@ impl Reply {
                 ("cache-control", "no-store".to_owned()),
             ],
             body: Bytes::from_static(b"{\"error\":\"temporarily_unavailable\"}\n"),
+            page: None,
         }
     }
 

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use crate::assertion::AssertionSigner;
 use crate::auth::{AuthService, Lasting};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::oidc::Registry;
+use crate::pages::Pages;
 use crate::routing::Router;
 use crate::upstream::UpstreamTarget;
 use crate::upstream_headers::UpstreamHeaders;
@@ -23,11 +24,26 @@ pub struct Runtime {
     pub own_scheme: &'static str,
     pub auth: AuthService,
     pub metrics: Arc<Metrics>,
+    /// The sidecar's own pages in the shop's look and languages.
+    pub pages: Pages,
+}
+
+/// Reads and validates a config file, with the templates and messages of its `[pages]`
+/// compiled and checked: what `check`, `run` and a reload accept.
+pub fn load(path: &std::path::Path) -> Result<(Config, Pages), ConfigError> {
+    let config = crate::config::load(path)?;
+    match Pages::new(&config.pages, &config.oidc.path_prefix) {
+        Ok(pages) => Ok((config, pages)),
+        Err(problems) => Err(ConfigError {
+            file: path.to_owned(),
+            problems,
+        }),
+    }
 }
 
 impl Runtime {
     /// `lasting` outlives a reload: revocations, the Redis connection, refresh results.
-    pub fn new(config: Config, lasting: &Lasting) -> Self {
+    pub fn new(config: Config, pages: Pages, lasting: &Lasting) -> Self {
         let metrics = &lasting.metrics;
         for (key, idp) in &config.identity_providers {
             if let Some(expire_at) = idp.oidc().and_then(|o| o.client_secret_expire_at) {
@@ -54,6 +70,7 @@ impl Runtime {
             ),
             upstream_headers,
             metrics: metrics.clone(),
+            pages,
             config,
         }
     }

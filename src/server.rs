@@ -12,7 +12,7 @@ use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::auth::{Lasting, Revocations};
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::proxy::{Served, SidecarProxy};
 use crate::runtime::Runtime;
@@ -26,7 +26,7 @@ const GRACE_PERIOD_SECONDS: u64 = 5;
 /// Then the runtimes get this long to wind down.
 const SHUTDOWN_TIMEOUT_SECONDS: u64 = 2;
 
-pub fn build(config: Config) -> Server {
+pub fn build(config: Config, pages: crate::pages::Pages) -> Server {
     let conf = ServerConf {
         threads: config.server.threads,
         grace_period_seconds: Some(GRACE_PERIOD_SECONDS),
@@ -75,7 +75,7 @@ pub fn build(config: Config) -> Server {
     tracing::info!(proxy = %proxy_listen, admin = %admin_listen, "listening");
     apply_head_limits(&config);
     let current = Arc::new(ArcSwap::from_pointee(Served::new(Runtime::new(
-        config, &lasting,
+        config, pages, &lasting,
     ))));
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
@@ -235,8 +235,8 @@ impl Control {
     fn reload(&self) {
         let old = self.current.load_full();
         let source = old.config.source.clone();
-        let config = match config::load(&source) {
-            Ok(config) => config,
+        let (config, pages) = match crate::runtime::load(&source) {
+            Ok(loaded) => loaded,
             Err(error) => {
                 for line in error.lines() {
                     tracing::error!("config reload refused: {line}");
@@ -275,7 +275,7 @@ impl Control {
             _ => tracing::warn!("server.tls turned on or off: it takes effect at the next restart"),
         }
         apply_head_limits(&config);
-        let fresh = Arc::new(Served::new(Runtime::new(config, &self.lasting)));
+        let fresh = Arc::new(Served::new(Runtime::new(config, pages, &self.lasting)));
         fresh.auth.registry.spawn_discovery();
         let previous = self.current.swap(fresh);
         previous.auth.registry.retire();

@@ -351,3 +351,79 @@ fn run_stops_when_store_path_cannot_be_opened() {
         "{stdout}{stderr}"
     );
 }
+
+/// `[pages]`: a shop's templates and catalogs are compiled and every page rendered in every
+/// language by `check`; each mistake names its key and file (exit 2).
+#[test]
+fn check_names_page_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    let messages = dir.path().join("messages");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::create_dir_all(&messages).unwrap();
+    let write = |name: &str, pages: &str| {
+        let path = dir.path().join(name);
+        let text = format!(
+            "[server]\nupstream = \"http://127.0.0.1:9000\"\n[session]\nkeys = [\"{SESSION_KEY}\"]\n{pages}\n[[routes]]\npath_prefix = \"/\"\nauth = \"public\"\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let check = |path: &str| run_cli(&["check", "-c", path], &[], dir.path());
+
+    // A French catalog that lacks texts, and a template with a typo.
+    std::fs::write(messages.join("fr.ftl"), "sign-in-title = Connexion\n").unwrap();
+    std::fs::write(
+        templates.join("signed_out.html"),
+        "{% extends \"base.html\" %}{% block main %}<h1>{{ t(\"signed-out-heding\") }}</h1>{% endblock %}",
+    )
+    .unwrap();
+    let path = write(
+        "look.toml",
+        "[pages]\naccent_color = \"#ffcc00\"\nlogo_url = \"http://cdn.example/logo.png\"",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 2, "{out}{err}");
+    for expected in [
+        "pages.accent_color: white text on #ffcc00 has a contrast of 1.5:1",
+        "pages.logo_url: must be an https:// URL",
+    ] {
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    }
+    let path = write(
+        "broken.toml",
+        &format!(
+            "[pages]\nlanguages = [\"en\", \"fr\"]\nmessages = \"{}\"\ntemplates = \"{}\"",
+            messages.display(),
+            templates.display()
+        ),
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 2, "{out}{err}");
+    let expected = "pages.messages: fr.ftl lacks the message `sign-out`";
+    assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+
+    // With the catalog complete, the template's typo is what is left.
+    let english = std::fs::read_to_string(repo_root().join("src/pages/messages/en.ftl")).unwrap();
+    std::fs::write(messages.join("fr.ftl"), english).unwrap();
+    let path = write(
+        "typo.toml",
+        &format!(
+            "[pages]\nlanguages = [\"fr\", \"en\"]\nmessages = \"{}\"\ntemplates = \"{}\"",
+            messages.display(),
+            templates.display()
+        ),
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("pages.templates: signed_out.html (fr)")
+            && err.contains("no message `signed-out-heding`"),
+        "{err}"
+    );
+
+    // Fixed: accepted, and French is offered first.
+    std::fs::remove_file(templates.join("signed_out.html")).unwrap();
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 0, "{out}{err}");
+}

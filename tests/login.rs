@@ -535,7 +535,7 @@ fn idp_error_on_the_callback_gives_a_readable_page() {
     ));
     assert_eq!(page.status, 403);
     assert!(
-        page.body.contains("(access_denied): User cancelled"),
+        page.body.contains("(access_denied).") && page.body.contains("Details: User cancelled."),
         "{}",
         page.body
     );

@@ -486,7 +486,7 @@ impl<R: Refresh> Gatekeeper<R> {
         };
         match self.sessions.keep_form(headers, &form) {
             Some(cookies) => Reply::see_other(login).with_cookies(cookies),
-            None => Reply::html(401, pages::form_too_large(login, request_id)),
+            None => Reply::page(401, pages::form_too_large(login, request_id)),
         }
     }
 }
@@ -746,6 +746,7 @@ auth = "public"
         let headers = navigation(&gate, Some(&session("Ops"))).await;
         let reply = denied(pass(&gate, &route(RouteKind::Required, None), &headers).await);
         assert_eq!(reply.status, 503);
+        let reply = reply.render(&crate::pages::Pages::shipped(), None, None);
         let page = String::from_utf8_lossy(&reply.body);
         assert!(
             page.contains("identity provider is not reachable"),

@@ -96,8 +96,13 @@ impl Login {
             Some(name) => match self.organization(name) {
                 Some(org) => org,
                 None => {
-                    let html = pages::organization_form(self.links.start(), &return_to, name, Some("We do not know this organization. Please check the name and try again."));
-                    return Reply::html(200, html);
+                    let page = pages::organization_form(
+                        self.links.start(),
+                        &return_to,
+                        name,
+                        Some(pages::OrganizationError::Unknown),
+                    );
+                    return Reply::page(200, page);
                 }
             },
             None if self.config.organizations.len() == 1 => self
@@ -113,7 +118,7 @@ impl Login {
                     .and_then(|key| self.config.organizations.get(key))
                     .map(|org| org.external_name.as_str())
                     .unwrap_or("");
-                return Reply::html(
+                return Reply::page(
                     200,
                     pages::organization_form(self.links.start(), &return_to, prefill, None),
                 );
@@ -121,20 +126,14 @@ impl Login {
         };
         let chosen = match params.get("idp") {
             Some(idp) if org.identity_providers.iter().any(|k| k == idp) => idp.to_owned(),
-            Some(_) => {
-                return self.idp_list(
-                    org,
-                    &return_to,
-                    Some("Please choose one of these sign-in options."),
-                )
-            }
+            Some(_) => return self.idp_list(org, &return_to, true),
             None if org.identity_providers.len() == 1 => org.identity_providers[0].clone(),
             None if org.identity_providers.is_empty() => {
                 let start = self.links.start();
-                let html = pages::no_sign_in_option(&org.external_name, start, req.request_id);
-                return Reply::html(503, html);
+                let page = pages::no_sign_in_option(&org.external_name, start, req.request_id);
+                return Reply::page(503, page);
             }
-            None => return self.idp_list(org, &return_to, None),
+            None => return self.idp_list(org, &return_to, false),
         };
         let remember = self.sessions.remember_organization(&org.key);
         match self
@@ -166,7 +165,7 @@ impl Login {
         }
     }
 
-    fn idp_list(&self, org: &Organization, return_to: &str, error: Option<&str>) -> Reply {
+    fn idp_list(&self, org: &Organization, return_to: &str, unknown_choice: bool) -> Reply {
         let choices: Vec<pages::IdpChoice<'_>> = org
             .identity_providers
             .iter()
@@ -179,7 +178,7 @@ impl Login {
                     .map_or(key.as_str(), |idp| idp.name.as_str()),
             })
             .collect();
-        Reply::html(
+        Reply::page(
             200,
             pages::idp_list(
                 self.links.start(),
@@ -187,7 +186,7 @@ impl Login {
                 &org.key,
                 &org.external_name,
                 &choices,
-                error,
+                unknown_choice,
             ),
         )
     }
@@ -262,7 +261,7 @@ impl Login {
             urlencode(idp_key)
         );
         let page = pages::switch_organization(who, current_org, &org.external_name, &switch, "/");
-        Reply::html(200, page)
+        Reply::page(200, page)
     }
 
     /// `503` for a sign-in at an IdP that is down: its name, the organization's other
@@ -300,7 +299,7 @@ impl Login {
             urlencode(idp_key)
         );
         let html = pages::idp_down(&name(idp_key), &others, &retry, req.request_id);
-        Reply::html(503, html).with_header("retry-after", IDP_DOWN_RETRY_SECS.to_string())
+        Reply::page(503, html).with_header("retry-after", IDP_DOWN_RETRY_SECS.to_string())
     }
 
     pub async fn callback(&self, req: &Request<'_>, now: i64) -> Reply {
@@ -349,9 +348,7 @@ impl Login {
                     .filter(|f| Some(f.id) == kept_for_this && f.path_and_query == return_to)
                 {
                     cookies.extend(self.sessions.clear_form(req.headers));
-                    return Reply::html(200, pages::resubmit_form(&form))
-                        .with_header("content-security-policy", pages::resubmit_policy())
-                        .with_cookies(cookies);
+                    return Reply::page(200, pages::resubmit_form(&form)).with_cookies(cookies);
                 }
                 Reply::redirect(return_to).with_cookies(cookies)
             }
@@ -362,17 +359,17 @@ impl Login {
                     // The same organization would only refuse the same account again.
                     (Some(l), LoginError::NotAMember { .. }) => (
                         self.links.sign_in(&l.return_to, None),
-                        "Choose another organization",
+                        pages::CHOOSE_ANOTHER_ORGANIZATION,
                     ),
                     (Some(l), _) => (
                         self.links.sign_in(&l.return_to, Some(&l.organization)),
-                        "Sign in again",
+                        pages::SIGN_IN_AGAIN,
                     ),
-                    (None, _) => (self.links.start().to_owned(), "Sign in again"),
+                    (None, _) => (self.links.start().to_owned(), pages::SIGN_IN_AGAIN),
                 };
-                let (status, html) =
+                let (status, page) =
                     pages::login_failed(&error, (&retry.0, retry.1), req.request_id);
-                let reply = Reply::html(status, html).with_cookies([state_cookie]);
+                let reply = Reply::page(status, page).with_cookies([state_cookie]);
                 match error {
                     LoginError::BackendBusy(seconds) => {
                         reply.with_header("retry-after", seconds.to_string())

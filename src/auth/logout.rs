@@ -53,12 +53,12 @@ impl Logout {
             let session = self.sessions.load_live(req.headers, now).await.ok();
             let who = session.as_deref().map(|s| self.signed_in(s));
             let page = pages::confirm_logout(self.links.logout(), who.as_ref(), "/");
-            return Reply::html(200, page);
+            return Reply::page(200, page);
         }
         let cleared = self.sessions.clear(req.headers);
         let Ok(session) = self.sessions.load_live(req.headers, now).await else {
-            let page = pages::signed_out(self.links.start(), None, "/");
-            return Reply::html(200, page).with_cookies(cleared);
+            let page = pages::signed_out(Some(self.links.start()), None, "/");
+            return Reply::page(200, page).with_cookies(cleared);
         };
         self.revoke(
             Revocation::Session {
@@ -106,7 +106,7 @@ impl Logout {
         .map(|idp| idp.name.as_str());
         match org.and_then(|o| o.post_logout_url.as_deref()) {
             Some(url) => Reply::redirect(url),
-            None => Reply::html(200, pages::signed_out(self.links.start(), idp, "/")),
+            None => Reply::page(200, pages::signed_out(Some(self.links.start()), idp, "/")),
         }
     }
 
@@ -351,8 +351,7 @@ fn backchannel_error(description: &str) -> Reply {
 /// The front-channel logout's answer: never cached, framed by the IdP's origin only.
 fn frontchannel_page(status: u16, idp_origin: Option<String>) -> Reply {
     let ancestors = idp_origin.unwrap_or_else(|| "'none'".to_owned());
-    let html = pages::page("Signed out", "<p>Signed out of the shop.</p>");
-    let mut reply = Reply::html(status, html).with_header(
+    let mut reply = Reply::page(status, pages::signed_out(None, None, "/")).with_header(
         "content-security-policy",
         format!("default-src 'none'; frame-ancestors {ancestors}"),
     );

@@ -218,7 +218,7 @@ impl AuthService {
                     .sessions
                     .session_rejected(crate::metrics::Rejected::RateLimited);
                 let html = pages::too_many_sign_ins(req.request_id);
-                return Reply::html(429, html).with_header("retry-after", wait.to_string());
+                return Reply::page(429, html).with_header("retry-after", wait.to_string());
             }
         }
         match (endpoint, req.method) {
@@ -235,9 +235,9 @@ impl AuthService {
             (Endpoint::Introspect, &Method::POST) => self.introspection.introspect(req, now).await,
             (Endpoint::Jwks, &Method::GET | &Method::HEAD) => match &self.assertion {
                 Some(signer) => Reply::jwks(signer.jwks()),
-                None => Reply::html(404, pages::not_ours(req.request_id)),
+                None => Reply::page(404, pages::not_ours(req.request_id)),
             },
-            _ => Reply::html(404, pages::not_ours(req.request_id)),
+            _ => Reply::page(404, pages::not_ours(req.request_id)),
         }
     }
 

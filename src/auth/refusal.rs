@@ -113,7 +113,7 @@ pub fn answer(
         ) => token_answer(&refusal),
         // Nobody gets a redirect for a `403`: it would only bring them back here.
         (Refusal::Forbidden { who }, _, Caller::Navigation) => {
-            Reply::html(403, pages::forbidden(who, links.logout(), at.request_id))
+            Reply::page(403, pages::forbidden(who, links.logout(), at.request_id))
         }
         (Refusal::Forbidden { .. }, _, Caller::Program) => {
             Reply::json(403, &json!({"error": "forbidden"}))
@@ -142,7 +142,7 @@ pub fn answer(
         (Refusal::CrossSiteForm, _, _) => Reply::see_other(&sign_in(at.pinned_org)),
         (Refusal::IdpUnreachable { organization }, RouteKind::Required, Caller::Navigation) => {
             let retry = sign_in(Some(organization));
-            Reply::html(503, pages::idp_unreachable(&retry, at.request_id))
+            Reply::page(503, pages::idp_unreachable(&retry, at.request_id))
         }
         (_, RouteKind::Required, Caller::Navigation) => Reply::redirect(&sign_in(at.pinned_org)),
         _ => Reply::unauthorized(refusal.bearer_error()),

@@ -98,6 +98,8 @@ pub struct Config {
     pub limits: Limits,
     /// Where state shared between replicas lives.
     pub store: StoreConfig,
+    /// `[pages]`: the look and language of the sidecar's own pages.
+    pub pages: PagesConfig,
     /// `/oauth2/introspect` for commercetools external OAuth; `None` disables it.
     pub commercetools: Option<CommercetoolsConfig>,
     pub identity_providers: BTreeMap<String, IdentityProvider>,
@@ -191,6 +193,37 @@ pub struct StoreConfig {
     pub redis: Option<RedisConfig>,
     /// `store.path`: without Redis, the file that keeps revocations across restarts.
     pub path: Option<std::path::PathBuf>,
+}
+
+/// `[pages]`, read and checked as far as a config can be: the files are read here; their
+/// templates and messages are compiled and checked by `crate::pages`.
+#[derive(Debug, Clone, Default)]
+pub struct PagesConfig {
+    /// The look where no host has its own.
+    pub look: PageLook,
+    /// By canonical host name: that host's look (unset keys taken from `look`).
+    pub hosts: BTreeMap<String, PageLook>,
+    /// `pages.templates`: (file name, source) of each template that replaces a shipped one.
+    pub templates: Vec<(String, String)>,
+    /// `pages.messages`: (language tag, file name, source) of each message catalog.
+    pub messages: Vec<(String, String, String)>,
+    pub default_language: String,
+    /// The languages pages are offered in, in the order of preference for ties.
+    pub languages: Vec<String>,
+}
+
+/// How the pages look on one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageLook {
+    pub shop_name: Option<String>,
+    /// An `https://` URL or a path on the shop (`/static/logo.svg`).
+    pub logo_url: Option<String>,
+    /// `#rrggbb`, dark enough for white text on it (4.5:1).
+    pub accent_color: Option<String>,
+    /// An e-mail address, an `https://` URL or a line of text (a phone number).
+    pub support_contact: Option<String>,
+    /// The CSS of `pages.stylesheet`, served by the sidecar.
+    pub stylesheet: Option<std::sync::Arc<str>>,
 }
 
 #[derive(Debug, Clone)]

@@ -38,6 +38,7 @@ pub struct RawConfig {
     pub backend: Option<RawBackend>,
     pub limits: Option<RawLimits>,
     pub store: Option<RawStore>,
+    pub pages: Option<RawPages>,
     pub identity_providers: Option<BTreeMap<String, RawIdentityProvider>>,
     pub organizations: Option<BTreeMap<String, RawOrganization>>,
     pub routes: Option<Vec<RawRoute>>,
@@ -157,6 +158,30 @@ pub struct RawStore {
 }
 
 #[derive(Debug, Default, Deserialize)]
+pub struct RawPages {
+    pub shop_name: Option<String>,
+    pub logo_url: Option<String>,
+    pub accent_color: Option<String>,
+    pub support_contact: Option<String>,
+    pub stylesheet: Option<String>,
+    pub templates: Option<String>,
+    pub messages: Option<String>,
+    pub default_language: Option<String>,
+    pub languages: Option<Vec<String>>,
+    pub hosts: Option<BTreeMap<String, RawPageLook>>,
+}
+
+/// `[pages.hosts."<host>"]`: the look of the pages on one host.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawPageLook {
+    pub shop_name: Option<String>,
+    pub logo_url: Option<String>,
+    pub accent_color: Option<String>,
+    pub support_contact: Option<String>,
+    pub stylesheet: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 pub struct RawBackend {
     pub profile: Option<String>,
     pub spree: Option<RawSpree>,
@@ -259,6 +284,7 @@ pub fn known_keys(path: &[String]) -> &'static [&'static str] {
             "backend" => fields::<RawBackend>(),
             "limits" => fields::<RawLimits>(),
             "store" => fields::<RawStore>(),
+            "pages" => fields::<RawPages>(),
             _ => &[],
         },
         [section, sub] if section == "server" && sub == "tls" => fields::<RawTls>(),
@@ -270,6 +296,7 @@ pub fn known_keys(path: &[String]) -> &'static [&'static str] {
             "icm" => fields::<RawIcm>(),
             _ => &[],
         },
+        [section, hosts, _] if section == "pages" && hosts == "hosts" => fields::<RawPageLook>(),
         [section, _] => match section.as_str() {
             "identity_providers" => fields::<RawIdentityProvider>(),
             "organizations" => fields::<RawOrganization>(),
@@ -296,6 +323,7 @@ pub fn every_key() -> Vec<String> {
             let item = match (path.len(), *key) {
                 (0, "identity_providers" | "organizations") => Some(("_", ".<key>")),
                 (0, "routes") | (2, "members" | "allow") => Some(("0", "[]")),
+                (1, "hosts") => Some(("_", ".<host>")),
                 _ => None,
             };
             let name = match shown.is_empty() {

@@ -24,6 +24,7 @@ mod backends;
 mod identity_providers;
 mod limits;
 mod organizations;
+mod pages;
 mod routes;
 mod server;
 mod session;
@@ -222,6 +223,7 @@ impl Validator {
             );
         }
         let raw_idps = raw.identity_providers.unwrap_or_default();
+        let pages = self.pages(raw.pages.unwrap_or_default());
         // IdPs with problems of their own are left out of the config but still count as
         // defined, so an organization naming one gets no second, misleading error.
         let declared_idps: Vec<String> = raw_idps.keys().cloned().collect();
@@ -240,6 +242,7 @@ impl Validator {
             &oidc.path_prefix,
         );
 
+        self.note_page_hosts(&pages, &routes);
         self.check_no_login_loops(
             &organizations,
             &identity_providers,
@@ -281,6 +284,7 @@ impl Validator {
             backend,
             limits,
             store,
+            pages,
             identity_providers,
             organizations,
             routes,

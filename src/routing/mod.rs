@@ -144,6 +144,8 @@ pub enum Endpoint {
     Jwks,
     /// Forward-auth: an ingress asks about a request ([`crate::forward_auth`]).
     Auth,
+    /// `pages.stylesheet`, for the sidecar's own pages.
+    Stylesheet,
     /// Under the prefix, but no endpoint of ours: `404`.
     Unknown,
 }
@@ -161,6 +163,7 @@ impl Endpoint {
             "/introspect" => Endpoint::Introspect,
             "/jwks" => Endpoint::Jwks,
             "/auth" => Endpoint::Auth,
+            "/pages.css" => Endpoint::Stylesheet,
             _ => Endpoint::Unknown,
         }
     }

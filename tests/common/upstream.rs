@@ -128,6 +128,14 @@ async fn handle(req: Request, record: Arc<Mutex<Vec<Seen>>>) -> Response {
             .body(Body::from("status page"))
             .unwrap();
     }
+    if path == "/static/logo.svg" {
+        // A shop's logo, for the pages' look (`pages.logo_url`).
+        return (
+            [("content-type", "image/svg+xml")],
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"40\" height=\"40\"><rect width=\"40\" height=\"40\" rx=\"8\" fill=\"#7a1f5c\"/><text x=\"20\" y=\"27\" font-size=\"20\" text-anchor=\"middle\" fill=\"#fff\" font-family=\"sans-serif\">M</text></svg>",
+        )
+            .into_response();
+    }
     if let Some(ms) = path.strip_prefix("/slow/").and_then(|ms| ms.parse().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
