@@ -52,6 +52,7 @@ fn main() {
                 .map(|g| format!("{g:08x}-{i:04x}-4000-a000-000000000000"))
                 .collect(),
             claims: Default::default(),
+            dpop: None,
         };
         println!(
             "_sso_session={}",

@@ -24,8 +24,16 @@
 //                   (amr ["pwd"]). The claims parameter (an essential `acr`) makes the login
 //                   form come back until the sign-in is strong enough.
 //   claimsParameter false: the claims parameter is not supported (acr_values only a wish)
+//   requirePar      true: every authorization request must be pushed (RFC 9126)
+//   dpopNonce       true: DPoP proofs must carry a nonce the provider hands out (RFC 9449 §8)
+//   resources       ["https://api.example", ...]: resource indicators (RFC 8707) accepted;
+//                   access tokens become JWTs whose `aud` is the requested resource
+//   Clients may carry any client metadata oidc-provider knows: token_endpoint_auth_method
+//   (client_secret_jwt, private_key_jwt with jwks_uri), dpop_bound_access_tokens,
+//   require_pushed_authorization_requests.
 //
-// Test helpers: GET /_test/stats counts grants by type; POST /_test/rotate-keys adds a new
+// Test helpers: GET /_test/stats counts grants by type (and `par`, `dpop` proofs seen at the
+// token endpoint, `client_auth` methods, `resources` asked for at the token endpoint); POST /_test/rotate-keys adds a new
 // signing key in front of the old ones; POST /_test/forge?mode=M makes the token endpoint
 // hand out a forged ID token (wrong_key, wrong_aud, wrong_iss, wrong_nonce, expired,
 // alg_none), to prove the relying party rejects it; mode=off ends that.
@@ -42,8 +50,8 @@
 // back-channel logout token signed with the provider's key (or a foreign one).
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
-import Provider from 'oidc-provider';
+import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import Provider, { errors } from 'oidc-provider';
 import * as jose from 'jose';
 
 const settings = JSON.parse(
@@ -74,7 +82,10 @@ function claimsFor(login) {
   return { ...base, ...configured };
 }
 
-const stats = { grants: {}, grant_errors: {}, logouts: 0, backchannel: 0, revocations: 0 };
+const stats = {
+  grants: {}, grant_errors: {}, logouts: 0, backchannel: 0, revocations: 0,
+  par: 0, dpop: 0, client_auth: {}, resources: [],
+};
 let forgeMode = 'off';
 // Fault injection: which endpoint misbehaves and how (html, json, slow).
 const garble = {};
@@ -133,16 +144,29 @@ function buildProvider(issuer) {
     },
     features: {
       resourceIndicators: {
-        enabled: Boolean(settings.jwtAccessTokens),
+        enabled: Boolean(settings.jwtAccessTokens || settings.resources),
         defaultResource: () => settings.jwtAccessTokens,
         useGrantedResource: () => true,
-        getResourceServerInfo: () => ({
+        getResourceServerInfo: (ctx, resource) => {
+          if (settings.resources && !settings.resources.includes(resource)) {
+            throw new errors.InvalidTarget();
+          }
+          return {
           scope: 'openid profile email offline_access',
-          audience: settings.jwtAccessTokens,
+          audience: settings.resources ? resource : settings.jwtAccessTokens,
           accessTokenFormat: 'jwt',
           accessTokenTTL: ttl.AccessToken || 3600,
           jwt: { sign: { alg: 'RS256' } },
-        }),
+          };
+        },
+      },
+      pushedAuthorizationRequests: {
+        enabled: true,
+        requirePushedAuthorizationRequests: Boolean(settings.requirePar),
+      },
+      dPoP: {
+        enabled: true,
+        ...(settings.dpopNonce ? { nonceSecret: randomBytes(32), requireNonce: () => true } : {}),
       },
       devInteractions: { enabled: true },
       claimsParameter: { enabled: Boolean(settings.acrValues) && settings.claimsParameter !== false },
@@ -210,6 +234,8 @@ function buildProvider(issuer) {
       return;
     }
     if (ctx.path === '/token/revocation' && ctx.status === 200) stats.revocations += 1;
+    if (ctx.path === '/request' && ctx.status === 201) stats.par += 1;
+    if (ctx.path === '/token' && ctx.status === 200 && ctx.get('DPoP')) stats.dpop += 1;
     if (ctx.path === '/token/introspection') stats.introspections = (stats.introspections || 0) + 1;
     if (forgeMode !== 'off' && ctx.path === '/token' && ctx.body && ctx.body.id_token) {
       ctx.body = { ...ctx.body, id_token: await forge(ctx.body.id_token) };
@@ -218,10 +244,15 @@ function buildProvider(issuer) {
   provider.on('grant.success', (ctx) => {
     const type = ctx.oidc.params.grant_type;
     stats.grants[type] = (stats.grants[type] || 0) + 1;
+    const method = ctx.oidc.client.tokenEndpointAuthMethod;
+    stats.client_auth[method] = (stats.client_auth[method] || 0) + 1;
+    const asked = ctx.oidc.params.resource;
+    if (asked) stats.resources.push(...[].concat(asked));
   });
   provider.on('grant.error', (ctx, err) => {
     const type = ctx.oidc.params?.grant_type || 'unknown';
     stats.grant_errors[`${type}:${err.error}`] = (stats.grant_errors[`${type}:${err.error}`] || 0) + 1;
+    console.error('grant.error', type, err.error, err.error_description, err.error_detail || '');
   });
   provider.on('end_session.success', () => { stats.logouts += 1; });
   provider.on('backchannel.success', () => { stats.backchannel += 1; });

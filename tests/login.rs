@@ -30,6 +30,8 @@ name = "Keycloak"
 issuer = "{kc_issuer}"
 client_id = "shop"
 client_secret = "shop-secret"
+# These tests read the authorization request in the browser\'s URL, as PAR would hide it.
+pushed_authorization = "never"
 client_secret_expire_at = "2030-01-01T00:00:00Z"
 
 [identity_providers.ad]
@@ -38,6 +40,8 @@ name = "Azure AD"
 issuer = "{ad_issuer}"
 client_id = "shop"
 client_secret = "shop-secret"
+# These tests read the authorization request in the browser\'s URL, as PAR would hide it.
+pushed_authorization = "never"
 
 [identity_providers.localShop]
 type = "local"

@@ -20,9 +20,10 @@ fn session_strategy() -> impl Strategy<Value = Session> {
         "[A-Za-z0-9._-]{0,3000}",
         proptest::option::of("[A-Za-z0-9._-]{0,500}"),
         any::<i64>(),
+        proptest::option::of(proptest::collection::vec(any::<u8>(), 32)),
     )
         .prop_map(
-            |(id, org, subject, email, access, refresh, issued_at)| Session {
+            |(id, org, subject, email, access, refresh, issued_at, dpop)| Session {
                 id,
                 organization: org,
                 identity_provider: "kc".into(),
@@ -44,6 +45,7 @@ fn session_strategy() -> impl Strategy<Value = Session> {
                 backend: None,
                 groups: vec!["buyers".into()],
                 claims: [("email".to_owned(), vec![format!("{}@x", "a")])].into(),
+                dpop: dpop.map(sso_sidecar::session::DpopKey),
             },
         )
 }

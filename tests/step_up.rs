@@ -44,6 +44,8 @@ name = "Keycloak"
 issuer = "{issuer}"
 client_id = "shop"
 client_secret = "shop-secret"
+# These tests read the authorization request in the browser\'s URL, as PAR would hide it.
+pushed_authorization = "never"
 
 [organizations.Shop]
 external_name = "Shop"

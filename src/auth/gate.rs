@@ -425,7 +425,8 @@ impl<R: Refresh> Gatekeeper<R> {
     fn forward(&self, session: Arc<Session>, set_cookies: Vec<String>) -> Gate {
         let authorization = match &session.backend {
             Some(backend) => Some(format!("Bearer {}", backend.token)),
-            None if self.settings.forward_access_token => {
+            // A DPoP-bound token is of no use without the session's key: never forwarded.
+            None if self.settings.forward_access_token && session.dpop.is_none() => {
                 Some(format!("Bearer {}", session.tokens.access_token))
             }
             None => None,

@@ -215,17 +215,29 @@ impl Login {
                 .login_failed(&org.key, idp_key, "idp_unavailable");
             return self.idp_down(req, org, idp_key, return_to);
         };
-        let start = oidc::begin(
-            provider,
-            &discovered,
-            LoginTarget {
-                organization: &org.key,
-                return_to,
-                step_up,
-                ask_strength: self.ask_strength,
-            },
-            now,
-        );
+        let target = LoginTarget {
+            organization: &org.key,
+            return_to,
+            step_up,
+            ask_strength: self.ask_strength,
+        };
+        let start = match oidc::begin(provider, &discovered, target, now).await {
+            Ok(start) => start,
+            Err(error) => {
+                // A pushed request the IdP refused or could not take.
+                if matches!(error, LoginError::Unreachable(_)) {
+                    self.registry.idp_failed(provider);
+                }
+                self.metrics
+                    .sessions
+                    .login_failed(&org.key, idp_key, error.reason());
+                tracing::warn!(organization = org.key.as_str(), idp = idp_key, reason = error.reason(), %error, "sign-in could not start");
+                let retry = self.links.sign_in(return_to, Some(&org.key));
+                let (status, page) =
+                    pages::login_failed(&error, (&retry, pages::SIGN_IN_AGAIN), req.request_id);
+                return Reply::page(status, page);
+            }
+        };
         let mut login = start.pending;
         // A form kept for this page (by this browser, moments ago) is tied to this sign-in.
         login.kept_form = self
@@ -462,6 +474,7 @@ impl Login {
             backend: None,
             groups: Vec::new(),
             claims: Default::default(),
+            dpop: result.dpop,
         };
         self.membership.keep_claims(&mut session, &result.claims);
         if !self.membership.is_member(&session) {

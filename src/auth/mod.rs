@@ -108,6 +108,8 @@ pub struct AuthService {
     login_limit: limits::LoginRateLimit,
     /// Publishes the keys of `X-SSO-Assertion` at `/oauth2/jwks`.
     assertion: Option<Arc<AssertionSigner>>,
+    /// `/oauth2/client-jwks`: the public keys of `private_key_jwt` (`None`: no such keys).
+    client_jwks: Option<bytes::Bytes>,
     revocations: Arc<Revocations>,
     metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
@@ -199,6 +201,7 @@ impl AuthService {
             },
             login_limit: limits::LoginRateLimit::new(config.limits.login_requests_per_minute),
             assertion,
+            client_jwks: crate::oidc::client_auth::client_jwks(&config),
             revocations,
             metrics,
             registry,
@@ -233,6 +236,10 @@ impl AuthService {
                 self.logout.backchannel_logout(req, now).await
             }
             (Endpoint::Introspect, &Method::POST) => self.introspection.introspect(req, now).await,
+            (Endpoint::ClientJwks, &Method::GET | &Method::HEAD) => match &self.client_jwks {
+                Some(jwks) => Reply::jwks(jwks.clone()),
+                None => Reply::page(404, pages::not_ours(req.request_id)),
+            },
             (Endpoint::Jwks, &Method::GET | &Method::HEAD) => match &self.assertion {
                 Some(signer) => Reply::jwks(signer.jwks()),
                 None => Reply::page(404, pages::not_ours(req.request_id)),

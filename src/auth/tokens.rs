@@ -175,8 +175,15 @@ impl TokenKeeper {
         let discovered = provider
             .discovered()
             .ok_or_else(|| RefreshError::Unreachable("discovery has not succeeded".into()))?;
-        let (tokens, checks) = (&session.tokens, self.id_token_checks);
-        oidc::refresh(&self.registry, provider, &discovered, tokens, checks).await
+        let current = (&session.tokens, session.dpop.as_ref());
+        oidc::refresh(
+            &self.registry,
+            provider,
+            &discovered,
+            current,
+            self.id_token_checks,
+        )
+        .await
     }
 }
 

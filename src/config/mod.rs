@@ -7,6 +7,7 @@ mod error;
 mod model;
 mod raw;
 pub use raw::every_key;
+pub mod client_key;
 mod secret;
 pub mod signing_key;
 mod validate;

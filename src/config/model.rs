@@ -408,7 +408,67 @@ pub struct OidcProvider {
     /// `ca_file`: extra roots (PEM, DER-encoded here) trusted for this IdP's HTTPS calls,
     /// besides the system's.
     pub ca_certificates: Vec<Vec<u8>>,
+    /// `token_endpoint_auth`: how the sidecar authenticates as the client at the token,
+    /// PAR, introspection and revocation endpoints; `None`: the first secret method the
+    /// IdP offers (basic, else post).
+    pub token_endpoint_auth: Option<TokenEndpointAuth>,
+    /// `client_signing_key`: PKCS#8 PEM private keys for `private_key_jwt`; the first
+    /// signs, all are published at `/oauth2/client-jwks`.
+    pub client_signing_keys: Vec<super::client_key::ClientKey>,
+    /// `client_certificate` and `client_certificate_key` (PEM, concatenated) for
+    /// `tls_client_auth` (RFC 8705).
+    pub client_certificate: Option<Secret>,
+    /// `pushed_authorization` (RFC 9126).
+    pub pushed_authorization: PushedAuthorization,
+    /// `dpop` (RFC 9449): tokens bound to a key of the session's.
+    pub dpop: bool,
+    /// `resource` (RFC 8707): sent at authorization and token requests.
+    pub resource: Vec<String>,
 }
+
+/// `identity_providers.<key>.token_endpoint_auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenEndpointAuth {
+    ClientSecretBasic,
+    ClientSecretPost,
+    ClientSecretJwt,
+    PrivateKeyJwt,
+    TlsClientAuth,
+}
+
+choice!(TokenEndpointAuth {
+    ClientSecretBasic => "client_secret_basic",
+    ClientSecretPost => "client_secret_post",
+    ClientSecretJwt => "client_secret_jwt",
+    PrivateKeyJwt => "private_key_jwt",
+    TlsClientAuth => "tls_client_auth",
+});
+
+impl TokenEndpointAuth {
+    /// Whether the method proves the client with its `client_secret`.
+    pub fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            Self::ClientSecretBasic | Self::ClientSecretPost | Self::ClientSecretJwt
+        )
+    }
+}
+
+/// `identity_providers.<key>.pushed_authorization`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PushedAuthorization {
+    /// When the IdP offers it (its discovery names a PAR endpoint).
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+choice!(PushedAuthorization {
+    Auto => "auto",
+    Always => "always",
+    Never => "never",
+});
 
 /// How a sign-in asks for a refresh token (`identity_providers.<key>.offline_access`).
 /// OpenID Connect Core §11 says an OP ignores the `offline_access` scope unless `prompt`

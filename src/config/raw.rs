@@ -134,6 +134,13 @@ pub struct RawIdentityProvider {
     pub claims: Option<BTreeMap<String, String>>,
     pub offline_access: Option<String>,
     pub ca_file: Option<String>,
+    pub token_endpoint_auth: Option<String>,
+    pub client_signing_key: Option<StringList>,
+    pub client_certificate: Option<String>,
+    pub client_certificate_key: Option<String>,
+    pub pushed_authorization: Option<String>,
+    pub dpop: Option<bool>,
+    pub resource: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -266,6 +266,15 @@ impl Validator {
                 "headers.assertion_keys is not set: each replica signs X-SSO-Assertion with a key of its own, so a backend must fetch /oauth2/jwks from every replica; set the same keys on all".to_owned(),
             );
         }
+        if headers.forward_access_token {
+            for (key, _) in
+                (identity_providers.iter()).filter(|(_, idp)| idp.oidc().is_some_and(|o| o.dpop))
+            {
+                self.warnings.push(format!(
+                    "headers.forward_access_token: the access tokens of identity_providers.{key} are DPoP-bound (dpop = true) and are never forwarded: a bearer token bound to the sidecar's key is of no use to the upstream"
+                ));
+            }
+        }
         if !oidc.remote && identity_providers.values().any(|idp| idp.oidc().is_some()) {
             self.warnings.push(
                 "oidc.remote is \"unsupported\": only local identity providers are offered"

@@ -216,14 +216,10 @@ impl AccessTokens {
             .clone()
             .ok_or_else(|| failed("the identity provider has no introspection endpoint".into()))?;
         let started = Instant::now();
-        let response = provider
-            .http
-            .post(&endpoint)
-            .basic_auth(
-                &provider.config.client_id,
-                Some(provider.config.client_secret.expose()),
-            )
-            .form(&[("token", token), ("token_type_hint", "access_token")])
+        let form = [("token", token), ("token_type_hint", "access_token")];
+        let response = discovered
+            .auth
+            .post(&provider.http, &endpoint, &form)
             .send()
             .await;
         self.registry.metrics().idps.observe_idp_call(

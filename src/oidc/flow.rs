@@ -16,6 +16,7 @@ use std::sync::Arc;
 use super::error::LoginError;
 use super::registry::{Discovered, Provider, Registry};
 use super::verify::{verify_jwt, Checks, Invalid, TokenUse, VerifyError};
+use super::{dpop, par};
 use crate::config::{ClaimMapping, OfflineAccess};
 use crate::session::strength::Challenge;
 use crate::session::{Identity, PendingLogin, Tokens};
@@ -37,12 +38,12 @@ pub struct LoginStart {
     pub pending: PendingLogin,
 }
 
-pub fn begin(
+pub async fn begin(
     provider: &Provider,
     discovered: &Discovered,
     target: LoginTarget<'_>,
     now: i64,
-) -> LoginStart {
+) -> Result<LoginStart, LoginError> {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = discovered
         .client
@@ -88,8 +89,15 @@ pub fn begin(
             request = request.set_max_age(Duration::from_secs(max_age));
         }
     }
+    for resource in &provider.config.resource {
+        request = request.add_extra_param("resource", resource.clone());
+    }
     let (authorize_url, state, nonce) = request.url();
-    LoginStart {
+    let authorize_url = match par::endpoint(provider, discovered)? {
+        Some(endpoint) => par::push(provider, discovered, &endpoint, &authorize_url).await?,
+        None => authorize_url,
+    };
+    Ok(LoginStart {
         authorize_url,
         pending: PendingLogin {
             state: state.secret().clone(),
@@ -102,7 +110,7 @@ pub fn begin(
             kept_form: None,
             step_up: target.step_up,
         },
-    }
+    })
 }
 
 /// The claims parameter (Core §5.5) asking the ID token for how the user signed in, for
@@ -138,6 +146,8 @@ pub struct LoginResult {
     pub idp_session_id: Option<String>,
     /// ID token claims, completed from userinfo: the profile for provisioning.
     pub claims: Map<String, Value>,
+    /// The key the tokens are bound to (DPoP), kept with the session.
+    pub dpop: Option<crate::session::DpopKey>,
 }
 
 pub async fn finish(
@@ -149,18 +159,42 @@ pub async fn finish(
     checks: TokenChecks,
     wanted_claims: &[String],
 ) -> Result<LoginResult, LoginError> {
-    let exchange = discovered
+    let mut exchange = discovered
         .client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .map_err(|e| LoginError::Misconfigured(e.to_string()))?
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
+    for (name, value) in discovered.auth.assertion_fields() {
+        exchange = exchange.add_extra_param(name, value);
+    }
+    for resource in &provider.config.resource {
+        exchange = exchange.add_extra_param("resource", resource.clone());
+    }
+    // DPoP: a key of the new session's own, proven on this call and every later one.
+    let dpop_key = provider.config.dpop.then(dpop::new_key);
+    let prover = (dpop_key.as_ref()).and_then(|key| dpop::Prover::new(key, &provider.dpop_nonce));
+    let http = dpop::DpopHttp {
+        http: &provider.http,
+        prover: prover.as_ref(),
+        client: Some(&discovered.auth),
+    };
     let started = Instant::now();
-    let response = exchange.request_async(&provider.http).await;
+    let response = exchange.request_async(&http).await;
     registry
         .metrics()
         .idps
         .observe_idp_call(&provider.key, "token", started.elapsed());
     let response = response.map_err(LoginError::from_token_error)?;
+    // An IdP that did not bind the tokens (`token_type` Bearer) gets them back as bearer
+    // tokens; the key is dropped with nothing bound to it.
+    let bound = serde_json::to_value(response.token_type())
+        .ok()
+        .and_then(|t| t.as_str().map(|t| t.eq_ignore_ascii_case("dpop")))
+        .unwrap_or(false);
+    let (dpop_key, prover) = match bound {
+        true => (dpop_key, prover),
+        false => (None, None),
+    };
 
     let id_token = response
         .id_token()
@@ -218,14 +252,15 @@ pub async fn finish(
     {
         complete_from_userinfo(
             registry,
-            provider,
-            discovered,
+            (provider, discovered),
             &tokens.access_token,
+            prover.as_ref(),
             &mut claims,
         )
         .await;
     }
     Ok(LoginResult {
+        dpop: dpop_key,
         identity: identity_from_claims(&claims, mapping),
         idp_session_id: claims.get("sid").and_then(Value::as_str).map(str::to_owned),
         tokens,
@@ -258,9 +293,9 @@ pub fn identity_from_claims(claims: &Map<String, Value>, mapping: &ClaimMapping)
 /// not fail the login: the identity is complete without these optional claims.
 async fn complete_from_userinfo(
     registry: &Registry,
-    provider: &Provider,
-    discovered: &Discovered,
+    (provider, discovered): (&Provider, &Discovered),
     access_token: &str,
+    prover: Option<&dpop::Prover<'_>>,
     claims: &mut Map<String, Value>,
 ) {
     let Ok(request) = discovered
@@ -270,8 +305,13 @@ async fn complete_from_userinfo(
         return;
     };
     let started = Instant::now();
+    let http = dpop::DpopHttp {
+        http: &provider.http,
+        prover,
+        client: None,
+    };
     let result: Result<openidconnect::core::CoreUserInfoClaims, _> =
-        request.request_async(&provider.http).await;
+        request.request_async(&http).await;
     registry
         .metrics()
         .idps

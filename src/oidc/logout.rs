@@ -73,14 +73,13 @@ pub async fn revoke_token(
         return Ok(false);
     };
     let started = Instant::now();
-    let response = provider
-        .http
-        .post(endpoint)
-        .basic_auth(
-            &provider.config.client_id,
-            Some(provider.config.client_secret.expose()),
+    let response = discovered
+        .auth
+        .post(
+            &provider.http,
+            endpoint,
+            &[("token", token), ("token_type_hint", hint)],
         )
-        .form(&[("token", token), ("token_type_hint", hint)])
         .send()
         .await;
     registry

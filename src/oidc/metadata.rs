@@ -19,6 +19,10 @@ pub struct ExtraMetadata {
     /// RFC 9207: the IdP names itself in the `iss` parameter of its authorization response.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: Option<bool>,
+    /// RFC 9126 pushed authorization requests.
+    pub pushed_authorization_request_endpoint: Option<String>,
+    #[serde(default)]
+    pub require_pushed_authorization_requests: Option<bool>,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}

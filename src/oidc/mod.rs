@@ -2,11 +2,14 @@
 //! Knows nothing of pingora or of the proxy.
 
 pub mod access;
+pub mod client_auth;
+pub mod dpop;
 mod error;
 pub mod flow;
 pub mod health;
 pub mod logout;
 pub mod metadata;
+mod par;
 pub mod refresh;
 pub mod registry;
 pub mod verify;

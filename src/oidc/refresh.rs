@@ -65,19 +65,32 @@ pub async fn refresh(
     registry: &Registry,
     provider: &Arc<Provider>,
     discovered: &Discovered,
-    current: &Tokens,
+    (current, dpop_key): (&Tokens, Option<&crate::session::DpopKey>),
     checks: Checks,
 ) -> Result<Tokens, RefreshError> {
     let Some(refresh_token) = current.refresh_token.as_deref() else {
         return Err(RefreshError::InvalidGrant("no refresh token".into()));
     };
     let token = RefreshToken::new(refresh_token.to_owned());
-    let request = discovered
+    let mut request = discovered
         .client
         .exchange_refresh_token(&token)
         .map_err(|e| RefreshError::IdpError(e.to_string()))?;
+    for (name, value) in discovered.auth.assertion_fields() {
+        request = request.add_extra_param(name, value);
+    }
+    for resource in &provider.config.resource {
+        request = request.add_extra_param("resource", resource.clone());
+    }
+    // A DPoP-bound refresh token is only good with a proof of the session's key (§5).
+    let prover = dpop_key.and_then(|key| super::dpop::Prover::new(key, &provider.dpop_nonce));
+    let http = super::dpop::DpopHttp {
+        http: &provider.http,
+        prover: prover.as_ref(),
+        client: Some(&discovered.auth),
+    };
     let started = Instant::now();
-    let result = request.request_async(&provider.http).await;
+    let result = request.request_async(&http).await;
     registry
         .metrics()
         .idps

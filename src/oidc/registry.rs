@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use openidconnect::core::{CoreClient, CoreClientAuthMethod};
+use openidconnect::core::CoreClient;
 use openidconnect::{
     AuthType, ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl,
     RedirectUrl,
@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::health::{PROBE_EVERY, PROBE_TIMEOUT};
 use super::metadata::Metadata;
-use crate::config::{AcrWanted, Config, IdentityProvider, OidcProvider};
+use crate::config::{AcrWanted, Config, IdentityProvider, OidcProvider, TokenEndpointAuth};
 use crate::metrics::Metrics;
 
 /// At most one forced key refetch per IdP in this time, however many tokens name an
@@ -35,6 +35,8 @@ pub type OidcClient = CoreClient<
 /// What discovery produced for one IdP.
 pub struct Discovered {
     pub client: OidcClient,
+    /// How the sidecar authenticates as the client at this IdP.
+    pub auth: super::client_auth::ClientAuth,
     pub metadata: Metadata,
     /// The signing keys in `jsonwebtoken`'s form, for logout and access tokens.
     pub jwks: jsonwebtoken::jwk::JwkSet,
@@ -64,6 +66,8 @@ pub struct Provider {
     last_key_refetch: std::sync::atomic::AtomicI64,
     /// Whether it answers ([`super::health`]).
     pub health: super::health::Health,
+    /// The IdP's latest `DPoP-Nonce` (RFC 9449 §8), for the next proof.
+    pub dpop_nonce: std::sync::Mutex<Option<String>>,
 }
 
 impl Provider {
@@ -113,8 +117,13 @@ impl Registry {
                 .values()
                 .filter_map(|idp: &IdentityProvider| {
                     let oidc = idp.oidc()?.clone();
-                    let http =
-                        http_client_trusting(config.oidc.http_timeout, &oidc.ca_certificates);
+                    let http = http_client_for(
+                        config.oidc.http_timeout,
+                        &oidc.ca_certificates,
+                        oidc.client_certificate
+                            .as_ref()
+                            .map(|c| c.expose().as_bytes()),
+                    );
                     let provider = Provider {
                         key: idp.key.clone(),
                         name: idp.name.clone(),
@@ -126,6 +135,7 @@ impl Registry {
                         http,
                         last_key_refetch: std::sync::atomic::AtomicI64::new(0),
                         health: Default::default(),
+                        dpop_nonce: Default::default(),
                     };
                     Some((idp.key.clone(), Arc::new(provider)))
                 })
@@ -338,30 +348,28 @@ impl Registry {
                 return Err(crate::error_chain::error_chain(&e));
             }
         };
-        let basic = metadata
-            .token_endpoint_auth_methods_supported()
-            .is_none_or(|methods| {
-                methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
-                    || !methods.contains(&CoreClientAuthMethod::ClientSecretPost)
-            });
+        let auth = super::client_auth::ClientAuth::choose(&provider.config, &metadata);
+        // The library sends the secret methods itself; for the others it sends the client
+        // id in the form, and the calls add the assertion (or the TLS client certificate
+        // proves the client).
+        let (secret, auth_type) = match auth.method {
+            TokenEndpointAuth::ClientSecretBasic => (true, AuthType::BasicAuth),
+            TokenEndpointAuth::ClientSecretPost => (true, AuthType::RequestBody),
+            _ => (false, AuthType::RequestBody),
+        };
         let mut client = CoreClient::from_provider_metadata(
             metadata.clone(),
             ClientId::new(provider.config.client_id.clone()),
-            Some(ClientSecret::new(
-                provider.config.client_secret.expose().to_owned(),
-            )),
+            secret.then(|| ClientSecret::new(provider.config.client_secret.expose().to_owned())),
         )
-        .set_auth_type(if basic {
-            AuthType::BasicAuth
-        } else {
-            AuthType::RequestBody
-        });
+        .set_auth_type(auth_type);
         if let Some(redirect) = &self.redirect_uri {
             client = client.set_redirect_uri(redirect.clone());
         }
         let jwks = convert_jwks(&metadata);
         Ok(Discovered {
             client,
+            auth,
             metadata,
             jwks,
         })
@@ -439,6 +447,16 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 
 /// [`http_client`] that also trusts these roots (DER), for an IdP behind a private CA.
 pub fn http_client_trusting(timeout: Duration, roots: &[Vec<u8>]) -> reqwest::Client {
+    http_client_for(timeout, roots, None)
+}
+
+/// [`http_client_trusting`] that presents a TLS client certificate (`identity`: PEM
+/// certificate and key), for `tls_client_auth`.
+pub fn http_client_for(
+    timeout: Duration,
+    roots: &[Vec<u8>],
+    identity: Option<&[u8]>,
+) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
@@ -450,6 +468,10 @@ pub fn http_client_trusting(timeout: Duration, roots: &[Vec<u8>]) -> reqwest::Cl
         .filter_map(|der| reqwest::Certificate::from_der(der).ok())
     {
         builder = builder.add_root_certificate(root);
+    }
+    // Checked when the config was read.
+    if let Some(identity) = identity.and_then(|pem| reqwest::Identity::from_pem(pem).ok()) {
+        builder = builder.identity(identity);
     }
     builder.build().unwrap_or_default()
 }

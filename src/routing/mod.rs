@@ -144,6 +144,8 @@ pub enum Endpoint {
     Jwks,
     /// Forward-auth: an ingress asks about a request ([`crate::forward_auth`]).
     Auth,
+    /// The public keys of `private_key_jwt` client assertions, for IdPs that fetch them.
+    ClientJwks,
     /// `pages.stylesheet`, for the sidecar's own pages.
     Stylesheet,
     /// Under the prefix, but no endpoint of ours: `404`.
@@ -164,6 +166,7 @@ impl Endpoint {
             "/jwks" => Endpoint::Jwks,
             "/auth" => Endpoint::Auth,
             "/pages.css" => Endpoint::Stylesheet,
+            "/client-jwks" => Endpoint::ClientJwks,
             _ => Endpoint::Unknown,
         }
     }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use codec::Sealer;
 pub use jar::CookieAttributes;
-pub use model::{BackendTokens, Identity, Session, Tokens};
+pub use model::{BackendTokens, DpopKey, Identity, Session, Tokens};
 pub use pending::{constant_time_eq, PendingLogin, PendingLogins, MAX_PENDING};
 
 use crate::config::Config;
@@ -400,6 +400,7 @@ mod tests {
                 vec!["firstname.lastname@intronics.example".to_owned()],
             )]
             .into(),
+            dpop: None,
         };
         let (set, size) = cookies().store(&HeaderMap::new(), &session, 1_800_000_000);
         let mut bare = session.clone();

@@ -44,6 +44,20 @@ pub struct Session {
     pub groups: Vec<String>,
     /// Claims that membership and route rules look at, by claim path.
     pub claims: super::claims::KeptClaims,
+    /// The key the session's tokens are bound to (DPoP, RFC 9449), sealed with the rest:
+    /// any replica can prove possession. Last, so that sessions sealed before it existed
+    /// still open ([`Session::from_bytes`]).
+    pub dpop: Option<DpopKey>,
+}
+
+/// A P-256 private key's scalar (32 bytes).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DpopKey(pub Vec<u8>);
+
+impl std::fmt::Debug for DpopKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DpopKey(..)")
+    }
 }
 
 /// A backend session obtained by token exchange: the shop's JWT and refresh token.
@@ -103,11 +117,17 @@ impl Session {
 
     pub fn from_bytes(bytes: &[u8]) -> Option<Session> {
         let (&form, rest) = bytes.split_first()?;
-        match form {
-            PLAIN => postcard::from_bytes(rest).ok(),
-            DEFLATED => postcard::from_bytes(&inflate(rest)?).ok(),
-            _ => None,
-        }
+        let plain = match form {
+            PLAIN => std::borrow::Cow::Borrowed(rest),
+            DEFLATED => std::borrow::Cow::Owned(inflate(rest)?),
+            _ => return None,
+        };
+        postcard::from_bytes(&plain).ok().or_else(|| {
+            // Sealed before `dpop` was added: the same bytes with "none" appended.
+            let mut older = plain.into_owned();
+            older.push(0);
+            postcard::from_bytes(&older).ok()
+        })
     }
 }
 
@@ -190,9 +210,19 @@ mod tests {
             }),
             groups: vec!["buyers".into()],
             claims: [("groups".to_owned(), vec!["a".to_owned(), "b".to_owned()])].into(),
+            dpop: None,
         };
         assert_eq!(Session::from_bytes(&session.to_bytes()).unwrap(), session);
         assert!(Session::from_bytes(b"\xff\xff\xff").is_none());
+        // Sealed before sessions had a DPoP key: the same bytes without the last field.
+        let mut older = session.to_bytes();
+        assert_eq!(older.pop(), Some(0), "an absent key is the last byte");
+        assert_eq!(Session::from_bytes(&older).unwrap(), session);
+        let bound = Session {
+            dpop: Some(DpopKey(vec![7; 32])),
+            ..session
+        };
+        assert_eq!(Session::from_bytes(&bound.to_bytes()).unwrap(), bound);
     }
 
     fn large(subject: &str) -> Session {

@@ -170,11 +170,64 @@ impl Validator {
                 None
             }
         };
-        let client_secret = self.required_secret(
-            &format!("{path}.client_secret"),
-            raw.client_secret.as_deref(),
-            "required for type \"oidc\"",
+        let token_endpoint_auth = match raw.token_endpoint_auth.as_deref() {
+            None => None,
+            text => self.choice(
+                &format!("{path}.token_endpoint_auth"),
+                text,
+                TokenEndpointAuth::ClientSecretBasic,
+            ),
+        };
+        let needs_secret = token_endpoint_auth.is_none_or(TokenEndpointAuth::uses_secret);
+        let client_secret = match (needs_secret, raw.client_secret.as_deref()) {
+            (true, reference) => self.required_secret(
+                &format!("{path}.client_secret"),
+                reference,
+                "required for type \"oidc\" unless token_endpoint_auth is private_key_jwt or tls_client_auth",
+            ),
+            (false, Some(reference)) => self.secret(&format!("{path}.client_secret"), reference),
+            (false, None) => Some(crate::config::Secret::new("")),
+        };
+        let client_signing_keys = self.client_signing_keys(path, raw.client_signing_key.as_ref());
+        if token_endpoint_auth == Some(TokenEndpointAuth::PrivateKeyJwt)
+            && client_signing_keys.is_empty()
+        {
+            self.problem(
+                format!("{path}.client_signing_key"),
+                "missing (required for token_endpoint_auth = \"private_key_jwt\")",
+            );
+        }
+        let client_certificate = self.client_certificate(
+            path,
+            raw.client_certificate.as_deref(),
+            raw.client_certificate_key.as_deref(),
         );
+        if token_endpoint_auth == Some(TokenEndpointAuth::TlsClientAuth)
+            && client_certificate.is_none()
+        {
+            self.problem(
+                format!("{path}.client_certificate"),
+                "missing (required with client_certificate_key for token_endpoint_auth = \"tls_client_auth\")",
+            );
+        }
+        let pushed_authorization = self
+            .choice(
+                &format!("{path}.pushed_authorization"),
+                raw.pushed_authorization.as_deref(),
+                PushedAuthorization::Auto,
+            )
+            .unwrap_or_default();
+        let resource = raw.resource.clone().unwrap_or_default();
+        for (i, target) in resource.iter().enumerate() {
+            // RFC 8707 §2: an absolute URI without a fragment.
+            match Url::parse(target) {
+                Ok(url) if url.fragment().is_none() => {}
+                _ => self.problem(
+                    format!("{path}.resource[{i}]"),
+                    "must be an absolute URI without a fragment (e.g. \"https://api.shop.example\")",
+                ),
+            }
+        }
         let client_secret_expire_at = raw.client_secret_expire_at.as_deref().and_then(|text| {
             match chrono::DateTime::parse_from_rfc3339(text) {
                 Ok(at) => Some(at.with_timezone(&chrono::Utc)),
@@ -281,7 +334,93 @@ impl Validator {
             logout_params,
             algorithms,
             claims,
+            token_endpoint_auth,
+            client_signing_keys,
+            client_certificate,
+            pushed_authorization,
+            dpop: raw.dpop.unwrap_or(false),
+            resource,
         })
+    }
+
+    /// `client_signing_key`: one or several secrets, each a PKCS#8 PEM private key.
+    fn client_signing_keys(
+        &mut self,
+        path: &str,
+        raw: Option<&raw::StringList>,
+    ) -> Vec<crate::config::client_key::ClientKey> {
+        let key = format!("{path}.client_signing_key");
+        let references = match raw {
+            None => return Vec::new(),
+            Some(raw::StringList::List(items)) => items.clone(),
+            // One secret reference, or a PEM written in the file (no commas in either).
+            Some(raw::StringList::Commas(text)) => vec![text.clone()],
+        };
+        let mut keys = Vec::new();
+        for (i, reference) in references.iter().enumerate() {
+            let named = match references.len() {
+                1 => key.clone(),
+                _ => format!("{key}[{i}]"),
+            };
+            let Some(secret) = self.secret(&named, reference) else {
+                continue;
+            };
+            match crate::config::client_key::parse(secret.expose()) {
+                Ok(parsed) => keys.push(parsed),
+                Err(problem) => self.problem(named, problem),
+            }
+        }
+        keys
+    }
+
+    /// `client_certificate` (a PEM file) and `client_certificate_key` (a secret holding
+    /// its PKCS#8 PEM key), as one PEM identity; both or neither.
+    fn client_certificate(
+        &mut self,
+        path: &str,
+        certificate: Option<&str>,
+        key: Option<&str>,
+    ) -> Option<crate::config::Secret> {
+        let (certificate, key) = match (certificate, key) {
+            (None, None) => return None,
+            (Some(c), Some(k)) => (c, k),
+            (Some(_), None) => {
+                self.problem(
+                    format!("{path}.client_certificate_key"),
+                    "missing (the certificate's private key)",
+                );
+                return None;
+            }
+            (None, Some(_)) => {
+                self.problem(
+                    format!("{path}.client_certificate"),
+                    "missing (the certificate of client_certificate_key)",
+                );
+                return None;
+            }
+        };
+        let pem = match std::fs::read_to_string(certificate) {
+            Ok(pem) => pem,
+            Err(error) => {
+                self.problem(
+                    format!("{path}.client_certificate"),
+                    format!("cannot read {certificate}: {error}"),
+                );
+                return None;
+            }
+        };
+        let key = self.secret(&format!("{path}.client_certificate_key"), key)?;
+        let identity = format!("{}\n{}\n", pem.trim(), key.expose().trim());
+        match reqwest::Identity::from_pem(identity.as_bytes()) {
+            Ok(_) => Some(crate::config::Secret::new(identity)),
+            Err(_) => {
+                self.problem(
+                    format!("{path}.client_certificate"),
+                    "the certificate and client_certificate_key are not a PEM certificate and its PKCS#8 private key",
+                );
+                None
+            }
+        }
     }
 
     /// The certificates of a PEM bundle; a file that cannot be read or holds none is named.
