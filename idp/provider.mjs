@@ -28,6 +28,12 @@
 //   dpopNonce       true: DPoP proofs must carry a nonce the provider hands out (RFC 9449 §8)
 //   resources       ["https://api.example", ...]: resource indicators (RFC 8707) accepted;
 //                   access tokens become JWTs whose `aud` is the requested resource
+//   issuerOrigin    e.g. "https://127.0.0.1:8443": the provider runs behind a TLS proxy there
+//                   (it trusts X-Forwarded-* headers then)
+//   mtlsHeader      true: tls_client_auth and certificate-bound access tokens (RFC 8705),
+//                   with the client certificate passed by the TLS proxy in
+//                   X-SSL-Client-Cert (URL-escaped PEM) and its check in X-SSL-Client-Verify,
+//                   as nginx's $ssl_client_escaped_cert and $ssl_client_verify give them
 //   Clients may carry any client metadata oidc-provider knows: token_endpoint_auth_method
 //   (client_secret_jwt, private_key_jwt with jwks_uri), dpop_bound_access_tokens,
 //   require_pushed_authorization_requests.
@@ -50,7 +56,7 @@
 // back-channel logout token signed with the provider's key (or a foreign one).
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import Provider, { errors } from 'oidc-provider';
 import * as jose from 'jose';
 
@@ -132,6 +138,10 @@ function buildProvider(issuer) {
       ...c,
     })),
     jwks: { keys },
+    clientAuthMethods: [
+      'client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'none',
+      ...(settings.mtlsHeader ? ['tls_client_auth'] : []),
+    ],
     claims: { ...scopeClaims, amr: null },
     conformIdTokenClaims: settings.idTokenClaims === 'minimal',
     scopes: ['openid', 'offline_access', 'email', 'profile'],
@@ -158,6 +168,21 @@ function buildProvider(issuer) {
           accessTokenTTL: ttl.AccessToken || 3600,
           jwt: { sign: { alg: 'RS256' } },
           };
+        },
+      },
+      mTLS: {
+        enabled: Boolean(settings.mtlsHeader),
+        tlsClientAuth: true,
+        certificateBoundAccessTokens: true,
+        getCertificate: (ctx) => {
+          const escaped = ctx.get('x-ssl-client-cert');
+          return escaped ? decodeURIComponent(escaped) : undefined;
+        },
+        certificateAuthorized: (ctx) => ctx.get('x-ssl-client-verify') === 'SUCCESS',
+        certificateSubjectMatches: (ctx, property, expected) => {
+          if (property !== 'tls_client_auth_subject_dn') return false;
+          const certificate = new X509Certificate(decodeURIComponent(ctx.get('x-ssl-client-cert')));
+          return certificate.subject.split('\n').join(',') === expected;
         },
       },
       pushedAuthorizationRequests: {
@@ -301,8 +326,9 @@ function stepUpInteractions(provider) {
 const server = createServer();
 server.listen(settings.port || 0, '127.0.0.1', () => {
   const { port } = server.address();
-  const issuer = `http://127.0.0.1:${port}${settings.issuerPath || ''}`;
+  const issuer = `${settings.issuerOrigin || `http://127.0.0.1:${port}`}${settings.issuerPath || ''}`;
   let provider = buildProvider(issuer);
+  if (settings.issuerOrigin) provider.proxy = true;
   let callback = provider.callback();
   server.on('request', (req, res) => {
     if (req.url.startsWith('/_test/sid')) {
@@ -402,6 +428,7 @@ server.listen(settings.port || 0, '127.0.0.1', () => {
     if (req.url === '/_test/rotate-keys' && req.method === 'POST') {
       keys.unshift(newSigningKey());
       provider = buildProvider(issuer);
+      if (settings.issuerOrigin) provider.proxy = true;
       callback = provider.callback();
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ kids: keys.map((k) => k.kid) }));

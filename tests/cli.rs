@@ -427,3 +427,65 @@ fn check_names_page_mistakes() {
     let (code, out, err) = check(&path);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// The client authentication and protocol keys of an IdP: each mistake named (exit 2).
+#[test]
+fn check_names_client_authentication_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, idp: &str| {
+        let path = dir.path().join(name);
+        let text = format!(
+            "[server]\nupstream = \"http://127.0.0.1:9000\"\npublic_url = \"https://shop.example\"\n[session]\nkeys = [\"{SESSION_KEY}\"]\n[identity_providers.kc]\ntype = \"oidc\"\nname = \"KC\"\nissuer = \"https://idp.example\"\nclient_id = \"shop\"\n{idp}\n[organizations.Shop]\nexternal_name = \"Shop\"\nidentity_providers = [\"kc\"]\n[[routes]]\npath_prefix = \"/\"\nauth = \"public\"\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let cases = [
+        (
+            "token_endpoint_auth = \"private_key_jwt\"",
+            "identity_providers.kc.client_signing_key: missing (required for token_endpoint_auth = \"private_key_jwt\")",
+        ),
+        (
+            "token_endpoint_auth = \"private_key_jwt\"\nclient_signing_key = \"not a key\"",
+            "identity_providers.kc.client_signing_key: is not a PKCS#8 PEM private key",
+        ),
+        (
+            "token_endpoint_auth = \"tls_client_auth\"",
+            "identity_providers.kc.client_certificate: missing",
+        ),
+        (
+            "token_endpoint_auth = \"client_secret_jwt\"",
+            "identity_providers.kc.client_secret: missing",
+        ),
+        (
+            "client_secret = \"s\"\ntoken_endpoint_auth = \"mtls\"",
+            "identity_providers.kc.token_endpoint_auth: \"mtls\" is not one of",
+        ),
+        (
+            "client_secret = \"s\"\nresource = [\"api\"]",
+            "identity_providers.kc.resource[0]: must be an absolute URI",
+        ),
+        (
+            "client_secret = \"s\"\npushed_authorization = \"sometimes\"",
+            "identity_providers.kc.pushed_authorization: \"sometimes\" is not one of",
+        ),
+    ];
+    for (i, (idp, expected)) in cases.iter().enumerate() {
+        let path = write(&format!("{i}.toml"), idp);
+        let (code, out, err) = run_cli(&["check", "-c", &path], &[], dir.path());
+        assert_eq!(code, 2, "{idp}: {out}{err}");
+        assert!(
+            err.contains(expected),
+            "{idp}: expected {expected:?} in:\n{err}"
+        );
+    }
+    // A private key needs no client secret; the key itself never shows.
+    let key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    let path = write(
+        "ok.toml",
+        "token_endpoint_auth = \"private_key_jwt\"\nclient_signing_key = \"env:CLIENT_KEY\"\ndpop = true",
+    );
+    let (code, out, err) = run_cli(&["check", "-c", &path], &[("CLIENT_KEY", &key)], dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!format!("{out}{err}").contains("PRIVATE KEY"));
+}

@@ -5,6 +5,7 @@
 mod common;
 
 use base64::Engine as _;
+use common::nginx::Nginx;
 use common::*;
 use serde_json::json;
 
@@ -58,7 +59,7 @@ fn idp_client(ports: Ports, metadata: serde_json::Value) -> serde_json::Value {
     client
 }
 
-fn sidecar(
+fn start_sidecar(
     ports: Ports,
     idp: &Idp,
     upstream: &Upstream,
@@ -102,7 +103,7 @@ fn a_fapi_style_client_signs_in_refreshes_and_logs_out() {
     );
     let upstream = Upstream::start();
     let (signing, spare) = (p256_pem(), p256_pem());
-    let sidecar = sidecar(
+    let sidecar = start_sidecar(
         ports,
         &idp,
         &upstream,
@@ -208,7 +209,7 @@ fn client_secret_jwt_and_resource_indicators() {
         }),
     );
     let upstream = Upstream::start();
-    let sidecar = sidecar(
+    let sidecar = start_sidecar(
         ports,
         &idp,
         &upstream,
@@ -271,7 +272,7 @@ fn a_signing_key_the_provider_does_not_know_gets_no_tokens() {
         }),
     );
     let upstream = Upstream::start();
-    let sidecar = sidecar(
+    let sidecar = start_sidecar(
         ports,
         &idp,
         &upstream,
@@ -292,4 +293,80 @@ fn a_signing_key_the_provider_does_not_know_gets_no_tokens() {
     );
     assert!(upstream.seen().is_empty());
     assert_eq!(idp.stats()["par"], 0);
+}
+
+/// `tls_client_auth` (RFC 8705): the provider, behind nginx terminating TLS, takes only the
+/// client certificate as the client's proof, and binds the access tokens to it (userinfo
+/// then needs the certificate too). Without the certificate the code is worth nothing.
+#[test]
+fn tls_client_auth_with_certificate_bound_tokens() {
+    let pki = common::pki::Pki::new();
+    let (server_cert, server_key) = pki.issue("idp", &["127.0.0.1"]);
+    let (client_cert, client_key) = pki.issue("client", &["shop.example"]);
+    let tls_port = free_port();
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(
+        ports,
+        json!({
+            "issuerOrigin": format!("https://127.0.0.1:{tls_port}"),
+            "mtlsHeader": true,
+            "idTokenClaims": "minimal",
+            "clients": [idp_client(ports, json!({
+                "token_endpoint_auth_method": "tls_client_auth",
+                "tls_client_auth_subject_dn": "CN=sso-sidecar test client",
+                "tls_client_certificate_bound_access_tokens": true,
+            }))],
+        }),
+    );
+    let _nginx = Nginx::start_servers_on(
+        tls_port,
+        &format!(
+            "server {{ listen 127.0.0.1:{tls_port} ssl; ssl_certificate {server_cert}; ssl_certificate_key {server_key};
+               ssl_verify_client optional; ssl_client_certificate {ca};
+               location / {{ proxy_pass http://127.0.0.1:{idp_port};
+                 proxy_set_header Host $http_host;
+                 proxy_set_header X-Forwarded-Proto https;
+                 proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;
+                 proxy_set_header X-SSL-Client-Verify $ssl_client_verify; }} }}",
+            ca = pki.ca_path(),
+            idp_port = idp.port,
+        ),
+    );
+    let upstream = Upstream::start();
+    let settings = |with_certificate: bool| {
+        let mut text = format!(
+            "ca_file = \"{}\"\npushed_authorization = \"never\"\n",
+            pki.ca_path()
+        );
+        text.push_str(&match with_certificate {
+            true => format!(
+                "token_endpoint_auth = \"tls_client_auth\"\nclient_certificate = \"{client_cert}\"\nclient_certificate_key = \"file:{client_key}\""
+            ),
+            // Another way in for the same client, which the provider does not allow it.
+            false => "token_endpoint_auth = \"client_secret_post\"\nclient_secret = \"guessed\"".to_owned(),
+        });
+        text
+    };
+    let sidecar = start_sidecar(ports, &idp, &upstream, "", &settings(true), &[]);
+    sidecar.wait_idps_ready();
+    let browser = Browser::trusting(&pki.ca_pem);
+    let to_idp = browser.get(&sidecar.url("/oauth2/start?rd=%2F"));
+    let callback = browser.sign_in_at_idp(to_idp, "hanna", &sidecar.url("/"));
+    let landed = browser.follow(browser.get(&callback));
+    assert_eq!(landed.status, 200, "{landed:?}\n{}", sidecar.log());
+    let seen = upstream.last();
+    assert_eq!(seen.header("x-sso-subject"), Some("hanna"));
+    // From userinfo, which takes the certificate-bound token only with the certificate.
+    assert_eq!(seen.header("x-sso-email"), Some("hanna@example.com"));
+
+    // The same client without its certificate: the provider does not take anything else.
+    drop(sidecar);
+    let sidecar = start_sidecar(ports, &idp, &upstream, "", &settings(false), &[]);
+    sidecar.wait_idps_ready();
+    let browser = Browser::trusting(&pki.ca_pem);
+    let to_idp = browser.get(&sidecar.url("/oauth2/start?rd=%2F"));
+    let callback = browser.sign_in_at_idp(to_idp, "hanna", &sidecar.url("/"));
+    let refused = browser.get(&callback);
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(refused.body.contains("invalid_client"), "{}", refused.body);
 }
