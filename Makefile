@@ -29,7 +29,7 @@ check: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	.venv/bin/hadolint Dockerfile
-	.venv/bin/yamllint --strict helm/ examples/forward-auth/
+	.venv/bin/yamllint --strict helm/ examples/forward-auth/ docs/openapi/
 	.venv/bin/python helm/test_chart.py --lint
 	scripts/vendor-diff.sh --check
 	$(MAKE) --no-print-directory docs

@@ -1,5 +1,6 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`. Kept off the public port so
-//! probes and scrapes never mix with shop traffic.
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, and with `admin.token` the
+//! admin API (`/admin/sessions`, see `docs/openapi/admin.yaml`). Kept off the public port
+//! so probes, scrapes and support tools never mix with shop traffic.
 
 use std::sync::Arc;
 
@@ -83,10 +84,125 @@ fn take_in_edge_counts(metrics: &crate::metrics::Metrics) {
     metrics.take_in_edge_counts(&refused, pingora::connection_limits::open() as u64);
 }
 
+/// The admin API's request bodies are small JSON documents.
+const MAX_ADMIN_BODY: usize = 16 * 1024;
+
+impl AdminApp {
+    /// `/admin/*`: only with the configured bearer token (compared in constant time).
+    async fn admin_api(&self, session: &mut ServerSession) -> (StatusCode, &'static str, String) {
+        let rt = self.current.load_full();
+        let json = "application/json";
+        let Some(token) = rt.config.admin.token.as_ref() else {
+            return (
+                StatusCode::NOT_FOUND,
+                json,
+                "{\"error\":\"not_found\"}\n".to_owned(),
+            );
+        };
+        let req = session.req_header();
+        let offered = (req.headers.get(header::AUTHORIZATION))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        use subtle::ConstantTimeEq as _;
+        if !bool::from(offered.as_bytes().ct_eq(token.expose().as_bytes())) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                json,
+                "{\"error\":\"unauthorized\"}\n".to_owned(),
+            );
+        }
+        let (method, path) = (req.method.clone(), req.uri.path().to_owned());
+        let query = req.uri.query().unwrap_or("").to_owned();
+        let now = chrono::Utc::now().timestamp();
+        match (method.as_str(), path.as_str()) {
+            ("GET", "/admin/sessions") => {
+                let params: std::collections::HashMap<String, String> =
+                    form_urlencoded::parse(query.as_bytes())
+                        .into_owned()
+                        .collect();
+                let Some(subject) = params.get("subject").filter(|s| !s.is_empty()) else {
+                    return bad_request("subject is required");
+                };
+                let who = crate::auth::SubjectFilter {
+                    subject,
+                    organization: params.get("organization").map(String::as_str),
+                    identity_provider: params.get("identity_provider").map(String::as_str),
+                };
+                let found = rt.auth.sessions_of(&who, now).await;
+                let body = serde_json::json!({ "sessions": found });
+                (StatusCode::OK, json, format!("{body}\n"))
+            }
+            ("POST", "/admin/sessions/revoke") => {
+                let Some(body) = read_body(session).await else {
+                    return bad_request("the body must be JSON of at most 16 KiB");
+                };
+                #[derive(serde::Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Revoke {
+                    subject: String,
+                    organization: Option<String>,
+                    identity_provider: Option<String>,
+                }
+                let order: Revoke = match serde_json::from_slice(&body) {
+                    Ok(order) => order,
+                    Err(error) => return bad_request(&error.to_string()),
+                };
+                if order.subject.is_empty() {
+                    return bad_request("subject is required");
+                }
+                let who = crate::auth::SubjectFilter {
+                    subject: &order.subject,
+                    organization: order.organization.as_deref(),
+                    identity_provider: order.identity_provider.as_deref(),
+                };
+                let ended = rt.auth.end_sessions_of(&who, now).await;
+                (
+                    StatusCode::OK,
+                    json,
+                    format!("{}\n", serde_json::json!({ "ended": ended })),
+                )
+            }
+            _ => (
+                StatusCode::NOT_FOUND,
+                json,
+                "{\"error\":\"not_found\"}\n".to_owned(),
+            ),
+        }
+    }
+}
+
+fn bad_request(description: &str) -> (StatusCode, &'static str, String) {
+    let body = serde_json::json!({"error": "invalid_request", "error_description": description});
+    (
+        StatusCode::BAD_REQUEST,
+        "application/json",
+        format!("{body}\n"),
+    )
+}
+
+/// The request body, `None` when it is larger than [`MAX_ADMIN_BODY`] or cannot be read.
+async fn read_body(session: &mut ServerSession) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_ADMIN_BODY => {
+                body.extend_from_slice(&chunk)
+            }
+            Ok(Some(_)) | Err(_) => return None,
+            Ok(None) => return Some(body),
+        }
+    }
+}
+
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let (status, content_type, body) = self.answer(session.req_header().uri.path());
+        let path = session.req_header().uri.path().to_owned();
+        let (status, content_type, body) = match path.starts_with("/admin/") {
+            true => self.admin_api(session).await,
+            false => self.answer(&path),
+        };
         let body = body.into_bytes();
         Response::builder()
             .status(status)

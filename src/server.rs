@@ -11,6 +11,7 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
+use crate::auth::session_index::SessionIndex;
 use crate::auth::{Lasting, Revocations};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -56,9 +57,11 @@ pub fn build(config: Config, pages: crate::pages::Pages) -> Server {
                 std::process::exit(2);
             }
         });
+    let store = Arc::new(Store::new(config.store.redis.as_ref(), metrics.clone()));
     let lasting = Arc::new(Lasting {
         revocations: Arc::new(Revocations::new(config.session.max_age)),
-        store: Arc::new(Store::new(config.store.redis.as_ref(), metrics.clone())),
+        sessions: Arc::new(SessionIndex::new(store.clone(), file.clone())),
+        store,
         refreshes: Arc::default(),
         file,
         metrics,

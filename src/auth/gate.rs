@@ -106,6 +106,7 @@ pub struct Gatekeeper<R> {
     links: SignInLinks,
     idp_revocation: Arc<super::idp_revocation::IdpRevocation>,
     metrics: Arc<Metrics>,
+    index: Arc<super::session_index::SessionIndex>,
 }
 
 /// Where a request came in: the route's mode and the organization it pins.
@@ -128,6 +129,7 @@ impl<R: Refresh> Gatekeeper<R> {
             links: parts.links.clone(),
             idp_revocation: parts.idp_revocation.clone(),
             metrics: parts.metrics.clone(),
+            index: parts.index.clone(),
         }
     }
 
@@ -423,6 +425,12 @@ impl<R: Refresh> Gatekeeper<R> {
     /// Forwards a signed-in user: the shop's own token goes upstream where the backend
     /// exchanged the IdP's (Spree), else the access token where configured.
     fn forward(&self, session: Arc<Session>, set_cookies: Vec<String>) -> Gate {
+        // "Last used" for the sessions page, written now and then, never on the way.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let (index, used) = (self.index.clone(), session.clone());
+            let now = chrono::Utc::now().timestamp();
+            handle.spawn(async move { index.touch(&used, now).await });
+        }
         let authorization = match &session.backend {
             Some(backend) => Some(format!("Bearer {}", backend.token)),
             // A DPoP-bound token is of no use without the session's key: never forwarded.
@@ -546,9 +554,14 @@ auth = "public"
 "#;
         let config = Arc::new(crate::config::from_str(text, "t.toml".as_ref()).unwrap());
         let metrics = Arc::new(Metrics::new());
+        let store = Arc::new(Store::new(None, metrics.clone()));
         let lasting = Lasting {
             revocations: Arc::new(Revocations::new(config.session.max_age)),
-            store: Arc::new(Store::new(None, metrics.clone())),
+            sessions: Arc::new(crate::auth::session_index::SessionIndex::new(
+                store.clone(),
+                None,
+            )),
+            store,
             refreshes: Arc::default(),
             file: None,
             metrics: metrics.clone(),

@@ -17,6 +17,8 @@ pub struct Lasting {
     pub refreshes: Arc<RefreshResults>,
     /// Without Redis, the file that keeps revocations across restarts (`store.path`).
     pub file: Option<Arc<FileStore>>,
+    /// Which sessions each person has (`/oauth2/sessions`, the admin API).
+    pub sessions: Arc<super::session_index::SessionIndex>,
 }
 
 /// What a kept revocation is filed under.

@@ -7,6 +7,7 @@ use super::urlencode;
 pub struct SignInLinks {
     start_path: String,
     logout_path: String,
+    sessions_path: String,
 }
 
 impl SignInLinks {
@@ -14,6 +15,7 @@ impl SignInLinks {
         SignInLinks {
             start_path: format!("{path_prefix}/start"),
             logout_path: format!("{path_prefix}/logout"),
+            sessions_path: format!("{path_prefix}/sessions"),
         }
     }
 
@@ -24,6 +26,11 @@ impl SignInLinks {
 
     pub fn logout(&self) -> &str {
         &self.logout_path
+    }
+
+    /// `/oauth2/sessions`, where people see and end their sessions.
+    pub fn sessions(&self) -> &str {
+        &self.sessions_path
     }
 
     /// Sign in again at the session's IdP, stronger or more recently (step-up), and come

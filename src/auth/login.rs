@@ -31,6 +31,8 @@ pub struct Login {
     pub backend: Arc<Backend>,
     pub links: SignInLinks,
     pub metrics: Arc<Metrics>,
+    /// Which sessions each person has: a new one is recorded.
+    pub index: Arc<super::session_index::SessionIndex>,
     /// Lower-cased organization key and external name → organization key.
     org_names: HashMap<String, String>,
     /// Some route has a step-up rule: sign-ins ask how the user signed in.
@@ -50,6 +52,7 @@ impl Login {
         backend: Arc<Backend>,
         links: SignInLinks,
         metrics: Arc<Metrics>,
+        index: Arc<super::session_index::SessionIndex>,
     ) -> Self {
         let mut org_names = HashMap::new();
         for (key, org) in &config.organizations {
@@ -74,6 +77,7 @@ impl Login {
             backend,
             links,
             metrics,
+            index,
             org_names,
             ask_strength,
             return_hosts,
@@ -343,6 +347,16 @@ impl Login {
         match result {
             Ok(session) => {
                 let (mut cookies, size) = self.sessions.save(req.headers, &session, now).await;
+                let user_agent =
+                    (req.headers.get(http::header::USER_AGENT)).and_then(|v| v.to_str().ok());
+                (self.index)
+                    .record(
+                        &session,
+                        user_agent,
+                        req.client_ip,
+                        self.config.session.max_age,
+                    )
+                    .await;
                 cookies.push(state_cookie);
                 self.metrics.sessions.login_completed(org, idp, size);
                 tracing::info!(

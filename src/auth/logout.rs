@@ -39,6 +39,8 @@ pub struct Logout {
     pub idp_revocation: Arc<super::idp_revocation::IdpRevocation>,
     /// Without Redis, keeps revocations across restarts (`store.path`).
     pub file: Option<Arc<crate::store::file::FileStore>>,
+    /// Which sessions each person has: an ended one leaves it.
+    pub index: Arc<super::session_index::SessionIndex>,
 }
 
 /// Logout tokens are remembered at least this long against replays.
@@ -68,6 +70,14 @@ impl Logout {
         )
         .await;
         self.sessions.forget(&session).await;
+        let ended = [session.id.clone()];
+        (self.index)
+            .forget(
+                &session.identity_provider,
+                &session.identity.subject,
+                &ended,
+            )
+            .await;
         self.backend.logout(&session, req.client_ip).await;
         // FEDERATED revokes the refresh token itself, before the IdP's logout.
         let org = self.config.organizations.get(&session.organization);
@@ -111,7 +121,7 @@ impl Logout {
     }
 
     /// Who a session speaks for, as the sign-out page names them.
-    fn signed_in(&self, session: &Session) -> pages::SignedIn {
+    pub(super) fn signed_in(&self, session: &Session) -> pages::SignedIn {
         let identity = &session.identity;
         let name = (identity.name.clone())
             .or_else(|| identity.preferred_username.clone())
@@ -192,7 +202,7 @@ impl Logout {
         }
     }
 
-    fn same_origin(&self, req: &Request<'_>) -> bool {
+    pub(super) fn same_origin(&self, req: &Request<'_>) -> bool {
         let own = super::site::OwnSite {
             public_url: self.config.server.public_url.as_ref(),
             host: req.host,
@@ -298,7 +308,7 @@ impl Logout {
     }
 
     /// Applies a revocation here and shares it with the other replicas.
-    async fn revoke(&self, revocation: Revocation, now: i64) {
+    pub(super) async fn revoke(&self, revocation: Revocation, now: i64) {
         self.revocations.apply(&revocation);
         let expires = now.saturating_add(crate::config::whole_secs(self.config.session.max_age));
         if let Some(file) = &self.file {

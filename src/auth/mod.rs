@@ -24,7 +24,9 @@ mod refusal;
 pub mod return_path;
 mod revocations;
 mod rules;
+pub mod session_index;
 mod session_store;
+mod sessions_page;
 mod shared;
 mod single_flight;
 mod site;
@@ -51,6 +53,13 @@ use tokens::TokenKeeper;
 
 pub use return_path::{safe_return_path, safe_return_target};
 pub use tokens::{Freshness, Refresh};
+
+/// Whose sessions the admin API looks at.
+pub struct SubjectFilter<'a> {
+    pub subject: &'a str,
+    pub organization: Option<&'a str>,
+    pub identity_provider: Option<&'a str>,
+}
 
 /// The parts of a request the sign-in logic looks at.
 pub struct Request<'a> {
@@ -125,6 +134,8 @@ struct Parts {
     /// Tokens of sessions that end go at the IdP too.
     idp_revocation: Arc<idp_revocation::IdpRevocation>,
     metrics: Arc<Metrics>,
+    /// Which sessions each person has.
+    index: Arc<session_index::SessionIndex>,
 }
 
 impl Parts {
@@ -154,6 +165,7 @@ impl Parts {
                 lasting.metrics.clone(),
             )),
             metrics: lasting.metrics.clone(),
+            index: lasting.sessions.clone(),
         }
     }
 }
@@ -180,8 +192,10 @@ impl AuthService {
                 parts.backend.clone(),
                 parts.links.clone(),
                 metrics.clone(),
+                parts.index.clone(),
             ),
             logout: logout::Logout {
+                index: parts.index.clone(),
                 config: config.clone(),
                 registry: registry.clone(),
                 sessions: parts.sessions.clone(),
@@ -229,6 +243,9 @@ impl AuthService {
             (Endpoint::Callback, &Method::GET) => self.login.callback(req, now).await,
             (Endpoint::Userinfo, &Method::GET) => self.login.userinfo(req, now).await,
             (Endpoint::Logout, &Method::GET | &Method::POST) => self.logout.logout(req, now).await,
+            (Endpoint::Sessions, &Method::GET | &Method::POST) => {
+                self.logout.sessions(req, now).await
+            }
             (Endpoint::FrontchannelLogout, &Method::GET) => {
                 self.logout.frontchannel_logout(req, now).await
             }
@@ -246,6 +263,22 @@ impl AuthService {
             },
             _ => Reply::page(404, pages::not_ours(req.request_id)),
         }
+    }
+
+    /// The admin API: the live sessions of `subject`, at one IdP or all, for one
+    /// organization or all.
+    pub async fn sessions_of(
+        &self,
+        who: &SubjectFilter<'_>,
+        now: i64,
+    ) -> Vec<session_index::SessionEntry> {
+        self.logout.sessions_of(who, now).await
+    }
+
+    /// The admin API: ends every session of `subject` (as [`AuthService::sessions_of`]
+    /// finds them) and refuses its bearer tokens issued until now; how many sessions ended.
+    pub async fn end_sessions_of(&self, who: &SubjectFilter<'_>, now: i64) -> usize {
+        self.logout.end_sessions_of(who, now).await
     }
 
     /// The gate in front of protected routes.

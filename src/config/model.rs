@@ -153,6 +153,9 @@ impl Upstream {
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// `admin.token`: the bearer token of the admin API (`/admin/*`); without it the API
+    /// answers `404`.
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]

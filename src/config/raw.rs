@@ -70,6 +70,7 @@ pub struct RawTls {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawAdmin {
     pub listen: Option<String>,
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

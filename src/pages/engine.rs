@@ -15,7 +15,7 @@ use super::{escape, Page};
 use crate::config::{PagesConfig, Problem};
 
 /// The shipped templates, by name; `pages.templates` may replace any of them.
-const SHIPPED: [(&str, &str); 10] = [
+const SHIPPED: [(&str, &str); 11] = [
     ("base.html", include_str!("templates/base.html")),
     ("message.html", include_str!("templates/message.html")),
     ("idp_down.html", include_str!("templates/idp_down.html")),
@@ -38,6 +38,7 @@ const SHIPPED: [(&str, &str); 10] = [
         "resubmit_form.html",
         include_str!("templates/resubmit_form.html"),
     ),
+    ("sessions.html", include_str!("templates/sessions.html")),
 ];
 
 /// A page ready to send.
@@ -253,6 +254,36 @@ fn samples() -> Vec<Page> {
         confirm_logout("/", Some(&nameless), "/"),
         confirm_logout("/", None, "/"),
         resubmit_form(&form),
+        not_from_here("/oauth2/sessions", "r"),
+        sessions(&who, &[], "/oauth2/sessions"),
+        sessions(
+            &nameless,
+            &[
+                SessionRow {
+                    id: "a".into(),
+                    current: true,
+                    browser: "Firefox on Linux".into(),
+                    network: "203.0.113.0/24".into(),
+                    organization: "Ops".into(),
+                    identity_provider: "IdP".into(),
+                    created: 1_800_000_000,
+                    last_used: 1_800_000_100,
+                    expires: 1_800_086_400,
+                },
+                SessionRow {
+                    id: "b".into(),
+                    current: false,
+                    browser: String::new(),
+                    network: String::new(),
+                    organization: "Ops".into(),
+                    identity_provider: "IdP".into(),
+                    created: 0,
+                    last_used: 0,
+                    expires: 0,
+                },
+            ],
+            "/oauth2/sessions",
+        ),
     ];
     let errors = [
         crate::oidc::LoginError::Idp {

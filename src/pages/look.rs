@@ -21,6 +21,8 @@ label{display:block;font-weight:600;margin:1rem 0 .3rem}\
 input[type=text]{width:100%;box-sizing:border-box;padding:.55rem;font-size:1rem;border:1px solid #6b7280;border-radius:4px}\
 button{margin-top:1rem;padding:.6rem 1.2rem;font-size:1rem;border:0;border-radius:4px;background:ACCENT;color:#fff;cursor:pointer}\
 button.idp{width:100%;margin:.3rem 0;text-align:left}form{margin:0}\
+ul.sessions{list-style:none;padding:0}ul.sessions li{border-top:1px solid #e5e7eb;padding:.8rem 0}\
+button.secondary{background:#fff;color:ACCENT;border:1px solid ACCENT;margin-top:.5rem;padding:.35rem .8rem;font-size:.9rem}\
 .error{background:#fde8e8;color:#8a1c1c;padding:.6rem .8rem;border-radius:4px}\
 @media (max-width:36rem){main{margin:1rem .5rem;padding:1.25rem}}";
 

@@ -283,6 +283,60 @@ pub fn confirm_logout(logout_path: &str, who: Option<&SignedIn>, stay: &str) -> 
     )
 }
 
+/// One session on the sessions page.
+pub struct SessionRow {
+    pub id: String,
+    /// The session of the browser looking at the page.
+    pub current: bool,
+    pub browser: String,
+    pub network: String,
+    pub organization: String,
+    pub identity_provider: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub last_used: i64,
+    /// When it ends at the latest; 0 when not known.
+    pub expires: i64,
+}
+
+/// `/oauth2/sessions`: who is signed in, and each of their sessions, with a way to end
+/// one, all others, or all.
+pub fn sessions(who: &SignedIn, rows: &[SessionRow], action: &str) -> Page {
+    let time = |at: i64| {
+        chrono::DateTime::from_timestamp(at, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default()
+    };
+    let rows: Vec<Value> = (rows.iter())
+        .map(|row| {
+            context! {
+                id => row.id,
+                current => row.current,
+                browser => row.browser,
+                network => row.network,
+                organization => row.organization,
+                identity_provider => row.identity_provider,
+                created => time(row.created),
+                last_used => time(row.last_used),
+                expires => (row.expires > 0).then(|| time(row.expires)),
+            }
+        })
+        .collect();
+    let who = context! { name => who.name, email => who.email, organization => who.organization };
+    let others = rows.len() > 1;
+    Page::new("sessions.html", context! { who, rows, action, others })
+}
+
+/// `403` for a form that ends sessions, posted from another site.
+pub fn not_from_here(sessions: &str, request_id: &str) -> Page {
+    message(
+        plain("not-from-here-title"),
+        plain("not-from-here-text"),
+        Some((sessions, plain("sessions-title"))),
+        request_id,
+    )
+}
+
 /// The status and page of a failed sign-in: what went wrong in the title, what happened
 /// below it (with the error's technical detail where it has one), and `retry` (link,
 /// label).

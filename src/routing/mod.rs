@@ -146,6 +146,8 @@ pub enum Endpoint {
     Auth,
     /// The public keys of `private_key_jwt` client assertions, for IdPs that fetch them.
     ClientJwks,
+    /// The signed-in person's sessions, to see and end (`/oauth2/sessions`).
+    Sessions,
     /// `pages.stylesheet`, for the sidecar's own pages.
     Stylesheet,
     /// Under the prefix, but no endpoint of ours: `404`.
@@ -166,6 +168,7 @@ impl Endpoint {
             "/jwks" => Endpoint::Jwks,
             "/auth" => Endpoint::Auth,
             "/pages.css" => Endpoint::Stylesheet,
+            "/sessions" => Endpoint::Sessions,
             "/client-jwks" => Endpoint::ClientJwks,
             _ => Endpoint::Unknown,
         }

@@ -37,6 +37,18 @@ impl FileStore {
         txn.commit().map_err(|e| e.to_string())
     }
 
+    /// Removes the entries under `keys` (missing ones are fine).
+    pub fn remove(&self, keys: &[String]) -> Result<(), String> {
+        let txn = self.db.begin_write().map_err(|e| e.to_string())?;
+        {
+            let mut table = txn.open_table(KEPT).map_err(|e| e.to_string())?;
+            for key in keys {
+                table.remove(key.as_str()).map_err(|e| e.to_string())?;
+            }
+        }
+        txn.commit().map_err(|e| e.to_string())
+    }
+
     /// Every entry whose key starts with `prefix` and that has not expired by `now`;
     /// expired entries are removed.
     pub fn all(&self, prefix: &str, now: i64) -> Result<Vec<(String, Vec<u8>)>, String> {

@@ -213,8 +213,17 @@ impl Validator {
     }
 
     pub(super) fn admin(&mut self, raw: raw::RawAdmin) -> AdminConfig {
+        let token = raw.token.as_deref().and_then(|reference| {
+            let secret = self.secret("admin.token", reference)?;
+            if secret.expose().len() < 16 {
+                self.problem("admin.token", "must be at least 16 characters");
+                return None;
+            }
+            Some(secret)
+        });
         AdminConfig {
             listen: self.socket_addr("admin.listen", raw.listen.as_deref(), "127.0.0.1:9090"),
+            token,
         }
     }
 }

@@ -114,3 +114,18 @@ why-not-member-unnamed = Das Konto, mit dem Sie sich angemeldet haben, ist kein 
 why-misconfigured = Der Identitätsanbieter ist dafür nicht eingerichtet.
 why-step-up-not-given = Diese Seite verlangt eine stärkere oder frischere Anmeldung, als der Identitätsanbieter bestätigt hat; melden Sie sich erneut an, gegebenenfalls mit dem zweiten Faktor.
 why-other-user = Sie haben sich als eine andere Person angemeldet als die, die hier angemeldet ist; melden Sie sich zuerst ab, um die Person zu wechseln.
+
+## Die Seite der Sitzungen
+
+sessions-title = Ihre Sitzungen
+this-browser = dieser Browser
+unknown-browser = Ein Browser
+session-details = { $organization } über { $idp }
+session-times = Angemeldet { $created }, zuletzt genutzt { $used }
+session-ends = endet { $ends }
+sign-out-here = Hier abmelden
+sign-out-this = Diese Sitzung abmelden
+sign-out-others = Überall sonst abmelden
+sign-out-everywhere = Überall abmelden
+not-from-here-title = Nicht von diesem Shop gesendet
+not-from-here-text = Sitzungen lassen sich nur auf der Sitzungsseite dieses Shops beenden. Es wurde nichts geändert.

@@ -118,3 +118,18 @@ why-not-member-unnamed = The account you signed in with is not a member of { $or
 why-misconfigured = The identity provider is not configured for this.
 why-step-up-not-given = This page needs a stronger or more recent sign-in than the identity provider gave; sign in again, with the second factor if you are asked for one.
 why-other-user = You signed in as someone else than the person signed in here; sign out first to change who is signed in.
+
+## The sessions page
+
+sessions-title = Your sessions
+this-browser = this browser
+unknown-browser = A browser
+session-details = { $organization } with { $idp }
+session-times = Signed in { $created }, last used { $used }
+session-ends = ends { $ends }
+sign-out-here = Sign out here
+sign-out-this = Sign out this session
+sign-out-others = Sign out everywhere else
+sign-out-everywhere = Sign out everywhere
+not-from-here-title = Not sent from this shop
+not-from-here-text = Sessions can only be ended from the sessions page of this shop. Nothing was changed.
