@@ -272,6 +272,8 @@ fn a_branded_shop_in_german_from_sign_in_to_an_idp_outage() {
             {"fill": "input[name=password]", "value": "any-password"},
             {"click": "button[type=submit]"},
             {"waitForUrl": sidecar.url("/konto")},
+            {"goto": sidecar.url("/oauth2/sessions")},
+            {"snapshot": "sessions"},
             {"goto": sidecar.url("/oauth2/logout"), "from": idp.url("/.well-known/openid-configuration")},
             {"snapshot": "confirm-sign-out"},
             {"click": "#stay"},
@@ -292,6 +294,7 @@ fn a_branded_shop_in_german_from_sign_in_to_an_idp_outage() {
         let text = |name: &str| at(name)["text"].as_str().unwrap().to_owned();
         for name in [
             "organization",
+            "sessions",
             "sign-in-options",
             "confirm-sign-out",
             "switch-organization",
@@ -328,6 +331,13 @@ fn a_branded_shop_in_german_from_sign_in_to_an_idp_outage() {
         );
         assert!(text("confirm-sign-out").contains("Angemeldet bleiben"));
         assert!(text("switch-organization").contains("Für Partner anmelden?"));
+        // Who is signed in, for which organization, where, and when it ends.
+        let sessions = text("sessions");
+        assert!(sessions.contains("Ihre Sitzungen"), "{sessions}");
+        assert!(sessions.contains("Sie sind als Anna Tester (anna@example.com) für Muster angemeldet."));
+        assert!(sessions.contains("dieser Browser") && sessions.contains("Muster über Firmen-Login"));
+        assert!(sessions.contains("Chrome on Linux") && sessions.contains("endet "), "{sessions}");
+        assert!(sessions.contains("Überall abmelden"));
         assert!(text("switch-organization").contains("Für Muster angemeldet bleiben"));
         assert!(text("signed-out").contains("Sie sind abgemeldet"));
         assert!(
