@@ -334,9 +334,16 @@ fn a_branded_shop_in_german_from_sign_in_to_an_idp_outage() {
         // Who is signed in, for which organization, where, and when it ends.
         let sessions = text("sessions");
         assert!(sessions.contains("Ihre Sitzungen"), "{sessions}");
-        assert!(sessions.contains("Sie sind als Anna Tester (anna@example.com) für Muster angemeldet."));
-        assert!(sessions.contains("dieser Browser") && sessions.contains("Muster über Firmen-Login"));
-        assert!(sessions.contains("Chrome on Linux") && sessions.contains("endet "), "{sessions}");
+        assert!(
+            sessions.contains("Sie sind als Anna Tester (anna@example.com) für Muster angemeldet.")
+        );
+        assert!(
+            sessions.contains("dieser Browser") && sessions.contains("Muster über Firmen-Login")
+        );
+        assert!(
+            sessions.contains("Chrome on Linux") && sessions.contains("endet "),
+            "{sessions}"
+        );
         assert!(sessions.contains("Überall abmelden"));
         assert!(text("switch-organization").contains("Für Muster angemeldet bleiben"));
         assert!(text("signed-out").contains("Sie sind abgemeldet"));

@@ -572,3 +572,55 @@ fn eventually_within(what: &str, seconds: u64, mut check: impl FnMut() -> bool) 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `/oauth2/sessions` across replicas (issue 33): a session signed in at one replica is
+/// listed at the other, and ending it there signs it out everywhere.
+#[test]
+fn sessions_are_listed_and_ended_at_any_replica() {
+    let c = cluster(2, 3600, "3m", false);
+    let laptop = Browser::new();
+    c.sign_in(0, &laptop, "erin");
+    let phone = Browser::new();
+    c.sign_in(1, &phone, "erin");
+    let laptop_cookie = laptop
+        .cookie(&c.replicas[0].url("/"), "_sso_session")
+        .unwrap();
+    let phone_cookie = phone
+        .cookie(&c.replicas[1].url("/"), "_sso_session")
+        .unwrap();
+    let list = |replica: usize, cookie: &str| -> serde_json::Value {
+        get_with_cookie(&c.replicas[replica], "/oauth2/sessions?format=json", cookie)
+            .json()
+            .unwrap()
+    };
+    // The laptop, at replica 1, sees both (each signed in at another replica).
+    let seen = list(1, &laptop_cookie);
+    assert_eq!(seen["sessions"].as_array().unwrap().len(), 2, "{seen}");
+    let phone_id = list(0, &phone_cookie)["current"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Ended from the laptop at replica 1: the phone is out at replica 0 too.
+    let ended = client()
+        .post(c.replicas[1].url("/oauth2/sessions"))
+        .header("Cookie", format!("_sso_session={laptop_cookie}"))
+        .form(&[("end", phone_id.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(ended.status(), 303);
+    eventually("replica 0 ends the phone's session", || {
+        get_with_cookie(&c.replicas[0], "/account/", &phone_cookie).status() == 302
+    });
+    assert_eq!(
+        get_with_cookie(&c.replicas[0], "/account/", &laptop_cookie).status(),
+        200
+    );
+    assert_eq!(
+        list(0, &laptop_cookie)["sessions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
