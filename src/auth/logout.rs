@@ -41,6 +41,8 @@ pub struct Logout {
     pub file: Option<Arc<crate::store::file::FileStore>>,
     /// Which sessions each person has: an ended one leaves it.
     pub index: Arc<super::session_index::SessionIndex>,
+    /// Verifies Shared Signals events (`/oauth2/ssf/events`).
+    pub ssf: Arc<crate::oidc::set::SetVerifier>,
 }
 
 /// Logout tokens are remembered at least this long against replays.
@@ -270,7 +272,7 @@ impl Logout {
             };
         let first_idp = order.idps.first().map_or("", String::as_str);
         if !self
-            .first_use_of_logout_token(&format!("{first_idp}\u{0}{}", order.jti))
+            .first_use(&format!("{first_idp}\u{0}{}", order.jti))
             .await
         {
             self.metrics
@@ -330,8 +332,9 @@ impl Logout {
         }
     }
 
-    /// False when this logout token was used before, here or at another replica.
-    async fn first_use_of_logout_token(&self, id: &str) -> bool {
+    /// False when this logout token (or security event) was used before, here or at
+    /// another replica.
+    pub(super) async fn first_use(&self, id: &str) -> bool {
         let here = self.revocations.first_use_of(id);
         if let (Some(file), true) = (&self.file, here) {
             let ttl = self.config.session.max_age.max(LOGOUT_TOKEN_MEMORY);

@@ -30,6 +30,7 @@ mod sessions_page;
 mod shared;
 mod single_flight;
 mod site;
+mod ssf;
 pub mod step_up;
 mod tokens;
 
@@ -196,6 +197,11 @@ impl AuthService {
             ),
             logout: logout::Logout {
                 index: parts.index.clone(),
+                ssf: Arc::new(crate::oidc::set::SetVerifier::new(
+                    config.ssf_transmitters.clone(),
+                    registry.http.clone(),
+                    config.oidc.max_clock_skew,
+                )),
                 config: config.clone(),
                 registry: registry.clone(),
                 sessions: parts.sessions.clone(),
@@ -252,6 +258,7 @@ impl AuthService {
             (Endpoint::BackchannelLogout, &Method::POST) => {
                 self.logout.backchannel_logout(req, now).await
             }
+            (Endpoint::SsfEvents, &Method::POST) => self.logout.security_event(req, now).await,
             (Endpoint::Introspect, &Method::POST) => self.introspection.introspect(req, now).await,
             (Endpoint::ClientJwks, &Method::GET | &Method::HEAD) => match &self.client_jwks {
                 Some(jwks) => Reply::jwks(jwks.clone()),

@@ -100,6 +100,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[pages]`: the look and language of the sidecar's own pages.
     pub pages: PagesConfig,
+    /// `[[ssf.transmitters]]`: who may push Shared Signals events.
+    pub ssf_transmitters: Vec<SsfTransmitter>,
     /// `/oauth2/introspect` for commercetools external OAuth; `None` disables it.
     pub commercetools: Option<CommercetoolsConfig>,
     pub identity_providers: BTreeMap<String, IdentityProvider>,
@@ -227,6 +229,18 @@ pub struct PageLook {
     pub support_contact: Option<String>,
     /// The CSS of `pages.stylesheet`, served by the sidecar.
     pub stylesheet: Option<std::sync::Arc<str>>,
+}
+
+/// A Shared Signals transmitter (OpenID SSF 1.0) whose Security Event Tokens are taken
+/// at `/oauth2/ssf/events` (push delivery, RFC 8935).
+#[derive(Debug, Clone)]
+pub struct SsfTransmitter {
+    /// The SETs' `iss`, exactly.
+    pub issuer: String,
+    /// Where its signing keys are published.
+    pub jwks_uri: Url,
+    /// What the SETs' `aud` must hold: this receiver.
+    pub audience: String,
 }
 
 #[derive(Debug, Clone)]

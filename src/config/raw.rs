@@ -39,6 +39,7 @@ pub struct RawConfig {
     pub limits: Option<RawLimits>,
     pub store: Option<RawStore>,
     pub pages: Option<RawPages>,
+    pub ssf: Option<RawSsf>,
     pub identity_providers: Option<BTreeMap<String, RawIdentityProvider>>,
     pub organizations: Option<BTreeMap<String, RawOrganization>>,
     pub routes: Option<Vec<RawRoute>>,
@@ -190,6 +191,19 @@ pub struct RawPageLook {
 }
 
 #[derive(Debug, Default, Deserialize)]
+pub struct RawSsf {
+    pub transmitters: Option<Vec<RawTransmitter>>,
+}
+
+/// `[[ssf.transmitters]]`: who may push Security Event Tokens.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTransmitter {
+    pub issuer: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 pub struct RawBackend {
     pub profile: Option<String>,
     pub spree: Option<RawSpree>,
@@ -293,6 +307,7 @@ pub fn known_keys(path: &[String]) -> &'static [&'static str] {
             "limits" => fields::<RawLimits>(),
             "store" => fields::<RawStore>(),
             "pages" => fields::<RawPages>(),
+            "ssf" => fields::<RawSsf>(),
             _ => &[],
         },
         [section, sub] if section == "server" && sub == "tls" => fields::<RawTls>(),
@@ -305,6 +320,9 @@ pub fn known_keys(path: &[String]) -> &'static [&'static str] {
             _ => &[],
         },
         [section, hosts, _] if section == "pages" && hosts == "hosts" => fields::<RawPageLook>(),
+        [section, list, _] if section == "ssf" && list == "transmitters" => {
+            fields::<RawTransmitter>()
+        }
         [section, _] => match section.as_str() {
             "identity_providers" => fields::<RawIdentityProvider>(),
             "organizations" => fields::<RawOrganization>(),
@@ -332,6 +350,7 @@ pub fn every_key() -> Vec<String> {
                 (0, "identity_providers" | "organizations") => Some(("_", ".<key>")),
                 (0, "routes") | (2, "members" | "allow") => Some(("0", "[]")),
                 (1, "hosts") => Some(("_", ".<host>")),
+                (1, "transmitters") => Some(("0", "[]")),
                 _ => None,
             };
             let name = match shown.is_empty() {

@@ -224,6 +224,7 @@ impl Validator {
         }
         let raw_idps = raw.identity_providers.unwrap_or_default();
         let pages = self.pages(raw.pages.unwrap_or_default());
+        let ssf_transmitters = self.ssf_transmitters(raw.ssf.and_then(|s| s.transmitters));
         // IdPs with problems of their own are left out of the config but still count as
         // defined, so an organization naming one gets no second, misleading error.
         let declared_idps: Vec<String> = raw_idps.keys().cloned().collect();
@@ -294,11 +295,66 @@ impl Validator {
             limits,
             store,
             pages,
+            ssf_transmitters,
             identity_providers,
             organizations,
             routes,
             warnings: std::mem::take(&mut self.warnings),
         }
+    }
+
+    /// `[[ssf.transmitters]]`: each with an issuer, an `https://` (or loopback) JWKS URL
+    /// and the audience its events name.
+    fn ssf_transmitters(&mut self, raw: Option<Vec<raw::RawTransmitter>>) -> Vec<SsfTransmitter> {
+        let mut transmitters = Vec::new();
+        for (i, raw) in raw.unwrap_or_default().into_iter().enumerate() {
+            let at = format!("ssf.transmitters[{i}]");
+            let issuer = raw.issuer.filter(|s| !s.is_empty());
+            if issuer.is_none() {
+                self.problem(format!("{at}.issuer"), "missing (the `iss` of its events)");
+            }
+            let audience = raw.audience.filter(|s| !s.is_empty());
+            if audience.is_none() {
+                self.problem(
+                    format!("{at}.audience"),
+                    "missing (the `aud` its events name for this receiver)",
+                );
+            }
+            let jwks_uri = match raw.jwks_uri.as_deref().map(Url::parse) {
+                Some(Ok(url))
+                    if url.scheme() == "https"
+                        || (url.scheme() == "http"
+                            && matches!(
+                                url.host_str(),
+                                Some("127.0.0.1" | "localhost" | "[::1]")
+                            )) =>
+                {
+                    Some(url)
+                }
+                Some(_) => {
+                    self.problem(
+                        format!("{at}.jwks_uri"),
+                        "must be an https:// URL (http only on loopback)",
+                    );
+                    None
+                }
+                None => {
+                    self.problem(
+                        format!("{at}.jwks_uri"),
+                        "missing (where its signing keys are)",
+                    );
+                    None
+                }
+            };
+            if let (Some(issuer), Some(jwks_uri), Some(audience)) = (issuer, jwks_uri, audience) {
+                transmitters.push(SsfTransmitter {
+                    issuer,
+                    jwks_uri,
+                    audience,
+                });
+            }
+        }
+        transmitters
     }
 
     fn duration(&mut self, key: &str, value: Option<toml::Value>, default: Duration) -> Duration {

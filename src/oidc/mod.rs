@@ -12,6 +12,7 @@ pub mod metadata;
 mod par;
 pub mod refresh;
 pub mod registry;
+pub mod set;
 pub mod verify;
 
 pub use error::LoginError;

@@ -148,6 +148,8 @@ pub enum Endpoint {
     ClientJwks,
     /// The signed-in person's sessions, to see and end (`/oauth2/sessions`).
     Sessions,
+    /// Shared Signals events pushed by a transmitter (RFC 8935).
+    SsfEvents,
     /// `pages.stylesheet`, for the sidecar's own pages.
     Stylesheet,
     /// Under the prefix, but no endpoint of ours: `404`.
@@ -169,6 +171,7 @@ impl Endpoint {
             "/auth" => Endpoint::Auth,
             "/pages.css" => Endpoint::Stylesheet,
             "/sessions" => Endpoint::Sessions,
+            "/ssf/events" => Endpoint::SsfEvents,
             "/client-jwks" => Endpoint::ClientJwks,
             _ => Endpoint::Unknown,
         }

@@ -237,18 +237,59 @@ fn html_unescape(s: &str) -> String {
 /// Runs one of the Chromium drivers in `idp/` (`browser-login.mjs`, `browser-page.mjs`,
 /// `browser-form.mjs`) with `job` and returns the JSON line it prints last. On failure the
 /// driver's output and `context` (e.g. the sidecar's log) are shown.
+/// Runs `idp/<script>` in Node.js with `job` and reads the JSON line it prints last.
+pub fn run_node(script: &str, job: &serde_json::Value) -> serde_json::Value {
+    run_chromium(script, job, "")
+}
+
 pub fn run_chromium(driver: &str, job: &serde_json::Value, context: &str) -> serde_json::Value {
-    let output = Command::new("node")
+    // A browser that hangs (seen once on a loaded CI machine) must fail this test with what
+    // it printed, not hold the run until the runner's own timeout says nothing.
+    const DEADLINE: Duration = Duration::from_secs(100);
+    let mut child = Command::new("node")
         .arg(repo_root().join("idp").join(driver))
         .arg(job.to_string())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = read_in_background(child.stdout.take());
+    let stderr = read_in_background(child.stderr.take());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("node is waited for") {
+            break Some(status);
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    let outcome = match status {
+        None => format!("was still running after {DEADLINE:?}"),
+        Some(status) if !status.success() => format!("failed ({status})"),
+        Some(_) => String::new(),
+    };
     assert!(
-        output.status.success(),
-        "{driver} failed:\n{stdout}\n{}\n{context}",
-        String::from_utf8_lossy(&output.stderr)
+        outcome.is_empty(),
+        "{driver} {outcome}:\n{stdout}\n{stderr}\n{context}"
     );
     serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("{driver} printed no JSON ({e}): {stdout}"))
+}
+
+fn read_in_background(
+    pipe: Option<impl std::io::Read + Send + 'static>,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    })
 }
