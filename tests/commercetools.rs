@@ -360,3 +360,273 @@ fn the_guests_cart_becomes_the_customers_at_sign_in() {
         "sso_sidecar_backend_calls_total{call=\"commercetools_cart_merge\",outcome=\"refused\"}";
     assert_eq!(shop.sidecar.metric(refused), 1.0);
 }
+
+/// A storefront as commercetools' own examples build one: its server keeps the guest's
+/// `anonymousId` in a cookie (`ct_anonymous_id`), puts what the guest adds into that
+/// anonymous cart, and on the signed-in basket page shows the customer's active cart
+/// (the customer found by the key the sidecar synced, `X-SSO-External-Id`).
+mod storefront {
+    use std::net::SocketAddr;
+
+    use axum::http::{header, HeaderMap, StatusCode};
+    use axum::response::{Html, IntoResponse, Response};
+    use serde_json::{json, Value};
+
+    #[derive(Clone)]
+    pub struct Commercetools {
+        url: String,
+        http: reqwest::Client,
+    }
+
+    impl Commercetools {
+        pub fn new(url: &str) -> Self {
+            Commercetools {
+                url: url.to_owned(),
+                http: reqwest::Client::new(),
+            }
+        }
+
+        async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+            let token: Value = self
+                .http
+                .post(format!("{}/oauth/token", self.url))
+                .basic_auth("storefront", Some("storefront-secret"))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("scope", "manage_project:shop"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let mut request = self
+                .http
+                .request(method, format!("{}/shop/{path}", self.url))
+                .bearer_auth(token["access_token"].as_str().unwrap());
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            request.send().await.unwrap().json().await.unwrap()
+        }
+
+        /// The active cart matching a `where` predicate, if any.
+        async fn active_cart(&self, predicate: &str) -> Option<Value> {
+            let query = format!("{predicate} and cartState=\"Active\"");
+            let path = format!(
+                "carts?where={}",
+                form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
+            );
+            let found = self.call(reqwest::Method::GET, &path, None).await;
+            found["results"].get(0).cloned()
+        }
+
+        async fn add_line_item(&self, cart: &Value, sku: &str) -> Value {
+            let id = cart["id"].as_str().unwrap();
+            let update = json!({
+                "version": cart["version"],
+                "actions": [{"action": "addLineItem", "sku": sku, "quantity": 1}],
+            });
+            self.call(reqwest::Method::POST, &format!("carts/{id}"), Some(update))
+                .await
+        }
+    }
+
+    fn anonymous_id(headers: &HeaderMap) -> Option<String> {
+        let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
+        cookies.split("; ").find_map(|c| {
+            c.strip_prefix("ct_anonymous_id=")
+                .filter(|id| id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+                .map(str::to_owned)
+        })
+    }
+
+    fn quantity(cart: Option<&Value>) -> u64 {
+        let lines = cart.and_then(|c| c["lineItems"].as_array());
+        lines
+            .into_iter()
+            .flatten()
+            .map(|l| l["quantity"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    async fn products(ct: Commercetools, headers: HeaderMap) -> Html<String> {
+        let cart = match anonymous_id(&headers) {
+            Some(id) => ct.active_cart(&format!("anonymousId=\"{id}\"")).await,
+            None => None,
+        };
+        let add = |sku: &str| {
+            format!("<form method=\"post\" action=\"/basket/add\"><input type=\"hidden\" name=\"sku\" value=\"{sku}\"><button id=\"add-{sku}\" type=\"submit\">Add {sku}</button></form>")
+        };
+        Html(format!(
+            "<!doctype html><title>Products</title>{}{}<p>In your basket: <span id=\"count\">{}</span></p><a id=\"checkout\" href=\"/account/basket\">Checkout</a>",
+            add("MUG"),
+            add("TEE"),
+            quantity(cart.as_ref())
+        ))
+    }
+
+    async fn add(ct: Commercetools, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+        let sku = form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "sku")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let (id, new) = match anonymous_id(&headers) {
+            Some(id) => (id, false),
+            None => (uuid_like(), true),
+        };
+        let cart = match ct.active_cart(&format!("anonymousId=\"{id}\"")).await {
+            Some(cart) => cart,
+            None => {
+                let draft = json!({"currency": "EUR", "anonymousId": id});
+                ct.call(reqwest::Method::POST, "carts", Some(draft)).await
+            }
+        };
+        ct.add_line_item(&cart, &sku).await;
+        let mut answer = (StatusCode::SEE_OTHER, [(header::LOCATION, "/products")]).into_response();
+        if new {
+            let cookie = format!("ct_anonymous_id={id}; Path=/; SameSite=Lax; HttpOnly");
+            answer
+                .headers_mut()
+                .insert(header::SET_COOKIE, cookie.parse().unwrap());
+        }
+        answer
+    }
+
+    async fn basket(ct: Commercetools, headers: HeaderMap) -> Response {
+        let Some(key) = headers
+            .get("x-sso-external-id")
+            .and_then(|v| v.to_str().ok())
+        else {
+            return (StatusCode::UNAUTHORIZED, "no identity").into_response();
+        };
+        let customer = ct
+            .call(reqwest::Method::GET, &format!("customers/key={key}"), None)
+            .await;
+        let cart = ct
+            .active_cart(&format!(
+                "customerId=\"{}\"",
+                customer["id"].as_str().unwrap_or("")
+            ))
+            .await;
+        let lines: String = cart
+            .as_ref()
+            .and_then(|c| c["lineItems"].as_array())
+            .into_iter()
+            .flatten()
+            .map(|l| {
+                format!(
+                    "<li class=\"item\">{} x {}</li>",
+                    l["variant"]["sku"].as_str().unwrap_or("?"),
+                    l["quantity"]
+                )
+            })
+            .collect();
+        Html(format!(
+            "<!doctype html><title>Basket</title><ul>{lines}</ul><div id=\"done\"></div>"
+        ))
+        .into_response()
+    }
+
+    fn uuid_like() -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        format!("guest-{nanos:x}")
+    }
+
+    pub fn start(ct: Commercetools) -> (SocketAddr, tokio::runtime::Runtime) {
+        let (a, b, c) = (ct.clone(), ct.clone(), ct);
+        let app = axum::Router::new()
+            .route(
+                "/products",
+                axum::routing::get(move |h: HeaderMap| products(a.clone(), h)),
+            )
+            .route(
+                "/basket/add",
+                axum::routing::post(move |h: HeaderMap, body| add(b.clone(), h, body)),
+            )
+            .route(
+                "/account/basket",
+                axum::routing::get(move |h: HeaderMap| basket(c.clone(), h)),
+            );
+        super::common::serve(app)
+    }
+
+    /// A product with one variant `sku` at a price in EUR, published.
+    pub fn product(ct: &super::CommercetoolsEmulation, sku: &str, cents: u32) {
+        let kind = ct.post("product-types", json!({"name": sku, "description": sku}));
+        ct.post(
+            "products",
+            json!({
+                "productType": {"typeId": "product-type", "id": kind["id"]},
+                "name": {"en": sku}, "slug": {"en": sku.to_lowercase()}, "publish": true,
+                "masterVariant": {"sku": sku, "prices": [{"value": {"currencyCode": "EUR", "centAmount": cents}}]},
+            }),
+        );
+    }
+}
+
+/// Issue 32 in a real browser: a guest adds a mug and a T-shirt, goes to the checkout's
+/// basket page, signs in there, and lands back on it seeing both items in the customer's
+/// basket together with the cap the customer had put in it earlier (merged, not replaced).
+#[test]
+fn chromium_guest_keeps_the_basket_through_the_sign_in_at_checkout() {
+    let ct = CommercetoolsEmulation::start(&["b2b"]);
+    for (sku, cents) in [("MUG", 900), ("TEE", 1900), ("CAP", 1500)] {
+        storefront::product(&ct, sku, cents);
+    }
+    let (store, _runtime) = storefront::start(storefront::Commercetools::new(&ct.url));
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(
+        ports,
+        json!({
+            "azure": true, "issuerPath": "/tenant/v2.0", "jwtAccessTokens": "api://shop",
+            "users": {"alice": {"given_name": "Alice", "family_name": "Adams", "groups": []}},
+        }),
+    );
+    let config = CONFIG
+        .replace("{ad_issuer}", &idp.issuer)
+        .replace("{ct_url}", &ct.url);
+    let sidecar = Sidecar::start_on(ports, &config, &format!("http://{store}"), &[]);
+    sidecar.wait_idps_ready();
+
+    // Alice signed in earlier and left a cap in her basket.
+    let earlier = Browser::new();
+    let to_idp = earlier.get(&sidecar.url("/oauth2/start?org=Shoppers&rd=%2Fproducts"));
+    let callback = earlier.sign_in_at_idp(to_idp, "alice", &sidecar.url("/"));
+    assert_eq!(earlier.get(&callback).status, 302);
+    let customers = ct.get("customers").unwrap();
+    let alice = &customers["results"][0];
+    let cart = ct.post(
+        "carts",
+        json!({"currency": "EUR", "customerId": alice["id"], "lineItems": [{"sku": "CAP", "quantity": 1}]}),
+    );
+    assert_eq!(
+        cart["lineItems"].as_array().map(Vec::len),
+        Some(1),
+        "{cart}"
+    );
+
+    let job = json!({
+        "products": sidecar.url("/products"),
+        "skus": ["MUG", "TEE"],
+        "org": "Shoppers",
+        "user": "alice",
+    });
+    let result = run_chromium("browser-basket.mjs", &job, &sidecar.log());
+    assert_eq!(result["url"], sidecar.url("/account/basket"), "{result}");
+    let mut items: Vec<&str> = result["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    items.sort();
+    assert_eq!(items, ["CAP x 1", "MUG x 1", "TEE x 1"], "{result}");
+    let merged =
+        "sso_sidecar_backend_calls_total{call=\"commercetools_cart_merge\",outcome=\"ok\"}";
+    assert_eq!(sidecar.metric(merged), 1.0);
+}
