@@ -139,6 +139,10 @@ fn discovery_warnings(config: &Config) -> Vec<String> {
 
 fn run(config: Config, pages: crate::pages::Pages) -> i32 {
     crate::logging::init(&config.log);
+    if let Err(error) = crate::audit::init(&config.log.audit) {
+        eprintln!("error: log.audit: cannot open the audit log: {error}");
+        return EXIT_INVALID;
+    }
     for warning in &config.warnings {
         tracing::warn!("{}: {warning}", config.source.display());
     }

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod assertion;
+pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod caller;

@@ -8,10 +8,18 @@
 
 use std::sync::OnceLock;
 
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
+
+/// The writer of stdout's lines, shared with the audit log so that their lines never
+/// interleave.
+static STDOUT: OnceLock<NonBlocking> = OnceLock::new();
+
+pub fn stdout_writer() -> Option<NonBlocking> {
+    STDOUT.get().cloned()
+}
 
 pub fn init(config: &LogConfig) {
     let format = match std::env::var("SSO_SIDECAR_LOG_FORMAT").as_deref() {
@@ -33,6 +41,7 @@ pub fn init(config: &LogConfig) {
         // Already set up (tests, reload): the first subscriber stays.
         return;
     }
+    let _ = STDOUT.set(writer.clone());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

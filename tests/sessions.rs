@@ -5,6 +5,8 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
+
 use serde_json::json;
 
 const CONFIG: &str = r#"
@@ -58,12 +60,16 @@ struct Shop {
 }
 
 fn shop() -> Shop {
+    shop_with(CONFIG)
+}
+
+fn shop_with(config: &str) -> Shop {
     let ports = Ports::new();
     let idp = Idp::for_sidecar(ports, json!({"jwtAccessTokens": "api://shop"}));
     let upstream = Upstream::start();
     let sidecar = Sidecar::start_on(
         ports,
-        &CONFIG.replace("{issuer}", &idp.issuer),
+        &config.replace("{issuer}", &idp.issuer),
         &upstream.url(),
         &[("ADMIN_TOKEN", ADMIN_TOKEN)],
     );
@@ -305,4 +311,122 @@ fn support_lists_and_ends_a_users_sessions_and_bearer_tokens() {
     }
     let fresh = signed_in(&shop, "carl");
     assert!(still_in(&shop, &fresh));
+}
+
+/// Issue 33: the audit log has one line per sign-in, failed sign-in, denial, sign-out and
+/// revocation, saying who, why and by whom, in the documented schema.
+#[test]
+fn the_audit_log_says_who_came_in_who_was_refused_and_who_ended_what() {
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("audit.jsonl");
+    let config = CONFIG.replace(
+        "[[routes]]\npath_prefix = \"/api\"",
+        "[[routes]]\npath_prefix = \"/staff\"\nauth = \"required\"\nallow = [{ claim = \"email\", ends_with = [\"@staff.example\"] }]\n\n[[routes]]\npath_prefix = \"/api\"",
+    ) + &format!("\n[log]\naudit = \"{}\"\n", file.display());
+    let shop = shop_with(&config);
+    let lines = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    let find = |event: &str, field: &str, value: &str| -> serde_json::Value {
+        let mut found = None;
+        wait_until(Duration::from_secs(5), || {
+            found = lines()
+                .into_iter()
+                .find(|l| l["event"] == event && l[field] == value);
+            found.is_some()
+        });
+        found.unwrap_or_else(|| panic!("no {event} with {field} = {value}: {:?}", lines()))
+    };
+
+    let ann = signed_in(&shop, "ann");
+    let sign_in = find("sign_in", "subject", "ann");
+    assert_eq!(sign_in["v"], 1);
+    assert_eq!(sign_in["organization"], "Shop");
+    assert_eq!(sign_in["identity_provider"], "kc");
+    assert_eq!(sign_in["client"], "127.0.0.1");
+    assert_eq!(sign_in["path"], "/oauth2/callback", "no query: {sign_in}");
+    let ann_session = sign_in["session"].as_str().unwrap().to_owned();
+
+    // A callback no sign-in of this browser started.
+    let stray = Browser::new().get(&shop.sidecar.url("/oauth2/callback?state=forged&code=x"));
+    assert_eq!(stray.status, 400, "{stray:?}");
+    let failed = find("sign_in_failed", "reason", "missing_state");
+    assert!(failed["request_id"].is_string(), "{failed}");
+
+    // Denied by a route's rules, and a forged bearer token.
+    assert_eq!(ann.get(&shop.sidecar.url("/staff/orders?x=1")).status, 403);
+    let forbidden = find("denied", "reason", "forbidden");
+    assert_eq!(forbidden["path"], "/staff/orders");
+    assert_eq!(forbidden["method"], "GET");
+    assert!(
+        forbidden["user"].as_str().unwrap().contains("ann"),
+        "{forbidden}"
+    );
+    let forged = client()
+        .get(shop.sidecar.url("/api/orders"))
+        .header("Authorization", "Bearer not-a-token")
+        .send()
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    find("denied", "reason", "token_invalid");
+
+    // Signed out by the person, with the organization's logout policy.
+    let bob = signed_in(&shop, "bob");
+    let out = bob.post_form(&shop.sidecar.url("/oauth2/logout"), &[]);
+    assert!(out.status < 400, "{out:?}");
+    let sign_out = find("sign_out", "subject", "bob");
+    assert_eq!(
+        (&sign_out["by"], &sign_out["reason"]),
+        (&json!("user"), &json!("logout"))
+    );
+    assert_eq!(sign_out["policy"], "EXTERNAL");
+
+    // Ended on the sessions page: by whom, and which session.
+    use reqwest::cookie::CookieStore as _;
+    let kept = ann
+        .jar
+        .cookies(&shop.sidecar.url("/").parse().unwrap())
+        .unwrap();
+    assert_eq!(end(&shop, &ann, "all").status, 200);
+    let ended = find("revocation", "session", &ann_session);
+    assert_eq!(ended["by"], "sessions_page");
+    assert_eq!(ended["subject"], "ann");
+    // A copy of the cookie kept elsewhere: the gate finds it revoked and signs it out.
+    let copy = client()
+        .get(shop.sidecar.url("/account"))
+        .header("Cookie", kept)
+        .header("Accept", "text/html")
+        .send()
+        .unwrap();
+    assert_eq!(copy.status(), 302);
+    let over = find("sign_out", "reason", "revoked");
+    assert_eq!(
+        (&over["by"], &over["session"]),
+        (&json!("sidecar"), &json!(ann_session))
+    );
+
+    // Ended by support through the admin API: each session, the subject, and a summary.
+    let _carl = signed_in(&shop, "carl");
+    let revoked = client()
+        .post(shop.sidecar.admin_url("/admin/sessions/revoke"))
+        .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .json(&json!({"subject": "carl"}))
+        .send()
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let summary = find("revocation", "reason", "all_sessions");
+    assert_eq!(
+        (&summary["by"], &summary["subject"]),
+        (&json!("admin"), &json!("carl"))
+    );
+    assert_eq!(summary["ended"], 1);
+    let subject = find("revocation", "reason", "subject");
+    assert_eq!(
+        (&subject["subject"], &subject["identity_provider"]),
+        (&json!("carl"), &json!("kc"))
+    );
 }

@@ -19,6 +19,7 @@ use super::site::OwnSite;
 use super::step_up::Challenge;
 use super::tokens::{Freshness, Refresh};
 use super::{rules, Gate, Parts, Request};
+use crate::audit;
 use crate::caller::Caller;
 use crate::config::Config;
 use crate::jwt::jwt_part;
@@ -152,12 +153,12 @@ impl<R: Refresh> Gatekeeper<R> {
         let mut session = match self.sessions.load(req.headers, now).await {
             Ok(session) if self.sessions.is_revoked(&session) => {
                 self.metrics.sessions.session_rejected(Rejected::Revoked);
-                return self.session_ended(at, &session, req);
+                return self.session_ended(at, &session, "revoked", req);
             }
             Ok(session) => session,
             Err(rejection) => return self.without_session(at, rejection, req),
         };
-        if let Err(refusal) = self.admits(at, &session) {
+        if let Err(refusal) = self.admits(at, &session, req) {
             return self.refuse(refusal, at, req);
         }
         // Most requests need no refresh; those that do carry its (large) state in a box.
@@ -204,6 +205,20 @@ impl<R: Refresh> Gatekeeper<R> {
 
     /// The one way out for whatever the gate refuses.
     fn refuse(&self, refusal: Refusal, at: Place<'_>, req: &Request<'_>) -> Gate {
+        if let Some(reason) = refusal.denial() {
+            let mut event = audit::Event::new(audit::Kind::Denied)
+                .reason(reason)
+                .request(
+                    req.request_id,
+                    req.client_ip,
+                    req.method.as_str(),
+                    req.path_and_query,
+                );
+            if let Refusal::Forbidden { who } = &refusal {
+                event.user = Some(who);
+            }
+            event.record();
+        }
         let refused = Refused {
             kind: at.kind,
             pinned_org: at.pinned_org,
@@ -338,7 +353,7 @@ impl<R: Refresh> Gatekeeper<R> {
 
     /// A session that is good in itself may still not belong here: remote sign-ins turned
     /// off by a reload, or signed in for another organization than the route's.
-    fn admits(&self, at: Place<'_>, session: &Session) -> Result<(), Refusal> {
+    fn admits(&self, at: Place<'_>, session: &Session, req: &Request<'_>) -> Result<(), Refusal> {
         let remote_session = self
             .settings
             .remote_idps
@@ -348,6 +363,10 @@ impl<R: Refresh> Gatekeeper<R> {
             self.metrics
                 .sessions
                 .session_ended(Ended::RemoteUnsupported);
+            let reason = Ended::RemoteUnsupported.as_str();
+            audit_line(audit::Kind::SignOut, session, reason, req)
+                .by(audit::By::Sidecar)
+                .record();
             return Err(Refusal::SessionOver);
         }
         if at.pinned_org.is_none_or(|org| org == session.organization) {
@@ -380,15 +399,21 @@ impl<R: Refresh> Gatekeeper<R> {
                 // New claims: membership is checked again (a user who left ends here).
                 if new_id_token && !self.still_member(session) {
                     self.metrics.sessions.session_ended(Ended::NotAMember);
-                    return Err(self.ended(session, req));
+                    return Err(self.ended(session, Ended::NotAMember.as_str(), req));
                 }
             }
             Freshness::Ended(reason) => {
                 self.metrics.sessions.session_ended(reason);
-                return Err(self.ended(shared, req));
+                audit_line(audit::Kind::RefreshFailed, shared, reason.as_str(), req).record();
+                return Err(self.ended(shared, reason.as_str(), req));
             }
             Freshness::Unreachable => {
                 self.metrics.sessions.session_ended(Ended::IdpUnreachable);
+                let reason = Ended::IdpUnreachable.as_str();
+                audit_line(audit::Kind::RefreshFailed, shared, reason, req).record();
+                audit_line(audit::Kind::SignOut, shared, reason, req)
+                    .by(audit::By::Sidecar)
+                    .record();
                 let organization = shared.organization.clone();
                 return Err(Refusal::IdpUnreachable { organization });
             }
@@ -403,10 +428,12 @@ impl<R: Refresh> Gatekeeper<R> {
             // reached is not asked again while its token lasts, and ends it after.)
             Freshness::Ended(reason) => {
                 self.metrics.sessions.session_ended(reason);
+                backend_ended(shared, reason, req);
                 return Err(Refusal::SessionOver);
             }
             Freshness::Unreachable => {
                 self.metrics.sessions.session_ended(Ended::BackendRefused);
+                backend_ended(shared, Ended::BackendRefused, req);
                 return Err(Refusal::SessionOver);
             }
         }
@@ -448,14 +475,23 @@ impl<R: Refresh> Gatekeeper<R> {
 
     /// The session ended without a logout here (revoked, refused by the IdP, no longer a
     /// member): the backend's own session ends with it, and its tokens at the IdP.
-    fn ended(&self, session: &Session, req: &Request<'_>) -> Refusal {
+    fn ended(&self, session: &Session, reason: &str, req: &Request<'_>) -> Refusal {
+        audit_line(audit::Kind::SignOut, session, reason, req)
+            .by(audit::By::Sidecar)
+            .record();
         self.backend.end_session(session, req.client_ip);
         self.idp_revocation.revoke(session);
         Refusal::SessionOver
     }
 
-    fn session_ended(&self, at: Place<'_>, session: &Session, req: &Request<'_>) -> Gate {
-        let refusal = self.ended(session, req);
+    fn session_ended(
+        &self,
+        at: Place<'_>,
+        session: &Session,
+        reason: &str,
+        req: &Request<'_>,
+    ) -> Gate {
+        let refusal = self.ended(session, reason, req);
         self.refuse(refusal, at, req)
     }
 
@@ -498,6 +534,32 @@ impl<R: Refresh> Gatekeeper<R> {
             None => Reply::page(401, pages::form_too_large(login, request_id)),
         }
     }
+}
+
+/// An audit line about a session, on the request that found it so.
+fn audit_line<'a>(
+    kind: audit::Kind,
+    session: &'a Session,
+    reason: &'a str,
+    req: &'a Request<'_>,
+) -> audit::Event<'a> {
+    audit::Event::new(kind)
+        .session(session)
+        .reason(reason)
+        .request(
+            req.request_id,
+            req.client_ip,
+            req.method.as_str(),
+            req.path_and_query,
+        )
+}
+
+/// The backend refused to renew its own session, which ends ours.
+fn backend_ended(session: &Session, reason: Ended, req: &Request<'_>) {
+    audit_line(audit::Kind::RefreshFailed, session, reason.as_str(), req).record();
+    audit_line(audit::Kind::SignOut, session, reason.as_str(), req)
+        .by(audit::By::Sidecar)
+        .record();
 }
 
 #[cfg(test)]

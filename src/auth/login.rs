@@ -12,6 +12,7 @@ use super::links::SignInLinks;
 use super::membership::Membership;
 use super::session_store::SessionStore;
 use super::{callback_params, safe_return_target, urlencode, Params, Request};
+use crate::audit;
 use crate::config::{Config, IdentityProviderKind, Organization};
 use crate::metrics::{Metrics, Rejected, StepUpOutcome};
 use crate::oidc::{self, LoginError, LoginTarget, Registry, TokenChecks};
@@ -217,6 +218,7 @@ impl Login {
             self.metrics
                 .sessions
                 .login_failed(&org.key, idp_key, "idp_unavailable");
+            sign_in_failed(req, &org.key, idp_key, "idp_unavailable");
             return self.idp_down(req, org, idp_key, return_to);
         };
         let target = LoginTarget {
@@ -236,6 +238,7 @@ impl Login {
                     .sessions
                     .login_failed(&org.key, idp_key, error.reason());
                 tracing::warn!(organization = org.key.as_str(), idp = idp_key, reason = error.reason(), %error, "sign-in could not start");
+                sign_in_failed(req, &org.key, idp_key, error.reason());
                 let retry = self.links.sign_in(return_to, Some(&org.key));
                 let (status, page) =
                     pages::login_failed(&error, (&retry, pages::SIGN_IN_AGAIN), req.request_id);
@@ -359,6 +362,15 @@ impl Login {
                     .await;
                 cookies.push(state_cookie);
                 self.metrics.sessions.login_completed(org, idp, size);
+                audit::Event::new(audit::Kind::SignIn)
+                    .session(&session)
+                    .request(
+                        req.request_id,
+                        req.client_ip,
+                        req.method.as_str(),
+                        req.path_and_query,
+                    )
+                    .record();
                 tracing::info!(
                     organization = org,
                     idp,
@@ -381,6 +393,7 @@ impl Login {
             Err(error) => {
                 self.metrics.sessions.login_failed(org, idp, error.reason());
                 tracing::warn!(organization = org, idp, reason = error.reason(), %error, "login failed");
+                sign_in_failed(req, org, idp, error.reason());
                 let retry = match (&login, &error) {
                     // The same organization would only refuse the same account again.
                     (Some(l), LoginError::NotAMember { .. }) => (
@@ -586,4 +599,20 @@ impl Login {
             }),
         )
     }
+}
+
+/// The audit line of a sign-in that did not go through (`unknown` where the browser's
+/// sign-in could not be matched).
+fn sign_in_failed(req: &Request<'_>, organization: &str, idp: &str, reason: &str) {
+    let mut event = audit::Event::new(audit::Kind::SignInFailed)
+        .reason(reason)
+        .request(
+            req.request_id,
+            req.client_ip,
+            req.method.as_str(),
+            req.path_and_query,
+        );
+    event.organization = Some(organization);
+    event.identity_provider = Some(idp);
+    event.record();
 }

@@ -14,6 +14,7 @@ use super::revocations::{Revocation, Revocations};
 use super::session_store::SessionStore;
 use super::shared::share;
 use super::{Params, Request};
+use crate::audit;
 use crate::config::Choice as _;
 use crate::config::{Config, LogoutPolicy, Organization};
 use crate::digest::digest;
@@ -68,6 +69,7 @@ impl Logout {
             Revocation::Session {
                 id: session.id.clone(),
             },
+            revoked_by(audit::By::User).session(&session),
             now,
         )
         .await;
@@ -98,6 +100,18 @@ impl Logout {
             policy = policy.as_str(),
             "logout"
         );
+        let mut event = audit::Event::new(audit::Kind::SignOut)
+            .session(&session)
+            .reason("logout")
+            .by(audit::By::User)
+            .request(
+                req.request_id,
+                req.client_ip,
+                req.method.as_str(),
+                req.path_and_query,
+            );
+        event.policy = Some(policy.as_str());
+        event.record();
         let reply = match policy {
             LogoutPolicy::Local => self.local_logout_reply(org, &session),
             LogoutPolicy::External | LogoutPolicy::Federated => {
@@ -237,7 +251,8 @@ impl Logout {
                 sid: sid.to_owned(),
                 at: now,
             };
-            self.revoke(revocation, now).await;
+            self.revoke(revocation, revoked_by(audit::By::IdpFrontChannel), now)
+                .await;
         }
         self.metrics.sessions.count_frontchannel("accepted");
         tracing::info!(idps = ?idps, "front-channel logout");
@@ -296,7 +311,8 @@ impl Logout {
                 (None, None) => None,
             };
             if let Some(revocation) = revocation {
-                self.revoke(revocation, now).await;
+                self.revoke(revocation, revoked_by(audit::By::IdpBackChannel), now)
+                    .await;
             }
         }
         self.metrics.sessions.count_backchannel("accepted", "ok");
@@ -310,7 +326,9 @@ impl Logout {
     }
 
     /// Applies a revocation here and shares it with the other replicas.
-    pub(super) async fn revoke(&self, revocation: Revocation, now: i64) {
+    /// `audit` says by whom (and on which request); what was revoked is added to it.
+    pub(super) async fn revoke(&self, revocation: Revocation, audit: audit::Event<'_>, now: i64) {
+        audit_revocation(&revocation, audit);
         self.revocations.apply(&revocation);
         let expires = now.saturating_add(crate::config::whole_secs(self.config.session.max_age));
         if let Some(file) = &self.file {
@@ -371,4 +389,30 @@ fn frontchannel_page(status: u16, idp_origin: Option<String>) -> Reply {
     // The IdP must be able to frame it: CSP frame-ancestors says who may.
     reply.headers.retain(|(name, _)| *name != "x-frame-options");
     reply
+}
+
+/// The start of a revocation's audit line.
+pub(super) fn revoked_by(by: audit::By) -> audit::Event<'static> {
+    audit::Event::new(audit::Kind::Revocation).by(by)
+}
+
+/// The audit line of a revocation: what was revoked, and by whom.
+fn audit_revocation<'a>(revocation: &'a Revocation, mut event: audit::Event<'a>) {
+    match revocation {
+        Revocation::Session { id } => {
+            event.reason = Some("session");
+            event.session = Some(id);
+        }
+        Revocation::IdpSession { idp, sid, .. } => {
+            event.reason = Some("idp_session");
+            event.identity_provider = Some(idp);
+            event.idp_session = Some(sid);
+        }
+        Revocation::Subject { idp, sub, .. } => {
+            event.reason = Some("subject");
+            event.identity_provider = Some(idp);
+            event.subject = Some(sub);
+        }
+    }
+    event.record();
 }

@@ -285,7 +285,8 @@ impl AuthService {
     /// The admin API: ends every session of `subject` (as [`AuthService::sessions_of`]
     /// finds them) and refuses its bearer tokens issued until now; how many sessions ended.
     pub async fn end_sessions_of(&self, who: &SubjectFilter<'_>, now: i64) -> usize {
-        self.logout.end_sessions_of(who, now).await
+        let by = crate::audit::By::Admin;
+        self.logout.end_sessions_of(who, by, now).await
     }
 
     /// The gate in front of protected routes.

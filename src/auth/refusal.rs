@@ -68,6 +68,23 @@ impl Refusal {
         }
     }
 
+    /// The audit log's reason when this refusal denies someone (a person or token the
+    /// gate knows, or a forged form), rather than asking them to sign in.
+    pub fn denial(&self) -> Option<&'static str> {
+        match self {
+            Refusal::OtherOrganization => Some("other_organization"),
+            Refusal::CrossSiteForm => Some("cross_site_form"),
+            Refusal::Forbidden { .. } => Some("forbidden"),
+            Refusal::TokenInvalid { .. } => Some("token_invalid"),
+            Refusal::InsufficientScope => Some("insufficient_scope"),
+            Refusal::NotSignedIn(_)
+            | Refusal::SessionOver
+            | Refusal::IdpUnreachable { .. }
+            | Refusal::StepUp { .. }
+            | Refusal::TokenUncheckable => None,
+        }
+    }
+
     /// RFC 6750's `error` for a `401`: none when no credentials came at all.
     fn bearer_error(&self) -> Option<&'static str> {
         match self {

@@ -5,10 +5,11 @@
 
 use http::Method;
 
-use super::logout::Logout;
+use super::logout::{revoked_by, Logout};
 use super::revocations::Revocation;
 use super::session_index::SessionEntry;
 use super::{Params, Request};
+use crate::audit;
 use crate::pages;
 use crate::reply::Reply;
 use crate::session::Session;
@@ -93,8 +94,16 @@ impl Logout {
             _ => return Reply::see_other(self.links.sessions()),
         };
         for id in &ending {
-            self.revoke(Revocation::Session { id: id.clone() }, now)
-                .await;
+            let revocation = Revocation::Session { id: id.clone() };
+            let by = revoked_by(audit::By::SessionsPage)
+                .session(current)
+                .request(
+                    req.request_id,
+                    req.client_ip,
+                    req.method.as_str(),
+                    req.path_and_query,
+                );
+            self.revoke(revocation, by, now).await;
         }
         let (idp, subject) = (&current.identity_provider, &current.identity.subject);
         self.index.forget(idp, subject, &ending).await;
@@ -143,13 +152,25 @@ impl Logout {
         found
     }
 
-    pub async fn end_sessions_of(&self, who: &super::SubjectFilter<'_>, now: i64) -> usize {
+    /// Ends every session of a person (the admin API, a security event): each by its id,
+    /// and the subject's tokens issued until now.
+    pub async fn end_sessions_of(
+        &self,
+        who: &super::SubjectFilter<'_>,
+        by: audit::By,
+        now: i64,
+    ) -> usize {
+        let revoked = || {
+            let mut event = revoked_by(by);
+            event.subject = Some(who.subject);
+            event
+        };
         let found = self.sessions_of(who, now).await;
         for entry in &found {
             let revocation = Revocation::Session {
                 id: entry.id.clone(),
             };
-            self.revoke(revocation, now).await;
+            self.revoke(revocation, revoked(), now).await;
             let ended = [entry.id.clone()];
             (self.index)
                 .forget(&entry.identity_provider, &entry.subject, &ended)
@@ -163,14 +184,20 @@ impl Logout {
                 sub: who.subject.to_owned(),
                 at: now,
             };
-            self.revoke(revocation, now).await;
+            self.revoke(revocation, revoked(), now).await;
         }
         tracing::info!(
             ended = found.len(),
             organization = who.organization,
             identity_provider = who.identity_provider,
-            "sessions ended through the admin API"
+            by = ?by,
+            "a person's sessions ended"
         );
+        let mut summary = revoked().reason("all_sessions");
+        summary.ended = Some(found.len());
+        summary.organization = who.organization;
+        summary.identity_provider = who.identity_provider;
+        summary.record();
         found.len()
     }
 }

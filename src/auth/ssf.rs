@@ -66,7 +66,8 @@ impl Logout {
                     organization: None,
                     identity_provider: Some(idp),
                 };
-                let ended = self.end_sessions_of(&who, now).await;
+                let by = crate::audit::By::SecurityEvent;
+                let ended = self.end_sessions_of(&who, by, now).await;
                 tracing::info!(
                     event = kind.as_str(),
                     idp = idp.as_str(),

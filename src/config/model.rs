@@ -382,6 +382,15 @@ choice!(LogFormat { Text => "text", Json => "json" });
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
+    pub audit: AuditLog,
+}
+
+/// Where the audit log goes (`log.audit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditLog {
+    Off,
+    Stdout,
+    File(std::path::PathBuf),
 }
 
 #[derive(Debug, Clone)]

@@ -115,6 +115,7 @@ pub struct RawHeaders {
 pub struct RawLog {
     pub format: Option<String>,
     pub level: Option<String>,
+    pub audit: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

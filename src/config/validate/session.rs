@@ -183,6 +183,32 @@ impl Validator {
         if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
             self.problem("log.level", format!("\"{level}\" is not a log level or filter (e.g. \"info\", \"sso_sidecar=debug\")"));
         }
-        LogConfig { format, level }
+        let audit = match raw.audit.as_deref().map(str::trim) {
+            None | Some("off") => AuditLog::Off,
+            Some("stdout") => AuditLog::Stdout,
+            Some("") => {
+                self.problem(
+                    "log.audit",
+                    "is empty: \"stdout\", \"off\" or a file to append to",
+                );
+                AuditLog::Off
+            }
+            Some(path) => {
+                let path = std::path::PathBuf::from(path);
+                let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+                if folder.is_some_and(|f| !f.is_dir()) {
+                    self.problem(
+                        "log.audit",
+                        format!("{}: its folder does not exist", path.display()),
+                    );
+                }
+                AuditLog::File(path)
+            }
+        };
+        LogConfig {
+            format,
+            level,
+            audit,
+        }
     }
 }

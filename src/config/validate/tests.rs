@@ -916,3 +916,20 @@ fn store_path_is_a_file_and_only_without_redis() {
         remote.warnings
     );
 }
+
+#[test]
+fn log_audit_is_off_stdout_or_a_file_in_a_folder_that_exists() {
+    assert_eq!(load("").unwrap().log.audit, AuditLog::Off);
+    let stdout = load("[log]\naudit = \"stdout\"").unwrap();
+    assert_eq!(stdout.log.audit, AuditLog::Stdout);
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("audit.jsonl");
+    let in_file = load(&format!("[log]\naudit = \"{}\"", file.display())).unwrap();
+    assert_eq!(in_file.log.audit, AuditLog::File(file));
+    assert_problem("[log]\naudit = \"\"", "log.audit", "is empty");
+    assert_problem(
+        "[log]\naudit = \"/no/such/folder/audit.jsonl\"",
+        "log.audit",
+        "its folder does not exist",
+    );
+}
