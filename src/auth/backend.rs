@@ -15,6 +15,7 @@ use crate::backend::icm;
 use crate::backend::spree::{SpreeClient, SpreeError};
 use crate::config::{BackendProfile, ClaimMapping, Config};
 use crate::metrics::{BackendCall, CallOutcome, Metrics};
+use crate::oidc::access::VerifiedToken;
 use crate::oidc::LoginError;
 use crate::session::{BackendTokens, Sealer, Session};
 
@@ -28,7 +29,8 @@ pub struct Backend {
     pub commercetools: Option<Arc<CommercetoolsApi>>,
     /// Recent active introspection answers by token digest, for answering in time when
     /// commercetools' API is slow (`commercetools.introspection_deadline`).
-    pub introspections: moka::future::Cache<[u8; 32], serde_json::Value>,
+    /// Each with the token it describes, to check for revocations since.
+    pub introspections: moka::future::Cache<[u8; 32], Arc<(Value, Arc<VerifiedToken>)>>,
     http: reqwest::Client,
     /// Spree rotates refresh tokens: requests still carrying the old cookie reuse a
     /// refresh, here and (with Redis) at every replica.

@@ -169,18 +169,23 @@ impl BearerTokens {
     ) -> Result<Arc<VerifiedToken>, Arc<VerifyError>> {
         let candidates = self.introspection_candidates(pinned_org);
         let verified = self.access.verify(token, &candidates, now).await?;
-        let revoked = verified.idps.iter().any(|idp| {
+        if self.is_revoked(&verified) {
+            return Err(Arc::new(Invalid::Revoked.into()));
+        }
+        Ok(verified)
+    }
+
+    /// Whether a logout, the admin API or a security event ended the token's user or IdP
+    /// session after it was issued.
+    pub fn is_revoked(&self, verified: &VerifiedToken) -> bool {
+        verified.idps.iter().any(|idp| {
             self.revocations.is_token_revoked(
                 idp,
                 verified.claim("sub").unwrap_or_default(),
                 verified.claim("sid"),
-                issued_at(&verified),
+                issued_at(verified),
             )
-        });
-        if revoked {
-            return Err(Arc::new(Invalid::Revoked.into()));
-        }
-        Ok(verified)
+        })
     }
 
     /// `401` for a token that is not good; `503` when the IdP could not be asked, so

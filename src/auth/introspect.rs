@@ -47,19 +47,21 @@ impl Introspection {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let answering = self.introspection_answer(ct, &token, now);
         match tokio::time::timeout(ct.introspection_deadline, answering).await {
-            Ok(Ok(answer)) => {
-                if answer["active"] == json!(true) {
-                    self.backend
-                        .introspections
-                        .insert(key, answer.clone())
-                        .await;
+            Ok(Ok((answer, verified))) => {
+                if let Some(verified) = verified {
+                    let kept = Arc::new((answer.clone(), verified));
+                    self.backend.introspections.insert(key, kept).await;
                 }
                 Reply::json(200, &answer)
             }
             Ok(Err(reply)) => reply,
             // commercetools waits 500 ms: a late answer is no answer.
             Err(_) => {
-                let cached = self.backend.introspections.get(&key).await;
+                // A kept answer holds only while nothing has revoked its token since
+                // (a back-channel logout, the admin API, a security event).
+                let cached = (self.backend.introspections.get(&key).await)
+                    .filter(|kept| !self.bearer.is_revoked(&kept.1))
+                    .map(|kept| kept.0.clone());
                 let (answer, kind) = late_answer(cached, now);
                 self.metrics.backends.count_late_introspection(kind);
                 Reply::json(200, &answer)
@@ -67,20 +69,21 @@ impl Introspection {
         }
     }
 
-    /// The RFC 7662 answer for `token`; `Err` with the reply for an unavailable IdP.
+    /// The RFC 7662 answer for `token` and, when active, the token it describes; `Err`
+    /// with the reply for an unavailable IdP.
     async fn introspection_answer(
         &self,
         ct: &CommercetoolsConfig,
         token: &str,
         now: i64,
-    ) -> Result<Value, Reply> {
+    ) -> Result<(Value, Option<Arc<VerifiedToken>>), Reply> {
         let verified = match self.bearer.verify(token, None, now).await {
             Ok(verified) => verified,
             // commercetools should retry, not log the customer out.
             Err(error) if matches!(*error, VerifyError::Unavailable { .. }) => {
                 return Err(super::refusal::token_answer(&self.bearer.refusal(&error)))
             }
-            Err(_) => return Ok(json!({"active": false})),
+            Err(_) => return Ok((json!({"active": false}), None)),
         };
         let customer = match &self.backend.commercetools {
             Some(api) => self.customer_of(api, ct, &verified).await,
@@ -90,7 +93,7 @@ impl Introspection {
         for _ in 0..dropped {
             self.metrics.backends.scope_dropped();
         }
-        Ok(active_answer(&scopes, &verified))
+        Ok((active_answer(&scopes, &verified), Some(verified)))
     }
 
     /// The commercetools customer the token's user is, resolved by key (cached; resolved
