@@ -867,3 +867,62 @@ fn icm_cookies_pass_the_sign_in_and_provisioning_names_the_anonymous_session() {
     );
     assert!(!cookies.contains("_sso_session"), "{cookies}");
 }
+
+/// Issue 33: a session ended from elsewhere (on the person's sessions page, or by the
+/// IdP's logout of the person) used to keep its Spree refresh token and IdP tokens alive
+/// until its browser came back, which may be never. Now they are revoked at once, and the
+/// browsers that come back later revoke nothing twice.
+#[test]
+fn sessions_ended_from_elsewhere_end_at_spree_and_the_idp_at_once() {
+    let (idp, spree, sidecar) = spree_shop(3600, SPREE_BACKEND);
+    let (laptop, phone, tablet) = (Browser::new(), Browser::new(), Browser::new());
+    for browser in [&laptop, &phone, &tablet] {
+        assert_eq!(sign_in(&sidecar, browser, "Creating", "lou").status, 302);
+    }
+    let live = || spree.contract.refresh_tokens.lock().unwrap().len();
+    assert_eq!(live(), 3);
+    let revoked_at_idp = || {
+        sidecar.metric(
+            "sso_sidecar_token_revocations_total{idp=\"kc\",outcome=\"ok\",token=\"refresh_token\"}",
+        )
+    };
+
+    // From the laptop: "sign out everywhere else". The phone and tablet are not asked.
+    let others = laptop.post_form(
+        &sidecar.url("/oauth2/sessions"),
+        &[("end".to_owned(), "others".to_owned())],
+    );
+    assert_eq!(others.status, 303, "{others:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || live() == 1),
+        "Spree refresh tokens still alive: {}",
+        live()
+    );
+    assert!(wait_until(Duration::from_secs(5), || revoked_at_idp() == 2.0));
+
+    // The IdP signs the person out everywhere (no sid): the laptop's ends at once too.
+    let token = idp.logout_token(json!({"sub": "lou"}));
+    let status = client()
+        .post(sidecar.url("/oauth2/backchannel-logout"))
+        .form(&[("logout_token", token.as_str())])
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    assert!(wait_until(Duration::from_secs(5), || live() == 0));
+    assert!(wait_until(Duration::from_secs(5), || revoked_at_idp() == 3.0));
+
+    // Coming back, each browser is signed out, and nothing is revoked twice.
+    for browser in [&laptop, &phone, &tablet] {
+        let page = browser
+            .client
+            .get(sidecar.url("/account/"))
+            .header("Accept", "text/html")
+            .send()
+            .unwrap();
+        assert_eq!(page.status(), 302, "signed out");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(spree.contract.count("logout"), 3);
+    assert_eq!(revoked_at_idp(), 3.0);
+}

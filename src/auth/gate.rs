@@ -106,6 +106,7 @@ pub struct Gatekeeper<R> {
     membership: Arc<Membership>,
     links: SignInLinks,
     idp_revocation: Arc<super::idp_revocation::IdpRevocation>,
+    remote_end: Arc<super::remote_end::RemoteEnd>,
     metrics: Arc<Metrics>,
     index: Arc<super::session_index::SessionIndex>,
 }
@@ -129,6 +130,7 @@ impl<R: Refresh> Gatekeeper<R> {
             membership: parts.membership.clone(),
             links: parts.links.clone(),
             idp_revocation: parts.idp_revocation.clone(),
+            remote_end: parts.remote_end.clone(),
             metrics: parts.metrics.clone(),
             index: parts.index.clone(),
         }
@@ -194,6 +196,8 @@ impl<R: Refresh> Gatekeeper<R> {
         }
         let set_cookies = if refreshed {
             Arc::make_mut(&mut session).last_seen = now;
+            // New tokens: what ending this session from elsewhere revokes.
+            self.remote_end.keep_later(session.clone());
             Box::pin(self.sessions.save(req.headers, &session, now))
                 .await
                 .0

@@ -41,20 +41,11 @@ pub struct Login {
     /// The hosts a sign-in may return to by URL (forward-auth under one cookie domain):
     /// those routes name, and `server.public_url`'s.
     return_hosts: Vec<String>,
+    remote_end: Arc<super::remote_end::RemoteEnd>,
 }
 
 impl Login {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        config: Arc<Config>,
-        registry: Arc<Registry>,
-        sessions: Arc<SessionStore>,
-        membership: Arc<Membership>,
-        backend: Arc<Backend>,
-        links: SignInLinks,
-        metrics: Arc<Metrics>,
-        index: Arc<super::session_index::SessionIndex>,
-    ) -> Self {
+    pub(super) fn new(config: Arc<Config>, registry: Arc<Registry>, parts: &super::Parts) -> Self {
         let mut org_names = HashMap::new();
         for (key, org) in &config.organizations {
             org_names.insert(org.external_name.to_lowercase(), key.clone());
@@ -73,12 +64,13 @@ impl Login {
         Login {
             config,
             registry,
-            sessions,
-            membership,
-            backend,
-            links,
-            metrics,
-            index,
+            sessions: parts.sessions.clone(),
+            membership: parts.membership.clone(),
+            backend: parts.backend.clone(),
+            links: parts.links.clone(),
+            metrics: parts.metrics.clone(),
+            index: parts.index.clone(),
+            remote_end: parts.remote_end.clone(),
             org_names,
             ask_strength,
             return_hosts,
@@ -360,6 +352,7 @@ impl Login {
                         self.config.session.max_age,
                     )
                     .await;
+                self.remote_end.keep(&session).await;
                 cookies.push(state_cookie);
                 self.metrics.sessions.login_completed(org, idp, size);
                 audit::Event::new(audit::Kind::SignIn)

@@ -38,6 +38,8 @@ pub struct Logout {
     pub metrics: Arc<Metrics>,
     /// Revokes the ended session's tokens at the IdP.
     pub idp_revocation: Arc<super::idp_revocation::IdpRevocation>,
+    /// Sessions ended here from elsewhere end at the shop and the IdP at once.
+    pub remote_end: Arc<super::remote_end::RemoteEnd>,
     /// Without Redis, keeps revocations across restarts (`store.path`).
     pub file: Option<Arc<crate::store::file::FileStore>>,
     /// Which sessions each person has: an ended one leaves it.
@@ -74,6 +76,7 @@ impl Logout {
         )
         .await;
         self.sessions.forget(&session).await;
+        self.remote_end.forget(&session.id).await;
         let ended = [session.id.clone()];
         (self.index)
             .forget(
@@ -313,6 +316,13 @@ impl Logout {
             if let Some(revocation) = revocation {
                 self.revoke(revocation, revoked_by(audit::By::IdpBackChannel), now)
                     .await;
+            }
+            // A logout of the person (no `sid`): each of their sessions known here ends
+            // at the shop and the IdP now. (By `sid`, at each session's next request.)
+            if let (None, Some(sub)) = (&order.sid, &order.sub) {
+                for entry in self.index.of(idp, sub, now).await {
+                    self.remote_end.end(&entry.id).await;
+                }
             }
         }
         self.metrics.sessions.count_backchannel("accepted", "ok");

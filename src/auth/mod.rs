@@ -21,6 +21,7 @@ mod login;
 mod logout;
 mod membership;
 mod refusal;
+mod remote_end;
 pub mod return_path;
 mod revocations;
 mod rules;
@@ -137,11 +138,28 @@ struct Parts {
     metrics: Arc<Metrics>,
     /// Which sessions each person has.
     index: Arc<session_index::SessionIndex>,
+    /// Sessions ended from elsewhere end at the shop and the IdP at once.
+    remote_end: Arc<remote_end::RemoteEnd>,
 }
 
 impl Parts {
     fn new(config: &Arc<Config>, registry: &Arc<Registry>, lasting: &Lasting) -> Self {
         let revocations = lasting.revocations.clone();
+        let backend = Arc::new(backend::Backend::new(
+            config.clone(),
+            registry.http.clone(),
+            lasting,
+        ));
+        let idp_revocation = Arc::new(idp_revocation::IdpRevocation::new(
+            registry.clone(),
+            lasting.metrics.clone(),
+        ));
+        let remote_end = Arc::new(remote_end::RemoteEnd::new(
+            config,
+            lasting.sessions.clone(),
+            backend.clone(),
+            idp_revocation.clone(),
+        ));
         Parts {
             sessions: Arc::new(session_store::SessionStore::new(
                 config,
@@ -149,11 +167,7 @@ impl Parts {
                 revocations.clone(),
             )),
             membership: Arc::new(membership::Membership::new(config, registry.clone())),
-            backend: Arc::new(backend::Backend::new(
-                config.clone(),
-                registry.http.clone(),
-                lasting,
-            )),
+            backend,
             bearer: Arc::new(bearer::BearerTokens::new(
                 config,
                 registry.clone(),
@@ -161,12 +175,10 @@ impl Parts {
                 lasting.metrics.clone(),
             )),
             links: links::SignInLinks::new(&config.oidc.path_prefix),
-            idp_revocation: Arc::new(idp_revocation::IdpRevocation::new(
-                registry.clone(),
-                lasting.metrics.clone(),
-            )),
+            idp_revocation,
             metrics: lasting.metrics.clone(),
             index: lasting.sessions.clone(),
+            remote_end,
         }
     }
 }
@@ -185,16 +197,7 @@ impl AuthService {
         let revocations = lasting.revocations.clone();
         AuthService {
             gatekeeper: gate::Gatekeeper::new(&config, &parts, tokens),
-            login: login::Login::new(
-                config.clone(),
-                registry.clone(),
-                parts.sessions.clone(),
-                parts.membership.clone(),
-                parts.backend.clone(),
-                parts.links.clone(),
-                metrics.clone(),
-                parts.index.clone(),
-            ),
+            login: login::Login::new(config.clone(), registry.clone(), &parts),
             logout: logout::Logout {
                 index: parts.index.clone(),
                 ssf: Arc::new(crate::oidc::set::SetVerifier::new(
@@ -211,6 +214,7 @@ impl AuthService {
                 backend: parts.backend.clone(),
                 links: parts.links.clone(),
                 idp_revocation: parts.idp_revocation.clone(),
+                remote_end: parts.remote_end.clone(),
                 metrics: metrics.clone(),
             },
             introspection: introspect::Introspection {

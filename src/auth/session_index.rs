@@ -23,6 +23,9 @@ const TOUCH_EVERY_SECS: i64 = 300;
 /// What the file keeps an entry under: `session-index:<person>:<id>`.
 const FILE_PREFIX: &str = "session-index:";
 
+/// What a session's sealed means of ending it is kept under: `session-end:<id>`.
+const END_PREFIX: &str = "session-end:";
+
 /// One session, as its owner and support see it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SessionEntry {
@@ -48,6 +51,8 @@ pub struct SessionIndex {
     memory: Mutex<HashMap<String, HashMap<String, SessionEntry>>>,
     /// Session id → when its "last used" was last written here.
     touched: moka::sync::Cache<String, i64>,
+    /// Without Redis or a file: session id → (sealed means of ending it, until when).
+    ends: moka::sync::Cache<String, (String, i64)>,
 }
 
 impl SessionIndex {
@@ -60,7 +65,62 @@ impl SessionIndex {
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(TOUCH_EVERY_SECS as u64 * 2))
                 .build(),
+            ends: moka::sync::Cache::builder().max_capacity(100_000).build(),
         }
+    }
+
+    /// Keeps what ending session `id` elsewhere takes (sealed by the caller) until
+    /// `expires`, replacing what was kept before.
+    pub async fn keep_end(&self, id: &str, sealed: String, expires: i64) {
+        let key = format!("{END_PREFIX}{id}");
+        let now = chrono::Utc::now().timestamp();
+        if self.store.is_shared() {
+            let ttl = Duration::from_secs(u64::try_from(expires - now).unwrap_or(0).max(1));
+            let key = self.store.key(&key);
+            if let Err(error) = self.store.set(&key, sealed.as_bytes(), ttl).await {
+                tracing::warn!(?error, "a session's end could not be kept in Redis");
+            }
+        } else if let Some(file) = &self.file {
+            let file = file.clone();
+            let kept =
+                tokio::task::spawn_blocking(move || file.put(&key, sealed.as_bytes(), expires))
+                    .await;
+            if !matches!(kept, Ok(Ok(()))) {
+                tracing::warn!("store.path: a session's end could not be kept");
+            }
+        } else {
+            self.ends.insert(key, (sealed, expires));
+        }
+    }
+
+    /// Takes (and forgets) what was kept for ending session `id`.
+    pub async fn take_end(&self, id: &str) -> Option<String> {
+        let key = format!("{END_PREFIX}{id}");
+        let now = chrono::Utc::now().timestamp();
+        let found = if self.store.is_shared() {
+            let key = self.store.key(&key);
+            let found = self.store.get(&key).await.ok().flatten();
+            let _ = self.store.delete(&key).await;
+            found.and_then(|bytes| String::from_utf8(bytes).ok())
+        } else if let Some(file) = &self.file {
+            let file = file.clone();
+            let taken = tokio::task::spawn_blocking(move || {
+                let found = file
+                    .all(&key, now)
+                    .ok()?
+                    .into_iter()
+                    .find(|(k, _)| *k == key);
+                let _ = file.remove(std::slice::from_ref(&key));
+                found.and_then(|(_, bytes)| String::from_utf8(bytes).ok())
+            });
+            taken.await.ok().flatten()
+        } else {
+            let found = self.ends.remove(&key);
+            found
+                .filter(|(_, expires)| *expires > now)
+                .map(|(sealed, _)| sealed)
+        };
+        found
     }
 
     /// A new session: who, where from, until when.

@@ -104,6 +104,13 @@ impl Logout {
                     req.path_and_query,
                 );
             self.revoke(revocation, by, now).await;
+            match *id == current.id {
+                // This browser's own: ended below, with the tokens at hand.
+                true => self.remote_end.forget(id).await,
+                false => {
+                    self.remote_end.end(id).await;
+                }
+            }
         }
         let (idp, subject) = (&current.identity_provider, &current.identity.subject);
         self.index.forget(idp, subject, &ending).await;
@@ -171,6 +178,7 @@ impl Logout {
                 id: entry.id.clone(),
             };
             self.revoke(revocation, revoked(), now).await;
+            self.remote_end.end(&entry.id).await;
             let ended = [entry.id.clone()];
             (self.index)
                 .forget(&entry.identity_provider, &entry.subject, &ended)
