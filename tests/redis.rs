@@ -601,14 +601,22 @@ fn sessions_are_listed_and_ended_at_any_replica() {
         .unwrap()
         .to_owned();
 
-    // Ended from the laptop at replica 1: the phone is out at replica 0 too.
+    // Ended from the laptop at replica 0: the phone is out at replica 0 too, and its
+    // tokens (which replica 1 holds a sealed copy of in Redis) are revoked at the IdP by
+    // replica 0 at once.
     let ended = client()
-        .post(c.replicas[1].url("/oauth2/sessions"))
+        .post(c.replicas[0].url("/oauth2/sessions"))
         .header("Cookie", format!("_sso_session={laptop_cookie}"))
         .form(&[("end", phone_id.as_str())])
         .send()
         .unwrap();
     assert_eq!(ended.status(), 303);
+    let revoked =
+        "sso_sidecar_token_revocations_total{idp=\"kc\",outcome=\"ok\",token=\"refresh_token\"}";
+    // Before the phone comes back.
+    eventually("replica 0 revokes the phone's refresh token", || {
+        c.replicas[0].metric(revoked) == 1.0
+    });
     eventually("replica 0 ends the phone's session", || {
         get_with_cookie(&c.replicas[0], "/account/", &phone_cookie).status() == 302
     });
