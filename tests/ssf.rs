@@ -49,87 +49,115 @@ auth = "required"
 const CAEP: &str = "https://schemas.openid.net/secevent/caep/event-type/";
 const RISC: &str = "https://schemas.openid.net/secevent/risc/event-type/";
 
-#[test]
-fn caep_and_risc_events_end_sessions_and_forged_ones_end_nothing() {
-    let ports = Ports::new();
-    let idp = Idp::for_sidecar(ports, json!({}));
+/// A Security Event Token's claims about `sub` at `idp`, of `kind`.
+fn event(idp: &Idp, jti: &str, kind: &str, sub: &str) -> serde_json::Value {
     let now = chrono::Utc::now().timestamp();
-    let event = |jti: &str, kind: &str, sub: &str| {
-        json!({
-            "iss": "https://ssf.idp.example",
-            "aud": "https://shop.example/ssf",
-            "iat": now,
-            "jti": jti,
-            "sub_id": {"format": "iss_sub", "iss": idp.issuer, "sub": sub},
-            "events": {kind: {"event_timestamp": now}},
-        })
-    };
-    let session_revoked = event("e1", &format!("{CAEP}session-revoked"), "ann");
-    let mut wrong_audience = event("e2", &format!("{CAEP}session-revoked"), "bob");
-    wrong_audience["aud"] = json!("https://another.example/ssf");
-    let mut unknown_issuer = event("e3", &format!("{CAEP}session-revoked"), "bob");
-    unknown_issuer["iss"] = json!("https://evil.example");
-    let mut stale = event("e4", &format!("{CAEP}session-revoked"), "bob");
-    stale["iat"] = json!(now - 7200);
-    let disabled = event("e5", &format!("{RISC}account-disabled"), "bob");
-    let ignored = event("e6", &format!("{CAEP}assurance-level-change"), "carol");
-    let signed = run_node(
-        "set-transmitter.mjs",
-        &json!({"tokens": [
-            {"claims": session_revoked},
-            {"claims": wrong_audience},
-            {"claims": unknown_issuer},
-            {"claims": stale},
-            {"claims": event("e7", &format!("{CAEP}session-revoked"), "bob"), "foreignKey": true},
-            {"claims": event("e8", &format!("{CAEP}session-revoked"), "bob"), "typ": "JWT"},
-            {"claims": disabled},
-            {"claims": ignored},
-        ]}),
-    );
-    let tokens: Vec<String> = serde_json::from_value(signed["tokens"].clone()).unwrap();
+    json!({
+        "iss": "https://ssf.idp.example",
+        "aud": "https://shop.example/ssf",
+        "iat": now,
+        "jti": jti,
+        "sub_id": {"format": "iss_sub", "iss": idp.issuer, "sub": sub},
+        "events": {kind: {"event_timestamp": now}},
+    })
+}
+
+/// The transmitter's tokens, signed in Node.js, and its key set served over HTTP.
+struct Transmitter {
+    tokens: Vec<String>,
+    jwks_uri: String,
+    _server: tokio::runtime::Runtime,
+}
+
+fn transmitter(tokens: serde_json::Value) -> Transmitter {
+    let signed = run_node("set-transmitter.mjs", &json!({ "tokens": tokens }));
     let jwks = signed["jwks"].clone();
-    let (jwks_addr, _jwks_server) = serve(axum::Router::new().route(
+    let (jwks_addr, server) = serve(axum::Router::new().route(
         "/jwks",
         axum::routing::get(move || {
             let jwks = jwks.clone();
             async move { axum::Json(jwks) }
         }),
     ));
-    let upstream = Upstream::start();
-    let sidecar = Sidecar::start_on(
-        ports,
-        &CONFIG
-            .replace("{issuer}", &idp.issuer)
-            .replace("{jwks_uri}", &format!("http://{jwks_addr}/jwks")),
-        &upstream.url(),
-        &[],
-    );
+    Transmitter {
+        tokens: serde_json::from_value(signed["tokens"].clone()).unwrap(),
+        jwks_uri: format!("http://{jwks_addr}/jwks"),
+        _server: server,
+    }
+}
+
+fn sidecar(ports: Ports, config: &str, idp: &Idp, sent: &Transmitter, upstream: &str) -> Sidecar {
+    let config = config
+        .replace("{issuer}", &idp.issuer)
+        .replace("{jwks_uri}", &sent.jwks_uri);
+    let sidecar = Sidecar::start_on(ports, &config, upstream, &[]);
     sidecar.wait_idps_ready();
-    let signed_in = |user: &str| {
-        let browser = Browser::new();
-        let to_idp = browser.get(&sidecar.url("/oauth2/start?rd=%2Faccount"));
-        let callback = browser.sign_in_at_idp(to_idp, user, &sidecar.url("/"));
-        assert_eq!(browser.follow(browser.get(&callback)).status, 200);
-        browser
-    };
+    sidecar
+}
+
+fn signed_in(sidecar: &Sidecar, user: &str) -> Browser {
+    let browser = Browser::new();
+    let to_idp = browser.get(&sidecar.url("/oauth2/start?rd=%2Faccount"));
+    let callback = browser.sign_in_at_idp(to_idp, user, &sidecar.url("/"));
+    assert_eq!(browser.follow(browser.get(&callback)).status, 200);
+    browser
+}
+
+/// Pushes a token as a transmitter does: the status and the JSON answer.
+fn push(sidecar: &Sidecar, token: &str, content_type: &str) -> (u16, serde_json::Value) {
+    let response = client()
+        .post(sidecar.url("/oauth2/ssf/events"))
+        .header("Content-Type", content_type)
+        .body(token.to_owned())
+        .send()
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json::<serde_json::Value>().unwrap_or_default(),
+    )
+}
+
+const SECEVENT: &str = "application/secevent+jwt";
+
+#[test]
+fn caep_and_risc_events_end_sessions_and_forged_ones_end_nothing() {
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    let now = chrono::Utc::now().timestamp();
+    let session_revoked = event(&idp, "e1", &format!("{CAEP}session-revoked"), "ann");
+    let mut wrong_audience = event(&idp, "e2", &format!("{CAEP}session-revoked"), "bob");
+    wrong_audience["aud"] = json!("https://another.example/ssf");
+    let mut unknown_issuer = event(&idp, "e3", &format!("{CAEP}session-revoked"), "bob");
+    unknown_issuer["iss"] = json!("https://evil.example");
+    let mut stale = event(&idp, "e4", &format!("{CAEP}session-revoked"), "bob");
+    stale["iat"] = json!(now - 7200);
+    let disabled = event(&idp, "e5", &format!("{RISC}account-disabled"), "bob");
+    let ignored = event(
+        &idp,
+        "e6",
+        &format!("{CAEP}assurance-level-change"),
+        "carol",
+    );
+    let sent = transmitter(json!([
+        {"claims": session_revoked},
+        {"claims": wrong_audience},
+        {"claims": unknown_issuer},
+        {"claims": stale},
+        {"claims": event(&idp, "e7", &format!("{CAEP}session-revoked"), "bob"), "foreignKey": true},
+        {"claims": event(&idp, "e8", &format!("{CAEP}session-revoked"), "bob"), "typ": "JWT"},
+        {"claims": disabled},
+        {"claims": ignored},
+    ]));
+    let tokens = &sent.tokens;
+    let upstream = Upstream::start();
+    let sidecar = sidecar(ports, CONFIG, &idp, &sent, &upstream.url());
     let still_in = |browser: &Browser| browser.get(&sidecar.url("/account")).status == 200;
-    let push = |token: &str, content_type: &str| {
-        let response = client()
-            .post(sidecar.url("/oauth2/ssf/events"))
-            .header("Content-Type", content_type)
-            .body(token.to_owned())
-            .send()
-            .unwrap();
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json::<serde_json::Value>().unwrap_or_default(),
-        )
-    };
-    let ann = signed_in("ann");
-    let bob = signed_in("bob");
-    let carol = signed_in("carol");
-    let secevent = "application/secevent+jwt";
+    let push = |token: &str, content_type: &str| push(&sidecar, token, content_type);
+    let ann = signed_in(&sidecar, "ann");
+    let bob = signed_in(&sidecar, "bob");
+    let carol = signed_in(&sidecar, "carol");
+    let secevent = SECEVENT;
 
     // CAEP session-revoked: ann is out at her next request; bob is not touched.
     assert_eq!(push(&tokens[0], secevent), (202, serde_json::Value::Null));
@@ -165,4 +193,59 @@ fn caep_and_risc_events_end_sessions_and_forged_ones_end_nothing() {
     // An event kind this receiver does not act on is taken and ends nothing.
     assert_eq!(push(&tokens[7], secevent).0, 202);
     assert!(still_in(&carol));
+}
+
+/// CAEP token-claims-change: the person's sessions stay, but renew their tokens at their
+/// next request and are checked again with the new claims: a route's rules and the
+/// organization's membership follow them at once; a person who is no longer a member is
+/// signed out. (Issue 33 asks for a re-check, not an end.)
+#[test]
+fn a_claims_change_checks_membership_and_rules_again_with_the_new_claims() {
+    let ports = Ports::new();
+    let idp = Idp::for_sidecar(ports, json!({}));
+    idp.set_user("dan", json!({"email": "dan@staff.shop.example"}));
+    idp.set_user("eve", json!({"email": "eve@shop.example"}));
+    let changed = format!("{CAEP}token-claims-change");
+    let sent = transmitter(json!([
+        {"claims": event(&idp, "c1", &changed, "dan")},
+        {"claims": event(&idp, "c2", &changed, "eve")},
+    ]));
+    let config = CONFIG
+        .replace(
+            "identity_providers = [\"kc\"]\n",
+            "identity_providers = [\"kc\"]\nmembers = [{ claim = \"email\", ends_with = [\"@shop.example\", \"@staff.shop.example\"] }]\n",
+        )
+        .replace(
+            "[[routes]]\npath_prefix = \"/\"",
+            "[[routes]]\npath_prefix = \"/staff/\"\nauth = \"required\"\nallow = [{ claim = \"email\", ends_with = [\"@staff.shop.example\"] }]\n\n[[routes]]\npath_prefix = \"/\"",
+        );
+    let upstream = Upstream::start();
+    let sidecar = sidecar(ports, &config, &idp, &sent, &upstream.url());
+    let dan = signed_in(&sidecar, "dan");
+    let eve = signed_in(&sidecar, "eve");
+    let status = |browser: &Browser, path: &str| browser.get(&sidecar.url(path)).status;
+    assert_eq!(status(&dan, "/staff/orders"), 200);
+
+    // The IdP changes their claims; the sessions still carry the old ones.
+    idp.set_user("dan", json!({"email": "dan@shop.example"}));
+    idp.set_user("eve", json!({"email": "eve@elsewhere.example"}));
+    assert_eq!(status(&dan, "/staff/orders"), 200);
+    assert_eq!(status(&eve, "/account"), 200);
+
+    for token in &sent.tokens {
+        assert_eq!(push(&sidecar, token, SECEVENT).0, 202);
+    }
+    // dan stays signed in with his new claims: no longer staff.
+    assert_eq!(status(&dan, "/staff/orders"), 403);
+    assert_eq!(status(&dan, "/account"), 200);
+    assert_eq!(
+        upstream.last().header("x-sso-email"),
+        Some("dan@shop.example")
+    );
+    // eve is no longer a member: signed out.
+    assert_eq!(status(&eve, "/account"), 302);
+    assert_eq!(
+        sidecar.metric("sso_sidecar_sessions_ended_total{reason=\"not_a_member\"}"),
+        1.0
+    );
 }

@@ -177,14 +177,18 @@ impl BearerTokens {
 
     /// Whether a logout, the admin API or a security event ended the token's user or IdP
     /// session after it was issued.
+    /// A token issued no later than a change of its user's claims carries the old ones:
+    /// refused too, so the client gets a new one.
     pub fn is_revoked(&self, verified: &VerifiedToken) -> bool {
+        let (sub, issued_at) = (
+            verified.claim("sub").unwrap_or_default(),
+            issued_at(verified),
+        );
         verified.idps.iter().any(|idp| {
-            self.revocations.is_token_revoked(
-                idp,
-                verified.claim("sub").unwrap_or_default(),
-                verified.claim("sid"),
-                issued_at(verified),
-            )
+            let changed = self.revocations.claims_changed_at(idp, sub);
+            self.revocations
+                .is_token_revoked(idp, sub, verified.claim("sid"), issued_at)
+                || changed.is_some_and(|at| issued_at <= at)
         })
     }
 

@@ -163,16 +163,27 @@ impl<R: Refresh> Gatekeeper<R> {
         if let Err(refusal) = self.admits(at, &session, req) {
             return self.refuse(refusal, at, req);
         }
+        // The IdP said this person's claims changed after these tokens were issued.
+        let rechecked = match self.claims_changed(&session) {
+            Some(changed_at) => {
+                match Box::pin(self.recheck_claims(&mut session, changed_at, req, now)).await {
+                    Ok(()) => true,
+                    Err(refusal) => return self.refuse(refusal, at, req),
+                }
+            }
+            None => false,
+        };
         // Most requests need no refresh; those that do carry its (large) state in a box.
         let refresh =
             self.tokens.may_refresh(&session, now) || self.backend.may_refresh(&session, now);
-        let refreshed = match refresh {
-            true => match Box::pin(self.keep_fresh(&mut session, req, now)).await {
-                Ok(refreshed) => refreshed,
-                Err(refusal) => return self.refuse(refusal, at, req),
-            },
-            false => false,
-        };
+        let refreshed = rechecked
+            || match refresh {
+                true => match Box::pin(self.keep_fresh(&mut session, req, now)).await {
+                    Ok(refreshed) => refreshed,
+                    Err(refusal) => return self.refuse(refusal, at, req),
+                },
+                false => false,
+            };
         if !rules::satisfied(route.allow, |path| kept(&session, path)) {
             self.metrics.traffic.request_denied(route.label);
             let identity = &session.identity;
@@ -442,6 +453,60 @@ impl<R: Refresh> Gatekeeper<R> {
             }
         }
         Ok(changed)
+    }
+
+    /// When the person's claims changed (a CAEP token-claims-change), if the session's
+    /// ID token was issued no later than that.
+    fn claims_changed(&self, session: &Session) -> Option<i64> {
+        let revocations = &self.sessions.revocations;
+        let changed_at =
+            revocations.claims_changed_at(&session.identity_provider, &session.identity.subject)?;
+        let id_token = session.tokens.id_token.as_deref();
+        let issued_at = (id_token.and_then(|t| jwt_part(t, 1)))
+            .and_then(|claims| claims.get("iat").and_then(serde_json::Value::as_i64))
+            .unwrap_or(0);
+        (issued_at <= changed_at).then_some(changed_at)
+    }
+
+    /// Renews the session's tokens now to learn the changed claims, and checks
+    /// membership with them (the route's rules follow on the new claims). A session that
+    /// cannot get a new ID token ends: its old claims are no longer the person's.
+    async fn recheck_claims(
+        &self,
+        shared: &mut Arc<Session>,
+        changed_at: i64,
+        req: &Request<'_>,
+        now: i64,
+    ) -> Result<(), Refusal> {
+        // As if its access token ran out: the refresh happens now, whatever it has left.
+        let mut due = (**shared).clone();
+        due.tokens.access_expires_at = Some(0);
+        let renewed = match self.tokens.ensure_fresh(&due, now).await {
+            Freshness::Refreshed(tokens) => Some(tokens),
+            Freshness::Unreachable => {
+                self.metrics.sessions.session_ended(Ended::IdpUnreachable);
+                let organization = shared.organization.clone();
+                return Err(Refusal::IdpUnreachable { organization });
+            }
+            Freshness::Current | Freshness::Ended(_) => None,
+        };
+        let new_claims = renewed.filter(|tokens| {
+            tokens.id_token.is_some() && tokens.id_token != shared.tokens.id_token
+        });
+        let Some(tokens) = new_claims else {
+            tracing::info!(
+                changed_at,
+                "claims changed and no new ID token: the session ends"
+            );
+            return Err(self.ended(shared, "claims_changed", req));
+        };
+        let session = Arc::make_mut(shared);
+        session.tokens = (*tokens).clone();
+        if !self.still_member(session) {
+            self.metrics.sessions.session_ended(Ended::NotAMember);
+            return Err(self.ended(session, Ended::NotAMember.as_str(), req));
+        }
+        Ok(())
     }
 
     /// Takes the claims of a refreshed ID token and checks membership with them.

@@ -423,6 +423,11 @@ fn audit_revocation<'a>(revocation: &'a Revocation, mut event: audit::Event<'a>)
             event.identity_provider = Some(idp);
             event.subject = Some(sub);
         }
+        Revocation::ClaimsChanged { idp, sub, .. } => {
+            event.reason = Some("claims_changed");
+            event.identity_provider = Some(idp);
+            event.subject = Some(sub);
+        }
     }
     event.record();
 }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::rules;
 use crate::config::{ClaimRule, Config};
+use crate::oidc::flow::identity_from_claims;
 use crate::oidc::Registry;
 use crate::session::strength::STRENGTH_CLAIMS;
 use crate::session::{claims, Session};
@@ -47,6 +48,20 @@ impl Membership {
         let max = self.max_groups;
         if let Some(provider) = self.registry.get(&session.identity_provider) {
             session.groups = claims::groups(claims, &provider.config.groups_claim, max);
+            // The headers follow a changed email or name; what the ID token does not carry
+            // (userinfo gave it at sign-in) stays.
+            let fresh = identity_from_claims(claims, &provider.config.claims);
+            let identity = &mut session.identity;
+            if fresh.subject == identity.subject {
+                identity.email = fresh.email.or(identity.email.take());
+                identity.name = fresh.name.or(identity.name.take());
+                identity.preferred_username = fresh
+                    .preferred_username
+                    .or(identity.preferred_username.take());
+                if claims.contains_key("email_verified") {
+                    identity.email_verified = fresh.email_verified;
+                }
+            }
         }
         // Step-up rules read how the user signed in; only the ID token says that.
         let paths = self.rule_claims.iter().map(String::as_str);

@@ -20,6 +20,9 @@ pub enum Revocation {
     IdpSession { idp: String, sid: String, at: i64 },
     /// The IdP ended every session of `sub` at `at` (back-channel logout without `sid`).
     Subject { idp: String, sub: String, at: i64 },
+    /// The claims of `sub` changed at `at` (a CAEP token-claims-change): sessions with
+    /// older tokens renew them and are checked again; older bearer tokens are refused.
+    ClaimsChanged { idp: String, sub: String, at: i64 },
 }
 
 /// Where the revocations kept in Redis stand at this replica.
@@ -53,6 +56,8 @@ pub struct Revocations {
     sids: Cache<String, i64>,
     /// `idp + sub` → when the IdP ended all sessions of that user.
     subs: Cache<String, i64>,
+    /// `idp + sub` → when that user's claims changed.
+    claims: Cache<String, i64>,
     /// Logout token ids already used.
     jtis: Cache<String, ()>,
     /// Until the first revocation, requests need no lookups at all.
@@ -84,6 +89,7 @@ impl Revocations {
             sessions: bounded(max_age),
             sids: bounded(max_age),
             subs: bounded(max_age),
+            claims: bounded(max_age),
             jtis: bounded(max_age.max(Duration::from_secs(3600))),
             any: AtomicBool::new(false),
             unshared: Mutex::new(Vec::new()),
@@ -122,7 +128,21 @@ impl Revocations {
             Revocation::Session { id } => self.revoke_session(id),
             Revocation::IdpSession { idp, sid, at } => self.revoke_idp_session(idp, sid, *at),
             Revocation::Subject { idp, sub, at } => self.revoke_subject(idp, sub, *at),
+            Revocation::ClaimsChanged { idp, sub, at } => {
+                self.any.store(true, Ordering::Release);
+                let key = scoped(idp, sub);
+                let latest = self.claims.get(&key).map_or(*at, |before| before.max(*at));
+                self.claims.insert(key, latest);
+            }
         }
+    }
+
+    /// When the claims of `sub` at `idp` last changed, if they did.
+    pub fn claims_changed_at(&self, idp: &str, sub: &str) -> Option<i64> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        self.claims.get(&scoped(idp, sub))
     }
 
     pub fn revoke_session(&self, session_id: &str) {
@@ -238,5 +258,23 @@ mod tests {
         assert!(r.first_use_of("j1"));
         assert!(!r.first_use_of("j1"));
         assert!(r.first_use_of("j2"));
+    }
+
+    #[test]
+    fn a_claims_change_is_kept_at_its_latest_and_revokes_nothing() {
+        let r = Revocations::new(Duration::from_secs(3600));
+        assert_eq!(r.claims_changed_at("kc", "alice"), None);
+        let changed = |at| Revocation::ClaimsChanged {
+            idp: "kc".into(),
+            sub: "alice".into(),
+            at,
+        };
+        r.apply(&changed(200));
+        r.apply(&changed(150));
+        assert_eq!(r.claims_changed_at("kc", "alice"), Some(200));
+        assert_eq!(r.claims_changed_at("kc", "bob"), None);
+        assert_eq!(r.claims_changed_at("other", "alice"), None);
+        // Sessions are checked again, not ended.
+        assert!(!r.is_revoked(&session("a", "alice", None, 100)));
     }
 }

@@ -1,10 +1,13 @@
 //! `/oauth2/ssf/events`: Shared Signals push delivery (RFC 8935). A verified event that
-//! ends a person's sessions (CAEP session-revoked, credential-change, token-claims-change;
-//! RISC account-disabled, account-purged, sessions-revoked) ends them everywhere, as the
-//! admin API does: every session of the subject at the IdPs it concerns, and their bearer
-//! tokens issued until now. `202` when taken, `400` with the RFC 8935 error code otherwise.
+//! ends a person's sessions (CAEP session-revoked, credential-change; RISC
+//! account-disabled, account-purged, sessions-revoked) ends them everywhere, as the admin
+//! API does: every session of the subject at the IdPs it concerns, and their bearer tokens
+//! issued until now. A CAEP token-claims-change has every session of the subject renew its
+//! tokens and be checked again with the new claims (see the gate), and refuses bearer
+//! tokens issued before it. `202` when taken, `400` with the RFC 8935 error code otherwise.
 
-use super::logout::Logout;
+use super::logout::{revoked_by, Logout};
+use super::revocations::Revocation;
 use super::{Request, SubjectFilter};
 use crate::oidc::set::{Action, Subject};
 use crate::reply::Reply;
@@ -61,6 +64,21 @@ impl Logout {
                 .map(|(key, _)| key.clone())
                 .collect();
             for idp in &idps {
+                if *action == Action::RecheckClaims {
+                    let revocation = Revocation::ClaimsChanged {
+                        idp: idp.clone(),
+                        sub: sub.to_owned(),
+                        at: now,
+                    };
+                    let by = revoked_by(crate::audit::By::SecurityEvent);
+                    self.revoke(revocation, by, now).await;
+                    tracing::info!(
+                        event = kind.as_str(),
+                        idp = idp.as_str(),
+                        "security event: sessions check their claims again"
+                    );
+                    continue;
+                }
                 let who = SubjectFilter {
                     subject: sub,
                     organization: None,

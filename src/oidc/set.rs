@@ -24,9 +24,12 @@ const RISC: &str = "https://schemas.openid.net/secevent/risc/event-type/";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// The subject's sessions end (session revoked, credential changed, account disabled
-    /// or purged, sessions revoked, or claims changed: the next sign-in checks the rules
-    /// anew).
+    /// or purged, sessions revoked).
     EndSessions,
+    /// The subject's claims changed (CAEP token-claims-change): each session renews its
+    /// tokens at its next request and membership and the route's rules are checked again
+    /// with the new claims; bearer tokens issued before are refused.
+    RecheckClaims,
     /// An event type this receiver does not act on.
     Ignore,
 }
@@ -199,9 +202,8 @@ fn action_of(kind: &str) -> Action {
     let caep = kind.strip_prefix(CAEP);
     let risc = kind.strip_prefix(RISC);
     match (caep, risc) {
-        (Some("session-revoked" | "credential-change" | "token-claims-change"), _) => {
-            Action::EndSessions
-        }
+        (Some("session-revoked" | "credential-change"), _) => Action::EndSessions,
+        (Some("token-claims-change"), _) => Action::RecheckClaims,
         (_, Some("account-disabled" | "account-purged" | "sessions-revoked")) => {
             Action::EndSessions
         }
