@@ -45,6 +45,8 @@ fn main() {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    // The sidecar's default `server.preserve_header_case = false`.
+    pingora::protocols::http::v1::header_case::keep_header_case(false);
     let mut proxy = http_proxy_service(
         &server.configuration,
         Floor {

@@ -36,6 +36,9 @@ pub fn build(config: Config, pages: crate::pages::Pages) -> Server {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    // Header names are case-insensitive: the second map of their spellings is kept only
+    // when asked for (vendor/README.md, change 6).
+    pingora::protocols::http::v1::header_case::keep_header_case(config.server.preserve_header_case);
 
     let metrics = Arc::new(Metrics::new());
     let tls = config.server.tls.as_ref().map(|certificate| {

@@ -432,3 +432,60 @@ fn health_command_probes_the_admin_listener() {
     let (code, _, err) = run_cli(&["health", "--url", &closed], &[], &repo_root());
     assert_eq!(code, 1, "{err}");
 }
+
+/// An upstream that answers every request with `X-Shop-Answer` and records each request
+/// head as it came over the wire.
+fn wire_upstream() -> (String, std::sync::mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (heads, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = heads.send(String::from_utf8_lossy(&head).into_owned());
+            let answer = "HTTP/1.1 200 OK\r\nX-Shop-Answer: yes\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    (url, received)
+}
+
+/// The raw head of a `GET /page` with a custom header, sent to `sidecar`.
+fn raw_get(sidecar: &Sidecar) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", sidecar.port)).unwrap();
+    stream
+        .write_all(b"GET /page HTTP/1.1\r\nHost: shop.example\r\nX-Custom-Thing: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// Issue 34: header names are case-insensitive, so by default the sidecar does not keep a
+/// second map of how each was spelled: standard names go on titled, others in lower case.
+/// `server.preserve_header_case` keeps the spelling for a backend that depends on it.
+#[test]
+fn header_names_are_spelled_as_http2_does_unless_asked_to_keep_them() {
+    for (keep, custom, answer) in [
+        (false, "x-custom-thing: a", "x-shop-answer: yes"),
+        (true, "X-Custom-Thing: a", "X-Shop-Answer: yes"),
+    ] {
+        let (upstream, heads) = wire_upstream();
+        let config = CONFIG.replace(
+            "read_timeout = \"1s\"\n",
+            &format!("read_timeout = \"1s\"\npreserve_header_case = {keep}\n"),
+        );
+        let sidecar = Sidecar::start(&config, &upstream);
+        let answered = raw_get(&sidecar);
+        let head = heads.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(head.contains(custom), "keep = {keep}: {head}");
+        assert!(head.contains("Host: shop.example") || head.contains("host: shop.example"));
+        assert!(answered.contains(answer), "keep = {keep}: {answered}");
+        assert!(answered.contains("Content-Length: 2"), "{answered}");
+    }
+}

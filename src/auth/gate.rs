@@ -521,11 +521,14 @@ impl<R: Refresh> Gatekeeper<R> {
     /// Forwards a signed-in user: the shop's own token goes upstream where the backend
     /// exchanged the IdP's (Spree), else the access token where configured.
     fn forward(&self, session: Arc<Session>, set_cookies: Vec<String>) -> Gate {
-        // "Last used" for the sessions page, written now and then, never on the way.
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let (index, used) = (self.index.clone(), session.clone());
-            let now = chrono::Utc::now().timestamp();
-            handle.spawn(async move { index.touch(&used, now).await });
+        // "Last used" for the sessions page, written now and then, never on the way: a
+        // task only when a write is due (a task per request cost a wake-up each).
+        let now = chrono::Utc::now().timestamp();
+        if self.index.touch_due(&session, now) {
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                let (index, used) = (self.index.clone(), session.clone());
+                handle.spawn(async move { index.touch(&used, now).await });
+            }
         }
         let authorization = match &session.backend {
             Some(backend) => Some(format!("Bearer {}", backend.token)),

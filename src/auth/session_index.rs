@@ -146,16 +146,21 @@ impl SessionIndex {
         self.put(&entry).await;
     }
 
-    /// A request of `session` at `now`: its "last used", at most every few minutes.
-    pub async fn touch(&self, session: &Session, now: i64) {
+    /// Whether a request of `session` at `now` should write its "last used" (at most
+    /// every few minutes); marks it written when so.
+    pub fn touch_due(&self, session: &Session, now: i64) -> bool {
         let fresh = self
             .touched
             .get(&session.id)
             .is_some_and(|at| now - at < TOUCH_EVERY_SECS);
-        if fresh {
-            return;
+        if !fresh {
+            self.touched.insert(session.id.clone(), now);
         }
-        self.touched.insert(session.id.clone(), now);
+        !fresh
+    }
+
+    /// Writes the "last used" of `session` ([`SessionIndex::touch_due`] said it is due).
+    pub async fn touch(&self, session: &Session, now: i64) {
         let person = person(&session.identity_provider, &session.identity.subject);
         let Some(mut entry) = (self.entries_of(&person, now).await)
             .into_iter()
@@ -396,9 +401,12 @@ mod tests {
         assert_eq!(ann, ["b", "a"], "newest first, only ann's");
         assert!(index.of("other-idp", "ann", now).await.is_empty());
 
-        index
-            .touch(&session("a", "ann", now - 100), now + TOUCH_EVERY_SECS)
-            .await;
+        // Written at most every few minutes: not due right after the sign-in.
+        let a = session("a", "ann", now - 100);
+        assert!(!index.touch_due(&a, now - 100 + 1));
+        assert!(index.touch_due(&a, now + TOUCH_EVERY_SECS));
+        assert!(!index.touch_due(&a, now + TOUCH_EVERY_SECS + 1));
+        index.touch(&a, now + TOUCH_EVERY_SECS).await;
         let a = index
             .of("kc", "ann", now)
             .await

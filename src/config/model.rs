@@ -131,6 +131,10 @@ pub struct ServerConfig {
     /// `server.upstream_ca`: DER certificates an `https://` upstream's chain may end at,
     /// instead of the system's roots (a private CA).
     pub upstream_ca: Option<Vec<Vec<u8>>>,
+    /// `server.preserve_header_case`: header names go on as the client and the upstream
+    /// spelled them (a second map per head); otherwise standard names titled, others in
+    /// lower case.
+    pub preserve_header_case: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

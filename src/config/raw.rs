@@ -60,6 +60,7 @@ pub struct RawServer {
     pub client_idle_timeout: Option<toml::Value>,
     pub tls: Option<RawTls>,
     pub upstream_ca: Option<String>,
+    pub preserve_header_case: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

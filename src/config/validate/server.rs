@@ -83,6 +83,7 @@ impl Validator {
             upstream_ca: raw
                 .upstream_ca
                 .and_then(|reference| self.upstream_ca(&reference)),
+            preserve_header_case: raw.preserve_header_case.unwrap_or(false),
         }
     }
 

@@ -284,7 +284,13 @@ impl HttpSession {
                         // while header_refs doesn't as it is still empty
                         let _num_headers = populate_headers(base, &mut header_refs, resp.headers);
 
-                        let mut response_header = match ResponseHeader::build(
+                        // sso-sidecar: without the second map of header spellings
+                        // where the server does not keep them (header_case.rs).
+                        let build = match super::header_case::keeps_header_case() {
+                            true => ResponseHeader::build,
+                            false => ResponseHeader::build_no_case,
+                        };
+                        let mut response_header = match build(
                             resp.code.unwrap(),
                             // sso-sidecar: room for the headers a proxy adds to the
                             // response (request id, cookies).

@@ -18,6 +18,8 @@ pub(crate) mod body;
 pub mod client;
 pub mod common;
 pub mod head_limits;
+// sso-sidecar: heads without the original header case (header_case.rs).
+pub mod header_case;
 pub(crate) mod header;
 pub mod server;
 

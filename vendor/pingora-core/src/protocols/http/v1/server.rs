@@ -404,7 +404,13 @@ impl HttpSession {
                         // while header_refs doesn't as it is still empty
                         let _num_headers = populate_headers(base, &mut header_refs, req.headers);
 
-                        let mut request_header = Box::new(RequestHeader::build(
+                        // sso-sidecar: without the second map of header spellings
+                        // where the server does not keep them (header_case.rs).
+                        let build = match super::header_case::keeps_header_case() {
+                            true => RequestHeader::build,
+                            false => RequestHeader::build_no_case,
+                        };
+                        let mut request_header = Box::new(build(
                             req.method.unwrap_or(""),
                             // we path httparse to allow unsafe bytes in the str
                             req.path.unwrap_or("").as_bytes(),
