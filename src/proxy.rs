@@ -763,9 +763,9 @@ impl HeaderEdits for RequestHeader {
     }
 
     fn set(&mut self, name: &UpstreamName, value: http::HeaderValue) {
-        // Spelled as given (a `Bytes` name is taken as it is); cannot fail, the name and
-        // value are already valid.
-        let _ = self.insert_header(name.wire.clone(), value);
+        // The name as it is, never parsed again (vendor/README.md, change 7); spelled as
+        // given where the head keeps header case. Cannot fail: name and value are valid.
+        let _ = self.insert_header_named(&name.name, &name.wire, value);
     }
 
     fn remove(&mut self, name: &http::HeaderName) {
