@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: deps build demo demo-stop test fuzz-smoke check ci docs conformance bench bench-instructions soak fuzz attack clean
+.PHONY: deps build demo demo-stop test fuzz-smoke check ci docs conformance bench bench-instructions bench-syscalls soak fuzz attack clean
 
 deps:
 	@scripts/install-deps.sh
@@ -61,6 +61,13 @@ bench-instructions:
 	@BENCH=1 scripts/install-deps.sh
 	$(CARGO) build --release --locked --bin sso-sidecar --example mint_sessions --example pingora_floor
 	python3 bench/instructions.py
+
+# Not part of `make test`: system calls and context switches per request (perf stat) for
+# the pingora floor and the sidecar.
+bench-syscalls:
+	@BENCH=1 scripts/install-deps.sh
+	$(CARGO) build --release --locked --bin sso-sidecar --example mint_sessions --example pingora_floor
+	python3 bench/syscalls.py
 
 # Not part of `make test`: steady authenticated load with refreshes (SOAK_DURATION, default 600 s).
 soak:

@@ -24,6 +24,7 @@ if [ "${BENCH:-0}" = 1 ]; then
   need apache2 apache2
   [ -f /usr/lib/apache2/modules/mod_auth_openidc.so ] || missing+=(libapache2-mod-auth-openidc)
   need valgrind valgrind    # make bench-instructions: callgrind
+  need perf linux-perf      # make bench-syscalls (and BENCH_PROFILE=1)
 fi
 if [ "${SKIP_BROWSER:-0}" != 1 ]; then
   need chromium chromium    # browser tests (driven by npm playwright-core)

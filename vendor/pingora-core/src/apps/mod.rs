@@ -412,7 +412,12 @@ async fn next_request_arrives(
     // None: the keep-alive timeout passed first.
     let waited = async {
         match limit {
-            Some(limit) => tokio::time::timeout(limit, readable).await.ok(),
+            // sso-sidecar: pingora's shared timer wheel, not tokio's: arming a tokio timer
+            // that ends before the driver's next wake-up writes to its eventfd, once per
+            // request of every keep-alive connection.
+            Some(limit) => pingora_timeout::fast_timeout::fast_timeout(limit, readable)
+                .await
+                .ok(),
             None => Some(readable.await),
         }
     };
