@@ -5,15 +5,16 @@
 //! documented schema (`docs/src/reference/audit.md`, `"v": 1`): fields are only ever
 //! added.
 //!
-//! Written through a non-blocking writer that never drops a line (a full queue makes the
-//! request wait), to stdout beside the log or appended to a file.
+//! Written through the log's batching writer ([`crate::log_batch`]), which never drops a
+//! line (a full buffer makes the request wait), to stdout beside the log or appended to a
+//! file.
 
 use std::io::Write;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
+use crate::log_batch::BatchWriter;
 use serde::Serialize;
-use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 
 use crate::config::AuditLog;
 use crate::session::Session;
@@ -169,8 +170,7 @@ impl<'a> Event<'a> {
 }
 
 struct Sink {
-    writer: NonBlocking,
-    _guard: Option<WorkerGuard>,
+    writer: BatchWriter,
 }
 
 static SINK: OnceLock<Sink> = OnceLock::new();
@@ -178,43 +178,24 @@ static SINK: OnceLock<Sink> = OnceLock::new();
 /// Opens the audit log. A file is opened (made) for appending now, so a path that cannot
 /// be written stops the start instead of losing the lines.
 pub fn init(destination: &AuditLog) -> std::io::Result<()> {
-    let sink = match destination {
+    let writer = match destination {
         AuditLog::Off => return Ok(()),
         AuditLog::Stdout => match crate::logging::stdout_writer() {
-            Some(writer) => Sink {
-                writer,
-                _guard: None,
-            },
-            None => {
-                let (writer, guard) = non_blocking(Box::new(std::io::stdout()));
-                Sink {
-                    writer,
-                    _guard: Some(guard),
-                }
-            }
+            Some(writer) => writer,
+            None => BatchWriter::spawn(Box::new(std::io::stdout()), "sso-sidecar-audit")?,
         },
         AuditLog::File(path) => {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)?;
-            let (writer, guard) = non_blocking(Box::new(file));
-            Sink {
-                writer,
-                _guard: Some(guard),
-            }
+            BatchWriter::spawn(Box::new(file), "sso-sidecar-audit")?
         }
     };
+    let sink = Sink { writer };
     // Set once per process; a reload keeps the first.
     let _ = SINK.set(sink);
     Ok(())
-}
-
-fn non_blocking(to: Box<dyn Write + Send>) -> (NonBlocking, WorkerGuard) {
-    NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("sso-sidecar-audit")
-        .finish(std::io::LineWriter::new(to))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod health;
 pub mod host;
 pub mod import_icm;
 pub mod jwt;
+pub mod log_batch;
 pub mod logging;
 pub mod metrics;
 pub mod oidc;

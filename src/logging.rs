@@ -1,23 +1,23 @@
 //! Logs go to stdout through `tracing`, as text or JSON. `SSO_SIDECAR_LOG_FORMAT` and
 //! `SSO_SIDECAR_LOG` (a filter such as `info` or `sso_sidecar=debug`) override the config.
 //!
-//! Lines are handed to a background thread that writes them through a buffer, flushed
-//! whenever it has nothing more to write: under load many access lines share one
-//! `write(2)` instead of one each, and an idle sidecar's lines still appear at once. A
-//! full queue makes the request wait rather than lose its line.
+//! Lines are handed to a background thread that writes them in batches
+//! ([`crate::log_batch`]): many access lines share one `write(2)` and one wake-up of the
+//! writer instead of one each, and a line appears within a few milliseconds. A full
+//! buffer makes the request wait rather than lose its line.
 
 use std::sync::OnceLock;
 
-use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
+use crate::log_batch::BatchWriter;
 
 /// The writer of stdout's lines, shared with the audit log so that their lines never
 /// interleave.
-static STDOUT: OnceLock<NonBlocking> = OnceLock::new();
+static STDOUT: OnceLock<BatchWriter> = OnceLock::new();
 
-pub fn stdout_writer() -> Option<NonBlocking> {
+pub fn stdout_writer() -> Option<BatchWriter> {
     STDOUT.get().cloned()
 }
 
@@ -31,17 +31,14 @@ pub fn init(config: &LogConfig) {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(&config.level));
-    // The writer thread lives as long as the process; its guard is kept for that.
-    static WRITER: OnceLock<WorkerGuard> = OnceLock::new();
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("sso-sidecar-log")
-        .finish(std::io::BufWriter::new(std::io::stdout()));
-    if WRITER.set(guard).is_err() {
+    if STDOUT.get().is_some() {
         // Already set up (tests, reload): the first subscriber stays.
         return;
     }
-    let _ = STDOUT.set(writer.clone());
+    let Ok(writer) = BatchWriter::spawn(Box::new(std::io::stdout()), "sso-sidecar-log") else {
+        return;
+    };
+    let writer = STDOUT.get_or_init(|| writer).clone();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
