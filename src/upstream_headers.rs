@@ -104,8 +104,21 @@ struct SessionIdentity {
     values: Vec<(usize, HeaderValue)>,
 }
 
-/// Sessions whose identity values are kept; a miss only costs building them.
-const RECENT_SESSIONS: u64 = 100_000;
+impl SessionIdentity {
+    /// About what it holds in memory, for the cache's byte budget.
+    fn weight(&self) -> u32 {
+        // Each value is its own allocation; the entry, its `Arc` and the cache's node
+        // come on top.
+        let values: usize = self.values.iter().map(|(_, v)| v.len() + 64).sum();
+        let total = 320 + self.session_id.len() + self.token_tail.len() + values;
+        u32::try_from(total).unwrap_or(u32::MAX)
+    }
+}
+
+/// Bytes of identity values kept (groups and the signed assertion make a session's a few
+/// KiB): the sessions in use stay, and a miss only costs building them again. Counted by
+/// entry, so 100,000 distinct sessions cannot grow the process by hundreds of MiB.
+const RECENT_BYTES: u64 = 2 << 20;
 
 /// The other headers the sidecar sets.
 struct FixedNames {
@@ -155,7 +168,8 @@ impl UpstreamHeaders {
                 cookie: UpstreamName::fixed("Cookie"),
             },
             recent: moka::sync::Cache::builder()
-                .max_capacity(RECENT_SESSIONS)
+                .weigher(|_, kept: &Arc<SessionIdentity>| kept.weight())
+                .max_capacity(RECENT_BYTES)
                 .time_to_idle(std::time::Duration::from_secs(600))
                 .build(),
         }

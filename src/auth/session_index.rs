@@ -20,6 +20,10 @@ use crate::store::Store;
 /// write.
 const TOUCH_EVERY_SECS: i64 = 300;
 
+/// Sessions whose last "last used" write is remembered; one forgotten is written again at
+/// its next request, so this bounds memory, not correctness.
+const TOUCHED_SESSIONS: usize = 100_000;
+
 /// What the file keeps an entry under: `session-index:<person>:<id>`.
 const FILE_PREFIX: &str = "session-index:";
 
@@ -50,7 +54,11 @@ pub struct SessionIndex {
     /// Without Redis or a file: person → id → entry.
     memory: Mutex<HashMap<String, HashMap<String, SessionEntry>>>,
     /// Session id → when its "last used" was last written here.
-    touched: moka::sync::Cache<String, i64>,
+    /// Session (by a hash of its id: two sessions sharing one only skip a write) → when
+    /// its "last used" was last written here. A plain map, pruned when full: a cache's
+    /// bookkeeping per entry cost more than the entry.
+    touched: Mutex<HashMap<u64, i64>>,
+    hasher: std::collections::hash_map::RandomState,
     /// Without Redis or a file: session id → (sealed means of ending it, until when).
     ends: moka::sync::Cache<String, (String, i64)>,
 }
@@ -61,10 +69,8 @@ impl SessionIndex {
             store,
             file,
             memory: Mutex::default(),
-            touched: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(TOUCH_EVERY_SECS as u64 * 2))
-                .build(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            touched: Mutex::default(),
             ends: moka::sync::Cache::builder().max_capacity(100_000).build(),
         }
     }
@@ -142,21 +148,39 @@ impl SessionIndex {
             browser: browser_of(user_agent.unwrap_or("")),
             network: client.map(network_of).unwrap_or_default(),
         };
-        self.touched.insert(entry.id.clone(), entry.last_used);
+        self.mark_touched(self.touch_key(&entry.id), entry.last_used);
         self.put(&entry).await;
     }
 
     /// Whether a request of `session` at `now` should write its "last used" (at most
     /// every few minutes); marks it written when so.
     pub fn touch_due(&self, session: &Session, now: i64) -> bool {
-        let fresh = self
-            .touched
-            .get(&session.id)
+        let key = self.touch_key(&session.id);
+        let fresh = (self.touched.lock().ok())
+            .and_then(|touched| touched.get(&key).copied())
             .is_some_and(|at| now - at < TOUCH_EVERY_SECS);
         if !fresh {
-            self.touched.insert(session.id.clone(), now);
+            self.mark_touched(key, now);
         }
         !fresh
+    }
+
+    fn mark_touched(&self, key: u64, now: i64) {
+        let Ok(mut touched) = self.touched.lock() else {
+            return;
+        };
+        if touched.len() >= TOUCHED_SESSIONS {
+            touched.retain(|_, at| now - *at < TOUCH_EVERY_SECS);
+            if touched.len() >= TOUCHED_SESSIONS {
+                // More sessions in use than remembered: they are written again, sooner.
+                touched.clear();
+            }
+        }
+        touched.insert(key, now);
+    }
+
+    fn touch_key(&self, id: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, id)
     }
 
     /// Writes the "last used" of `session` ([`SessionIndex::touch_due`] said it is due).
