@@ -221,14 +221,7 @@ impl<R: Refresh> Gatekeeper<R> {
     /// The one way out for whatever the gate refuses.
     fn refuse(&self, refusal: Refusal, at: Place<'_>, req: &Request<'_>) -> Gate {
         if let Some(reason) = refusal.denial() {
-            let mut event = audit::Event::new(audit::Kind::Denied)
-                .reason(reason)
-                .request(
-                    req.request_id,
-                    req.client_ip,
-                    req.method.as_str(),
-                    req.path_and_query,
-                );
+            let mut event = req.audit(audit::Kind::Denied).reason(reason);
             if let Refusal::Forbidden { who } = &refusal {
                 event.user = Some(who);
             }
@@ -422,16 +415,7 @@ impl<R: Refresh> Gatekeeper<R> {
                 audit_line(audit::Kind::RefreshFailed, shared, reason.as_str(), req).record();
                 return Err(self.ended(shared, reason.as_str(), req));
             }
-            Freshness::Unreachable => {
-                self.metrics.sessions.session_ended(Ended::IdpUnreachable);
-                let reason = Ended::IdpUnreachable.as_str();
-                audit_line(audit::Kind::RefreshFailed, shared, reason, req).record();
-                audit_line(audit::Kind::SignOut, shared, reason, req)
-                    .by(audit::By::Sidecar)
-                    .record();
-                let organization = shared.organization.clone();
-                return Err(Refusal::IdpUnreachable { organization });
-            }
+            Freshness::Unreachable => return Err(self.idp_unreachable(shared, req)),
         }
         match self.backend.keep_fresh(shared, now, req.client_ip).await {
             Freshness::Current => {}
@@ -443,12 +427,12 @@ impl<R: Refresh> Gatekeeper<R> {
             // reached is not asked again while its token lasts, and ends it after.)
             Freshness::Ended(reason) => {
                 self.metrics.sessions.session_ended(reason);
-                backend_ended(shared, reason, req);
+                refresh_ended(shared, reason, req);
                 return Err(Refusal::SessionOver);
             }
             Freshness::Unreachable => {
                 self.metrics.sessions.session_ended(Ended::BackendRefused);
-                backend_ended(shared, Ended::BackendRefused, req);
+                refresh_ended(shared, Ended::BackendRefused, req);
                 return Err(Refusal::SessionOver);
             }
         }
@@ -483,11 +467,7 @@ impl<R: Refresh> Gatekeeper<R> {
         due.tokens.access_expires_at = Some(0);
         let renewed = match self.tokens.ensure_fresh(&due, now).await {
             Freshness::Refreshed(tokens) => Some(tokens),
-            Freshness::Unreachable => {
-                self.metrics.sessions.session_ended(Ended::IdpUnreachable);
-                let organization = shared.organization.clone();
-                return Err(Refusal::IdpUnreachable { organization });
-            }
+            Freshness::Unreachable => return Err(self.idp_unreachable(shared, req)),
             Freshness::Current | Freshness::Ended(_) => None,
         };
         let new_claims = renewed.filter(|tokens| {
@@ -507,6 +487,15 @@ impl<R: Refresh> Gatekeeper<R> {
             return Err(self.ended(session, Ended::NotAMember.as_str(), req));
         }
         Ok(())
+    }
+
+    /// The tokens need renewing and the session's IdP cannot be reached: the session ends,
+    /// and a browser is told the IdP is down.
+    fn idp_unreachable(&self, session: &Session, req: &Request<'_>) -> Refusal {
+        self.metrics.sessions.session_ended(Ended::IdpUnreachable);
+        refresh_ended(session, Ended::IdpUnreachable, req);
+        let organization = session.organization.clone();
+        Refusal::IdpUnreachable { organization }
     }
 
     /// Takes the claims of a refreshed ID token and checks membership with them.
@@ -613,21 +602,13 @@ fn audit_line<'a>(
     kind: audit::Kind,
     session: &'a Session,
     reason: &'a str,
-    req: &'a Request<'_>,
+    req: &Request<'a>,
 ) -> audit::Event<'a> {
-    audit::Event::new(kind)
-        .session(session)
-        .reason(reason)
-        .request(
-            req.request_id,
-            req.client_ip,
-            req.method.as_str(),
-            req.path_and_query,
-        )
+    req.audit(kind).session(session).reason(reason)
 }
 
-/// The backend refused to renew its own session, which ends ours.
-fn backend_ended(session: &Session, reason: Ended, req: &Request<'_>) {
+/// A refresh (the IdP's or the backend's) that could not be done ended the session.
+fn refresh_ended(session: &Session, reason: Ended, req: &Request<'_>) {
     audit_line(audit::Kind::RefreshFailed, session, reason.as_str(), req).record();
     audit_line(audit::Kind::SignOut, session, reason.as_str(), req)
         .by(audit::By::Sidecar)

@@ -355,15 +355,7 @@ impl Login {
                 self.remote_end.keep(&session).await;
                 cookies.push(state_cookie);
                 self.metrics.sessions.login_completed(org, idp, size);
-                audit::Event::new(audit::Kind::SignIn)
-                    .session(&session)
-                    .request(
-                        req.request_id,
-                        req.client_ip,
-                        req.method.as_str(),
-                        req.path_and_query,
-                    )
-                    .record();
+                req.audit(audit::Kind::SignIn).session(&session).record();
                 tracing::info!(
                     organization = org,
                     idp,
@@ -597,14 +589,7 @@ impl Login {
 /// The audit line of a sign-in that did not go through (`unknown` where the browser's
 /// sign-in could not be matched).
 fn sign_in_failed(req: &Request<'_>, organization: &str, idp: &str, reason: &str) {
-    let mut event = audit::Event::new(audit::Kind::SignInFailed)
-        .reason(reason)
-        .request(
-            req.request_id,
-            req.client_ip,
-            req.method.as_str(),
-            req.path_and_query,
-        );
+    let mut event = req.audit(audit::Kind::SignInFailed).reason(reason);
     event.organization = Some(organization);
     event.identity_provider = Some(idp);
     event.record();

@@ -103,16 +103,9 @@ impl Logout {
             policy = policy.as_str(),
             "logout"
         );
-        let mut event = audit::Event::new(audit::Kind::SignOut)
-            .session(&session)
+        let mut event = (req.audit(audit::Kind::SignOut).session(&session))
             .reason("logout")
-            .by(audit::By::User)
-            .request(
-                req.request_id,
-                req.client_ip,
-                req.method.as_str(),
-                req.path_and_query,
-            );
+            .by(audit::By::User);
         event.policy = Some(policy.as_str());
         event.record();
         let reply = match policy {

@@ -82,6 +82,18 @@ pub struct Request<'a> {
     pub forward_auth: Option<ForwardAuth<'a>>,
 }
 
+impl<'a> Request<'a> {
+    /// An audit line of `kind` on this request (its id, client, method and path).
+    pub fn audit(&self, kind: crate::audit::Kind) -> crate::audit::Event<'a> {
+        crate::audit::Event::new(kind).request(
+            self.request_id,
+            self.client_ip,
+            self.method.as_str(),
+            self.path_and_query,
+        )
+    }
+}
+
 /// A forward-auth question ([`crate::forward_auth`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ForwardAuth<'a> {

@@ -110,16 +110,8 @@ impl SessionIndex {
             found.and_then(|bytes| String::from_utf8(bytes).ok())
         } else if let Some(file) = &self.file {
             let file = file.clone();
-            let taken = tokio::task::spawn_blocking(move || {
-                let found = file
-                    .all(&key, now)
-                    .ok()?
-                    .into_iter()
-                    .find(|(k, _)| *k == key);
-                let _ = file.remove(std::slice::from_ref(&key));
-                found.and_then(|(_, bytes)| String::from_utf8(bytes).ok())
-            });
-            taken.await.ok().flatten()
+            let taken = tokio::task::spawn_blocking(move || file.take(&key, now).ok().flatten());
+            (taken.await.ok().flatten()).and_then(|bytes| String::from_utf8(bytes).ok())
         } else {
             let found = self.ends.remove(&key);
             found
@@ -148,7 +140,9 @@ impl SessionIndex {
             browser: browser_of(user_agent.unwrap_or("")),
             network: client.map(network_of).unwrap_or_default(),
         };
-        self.mark_touched(self.touch_key(&entry.id), entry.last_used);
+        if let Ok(mut touched) = self.touched.lock() {
+            mark_touched(&mut touched, self.touch_key(&entry.id), entry.last_used);
+        }
         self.put(&entry).await;
     }
 
@@ -156,27 +150,17 @@ impl SessionIndex {
     /// every few minutes); marks it written when so.
     pub fn touch_due(&self, session: &Session, now: i64) -> bool {
         let key = self.touch_key(&session.id);
-        let fresh = (self.touched.lock().ok())
-            .and_then(|touched| touched.get(&key).copied())
-            .is_some_and(|at| now - at < TOUCH_EVERY_SECS);
-        if !fresh {
-            self.mark_touched(key, now);
-        }
-        !fresh
-    }
-
-    fn mark_touched(&self, key: u64, now: i64) {
         let Ok(mut touched) = self.touched.lock() else {
-            return;
+            return false;
         };
-        if touched.len() >= TOUCHED_SESSIONS {
-            touched.retain(|_, at| now - *at < TOUCH_EVERY_SECS);
-            if touched.len() >= TOUCHED_SESSIONS {
-                // More sessions in use than remembered: they are written again, sooner.
-                touched.clear();
-            }
+        if touched
+            .get(&key)
+            .is_some_and(|at| now - at < TOUCH_EVERY_SECS)
+        {
+            return false;
         }
-        touched.insert(key, now);
+        mark_touched(&mut touched, key, now);
+        true
     }
 
     fn touch_key(&self, id: &str) -> u64 {
@@ -282,6 +266,19 @@ impl SessionIndex {
     fn redis_key(&self, person: &str) -> String {
         self.store.key(&format!("sessions:{person}"))
     }
+}
+
+/// Remembers that `key`'s "last used" was written at `now`; a full map first drops what
+/// is due anyway, and is emptied when everything in it is recent.
+fn mark_touched(touched: &mut HashMap<u64, i64>, key: u64, now: i64) {
+    if touched.len() >= TOUCHED_SESSIONS {
+        touched.retain(|_, at| now - *at < TOUCH_EVERY_SECS);
+        if touched.len() >= TOUCHED_SESSIONS {
+            // More sessions in use than remembered: they are written again, sooner.
+            touched.clear();
+        }
+    }
+    touched.insert(key, now);
 }
 
 /// A person's key: a digest, so that no subject can reach into another's keys.

@@ -95,14 +95,9 @@ impl Logout {
         };
         for id in &ending {
             let revocation = Revocation::Session { id: id.clone() };
-            let by = revoked_by(audit::By::SessionsPage)
-                .session(current)
-                .request(
-                    req.request_id,
-                    req.client_ip,
-                    req.method.as_str(),
-                    req.path_and_query,
-                );
+            let by = (req.audit(audit::Kind::Revocation))
+                .by(audit::By::SessionsPage)
+                .session(current);
             self.revoke(revocation, by, now).await;
             match *id == current.id {
                 // This browser's own: ended below, with the tokens at hand.

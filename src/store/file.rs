@@ -49,6 +49,22 @@ impl FileStore {
         txn.commit().map_err(|e| e.to_string())
     }
 
+    /// Removes the entry under `key` and gives its value if it had not expired by `now`,
+    /// in one transaction.
+    pub fn take(&self, key: &str, now: i64) -> Result<Option<Vec<u8>>, String> {
+        let txn = self.db.begin_write().map_err(|e| e.to_string())?;
+        let taken = {
+            let mut table = txn.open_table(KEPT).map_err(|e| e.to_string())?;
+            let removed = table.remove(key).map_err(|e| e.to_string())?;
+            removed.and_then(|entry| {
+                let (expires, bytes) = entry.value();
+                (expires > now).then(|| bytes.to_vec())
+            })
+        };
+        txn.commit().map_err(|e| e.to_string())?;
+        Ok(taken)
+    }
+
     /// Every entry whose key starts with `prefix` and that has not expired by `now`;
     /// expired entries are removed.
     pub fn all(&self, prefix: &str, now: i64) -> Result<Vec<(String, Vec<u8>)>, String> {
@@ -98,5 +114,20 @@ mod tests {
         // The expired one is gone from the file too.
         assert_eq!(store.all("revocation:", 0).unwrap().len(), 1);
         assert_eq!(store.all("other:", 1_500).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_entry_is_taken_once_and_never_after_its_expiry() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = FileStore::open(&folder.path().join("state.redb")).unwrap();
+        store.put("end:a", b"sealed", 200).unwrap();
+        store.put("end:b", b"old", 100).unwrap();
+        assert_eq!(
+            store.take("end:a", 150).unwrap().as_deref(),
+            Some(&b"sealed"[..])
+        );
+        assert_eq!(store.take("end:a", 150).unwrap(), None);
+        assert_eq!(store.take("end:b", 150).unwrap(), None);
+        assert!(store.all("end:", 0).unwrap().is_empty(), "both are gone");
     }
 }
