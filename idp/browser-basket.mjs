@@ -6,7 +6,7 @@
 // ended up, the basket's lines, and the cookies the shop's page can see.
 //
 // Usage: node browser-basket.mjs '{"products": url, "skus": [...], "org": ..., "user": ...}'
-import { launch } from './chromium.mjs';
+import { launch, signIn } from './chromium.mjs';
 
 const job = JSON.parse(process.argv[2]);
 const browser = await launch();
@@ -22,21 +22,7 @@ try {
     );
   }
   await page.click('#checkout');
-  await page.waitForSelector('#org, input[name=login]');
-  if (await page.$('#org')) {
-    await page.fill('#org', job.org);
-    await page.click('button[type=submit]');
-  }
-  await page.waitForSelector('input[name=login]');
-  await page.fill('input[name=login]', job.user);
-  await page.fill('input[name=password]', 'any-password');
-  await page.click('button[type=submit]');
-  // The IdP asks once for consent to scopes it does not grant by itself.
-  await page.waitForSelector('#done, input[name=prompt][value=consent]', { state: 'attached' });
-  if (await page.$('input[name=prompt][value=consent]')) {
-    await page.click('button[type=submit]');
-  }
-  await page.waitForSelector('#done', { state: 'attached' });
+  await signIn(page, job, '#done');
   const items = await page.$$eval('li.item', (lines) => lines.map((line) => line.textContent));
   console.log(JSON.stringify({ url: page.url(), items }));
 } finally {

@@ -4,7 +4,7 @@
 // with where the browser ended up and the page's text (the page has `#done` when saved).
 //
 // Usage: node browser-form.mjs '{"url": ..., "fields": {"name": "value"}, "org": ..., "user": ...}'
-import { launch } from './chromium.mjs';
+import { launch, signIn } from './chromium.mjs';
 
 const job = JSON.parse(process.argv[2]);
 const browser = await launch();
@@ -17,16 +17,7 @@ try {
   }
   await page.click('button[type=submit]');
   // With one organization the sidecar goes straight to its IdP.
-  await page.waitForSelector('#org, input[name=login]');
-  if (await page.$('#org')) {
-    await page.fill('#org', job.org);
-    await page.click('button[type=submit]');
-  }
-  await page.waitForSelector('input[name=login]');
-  await page.fill('input[name=login]', job.user);
-  await page.fill('input[name=password]', 'any-password');
-  await page.click('button[type=submit]');
-  await page.waitForSelector('#done', { state: 'attached' });
+  await signIn(page, job, '#done');
   console.log(JSON.stringify({ url: page.url(), text: await page.textContent('body') }));
 } finally {
   await browser.close();

@@ -46,6 +46,27 @@ async function launchOnce() {
   return browser;
 }
 
+// From a page that leads to a sign-in: chooses the organization when the sidecar asks,
+// signs in at the IdP as `user` (any password), consents when the IdP asks, and waits
+// for `done` on the page the browser comes back to.
+export async function signIn(page, { org, user }, done) {
+  await page.waitForSelector('#org, input[name=login]');
+  if (await page.$('#org')) {
+    await page.fill('#org', org);
+    await page.click('button[type=submit]');
+  }
+  await page.waitForSelector('input[name=login]');
+  await page.fill('input[name=login]', user);
+  await page.fill('input[name=password]', 'any-password');
+  await page.click('button[type=submit]');
+  const consent = 'input[name=prompt][value=consent]';
+  await page.waitForSelector(`${done}, ${consent}`, { state: 'attached' });
+  if (await page.$(consent)) {
+    await page.click('button[type=submit]');
+  }
+  await page.waitForSelector(done, { state: 'attached' });
+}
+
 export async function launch() {
   try {
     return await launchOnce();

@@ -455,17 +455,6 @@ fn wire_upstream() -> (String, std::sync::mpsc::Receiver<String>) {
     (url, received)
 }
 
-/// The raw head of a `GET /page` with a custom header, sent to `sidecar`.
-fn raw_get(sidecar: &Sidecar) -> String {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", sidecar.port)).unwrap();
-    stream
-        .write_all(b"GET /page HTTP/1.1\r\nHost: shop.example\r\nX-Custom-Thing: a\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-}
-
 /// Issue 34: header names are case-insensitive, so by default the sidecar does not keep a
 /// second map of how each was spelled: standard names go on titled, others in lower case.
 /// `server.preserve_header_case` keeps the spelling for a backend that depends on it.
@@ -481,7 +470,8 @@ fn header_names_are_spelled_as_http2_does_unless_asked_to_keep_them() {
             &format!("read_timeout = \"1s\"\npreserve_header_case = {keep}\n"),
         );
         let sidecar = Sidecar::start(&config, &upstream);
-        let answered = raw_get(&sidecar);
+        let head = "GET /page HTTP/1.1\r\nHost: shop.example\r\nX-Custom-Thing: a\r\n";
+        let answered = nginx::raw_exchange(sidecar.port, head);
         let head = heads.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(head.contains(custom), "keep = {keep}: {head}");
         assert!(head.contains("Host: shop.example") || head.contains("host: shop.example"));

@@ -81,15 +81,6 @@ fn shop_with(config: &str) -> Shop {
     }
 }
 
-/// A browser signed in as `user`, with its own user agent.
-fn signed_in(shop: &Shop, user: &str) -> Browser {
-    let browser = Browser::new();
-    let to_idp = browser.get(&shop.sidecar.url("/oauth2/start?rd=%2Faccount"));
-    let callback = browser.sign_in_at_idp(to_idp, user, &shop.sidecar.url("/"));
-    assert_eq!(browser.follow(browser.get(&callback)).status, 200);
-    browser
-}
-
 fn listed(shop: &Shop, browser: &Browser) -> serde_json::Value {
     let page = browser.get(&shop.sidecar.url("/oauth2/sessions?format=json"));
     assert_eq!(page.status, 200, "{page:?}");
@@ -110,9 +101,9 @@ fn still_in(shop: &Shop, browser: &Browser) -> bool {
 #[test]
 fn people_see_and_end_their_own_sessions_and_no_one_elses() {
     let shop = shop();
-    let laptop = signed_in(&shop, "ann");
-    let phone = signed_in(&shop, "ann");
-    let bob = signed_in(&shop, "bob");
+    let laptop = signed_in(&shop.sidecar, "ann");
+    let phone = signed_in(&shop.sidecar, "ann");
+    let bob = signed_in(&shop.sidecar, "bob");
 
     // Both of ann's sessions, the current one marked; never bob's.
     let seen = listed(&shop, &laptop);
@@ -167,7 +158,7 @@ fn people_see_and_end_their_own_sessions_and_no_one_elses() {
     );
 
     // Everywhere else, then everywhere.
-    let tablet = signed_in(&shop, "ann");
+    let tablet = signed_in(&shop.sidecar, "ann");
     assert_eq!(end(&shop, &laptop, "others").status, 303);
     assert!(!still_in(&shop, &tablet));
     assert!(still_in(&shop, &laptop));
@@ -193,9 +184,9 @@ fn people_see_and_end_their_own_sessions_and_no_one_elses() {
 #[test]
 fn support_lists_and_ends_a_users_sessions_and_bearer_tokens() {
     let shop = shop();
-    let laptop = signed_in(&shop, "carl");
-    let phone = signed_in(&shop, "carl");
-    let dora = signed_in(&shop, "dora");
+    let laptop = signed_in(&shop.sidecar, "carl");
+    let phone = signed_in(&shop.sidecar, "carl");
+    let dora = signed_in(&shop.sidecar, "dora");
     // carl's access token, as an API client would hold it.
     let token = shop
         .upstream
@@ -309,7 +300,7 @@ fn support_lists_and_ends_a_users_sessions_and_bearer_tokens() {
     while chrono::Utc::now().timestamp() == revoked_at {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let fresh = signed_in(&shop, "carl");
+    let fresh = signed_in(&shop.sidecar, "carl");
     assert!(still_in(&shop, &fresh));
 }
 
@@ -342,7 +333,7 @@ fn the_audit_log_says_who_came_in_who_was_refused_and_who_ended_what() {
         found.unwrap_or_else(|| panic!("no {event} with {field} = {value}: {:?}", lines()))
     };
 
-    let ann = signed_in(&shop, "ann");
+    let ann = signed_in(&shop.sidecar, "ann");
     let sign_in = find("sign_in", "subject", "ann");
     assert_eq!(sign_in["v"], 1);
     assert_eq!(sign_in["organization"], "Shop");
@@ -375,7 +366,7 @@ fn the_audit_log_says_who_came_in_who_was_refused_and_who_ended_what() {
     find("denied", "reason", "token_invalid");
 
     // Signed out by the person, with the organization's logout policy.
-    let bob = signed_in(&shop, "bob");
+    let bob = signed_in(&shop.sidecar, "bob");
     let out = bob.post_form(&shop.sidecar.url("/oauth2/logout"), &[]);
     assert!(out.status < 400, "{out:?}");
     let sign_out = find("sign_out", "subject", "bob");
@@ -410,7 +401,7 @@ fn the_audit_log_says_who_came_in_who_was_refused_and_who_ended_what() {
     );
 
     // Ended by support through the admin API: each session, the subject, and a summary.
-    let _carl = signed_in(&shop, "carl");
+    let _carl = signed_in(&shop.sidecar, "carl");
     let revoked = client()
         .post(shop.sidecar.admin_url("/admin/sessions/revoke"))
         .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))

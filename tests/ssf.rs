@@ -95,14 +95,6 @@ fn sidecar(ports: Ports, config: &str, idp: &Idp, sent: &Transmitter, upstream: 
     sidecar
 }
 
-fn signed_in(sidecar: &Sidecar, user: &str) -> Browser {
-    let browser = Browser::new();
-    let to_idp = browser.get(&sidecar.url("/oauth2/start?rd=%2Faccount"));
-    let callback = browser.sign_in_at_idp(to_idp, user, &sidecar.url("/"));
-    assert_eq!(browser.follow(browser.get(&callback)).status, 200);
-    browser
-}
-
 /// Pushes a token as a transmitter does: the status and the JSON answer.
 fn push(sidecar: &Sidecar, token: &str, content_type: &str) -> (u16, serde_json::Value) {
     let response = client()

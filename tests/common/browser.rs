@@ -242,6 +242,15 @@ pub fn run_node(script: &str, job: &serde_json::Value) -> serde_json::Value {
     run_chromium(script, job, "")
 }
 
+/// A browser signed in at `sidecar` as `user` (its first IdP) and back on `/account`.
+pub fn signed_in(sidecar: &Sidecar, user: &str) -> Browser {
+    let browser = Browser::new();
+    let to_idp = browser.get(&sidecar.url("/oauth2/start?rd=%2Faccount"));
+    let callback = browser.sign_in_at_idp(to_idp, user, &sidecar.url("/"));
+    assert_eq!(browser.follow(browser.get(&callback)).status, 200);
+    browser
+}
+
 pub fn run_chromium(driver: &str, job: &serde_json::Value, context: &str) -> serde_json::Value {
     // A browser that hangs (seen once on a loaded CI machine) must fail this test with what
     // it printed, not hold the run until the runner's own timeout says nothing.
