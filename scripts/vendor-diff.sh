@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The vendored pingora crates (vendor/pingora-core, vendor/pingora-http) against the
+# The vendored pingora crates (vendor/pingora-core, vendor/pingora-http,
+# vendor/pingora-proxy) against the
 # releases they were taken from.
 #
 #   scripts/vendor-diff.sh            print the diffs (released -> vendor/<crate>)
@@ -10,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-crates=(pingora-core pingora-http)
+crates=(pingora-core pingora-http pingora-proxy)
 work=target/vendor-diff
 mkdir -p "$work"
 

@@ -606,6 +606,24 @@ impl ResponseHeader {
         )
     }
 
+    /// sso-sidecar: [RequestHeader::insert_header_named()] for responses.
+    pub fn insert_header_named(
+        &mut self,
+        name: &HeaderName,
+        case: &Bytes,
+        value: HeaderValue,
+    ) -> Result<()> {
+        match self.header_name_map.as_mut() {
+            Some(_) => self.insert_header(case.clone(), value),
+            None => self
+                .base
+                .headers
+                .try_insert(name.clone(), value)
+                .map(|_| ())
+                .or_err(InvalidHTTPHeader, "header value map size overflows MAX_SIZE"),
+        }
+    }
+
     /// Remove all headers under the name
     pub fn remove_header<'a, N: ?Sized>(&mut self, name: &'a N) -> Option<HeaderValue>
     where

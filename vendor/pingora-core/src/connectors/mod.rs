@@ -360,7 +360,9 @@ impl TransportConnector {
         if let Some(s) = reused_stream {
             Ok((s, true))
         } else {
-            let s = self.new_stream(peer).await?;
+            // sso-sidecar: boxed, so the connect and TLS futures (~9 KB) are not part of
+            // every request's future; a new connection is the rare case with a pool.
+            let s = Box::pin(self.new_stream(peer)).await?;
             Ok((s, false))
         }
     }

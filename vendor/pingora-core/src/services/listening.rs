@@ -251,7 +251,10 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                     current_handle().spawn(async move {
                         let _slot = slot;
                         let peer_addr = io.peer_addr();
-                        match timeout(Duration::from_secs(60), io.handshake()).await {
+                        // sso-sidecar: the handshake (TLS: ~8 KiB of future) boxed while it
+                        // runs, so it is not part of the connection's task for as long as
+                        // the connection lives (vendor/README.md, change 8).
+                        match timeout(Duration::from_secs(60), Box::pin(io.handshake())).await {
                             Ok(handshake) => {
                                 match handshake {
                                     Ok(io) => Self::handle_event(io, app, shutdown).await,

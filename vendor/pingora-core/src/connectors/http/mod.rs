@@ -71,6 +71,34 @@ where
 
         // Switch to custom protocol as early as possible
         if peer_opts.is_some_and(|o| matches!(o.alpn, ALPN::Custom(_))) {
+            // sso-sidecar: boxed, so the custom protocol's futures are not part of every
+            // request's future.
+            return Box::pin(self.get_custom_session(peer)).await;
+        }
+
+        // NOTE: maybe TODO: we do not yet enforce that only TLS traffic can use h2, which is the
+        // de facto requirement for h2, because non TLS traffic lack the negotiation mechanism.
+
+        // We assume no peer option == no ALPN == h1 only
+        let h1_only = peer
+            .get_peer_options()
+            .is_none_or(|o| o.alpn.get_max_http_version() == 1);
+        if h1_only {
+            let (h1, reused) = self.h1.get_http_session(peer).await?;
+            Ok((HttpSession::H1(h1), reused))
+        } else {
+            // sso-sidecar: boxed, so the h2 handshake's futures are not part of every h1
+            // request's future.
+            Box::pin(self.get_h2_or_h1_session(peer)).await
+        }
+    }
+
+    /// sso-sidecar: the custom protocol branch of [`Self::get_http_session`], unchanged.
+    async fn get_custom_session<P: Peer + Send + Sync + 'static>(
+        &self,
+        peer: &P,
+    ) -> Result<(HttpSession<C::Session>, bool)> {
+        {
             // We create the Connector before TLS, so we need to make sure that the server also supports the same custom protocol.
             // We will first check for sessions that we can reuse, if not we will create a new one based on the negotiated protocol
 
@@ -98,18 +126,14 @@ where
                 }
             }
         }
+    }
 
-        // NOTE: maybe TODO: we do not yet enforce that only TLS traffic can use h2, which is the
-        // de facto requirement for h2, because non TLS traffic lack the negotiation mechanism.
-
-        // We assume no peer option == no ALPN == h1 only
-        let h1_only = peer
-            .get_peer_options()
-            .is_none_or(|o| o.alpn.get_max_http_version() == 1);
-        if h1_only {
-            let (h1, reused) = self.h1.get_http_session(peer).await?;
-            Ok((HttpSession::H1(h1), reused))
-        } else {
+    /// sso-sidecar: the h2 branch of [`Self::get_http_session`], unchanged.
+    async fn get_h2_or_h1_session<P: Peer + Send + Sync + 'static>(
+        &self,
+        peer: &P,
+    ) -> Result<(HttpSession<C::Session>, bool)> {
+        {
             // the peer allows h2, we first check the h2 reuse pool
             let reused_h2 = self.h2.reused_http_session(peer).await?;
             if let Some(h2) = reused_h2 {

@@ -286,7 +286,9 @@ impl HttpSession {
         // a reset, and the client may then never see the answer. Read and drop what is in
         // flight for a moment (as nginx's lingering_close does), at most 256 KiB.
         let _ = self.underlying_stream.shutdown().await;
-        let mut drain = [0u8; 8192];
+        // On the heap: a buffer here would be part of every request's future (read_request
+        // awaits this), for the rare request that is refused.
+        let mut drain = vec![0u8; 8192];
         let mut drained = 0;
         let until = tokio::time::Instant::now() + Duration::from_millis(500);
         while drained < 256 * 1024 {
@@ -376,19 +378,20 @@ impl HttpSession {
             }
 
             // Use loop as GOTO to retry escaped request buffer, not a real loop
-            loop {
+            // sso-sidecar: a refusal leaves the loop before it is answered, so the parsed
+            // header array (8 KiB) is not held across that await, which would make it part
+            // of every request's future.
+            let refusal = loop {
                 let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
                 let mut req = httparse::Request::new(&mut headers);
                 let parsed = parse_req_buffer(&mut req, &buf);
                 match parsed {
                     HeaderParseState::Complete(s) if s > limits.max_bytes => {
                         // The last read completed a head that is too large all the same.
-                        return self.refuse_head(head_limits::Refusal::TooLarge).await;
+                        break Some(head_limits::Refusal::TooLarge);
                     }
                     HeaderParseState::Complete(_) if req.headers.len() > limits.max_headers => {
-                        return self
-                            .refuse_head(head_limits::Refusal::TooManyHeaders)
-                            .await;
+                        break Some(head_limits::Refusal::TooManyHeaders);
                     }
                     HeaderParseState::Complete(s) => {
                         self.raw_header = Some(BufRef(0, s));
@@ -495,12 +498,10 @@ impl HttpSession {
                         return Ok(Some(s));
                     }
                     HeaderParseState::Partial => {
-                        break; /* continue the read loop */
+                        break None; /* continue the read loop */
                     }
                     HeaderParseState::Invalid(httparse::Error::TooManyHeaders) => {
-                        return self
-                            .refuse_head(head_limits::Refusal::TooManyHeaders)
-                            .await;
+                        break Some(head_limits::Refusal::TooManyHeaders);
                     }
                     HeaderParseState::Invalid(e) => match e {
                         httparse::Error::Token | httparse::Error::Version => {
@@ -542,6 +543,9 @@ impl HttpSession {
                         }
                     },
                 }
+            };
+            if let Some(reason) = refusal {
+                return self.refuse_head(reason).await;
             }
         }
     }
