@@ -148,8 +148,26 @@ pub fn forwarded(
     }
 }
 
-/// An address as a header value, formatted without a heap string in between.
+/// An address as a header value. A connection's requests all come from one address, so
+/// the last one formatted on this thread is kept (compared whole, so never another's).
 fn ip_value(ip: IpAddr) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((_, value)) = last.as_ref().filter(|(known, _)| *known == ip) {
+            return value.clone();
+        }
+        let value = format_ip(ip);
+        *last = Some((ip, value.clone()));
+        value
+    })
+}
+
+/// An address as a header value, formatted without a heap string in between.
+fn format_ip(ip: IpAddr) -> HeaderValue {
     use std::io::Write as _;
     let mut buffer = [0u8; 48];
     let mut cursor = std::io::Cursor::new(&mut buffer[..]);
@@ -412,6 +430,16 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_address_value_is_the_address_asked_for_not_the_last_one() {
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(ip_value(a), "192.0.2.1");
+        assert_eq!(ip_value(a), "192.0.2.1");
+        assert_eq!(ip_value(b), "2001:db8::1");
+        assert_eq!(ip_value(a), "192.0.2.1");
     }
 
     #[test]

@@ -50,7 +50,9 @@ impl HostError {
 /// port other than the scheme's default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CanonicalHost {
-    name: String,
+    /// Shared: a connection's requests name the same host, and the last one made
+    /// canonical on each thread is reused ([`canonical_authority`]).
+    name: std::sync::Arc<str>,
     port: Option<u16>,
 }
 
@@ -135,12 +137,33 @@ pub fn canonical_name(text: &str) -> Result<String, HostError> {
     let host = canonical_authority(text.as_bytes(), None)?;
     match host.port {
         Some(_) => Err(HostError::BadPort),
-        None => Ok(host.name),
+        None => Ok(host.name.to_string()),
     }
 }
 
-/// `name[:port]` or `[v6][:port]` made canonical.
+/// `name[:port]` or `[v6][:port]` made canonical. The last answer on this thread is kept
+/// with the exact bytes and default port it was made from: a connection's requests all
+/// name one host, and the same bytes always give the same answer.
 fn canonical_authority(raw: &[u8], default_port: Option<u16>) -> Result<CanonicalHost, HostError> {
+    type Last = Option<(Vec<u8>, Option<u16>, Result<CanonicalHost, HostError>)>;
+    thread_local! {
+        static LAST: std::cell::RefCell<Last> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((_, _, answer)) = last
+            .as_ref()
+            .filter(|(bytes, port, _)| bytes.as_slice() == raw && *port == default_port)
+        {
+            return answer.clone();
+        }
+        let answer = make_canonical(raw, default_port);
+        *last = Some((raw.to_vec(), default_port, answer.clone()));
+        answer
+    })
+}
+
+fn make_canonical(raw: &[u8], default_port: Option<u16>) -> Result<CanonicalHost, HostError> {
     let text = std::str::from_utf8(raw).map_err(|_| HostError::BadName)?;
     let (name, port) = split_port(text)?;
     let port = port.filter(|p| Some(*p) != default_port);
@@ -148,7 +171,10 @@ fn canonical_authority(raw: &[u8], default_port: Option<u16>) -> Result<Canonica
         Some(literal) => ipv6_literal(literal)?,
         None => registered_name(name)?,
     };
-    Ok(CanonicalHost { name, port })
+    Ok(CanonicalHost {
+        name: name.into(),
+        port,
+    })
 }
 
 /// Splits `host:port`; a colon is only a port separator outside an IPv6 literal.
@@ -318,6 +344,23 @@ mod tests {
         assert_eq!(
             name(request_host(sources(&[b""], None))),
             Err(HostError::Missing)
+        );
+    }
+
+    #[test]
+    fn the_kept_answer_is_only_for_the_same_bytes_and_scheme() {
+        let https = default_port("https");
+        let http = default_port("http");
+        let one =
+            |raw: &str, port| canonical_authority(raw.as_bytes(), port).map(|h| h.to_string());
+        assert_eq!(one("Shop.Test:443", https).as_deref(), Ok("shop.test"));
+        assert_eq!(one("Shop.Test:443", http).as_deref(), Ok("shop.test:443"));
+        assert_eq!(one("Shop.Test:443", https).as_deref(), Ok("shop.test"));
+        assert_eq!(one("shop.test:443x", https), Err(HostError::BadPort));
+        assert_eq!(one("Shop.Test:443", https).as_deref(), Ok("shop.test"));
+        assert_eq!(
+            one("admin.shop.test", https).as_deref(),
+            Ok("admin.shop.test")
         );
     }
 

@@ -304,7 +304,10 @@ impl ProxyHttp for SidecarProxy {
             }
             upstream_response.insert_header(header::CONTENT_LENGTH, 0)?;
         }
-        upstream_response.insert_header("x-request-id", ctx.request_id.clone())?;
+        // Under a ready name (vendor/README.md, change 7): not parsed on every response.
+        const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+        let spelled = bytes::Bytes::from_static(b"x-request-id");
+        upstream_response.insert_header_named(&REQUEST_ID, &spelled, ctx.request_id.clone())?;
         for cookie in ctx.set_cookies.drain(..) {
             upstream_response.append_header(header::SET_COOKIE, cookie)?;
         }

@@ -218,9 +218,14 @@ impl UpstreamHeaders {
             },
         }
         if forwarded.is_some_and(|f| !f.peer_trusted) {
-            // RFC 7239 carries the same claims; only a trusted proxy may make them.
-            req.remove(&FORWARDED);
-            for name in &self.untrusted {
+            // RFC 7239 carries the same claims; only a trusted proxy may make them. The
+            // names the request has are looked through once: a removal is a hashed lookup
+            // each, and most requests carry none of these.
+            let present: Vec<HeaderName> = (req.headers().keys())
+                .filter(|name| **name == FORWARDED || self.untrusted.contains(name))
+                .cloned()
+                .collect();
+            for name in &present {
                 req.remove(name);
             }
         }
