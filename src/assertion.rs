@@ -10,6 +10,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bytes::Bytes;
+use http::HeaderValue;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::EncodePrivateKey;
@@ -36,7 +37,9 @@ pub struct AssertionSigner {
     /// (session id or bearer token digest, organization, access token expiry) →
     /// (assertion, its `exp`). The expiry changes at a refresh, when the identity may have
     /// changed too; a bearer token's organization is the route's.
-    recent: moka::sync::Cache<ReuseKey, (String, i64)>,
+    /// Kept as the header value it is sent as: a hit costs a reference count, not a copy
+    /// and a check of every byte.
+    recent: moka::sync::Cache<ReuseKey, (HeaderValue, i64)>,
 }
 
 /// What an assertion may be reused by: the credential, the organization and its expiry.
@@ -117,8 +120,8 @@ impl AssertionSigner {
         self.jwks.clone()
     }
 
-    /// The assertion for a signed-in user; `None` only if signing failed.
-    pub fn assert(&self, user: &Principal, now: i64) -> Option<String> {
+    /// The assertion for a signed-in user, as a header value; `None` only if signing failed.
+    pub fn assert(&self, user: &Principal, now: i64) -> Option<HeaderValue> {
         // Signing is most of a request's cost: a session reuses its assertion by its id,
         // a bearer caller by its (verified) token.
         let (reuse, expires_at) = user.reuse_key();
@@ -128,7 +131,8 @@ impl AssertionSigner {
                 return Some(token);
             }
         }
-        let token = self.sign(user, now)?;
+        // A compact JWS is base64url and dots: always a header value.
+        let token = HeaderValue::try_from(self.sign(user, now)?).ok()?;
         self.recent
             .insert(key, (token.clone(), now.saturating_add(LIFETIME_SECS)));
         Some(token)
@@ -266,7 +270,7 @@ pxNOnTY8iifmIsoGAJ5p6imdLRWNp/cUASShuec8rQDSrELERXjX+EaR
                 .unwrap();
         let now = chrono::Utc::now().timestamp();
         let token = signer.assert(&user(), now).unwrap();
-        let claims = verify(&signer, &token);
+        let claims = verify(&signer, token.to_str().unwrap());
         assert_eq!(claims["sub"], "u1");
         assert_eq!(claims["organization"], "Operations");
         assert_eq!(
@@ -311,7 +315,10 @@ pxNOnTY8iifmIsoGAJ5p6imdLRWNp/cUASShuec8rQDSrELERXjX+EaR
         assert_ne!(signer.assert(&bearer("t2", "a"), now + 1).unwrap(), first);
         let other_org = signer.assert(&bearer("t1", "b"), now + 1).unwrap();
         assert_ne!(other_org, first);
-        assert_eq!(verify(&signer, &other_org)["organization"], "b");
+        assert_eq!(
+            verify(&signer, other_org.to_str().unwrap())["organization"],
+            "b"
+        );
     }
 
     #[test]

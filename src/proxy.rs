@@ -30,7 +30,7 @@ use crate::reply::Reply;
 use crate::routing::canonical::{canonical_path, routing_path};
 use crate::routing::{Endpoint, Matched, RouteKind};
 use crate::runtime::Runtime;
-use crate::upstream_headers::{HeaderEdits, Outgoing, UpstreamName};
+use crate::upstream_headers::{HeaderEdits, IdentityLines, Outgoing, UpstreamName};
 
 pub struct SidecarProxy {
     /// Swapped whole on a config reload; each request keeps the one it started with.
@@ -773,6 +773,12 @@ impl HeaderEdits for RequestHeader {
 
     fn remove(&mut self, name: &http::HeaderName) {
         self.remove_header(name);
+    }
+
+    fn set_identity(&mut self, identity: &IdentityLines<'_>) {
+        // The session's lines as they were built (vendor/README.md, change 9): one
+        // reference-counted copy instead of a map insert per header.
+        self.append_wire_headers(identity.wire.clone());
     }
 }
 

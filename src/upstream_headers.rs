@@ -22,6 +22,23 @@ pub trait HeaderEdits {
     fn headers(&self) -> &HeaderMap;
     fn set(&mut self, name: &UpstreamName, value: HeaderValue);
     fn remove(&mut self, name: &HeaderName);
+
+    /// Sets a session's identity headers, none of which the headers have (every spelling
+    /// of the identity prefix was removed first). A head that can take them in wire form
+    /// takes the lines, built once per session, instead of one map insert each.
+    fn set_identity(&mut self, identity: &IdentityLines<'_>) {
+        for (index, value) in identity.values {
+            self.set(&identity.names[*index].1, value.clone());
+        }
+    }
+}
+
+/// A session's identity headers: the values by index into `names`, and the same as
+/// `Name: value\r\n` lines.
+pub struct IdentityLines<'a> {
+    pub names: &'a [(IdentityHeader, UpstreamName)],
+    pub values: &'a [(usize, HeaderValue)],
+    pub wire: &'a Bytes,
 }
 
 /// A header the sidecar sets: its name, and its spelling on the wire (`X-SSO-Email`), made
@@ -102,6 +119,8 @@ struct SessionIdentity {
     session_id: String,
     token_tail: String,
     values: Vec<(usize, HeaderValue)>,
+    /// `values` as header lines in wire form.
+    wire: Bytes,
 }
 
 impl SessionIdentity {
@@ -110,7 +129,7 @@ impl SessionIdentity {
         // Each value is its own allocation; the entry, its `Arc` and the cache's node
         // come on top.
         let values: usize = self.values.iter().map(|(_, v)| v.len() + 64).sum();
-        let total = 320 + self.session_id.len() + self.token_tail.len() + values;
+        let total = 320 + self.session_id.len() + self.token_tail.len() + values + self.wire.len();
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 }
@@ -256,10 +275,12 @@ impl UpstreamHeaders {
                 return kept;
             }
         }
+        let values = self.identity_values(principal);
         let built = Arc::new(SessionIdentity {
             session_id: id.to_owned(),
             token_tail: token_tail.to_owned(),
-            values: self.identity_values(principal),
+            wire: self.wire_lines(&values),
+            values,
         });
         self.recent.insert(key, built.clone());
         built
@@ -279,13 +300,29 @@ impl UpstreamHeaders {
             .collect()
     }
 
+    /// Identity values as `Name: value\r\n` lines, the names spelled as configured. The
+    /// values are valid header values, so no line holds a CR or LF of its own.
+    fn wire_lines(&self, values: &[(usize, HeaderValue)]) -> Bytes {
+        let mut lines = Vec::new();
+        for (index, value) in values {
+            lines.extend_from_slice(&self.identity[*index].1.wire);
+            lines.extend_from_slice(b": ");
+            lines.extend_from_slice(value.as_bytes());
+            lines.extend_from_slice(b"\r\n");
+        }
+        Bytes::from(lines)
+    }
+
     /// The principal's identity headers and, where configured, its signed assertion.
     fn identify(&self, req: &mut impl HeaderEdits, principal: &Principal, now: i64) {
         match principal.session_key() {
             Some((id, token_tail)) => {
-                for (index, value) in &self.session_identity(principal, id, token_tail).values {
-                    req.set(&self.identity[*index].1, value.clone());
-                }
+                let kept = self.session_identity(principal, id, token_tail);
+                req.set_identity(&IdentityLines {
+                    names: &self.identity,
+                    values: &kept.values,
+                    wire: &kept.wire,
+                });
             }
             None => {
                 for (index, value) in self.identity_values(principal) {
@@ -294,8 +331,7 @@ impl UpstreamHeaders {
             }
         }
         if let Some((name, signer)) = &self.assertion {
-            let signed = signer.assert(principal, now);
-            if let Some(value) = signed.and_then(|s| HeaderValue::try_from(s).ok()) {
+            if let Some(value) = signer.assert(principal, now) {
                 req.set(name, value);
             }
         }

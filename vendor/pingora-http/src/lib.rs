@@ -88,6 +88,9 @@ pub struct RequestHeader {
     raw_target: RawTarget,
     // whether we send END_STREAM with HEADERS for h2 requests
     send_end_stream: bool,
+    /// sso-sidecar: header lines already in HTTP/1.1 wire form, written after the map's
+    /// headers (see [RequestHeader::append_wire_headers()]).
+    wire_headers: Option<Bytes>,
 }
 
 /// How a request-target is stored, and how [`RequestHeader::raw_path`] recovers it.
@@ -155,6 +158,7 @@ impl RequestHeader {
             header_name_map: None,
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
+            wire_headers: None,
         }
     }
 
@@ -264,7 +268,27 @@ impl RequestHeader {
     ///
     /// The header case will be preserved.
     pub fn header_to_h1_wire(&self, buf: &mut impl BufMut) {
-        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf)
+        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf);
+        if let Some(lines) = &self.wire_headers {
+            buf.put_slice(lines);
+        }
+    }
+
+    /// sso-sidecar: adds header lines already in HTTP/1.1 wire form (`Name: value\r\n`
+    /// each), written after the map's headers: a proxy that adds the same headers to
+    /// every request of a session builds them once instead of inserting each into the
+    /// map. The caller makes them from valid names and values and removes any header of
+    /// the same name from the map; HTTP/2 and [Self::as_owned_parts()] see them as headers.
+    pub fn append_wire_headers(&mut self, lines: Bytes) {
+        self.wire_headers = Some(match self.wire_headers.take() {
+            None => lines,
+            Some(before) => [before, lines].concat().into(),
+        });
+    }
+
+    /// sso-sidecar: the lines added by [Self::append_wire_headers()].
+    pub fn wire_headers(&self) -> Option<&Bytes> {
+        self.wire_headers.as_ref()
     }
 
     /// If case sensitivity is enabled, returns an iterator to iterate over case-sensitive header names and values.
@@ -419,17 +443,23 @@ impl RequestHeader {
     /// rebuilding a [RequestHeader] from the result serializes the URI's origin-form path
     /// instead of the original bytes. [Clone] keeps it; [Self::set_raw_path()] restores it.
     pub fn as_owned_parts(&self) -> ReqParts {
-        clone_req_parts(&self.base)
+        let mut parts = clone_req_parts(&self.base);
+        // sso-sidecar: the lines in wire form become headers again (HTTP/2 upstreams).
+        if let Some(lines) = &self.wire_headers {
+            append_wire_lines(&mut parts.headers, lines);
+        }
+        parts
     }
 }
 
 impl Clone for RequestHeader {
     fn clone(&self) -> Self {
         Self {
-            base: self.as_owned_parts(),
+            base: clone_req_parts(&self.base),
             header_name_map: self.header_name_map.clone(),
             raw_target: self.raw_target.clone(),
             send_end_stream: self.send_end_stream,
+            wire_headers: self.wire_headers.clone(),
         }
     }
 }
@@ -446,13 +476,37 @@ impl From<ReqParts> for RequestHeader {
             // The Uri is the only target available here, so it is the one that serializes.
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
+            wire_headers: None,
         }
     }
 }
 
 impl From<RequestHeader> for ReqParts {
     fn from(resp: RequestHeader) -> ReqParts {
-        resp.base
+        let mut parts = resp.base;
+        // sso-sidecar: as in [RequestHeader::as_owned_parts()].
+        if let Some(lines) = &resp.wire_headers {
+            append_wire_lines(&mut parts.headers, lines);
+        }
+        parts
+    }
+}
+
+/// sso-sidecar: `Name: value\r\n` lines added to a header map.
+fn append_wire_lines(headers: &mut http::HeaderMap, lines: &Bytes) {
+    for line in lines.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name),
+            HeaderValue::from_bytes(value),
+        ) {
+            headers.append(name, value);
+        }
     }
 }
 
@@ -1093,6 +1147,27 @@ fn case_header_iter<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// sso-sidecar: lines in wire form go out after the map's headers, survive a clone,
+    /// and are headers again for HTTP/2.
+    #[test]
+    fn wire_headers_are_written_cloned_and_converted() {
+        let mut req = RequestHeader::build_no_case("GET", b"/", None).unwrap();
+        req.insert_header("host", "shop.test").unwrap();
+        req.append_wire_headers(Bytes::from_static(b"X-SSO-Subject: alice\r\n"));
+        req.append_wire_headers(Bytes::from_static(b"X-SSO-Groups: a, b\r\n"));
+        let mut wire = vec![];
+        req.clone().header_to_h1_wire(&mut wire);
+        assert_eq!(
+            wire,
+            b"Host: shop.test\r\nX-SSO-Subject: alice\r\nX-SSO-Groups: a, b\r\n"
+        );
+        let parts = req.as_owned_parts();
+        assert_eq!(parts.headers["x-sso-subject"], "alice");
+        assert_eq!(parts.headers["x-sso-groups"], "a, b");
+        let parts: ReqParts = req.into();
+        assert_eq!(parts.headers.len(), 3);
+    }
 
     #[test]
     fn header_map_upper_bound() {
