@@ -9,49 +9,54 @@ use ipnet::IpNet;
 
 use crate::config::IdentityHeader;
 use crate::principal::Principal;
+use crate::session::jar::split_pairs;
 use crate::session::CookieNames;
 
 /// The request's `Cookie` header(s) without the sidecar's cookies: `None` when nothing
-/// changes, `Some("")` when no cookie is left.
+/// changes, `Some("")` when no cookie is left. Read as bytes: the sidecar's own (long)
+/// cookies are dropped without being checked character by character.
 pub fn cookies_without_sidecar(headers: &HeaderMap, own: &CookieNames) -> Option<String> {
     let values = headers.get_all(http::header::COOKIE);
     let mut iter = values.iter();
     let first = iter.next()?;
     // HTTP/2 clients may split cookies; upstream gets them joined into one header.
     let mut changed = iter.next().is_some();
-    if !changed && first.to_str().is_ok_and(|text| !names_any(text, own)) {
+    if !changed && !names_any(first.as_bytes(), own) && first.to_str().is_ok() {
         // Most requests: one header, none of ours; nothing to build.
         return None;
     }
     let mut kept: Vec<&str> = Vec::new();
     for value in values {
-        let Ok(text) = value.to_str() else {
-            // Not visible ASCII: cannot be inspected, so it is not passed on either.
-            changed = true;
-            continue;
-        };
-        for pair in text.split(';') {
-            let pair = pair.trim();
-            if pair.is_empty() {
-                continue;
-            }
-            let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
-            if own.owns(name) {
+        let before = kept.len();
+        for pair in split_pairs(value.as_bytes()) {
+            if own_pair(pair, own) {
                 changed = true;
+            } else if let Some(text) = crate::session::jar::visible(pair) {
+                kept.push(text);
             } else {
-                kept.push(pair);
+                // Not visible ASCII: cannot be inspected, so none of this header's
+                // cookies is passed on.
+                kept.truncate(before);
+                changed = true;
+                break;
             }
         }
     }
     changed.then(|| kept.join("; "))
 }
 
+/// Whether a cookie pair is one of the sidecar's.
+fn own_pair(pair: &[u8], own: &CookieNames) -> bool {
+    let name = match memchr::memchr(b'=', pair) {
+        Some(at) => &pair[..at],
+        None => pair,
+    };
+    std::str::from_utf8(name.trim_ascii()).is_ok_and(|name| own.owns(name))
+}
+
 /// Whether a `Cookie` header names any of the sidecar's cookies.
-fn names_any(text: &str, own: &CookieNames) -> bool {
-    text.split(';').any(|pair| {
-        let pair = pair.trim();
-        own.owns(pair.split_once('=').map_or(pair, |(n, _)| n).trim())
-    })
+fn names_any(value: &[u8], own: &CookieNames) -> bool {
+    split_pairs(value).any(|pair| own_pair(pair, own))
 }
 
 /// Every header whose name starts with the identity prefix, read case-insensitively and

@@ -15,22 +15,63 @@ const CHUNKED_MARK: char = '~';
 /// Upper bound on chunks read, so a crafted header cannot make us join thousands.
 const MAX_CHUNKS: usize = 16;
 
-/// All `name=value` pairs of the request's `Cookie` headers, in order.
-pub fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+/// All `name=value` pairs of the request's `Cookie` headers, in order, as bytes, trimmed
+/// and unquoted; nothing else is checked yet. Reading bytes, a request's long session
+/// cookie is not checked character by character on every request, only where it is used.
+pub fn raw_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+        .flat_map(|v| split_pairs(v.as_bytes()))
         .filter_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            Some((name.trim(), value.trim().trim_matches('"')))
+            let at = memchr::memchr(b'=', pair)?;
+            let (name, value) = (pair[..at].trim_ascii(), pair[at + 1..].trim_ascii());
+            let value = match value {
+                [b'"', inner @ .., b'"'] => inner,
+                _ => value,
+            };
+            Some((name, value))
         })
 }
 
+/// A `Cookie` header's `name=value` pairs, trimmed, empty ones left out (found with
+/// `memchr`: session cookies are kilobytes long).
+pub fn split_pairs(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let (pair, next) = match memchr::memchr(b';', text) {
+            Some(at) => (&text[..at], Some(&text[at + 1..])),
+            None => (text, None),
+        };
+        rest = next;
+        Some(pair.trim_ascii())
+    })
+    .filter(|pair| !pair.is_empty())
+}
+
+/// `bytes` as text when they are visible ASCII (or tabs), as a header value's text is.
+pub fn visible(bytes: &[u8]) -> Option<&str> {
+    let ok = bytes
+        .iter()
+        .all(|b| *b == b'\t' || (b' '..=b'~').contains(b));
+    ok.then(|| std::str::from_utf8(bytes).ok()).flatten()
+}
+
+/// All `name=value` pairs of the request's `Cookie` headers whose name and value are
+/// visible ASCII, in order.
+pub fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    raw_pairs(headers).filter_map(|(name, value)| Some((visible(name)?, visible(value)?)))
+}
+
 pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    cookie_pairs(headers)
-        .find(|(n, _)| *n == name)
+    visible(cookie_bytes(headers, name)?)
+}
+
+/// The first cookie named `name`, unchecked.
+fn cookie_bytes<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
+    raw_pairs(headers)
+        .find(|(n, _)| *n == name.as_bytes())
         .map(|(_, v)| v)
 }
 
@@ -40,18 +81,27 @@ fn chunk_name(name: &str, index: usize) -> String {
 
 /// The value stored under `name`, joined from its chunks when it was split.
 pub fn read_chunked<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
-    let base = cookie(headers, name)?;
-    let Some(count) = base.strip_prefix(CHUNKED_MARK) else {
+    match read_chunked_bytes(headers, name)? {
+        Cow::Borrowed(bytes) => visible(bytes).map(Cow::Borrowed),
+        Cow::Owned(bytes) => visible(&bytes).map(|text| Cow::Owned(text.to_owned())),
+    }
+}
+
+/// [`read_chunked`] unchecked: what a cache of values already checked is looked up by.
+pub fn read_chunked_bytes<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, [u8]>> {
+    let base = cookie_bytes(headers, name)?;
+    let Some(count) = base.strip_prefix(&[CHUNKED_MARK as u8]) else {
         // One cookie, the usual case: no copy.
         return Some(Cow::Borrowed(base));
     };
-    let count: usize = count
+    let count: usize = std::str::from_utf8(count)
+        .ok()?
         .parse()
         .ok()
         .filter(|n| (1..=MAX_CHUNKS).contains(n))?;
-    let mut value = String::new();
+    let mut value = Vec::new();
     for i in 1..=count {
-        value.push_str(cookie(headers, &chunk_name(name, i))?);
+        value.extend_from_slice(cookie_bytes(headers, &chunk_name(name, i))?);
     }
     Some(Cow::Owned(value))
 }
@@ -229,6 +279,20 @@ mod tests {
         let small = attrs().set_chunked(&had, "s", "tiny", None);
         assert_eq!(small.len(), 4, "base + 3 cleared chunks: {small:?}");
         assert!(small[1..].iter().all(|c| c.contains("Max-Age=0")));
+    }
+
+    #[test]
+    fn a_value_that_is_not_visible_ascii_reads_as_nothing_and_hides_no_other() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::COOKIE,
+            HeaderValue::from_bytes(b"a=caf\xc3\xa9; s=\"abc\"; b=x\x80y").unwrap(),
+        );
+        assert_eq!(cookie(&headers, "a"), None);
+        assert_eq!(cookie(&headers, "b"), None);
+        assert_eq!(cookie(&headers, "s"), Some("abc"));
+        let pairs: Vec<_> = cookie_pairs(&headers).collect();
+        assert_eq!(pairs, [("s", "abc")]);
     }
 
     #[test]

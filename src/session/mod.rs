@@ -141,7 +141,7 @@ pub struct SessionCookies {
     /// whole cookie (compared, not only hashed), so no other cookie can ever match; a
     /// seeded fast hash, as cookies are long. Age limits and revocations are still
     /// checked on every request.
-    opened: moka::sync::Cache<Arc<str>, Arc<Session>, foldhash::fast::RandomState>,
+    opened: moka::sync::Cache<Arc<[u8]>, Arc<Session>, foldhash::fast::RandomState>,
 }
 
 /// A kept form's cookies, at most: they travel back on the callback request, whose head
@@ -182,7 +182,7 @@ impl SessionCookies {
             idle_timeout: session.idle_timeout,
             opened: moka::sync::Cache::builder()
                 .max_capacity(OPENED_BYTES)
-                .weigher(|sealed: &Arc<str>, session: &Arc<Session>| {
+                .weigher(|sealed: &Arc<[u8]>, session: &Arc<Session>| {
                     session
                         .approximate_size()
                         .saturating_add(sealed.len() as u32)
@@ -195,13 +195,17 @@ impl SessionCookies {
     /// The request's session, if it has a valid one at `now` (Unix seconds).
     /// Shared with the cache of opened sessions: whoever changes it makes a copy.
     pub fn load(&self, headers: &HeaderMap, now: i64) -> Result<Arc<Session>, Rejection> {
-        let sealed = jar::read_chunked(headers, &self.session_name).ok_or(Rejection::Missing)?;
+        // Looked up by the cookie's bytes: only a cookie opened before (so checked) can
+        // match, and a new one is checked as text before it is opened.
+        let sealed =
+            jar::read_chunked_bytes(headers, &self.session_name).ok_or(Rejection::Missing)?;
         let session = match self.opened.get(&*sealed) {
             Some(session) => session,
             None => {
+                let text = jar::visible(&sealed).ok_or(Rejection::Missing)?;
                 let bytes = self
                     .sealer
-                    .open(&self.session_name, &sealed)
+                    .open(&self.session_name, text)
                     .ok_or(Rejection::Invalid)?;
                 let session = Arc::new(Session::from_bytes(&bytes).ok_or(Rejection::Invalid)?);
                 self.opened.insert(Arc::from(&*sealed), session.clone());
