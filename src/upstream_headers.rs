@@ -31,6 +31,29 @@ pub trait HeaderEdits {
             self.set(&identity.names[*index].1, value.clone());
         }
     }
+
+    /// Sets headers none of which the headers have; a head that can take lines in wire
+    /// form gets them as one block instead of one map insert each.
+    fn set_new(&mut self, headers: &[(&UpstreamName, &HeaderValue)]) {
+        for (name, value) in headers {
+            self.set(name, (*value).clone());
+        }
+    }
+}
+
+/// `headers` as `Name: value\r\n` lines, the names spelled as given. Header values hold
+/// no CR or LF, so every line is one header.
+pub fn wire_lines<'a>(
+    headers: impl IntoIterator<Item = (&'a UpstreamName, &'a HeaderValue)>,
+) -> Bytes {
+    let mut lines = Vec::with_capacity(192);
+    for (name, value) in headers {
+        lines.extend_from_slice(&name.wire);
+        lines.extend_from_slice(b": ");
+        lines.extend_from_slice(value.as_bytes());
+        lines.extend_from_slice(b"\r\n");
+    }
+    Bytes::from(lines)
 }
 
 /// A session's identity headers: the values by index into `names`, and the same as
@@ -206,15 +229,35 @@ impl UpstreamHeaders {
     ) -> Result<(), InvalidHeaderValue> {
         let names = &self.names;
         self.strip_client_claims(req, out.forwarded);
+        // What the client sent under these names is replaced (a trusted proxy's values
+        // are in ours already); the names the request has are looked through once.
+        let replaced: Vec<HeaderName> = (req.headers().keys())
+            .filter(|name| {
+                let forwarding = [
+                    &names.forwarded_for,
+                    &names.forwarded_proto,
+                    &names.forwarded_host,
+                ];
+                **name == names.request_id.name
+                    || (out.forwarded.is_some() && forwarding.iter().any(|n| n.name == **name))
+            })
+            .cloned()
+            .collect();
+        for name in &replaced {
+            req.remove(name);
+        }
+        let mut set: [(&UpstreamName, &HeaderValue); 4] = [(&names.request_id, out.request_id); 4];
+        let mut count = 1;
         if let Some(forwarded) = out.forwarded {
-            req.set(&names.forwarded_for, forwarded.for_chain.clone());
-            req.set(&names.forwarded_proto, forwarded.proto.clone());
-            match &forwarded.host {
-                Some(host) => req.set(&names.forwarded_host, host.clone()),
-                None => req.remove(&names.forwarded_host.name),
+            set[1] = (&names.forwarded_for, &forwarded.for_chain);
+            set[2] = (&names.forwarded_proto, &forwarded.proto);
+            count = 3;
+            if let Some(host) = &forwarded.host {
+                set[3] = (&names.forwarded_host, host);
+                count = 4;
             }
         }
-        req.set(&names.request_id, out.request_id.clone());
+        req.set_new(&set[..count]);
         if let Some(principal) = out.principal {
             self.identify(req, principal, out.now);
         }
@@ -300,17 +343,13 @@ impl UpstreamHeaders {
             .collect()
     }
 
-    /// Identity values as `Name: value\r\n` lines, the names spelled as configured. The
-    /// values are valid header values, so no line holds a CR or LF of its own.
+    /// Identity values as `Name: value\r\n` lines, the names spelled as configured.
     fn wire_lines(&self, values: &[(usize, HeaderValue)]) -> Bytes {
-        let mut lines = Vec::new();
-        for (index, value) in values {
-            lines.extend_from_slice(&self.identity[*index].1.wire);
-            lines.extend_from_slice(b": ");
-            lines.extend_from_slice(value.as_bytes());
-            lines.extend_from_slice(b"\r\n");
-        }
-        Bytes::from(lines)
+        wire_lines(
+            values
+                .iter()
+                .map(|(index, value)| (&self.identity[*index].1, value)),
+        )
     }
 
     /// The principal's identity headers and, where configured, its signed assertion.
@@ -482,5 +521,98 @@ auth = "public"
         // Another session never gets ann's, whatever its key hashes to.
         let bob = session("s2", "bob@ops.example", "token-of-bob-1");
         assert_eq!(email(&bob), "bob@ops.example");
+    }
+
+    /// A head that takes lines in wire form, as pingora's request header does here
+    /// (vendor change 9): the map's headers, then the lines.
+    #[derive(Default)]
+    struct WireHead {
+        map: HeaderMap,
+        lines: Vec<u8>,
+    }
+
+    impl HeaderEdits for WireHead {
+        fn headers(&self) -> &HeaderMap {
+            &self.map
+        }
+        fn set(&mut self, name: &UpstreamName, value: HeaderValue) {
+            self.map.insert(name.name.clone(), value);
+        }
+        fn remove(&mut self, name: &HeaderName) {
+            self.map.remove(name);
+        }
+        fn set_new(&mut self, headers: &[(&UpstreamName, &HeaderValue)]) {
+            self.lines
+                .extend_from_slice(&wire_lines(headers.iter().copied()));
+        }
+        fn set_identity(&mut self, identity: &IdentityLines<'_>) {
+            self.lines.extend_from_slice(identity.wire);
+        }
+    }
+
+    /// Regression (issue 34's wire lines): a header the client sent under a name the
+    /// sidecar sets in wire form must be gone from the map, or the upstream would see
+    /// two, the client's first.
+    #[test]
+    fn in_wire_form_every_header_the_sidecar_sets_goes_out_once() {
+        use crate::session::{Session, Tokens};
+        let upstream = UpstreamHeaders::new(&config(), None);
+        let mut head = WireHead {
+            map: request(&[
+                ("x-request-id", "client-chosen"),
+                ("x-forwarded-for", "6.6.6.6"),
+                ("x-forwarded-host", "evil.example"),
+                ("x-forwarded-proto", "http"),
+                ("x_sso_subject", "admin"),
+                ("x-sso-email", "boss@shop"),
+                ("host", "shop.example"),
+            ]),
+            ..Default::default()
+        };
+        let fwd = forwarded(&head.map, "203.0.113.5", &["10.0.0.0/8"]);
+        let principal = Principal::from_session(Arc::new(Session {
+            id: "s1".into(),
+            organization: "Ops".into(),
+            identity: Identity {
+                subject: "u1".into(),
+                email: Some("u1@ops.example".into()),
+                ..Default::default()
+            },
+            tokens: Tokens {
+                access_token: "token-1".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }));
+        let out = Outgoing {
+            forwarded: Some(&fwd),
+            request_id: &HeaderValue::from_static("r1"),
+            principal: Some(&principal),
+            authorization: None,
+            now: 0,
+        };
+        upstream.apply(&mut head, &out).unwrap();
+        let mut sent: Vec<(String, String)> = (head.map.iter())
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+            .collect();
+        for line in String::from_utf8(head.lines).unwrap().lines() {
+            let (name, value) = line.split_once(": ").unwrap();
+            sent.push((
+                name.to_ascii_lowercase().replace('_', "-"),
+                value.to_owned(),
+            ));
+        }
+        let values = |name: &str| -> Vec<&str> {
+            (sent.iter())
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        assert_eq!(values("x-request-id"), ["r1"]);
+        assert_eq!(values("x-forwarded-for"), ["203.0.113.5"]);
+        assert_eq!(values("x-forwarded-host"), ["shop.example"]);
+        assert_eq!(values("x-forwarded-proto"), ["https"]);
+        assert_eq!(values("x-sso-subject"), ["u1"]);
+        assert_eq!(values("x-sso-email"), ["u1@ops.example"]);
     }
 }
