@@ -182,6 +182,16 @@ def report(results):
     lines = ["Instructions per request under callgrind (user space), one keep-alive connection.", ""]
     for r in results:
         lines.append(f"{r['name']:40} {r['per_request']:>10,.0f}  {r['per_request'] / floor:5.2f}x floor")
+    lines += ["", "Issue 34's targets:"]
+    by = {r["name"]: r["per_request"] for r in results}
+    for label, value, target, met in [
+        ("floor", f"{floor:,.0f}", "<= 85,000", floor <= 85_000),
+        ("public / floor", f"{by['sidecar_public'] / floor:.3f}", "<= 1.10",
+         by["sidecar_public"] <= 1.10 * floor),
+        ("authenticated / floor", f"{by['sidecar_authenticated'] / floor:.3f}", "<= 1.25",
+         by["sidecar_authenticated"] <= 1.25 * floor),
+    ]:
+        lines.append(f"  {label:24} {value:>10}  target {target:10} {'met' if met else 'not met'}")
     for r in results:
         lines += ["", f"## {r['name']}: inclusive instructions per request", ""]
         for count, where in r["top"]:

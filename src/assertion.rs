@@ -25,8 +25,10 @@ pub const LIFETIME_SECS: i64 = 60;
 /// A session's assertion is reused while it has at least this long left: signing costs
 /// more than the rest of a request, and a backend cannot tell the difference.
 const REUSE_WHILE_LEFT_SECS: i64 = 30;
-/// Assertions kept for reuse, at most.
-const RECENT_ASSERTIONS: u64 = 5_000;
+/// Bytes of assertions (and their keys) kept for reuse, at most: an assertion with a
+/// few groups is ~1 KB, so ~1,800 sessions active within the reuse window are served
+/// without signing again. 5,000 entries by count cost ~8 MiB after 100,000 sessions.
+const RECENT_ASSERTION_BYTES: u64 = 2 << 20;
 
 pub struct AssertionSigner {
     issuer: String,
@@ -104,10 +106,13 @@ impl AssertionSigner {
             header,
             signing_key: EncodingKey::from_ec_der(der.as_bytes()),
             jwks: Bytes::from(jwks),
-            // Enough for the sessions active within an assertion's reuse window; each entry
-            // holds a ~1 KB assertion (100,000 of them cost ~40 MB).
+            // The sessions active within an assertion's reuse window, within a byte budget.
             recent: moka::sync::Cache::builder()
-                .max_capacity(RECENT_ASSERTIONS)
+                .weigher(|key: &ReuseKey, (token, _): &(HeaderValue, i64)| {
+                    let key_bytes = key.0.len() + key.1.as_ref().map_or(0, String::len);
+                    u32::try_from(token.len() + key_bytes + 96).unwrap_or(u32::MAX)
+                })
+                .max_capacity(RECENT_ASSERTION_BYTES)
                 .time_to_live(Duration::from_secs(
                     (LIFETIME_SECS - REUSE_WHILE_LEFT_SECS) as u64,
                 ))
