@@ -39,6 +39,21 @@ pub trait HeaderEdits {
             self.set(name, (*value).clone());
         }
     }
+
+    /// Removes every header whose name `matches`, looking through the names the headers
+    /// have once: a removal is a hashed lookup each, and most requests carry none of them.
+    fn remove_where(&mut self, matches: impl Fn(&HeaderName) -> bool)
+    where
+        Self: Sized,
+    {
+        let present: Vec<HeaderName> = (self.headers().keys())
+            .filter(|name| matches(name))
+            .cloned()
+            .collect();
+        for name in &present {
+            self.remove(name);
+        }
+    }
 }
 
 /// `headers` as `Name: value\r\n` lines, the names spelled as given. Header values hold
@@ -230,22 +245,16 @@ impl UpstreamHeaders {
         let names = &self.names;
         self.strip_client_claims(req, out.forwarded);
         // What the client sent under these names is replaced (a trusted proxy's values
-        // are in ours already); the names the request has are looked through once.
-        let replaced: Vec<HeaderName> = (req.headers().keys())
-            .filter(|name| {
-                let forwarding = [
-                    &names.forwarded_for,
-                    &names.forwarded_proto,
-                    &names.forwarded_host,
-                ];
-                **name == names.request_id.name
-                    || (out.forwarded.is_some() && forwarding.iter().any(|n| n.name == **name))
-            })
-            .cloned()
-            .collect();
-        for name in &replaced {
-            req.remove(name);
-        }
+        // are in ours already).
+        let forwarding = [
+            &names.forwarded_for,
+            &names.forwarded_proto,
+            &names.forwarded_host,
+        ];
+        req.remove_where(|name| {
+            *name == names.request_id.name
+                || (out.forwarded.is_some() && forwarding.iter().any(|n| n.name == *name))
+        });
         let mut set: [(&UpstreamName, &HeaderValue); 4] = [(&names.request_id, out.request_id); 4];
         let mut count = 1;
         if let Some(forwarded) = out.forwarded {
@@ -280,16 +289,8 @@ impl UpstreamHeaders {
             },
         }
         if forwarded.is_some_and(|f| !f.peer_trusted) {
-            // RFC 7239 carries the same claims; only a trusted proxy may make them. The
-            // names the request has are looked through once: a removal is a hashed lookup
-            // each, and most requests carry none of these.
-            let present: Vec<HeaderName> = (req.headers().keys())
-                .filter(|name| **name == FORWARDED || self.untrusted.contains(name))
-                .cloned()
-                .collect();
-            for name in &present {
-                req.remove(name);
-            }
+            // RFC 7239 carries the same claims; only a trusted proxy may make them.
+            req.remove_where(|name| *name == FORWARDED || self.untrusted.contains(name));
         }
     }
 
@@ -322,7 +323,10 @@ impl UpstreamHeaders {
         let built = Arc::new(SessionIdentity {
             session_id: id.to_owned(),
             token_tail: token_tail.to_owned(),
-            wire: self.wire_lines(&values),
+            // The names spelled as configured.
+            wire: wire_lines(
+                (values.iter()).map(|(index, value)| (&self.identity[*index].1, value)),
+            ),
             values,
         });
         self.recent.insert(key, built.clone());
@@ -341,15 +345,6 @@ impl UpstreamHeaders {
                 forwarding::identity_value(*header, principal, policy).map(|v| (index, v))
             })
             .collect()
-    }
-
-    /// Identity values as `Name: value\r\n` lines, the names spelled as configured.
-    fn wire_lines(&self, values: &[(usize, HeaderValue)]) -> Bytes {
-        wire_lines(
-            values
-                .iter()
-                .map(|(index, value)| (&self.identity[*index].1, value)),
-        )
     }
 
     /// The principal's identity headers and, where configured, its signed assertion.
