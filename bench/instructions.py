@@ -196,11 +196,7 @@ def report(results):
         lines += ["", f"## {r['name']}: inclusive instructions per request", ""]
         for count, where in r["top"]:
             lines.append(f"{count / REQUESTS:>10,.0f}  {where[:150]}")
-    text = "\n".join(lines) + "\n"
-    os.makedirs(bench.RESULTS, exist_ok=True)
-    with open(os.path.join(bench.RESULTS, "instructions.txt"), "w") as f:
-        f.write(text)
-    print(text)
+    bench.write_result("instructions.txt", lines)
 
 
 if __name__ == "__main__":

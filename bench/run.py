@@ -621,6 +621,15 @@ def memory_run(tmp, pid, url):
     return {"sessions": MEMORY_SESSIONS, "requests": requests, "rss_before_kib": before, "rss_after_kib": after}
 
 
+def write_result(filename, lines):
+    """`lines` as bench/results/<filename>, and on stdout."""
+    text = "\n".join(lines) + "\n"
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, filename), "w") as f:
+        f.write(text)
+    print(text)
+
+
 def idp_port_of(issuer):
     return urllib.parse.urlparse(issuer).port
 

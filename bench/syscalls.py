@@ -88,11 +88,7 @@ def report(results):
     for r in results:
         lines.append(f"{r['name']:40} {r['syscalls']:9.2f} {r['syscalls'] - floor['syscalls']:+9.2f}"
                      f" {r['switches']:9.2f} {r['switches'] - floor['switches']:+9.2f}")
-    text = "\n".join(lines) + "\n"
-    os.makedirs(bench.RESULTS, exist_ok=True)
-    with open(os.path.join(bench.RESULTS, "syscalls.txt"), "w") as f:
-        f.write(text)
-    print(text)
+    bench.write_result("syscalls.txt", lines)
 
 
 if __name__ == "__main__":
